@@ -1,0 +1,1 @@
+"""The booking lifecycle (hold, awaiting deposit, confirmed, cancelled, expired) and reminders."""

@@ -1,0 +1,1 @@
+"""Conversations and their state, turn jobs, the engine (LLM and offline rules), its tools, context store, handoff."""

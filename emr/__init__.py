@@ -1,0 +1,1 @@
+"""The EMR client interface, the built-in calendar, Nextech, Boulevard and manual adapters, availability cache."""

@@ -1,0 +1,1 @@
+"""Clinic knowledge documents and chunks, indexing and search, the ingestion API."""

@@ -1,0 +1,18 @@
+"""The Celery app. Queues keep slow work (AI turns, EMR calls) from delaying urgent work (an opt-out reply).
+
+Without REDIS_URL the settings make every task run eagerly in the calling process (no worker needed).
+"""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medspa.settings")
+
+app = Celery("medspa")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+QUEUES = ("default", "sms", "ai", "emr", "periodic")
+app.conf.task_queues = [Queue(name) for name in QUEUES]
+app.autodiscover_tasks()

@@ -1,0 +1,1 @@
+"""Payments, Square payment links and webhooks, the local sandbox checkout, the outbox."""
