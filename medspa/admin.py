@@ -1,0 +1,275 @@
+"""The back office. Every clinic-owned admin inherits ``ClinicScopedAdmin``; platform admins are superuser-only.
+
+Scoping (medspa/tenancy.py) reaches list views, change/delete/history views (another clinic's row is a 404),
+foreign-key and many-to-many choices, list filters, autocomplete (through the target admin's queryset) and
+actions (they receive the scoped changelist queryset). tests/test_tenant_isolation.py walks every registered
+admin to prove it.
+"""
+
+from django.contrib import admin
+from django.http import Http404
+
+from .audit import audit_record
+from .fields import CommaSeparatedListField
+from .models import AuditEvent, Clinic, ClinicMembership, Service
+from .tenancy import is_clinic_scoped, user_clinic_ids
+
+admin.site.site_header = "Medspa front desk"
+admin.site.site_title = "Front desk admin"
+admin.site.index_title = "Back office"
+
+
+def scoped_choices(model, user):
+    """The rows of ``model`` that ``user`` may pick in a form, or None when ``model`` is not clinic-owned."""
+    if is_clinic_scoped(model):
+        return model._default_manager.for_user(user)
+    return None
+
+
+class ClinicScopedFormMixin:
+    """Limits foreign-key and many-to-many choices to the user's clinics (for ModelAdmins and inlines)."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "queryset" not in kwargs:
+            queryset = scoped_choices(db_field.remote_field.model, request.user)
+            if queryset is not None:
+                kwargs["queryset"] = queryset
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if "queryset" not in kwargs:
+            queryset = scoped_choices(db_field.remote_field.model, request.user)
+            if queryset is not None:
+                kwargs["queryset"] = queryset
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class ClinicScopedAdmin(ClinicScopedFormMixin, admin.ModelAdmin):
+    """Base for every clinic-owned ModelAdmin."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).for_user(request.user)
+
+    def get_object(self, request, object_id, from_field=None):
+        # Django answers a missing object with a redirect to the index; another clinic's row must look absent: 404.
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such object.")
+        return obj
+
+    def get_list_filter(self, request):
+        filters = []
+        for spec in super().get_list_filter(request):
+            if isinstance(spec, str) and "__" not in spec:
+                field = self.model._meta.get_field(spec)
+                if field.is_relation and is_clinic_scoped(field.related_model):
+                    spec = (spec, admin.RelatedOnlyFieldListFilter)
+            filters.append(spec)
+        return filters
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        ids = user_clinic_ids(request.user)
+        if ids and len(ids) == 1 and "clinic" in {f.name for f in self.model._meta.fields}:
+            initial.setdefault("clinic", ids[0])
+        return initial
+
+
+class ClinicScopedInline(ClinicScopedFormMixin, admin.TabularInline):
+    extra = 0
+
+
+class PatientDataAdmin(ClinicScopedAdmin):
+    """A clinic-scoped admin over patient data: every list, view, change and delete goes to the audit log."""
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        if request.method == "GET" and getattr(response, "status_code", None) == 200:
+            audit_record(action=AuditEvent.Action.LIST, model=self.model, request=request, detail=dict(request.GET))
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            obj = self.get_object(request, object_id)
+            audit_record(action=AuditEvent.Action.VIEW, obj=obj, request=request)
+        return response
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        action = AuditEvent.Action.CHANGE if change else AuditEvent.Action.ADD
+        audit_record(action=action, obj=obj, request=request, detail={"fields": list(form.changed_data)})
+
+    def delete_model(self, request, obj):
+        audit_record(action=AuditEvent.Action.DELETE, obj=obj, request=request)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            audit_record(action=AuditEvent.Action.DELETE, obj=obj, request=request)
+        super().delete_queryset(request, queryset)
+
+
+class PlatformAdmin(admin.ModelAdmin):
+    """Platform-wide tables (users, tokens, lockouts): superusers only; clinic staff never see them."""
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    has_add_permission = has_change_permission = has_delete_permission = lambda self, request, obj=None: (
+        request.user.is_active and request.user.is_superuser
+    )
+
+
+# --- The tenant core ------------------------------------------------------------------------------------------------
+
+
+class ServiceAdminForm(admin.options.forms.ModelForm):
+    aliases = CommaSeparatedListField(required=False, help_text="Other names patients use, comma separated.")
+
+    class Meta:
+        model = Service
+        fields = "__all__"
+
+
+class ServiceInline(ClinicScopedInline):
+    model = Service
+    form = ServiceAdminForm
+    fields = [
+        "name",
+        "aliases",
+        "price_type",
+        "price_cents",
+        "price_max_cents",
+        "unit_name",
+        "typical_units_min",
+        "typical_units_max",
+        "duration_minutes",
+        "deposit_cents",
+        "deposit_new_clients_only",
+        "active",
+    ]
+    show_change_link = True
+
+
+class MembershipInline(ClinicScopedInline):
+    model = ClinicMembership
+    autocomplete_fields = ["user"]
+    verbose_name_plural = "staff"
+
+    def _platform_only(self, request, obj=None):
+        return request.user.is_superuser
+
+    has_add_permission = has_change_permission = has_delete_permission = _platform_only
+
+
+@admin.register(Clinic)
+class ClinicAdmin(ClinicScopedAdmin):
+    list_display = ["name", "slug", "city", "state", "timezone", "ai_enabled", "active", "service_count"]
+    list_filter = ["active", "ai_enabled", "state"]
+    search_fields = ["name", "slug", "city"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [ServiceInline, MembershipInline]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "active", "ai_enabled"]}),
+        ("Location", {"fields": ["street", "city", "state", "postal_code", "timezone"]}),
+        ("Contact", {"fields": ["front_desk_phone", "website", "allowed_origins"]}),
+        ("Texting", {"fields": ["intro_message", "help_message", "sending_window_start", "sending_window_end"]}),
+        ("Policies", {"fields": ["deposit_policy", "cancellation_policy", "cancellation_notice_hours"]}),
+    ]
+
+    @admin.display(description="services")
+    def service_count(self, obj):
+        return obj.services.filter(active=True).count()
+
+    def has_add_permission(self, request):
+        # Onboarding a new clinic is a platform task.
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+@admin.register(Service)
+class ServiceAdmin(ClinicScopedAdmin):
+    form = ServiceAdminForm
+    list_display = ["name", "clinic", "price_display", "duration_minutes", "deposit_display", "active"]
+    list_filter = ["clinic", "active", "price_type"]
+    list_select_related = ["clinic"]
+    search_fields = ["name", "aliases"]
+    fieldsets = [
+        (None, {"fields": ["clinic", "name", "aliases", "description", "active"]}),
+        (
+            "Price (cents)",
+            {
+                "fields": [
+                    "price_type",
+                    "price_cents",
+                    "price_max_cents",
+                    "unit_name",
+                    "typical_units_min",
+                    "typical_units_max",
+                ]
+            },
+        ),
+        ("Booking", {"fields": ["duration_minutes", "deposit_cents", "deposit_new_clients_only", "emr_service_id"]}),
+    ]
+
+    @admin.display(description="price")
+    def price_display(self, obj):
+        return obj.price_text()
+
+    @admin.display(description="deposit")
+    def deposit_display(self, obj):
+        if not obj.deposit_cents:
+            return "none"
+        who = " (new clients)" if obj.deposit_new_clients_only else ""
+        return f"${obj.deposit_cents / 100:,.2f}{who}"
+
+
+@admin.register(ClinicMembership)
+class ClinicMembershipAdmin(ClinicScopedAdmin):
+    list_display = ["user", "clinic", "role", "created_at"]
+    list_filter = ["clinic", "role"]
+    list_select_related = ["user", "clinic"]
+    autocomplete_fields = ["user"]
+    search_fields = ["user__username", "user__email"]
+
+    def _platform_only(self, request, obj=None):
+        return request.user.is_superuser
+
+    has_add_permission = has_change_permission = has_delete_permission = _platform_only
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ClinicScopedAdmin):
+    list_display = ["at", "actor", "action", "object_type", "object_id", "channel", "clinic"]
+    list_filter = ["action", "channel", "clinic"]
+    list_select_related = ["clinic"]
+    search_fields = ["actor", "object_id"]
+    date_hierarchy = "at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- Platform tables, re-registered superuser-only ------------------------------------------------------------------
+
+
+# Apps listed before medspa in INSTALLED_APPS (auth, authtoken, axes) have registered their admins by now; each
+# becomes superuser-only. Our own apps come after medspa and register ClinicScopedAdmin subclasses.
+for _model, _model_admin in list(admin.site._registry.items()):
+    if not isinstance(_model_admin, ClinicScopedAdmin):
+        _base = type(_model_admin)
+        admin.site.unregister(_model)
+        admin.site.register(_model, type(f"Platform{_base.__name__}", (PlatformAdmin, _base), {}))

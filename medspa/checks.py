@@ -1,0 +1,55 @@
+"""System checks: refuse development secrets in production, warn about providers without webhook secrets."""
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+
+@register(Tags.security, deploy=True)
+def insecure_defaults(app_configs, **kwargs):
+    from . import settings as defaults
+
+    errors = []
+    if not settings.DEBUG:
+        if settings.SECRET_KEY == defaults.DEV_SECRET_KEY:
+            errors.append(Error("SECRET_KEY is the development value.", hint="Set SECRET_KEY.", id="medspa.E001"))
+        if settings.FIELD_ENCRYPTION_KEY == defaults.DEV_FIELD_ENCRYPTION_KEY:
+            errors.append(
+                Error(
+                    "FIELD_ENCRYPTION_KEY is the development value: stored credentials would be readable.",
+                    hint="Set FIELD_ENCRYPTION_KEY to a Fernet key (Fernet.generate_key()).",
+                    id="medspa.E002",
+                )
+            )
+        if settings.PUBLIC_BASE_URL.startswith("http://"):
+            errors.append(
+                Warning(
+                    "PUBLIC_BASE_URL is not https: links to patients and webhook signatures use it.",
+                    id="medspa.W003",
+                )
+            )
+    return errors
+
+
+# provider: (setting that turns it on, webhook secret it then needs, what the secret is)
+WEBHOOK_SECRETS = [
+    ("Telnyx", "TELNYX_API_KEY", "TELNYX_PUBLIC_KEY", "the Ed25519 public key that signs Telnyx webhooks"),
+    ("Twilio", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "the auth token that signs Twilio webhooks"),
+    ("Square", "SQUARE_ACCESS_TOKEN", "SQUARE_WEBHOOK_SIGNATURE_KEY", "the webhook subscription's signature key"),
+]
+
+
+@register(Tags.security)
+def webhook_secrets(app_configs, **kwargs):
+    """A provider that can send but whose webhooks we cannot verify would make us reject (or trust) every call."""
+    warnings = []
+    for number, (provider, enabling, secret, what) in enumerate(WEBHOOK_SECRETS, start=101):
+        if getattr(settings, enabling, "") and not getattr(settings, secret, ""):
+            warnings.append(
+                Warning(
+                    f"{provider} is configured ({enabling}) but {secret} is empty: its webhooks cannot be verified "
+                    "and will be rejected.",
+                    hint=f"Set {secret} to {what}.",
+                    id=f"medspa.W{number}",
+                )
+            )
+    return warnings
