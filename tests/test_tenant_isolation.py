@@ -1,0 +1,242 @@
+"""Staff of clinic A can neither see, change nor reference clinic B's rows, in any admin or the staff API.
+
+The walk covers every registered ModelAdmin: each is either clinic-scoped (and has a row factory below) or a
+platform admin that clinic staff cannot open at all. A new admin without a factory fails this test.
+"""
+
+import pytest
+from django.contrib import admin
+from django.forms.models import model_to_dict
+from django.urls import reverse
+
+from leads.models import Lead
+from leads.services import lead_create
+from medspa.admin import ClinicScopedAdmin, PlatformAdmin
+from medspa.models import AuditEvent, Clinic, ClinicMembership, Service
+from medspa.tenancy import is_clinic_scoped
+
+from .conftest import CONSENT, make_clinic, make_service, make_staff
+
+_counter = iter(range(10_000))
+
+
+def _service(clinic):
+    return make_service(clinic, name=f"Service {next(_counter)}")
+
+
+def _membership(clinic):
+    return make_staff(f"user-{next(_counter)}", clinic).clinic_memberships.get()
+
+
+def _lead(clinic):
+    service = Service.objects.for_clinic(clinic).first() or _service(clinic)
+    lead, _ = lead_create(
+        clinic=clinic,
+        name="Pat Example",
+        phone=f"+1617555{next(_counter):04d}",
+        service_of_interest=service.name,
+        sms_consent=True,
+        consent_text=CONSENT,
+    )
+    return lead
+
+
+def _audit_event(clinic):
+    return AuditEvent.objects.create(clinic=clinic, actor="system", action="view", object_type="leads.lead")
+
+
+# One way to make a row of each clinic-scoped model for a given clinic.
+FACTORIES = {
+    Clinic: lambda clinic: clinic,
+    Service: _service,
+    ClinicMembership: _membership,
+    Lead: _lead,
+    AuditEvent: _audit_event,
+}
+
+REGISTRY = sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label)
+SCOPED = [(m, a) for m, a in REGISTRY if isinstance(a, ClinicScopedAdmin)]
+PLATFORM = [(m, a) for m, a in REGISTRY if not isinstance(a, ClinicScopedAdmin)]
+
+
+def _url(model, view, *args):
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+def test_every_admin_is_scoped_or_platform_only():
+    for model, model_admin in REGISTRY:
+        assert isinstance(model_admin, ClinicScopedAdmin | PlatformAdmin), model
+    for model, _ in SCOPED:
+        assert is_clinic_scoped(model), f"{model} has a scoped admin but an unscoped manager"
+        assert model in FACTORIES, f"add a factory for {model._meta.label} to this test"
+
+
+@pytest.fixture
+def two_clinics(db):
+    clinic_a, clinic_b = make_clinic("clinic-a"), make_clinic("clinic-b")
+    return clinic_a, clinic_b, make_staff("staff-a", clinic_a)
+
+
+def _scoped_querysets(form, clinic_b):
+    """(field name, rows of clinic B) for every clinic-scoped choice field of ``form``."""
+    leaks = []
+    for name, field in form.fields.items():
+        queryset = getattr(field, "queryset", None)
+        if queryset is not None and is_clinic_scoped(queryset.model):
+            leaked = [obj.pk for obj in queryset if obj.clinic_id == clinic_b.pk]
+            if leaked:
+                leaks.append((name, leaked))
+    return leaks
+
+
+@pytest.mark.parametrize(("model", "model_admin"), SCOPED, ids=[m._meta.label for m, _ in SCOPED])
+def test_scoped_admin_hides_other_clinic(client, two_clinics, model, model_admin):
+    clinic_a, clinic_b, staff = two_clinics
+    own, other = FACTORIES[model](clinic_a), FACTORIES[model](clinic_b)
+    before = model_to_dict(model._default_manager.get(pk=other.pk))
+    client.force_login(staff)
+
+    # List view: only clinic A's rows; list filters offer nothing of clinic B.
+    response = client.get(_url(model, "changelist"))
+    assert response.status_code == 200
+    listed = {obj.pk for obj in response.context["cl"].result_list}
+    assert own.pk in listed and other.pk not in listed
+    for spec in response.context["cl"].filter_specs:
+        field = getattr(spec, "field", None)
+        if field is not None and field.is_relation and is_clinic_scoped(field.related_model):
+            offered = field.related_model._default_manager.filter(pk__in=[pk for pk, _ in spec.lookup_choices])
+            assert all(obj.clinic_id != clinic_b.pk for obj in offered), spec.title
+
+    # Search cannot reach across either.
+    response = client.get(_url(model, "changelist"), {"q": "clinic-b"})
+    assert other.pk not in {obj.pk for obj in response.context["cl"].result_list}
+
+    # Another clinic's row is absent, not forbidden: 404 on every per-object view, GET and POST.
+    for view in ("change", "delete", "history"):
+        assert client.get(_url(model, view, other.pk)).status_code == 404, view
+    assert client.post(_url(model, "change", other.pk), {}).status_code == 404
+    assert client.post(_url(model, "delete", other.pk), {"post": "yes"}).status_code == 404
+
+    # Every action, given clinic B's id, leaves the row as it was.
+    for action in model_admin.get_actions(_request(staff)):
+        client.post(_url(model, "changelist"), {"action": action, "_selected_action": [other.pk], "post": "yes"})
+    assert model._default_manager.filter(pk=other.pk).exists()
+    assert model_to_dict(model._default_manager.get(pk=other.pk)) == before
+
+    # Forms (own row's change form, the add form, inlines) offer no clinic B rows to reference.
+    response = client.get(_url(model, "change", own.pk))
+    assert response.status_code == 200
+    assert _scoped_querysets(response.context["adminform"].form, clinic_b) == []
+    for inline in response.context["inline_admin_formsets"]:
+        assert _scoped_querysets(inline.formset.empty_form, clinic_b) == []
+    if model_admin.has_add_permission(_request(staff)):
+        response = client.get(_url(model, "add"))
+        assert response.status_code == 200
+        assert _scoped_querysets(response.context["adminform"].form, clinic_b) == []
+
+    # Autocomplete (served by the target model's admin) returns nothing of clinic B.
+    for field_name in model_admin.get_autocomplete_fields(_request(staff)):
+        target = model._meta.get_field(field_name).related_model
+        response = client.get(
+            reverse("admin:autocomplete"),
+            {"app_label": model._meta.app_label, "model_name": model._meta.model_name, "field_name": field_name},
+        )
+        if response.status_code == 200 and is_clinic_scoped(target):
+            ids = {int(r["id"]) for r in response.json()["results"]}
+            assert not ids & set(target._default_manager.for_clinic(clinic_b).values_list("pk", flat=True))
+        else:
+            assert response.status_code == 403  # a platform table (users): not for clinic staff at all
+
+
+def _request(user):
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/admin/")
+    request.user = user
+    return request
+
+
+@pytest.mark.parametrize(("model", "model_admin"), PLATFORM, ids=[m._meta.label for m, _ in PLATFORM])
+def test_platform_admins_are_closed_to_clinic_staff(client, two_clinics, model, model_admin):
+    _, _, staff = two_clinics
+    client.force_login(staff)
+    assert client.get(_url(model, "changelist")).status_code == 403
+    assert client.get(_url(model, "add")).status_code == 403
+
+
+def test_superuser_sees_every_clinic(admin_client, two_clinics):
+    clinic_a, clinic_b, _ = two_clinics
+    response = admin_client.get(_url(Clinic, "changelist"))
+    assert {c.pk for c in response.context["cl"].result_list} == {clinic_a.pk, clinic_b.pk}
+
+
+def test_staff_cannot_create_a_row_for_another_clinic(client, two_clinics):
+    _, clinic_b, staff = two_clinics
+    client.force_login(staff)
+    response = client.post(
+        _url(Service, "add"),
+        {
+            "clinic": clinic_b.pk,
+            "name": "Sneaky",
+            "price_type": "fixed",
+            "price_cents": 100,
+            "duration_minutes": 30,
+            "deposit_cents": 0,
+        },
+    )
+    assert response.status_code == 200
+    assert "clinic" in response.context["adminform"].form.errors
+    assert not Service.objects.filter(name="Sneaky").exists()
+
+
+def test_staff_cannot_point_own_row_at_other_clinic_service(client, two_clinics):
+    clinic_a, clinic_b, staff = two_clinics
+    lead = _lead(clinic_a)
+    foreign = _service(clinic_b)
+    client.force_login(staff)
+    data = {"name": lead.name, "phone": lead.phone, "email": "", "service_of_interest": foreign.pk, "message": ""}
+    response = client.post(_url(Lead, "change", lead.pk), data)
+    assert response.status_code == 200
+    assert "service_of_interest" in response.context["adminform"].form.errors
+    lead.refresh_from_db()
+    assert lead.service_of_interest_id != foreign.pk
+
+
+def test_a_member_of_two_clinics_cannot_cross_link_them(two_clinics):
+    from django.core.exceptions import ValidationError
+
+    clinic_a, clinic_b, _ = two_clinics
+    lead = _lead(clinic_a)
+    lead.service_of_interest = _service(clinic_b)
+    with pytest.raises(ValidationError):
+        lead.full_clean()
+
+
+# --- The staff API ----------------------------------------------------------------------------------------------
+
+
+def test_staff_api_lists_only_own_clinic(two_clinics, token_client, api_client):
+    clinic_a, clinic_b, staff = two_clinics
+    own, other = _lead(clinic_a), _lead(clinic_b)
+    client = token_client(staff)
+
+    response = client.get(f"/api/clinics/{clinic_a.slug}/leads")
+    assert response.status_code == 200
+    assert [row["id"] for row in response.json()["results"]] == [own.pk]
+
+    # Another clinic, or one that does not exist: the same 404.
+    assert client.get(f"/api/clinics/{clinic_b.slug}/leads").status_code == 404
+    assert client.get("/api/clinics/no-such-clinic/leads").status_code == 404
+    assert api_client.get(f"/api/clinics/{clinic_a.slug}/leads").status_code == 401
+    assert other.pk not in [row["id"] for row in response.json()["results"]]
+
+
+def test_staff_api_list_is_paginated_and_audited(two_clinics, token_client):
+    clinic_a, _, staff = two_clinics
+    for _ in range(3):
+        _lead(clinic_a)
+    body = token_client(staff).get(f"/api/clinics/{clinic_a.slug}/leads", {"page_size": 2}).json()
+    assert body["count"] == 3 and len(body["results"]) == 2 and body["next"]
+    event = AuditEvent.objects.filter(action="list", object_type="leads.lead").get()
+    assert event.actor == "staff-a" and event.clinic_id == clinic_a.pk and event.channel == "api"
+    assert event.detail == {"rows": 2, "page": "1"}
