@@ -6,11 +6,12 @@ actions (they receive the scoped changelist queryset). tests/test_tenant_isolati
 admin to prove it.
 """
 
+from django import forms
 from django.contrib import admin
 from django.http import Http404
 
 from .audit import audit_record
-from .fields import CommaSeparatedListField
+from .fields import CommaSeparatedListField, DollarsField
 from .models import AuditEvent, Clinic, ClinicMembership, Service
 from .tenancy import is_clinic_scoped, user_clinic_ids
 
@@ -127,11 +128,28 @@ class PlatformAdmin(admin.ModelAdmin):
 # --- The tenant core ------------------------------------------------------------------------------------------------
 
 
-class ServiceAdminForm(admin.options.forms.ModelForm):
+class ServiceAdminForm(forms.ModelForm):
+    """Staff type dollars; the catalog stores cents."""
+
     aliases = CommaSeparatedListField(required=False, help_text="Other names patients use, comma separated.")
+    price_cents = DollarsField(
+        label="Price ($)", required=False, help_text="Fixed price, price per unit, or the low end of a range."
+    )
+    price_max_cents = DollarsField(label="Up to ($)", required=False, help_text="High end of a range.")
+    deposit_cents = DollarsField(label="Deposit ($)", help_text="To hold a time; 0 for none.")
 
     class Meta:
         model = Service
+        fields = "__all__"
+
+
+class ClinicAdminForm(forms.ModelForm):
+    allowed_origins = CommaSeparatedListField(
+        required=False, help_text="Other web origins allowed to post this clinic's leads, comma separated."
+    )
+
+    class Meta:
+        model = Clinic
         fields = "__all__"
 
 
@@ -168,6 +186,7 @@ class MembershipInline(ClinicScopedInline):
 
 @admin.register(Clinic)
 class ClinicAdmin(ClinicScopedAdmin):
+    form = ClinicAdminForm
     list_display = ["name", "slug", "city", "state", "timezone", "ai_enabled", "active", "service_count"]
     list_filter = ["active", "ai_enabled", "state"]
     search_fields = ["name", "slug", "city"]
@@ -203,7 +222,7 @@ class ServiceAdmin(ClinicScopedAdmin):
     fieldsets = [
         (None, {"fields": ["clinic", "name", "aliases", "description", "active"]}),
         (
-            "Price (cents)",
+            "Price",
             {
                 "fields": [
                     "price_type",

@@ -30,8 +30,8 @@ class EncryptedTextField(models.TextField):
 
     The database only ever holds the token; reading a value that no configured key can decrypt raises
     instead of returning ciphertext, so a wrong key is noticed rather than silently sent to a provider.
-    Rotation: put the new key first in FIELD_ENCRYPTION_KEY, keep the old one after it, and run
-    ``manage.py rotate_field_keys``.
+    Rotation: put the new key first in FIELD_ENCRYPTION_KEY and keep the old one after it; values are written
+    with the new key whenever they are saved, and the old key can go once every row has been re-saved.
     """
 
     description = "Text encrypted with FIELD_ENCRYPTION_KEY"
@@ -51,6 +51,29 @@ class EncryptedTextField(models.TextField):
             raise ImproperlyConfigured(
                 f"{self.model.__name__}.{self.name}: stored value cannot be decrypted with FIELD_ENCRYPTION_KEY"
             ) from exc
+
+
+class DollarsField(forms.DecimalField):
+    """A form field showing and accepting dollars ("12.50") for a model field that stores whole cents."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 0)
+        super().__init__(max_digits=9, decimal_places=2, **kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, int):
+            return f"{value / 100:.2f}"
+        return value
+
+    def clean(self, value):
+        dollars = super().clean(value)
+        return None if dollars is None else int(dollars * 100)
+
+    def has_changed(self, initial, data):
+        try:
+            return self.clean(data) != initial
+        except forms.ValidationError:
+            return True
 
 
 class CommaSeparatedListField(forms.CharField):

@@ -1,0 +1,112 @@
+"""Onboarding from the admin: a clinic with its services and staff in one form; prices typed in dollars."""
+
+import pytest
+from django.contrib.auth.models import User
+
+from medspa.models import Clinic, ClinicMembership, Service
+
+from .conftest import make_clinic
+
+
+def inline(prefix, rows):
+    data = {f"{prefix}-TOTAL_FORMS": len(rows), f"{prefix}-INITIAL_FORMS": 0}
+    for index, row in enumerate(rows):
+        data.update({f"{prefix}-{index}-{key}": value for key, value in row.items()})
+    return data
+
+
+@pytest.mark.django_db
+def test_superuser_creates_clinic_with_services_and_staff(admin_client):
+    desk = User.objects.create_user("desk", password="a-long-test-password-1", is_staff=True)
+    data = {
+        "name": "Harbor Aesthetics",
+        "slug": "harbor-aesthetics",
+        "active": "on",
+        "ai_enabled": "on",
+        "timezone": "America/Chicago",
+        "state": "IL",
+        "front_desk_phone": "+13125550100",
+        "website": "https://harbor.example.com",
+        "allowed_origins": "https://book.harbor.example.com, https://harbor.example.com",
+        "intro_message": "Hi from {clinic}!",
+        "help_message": "{clinic} help: {phone}. Reply STOP to opt out.",
+        "sending_window_start": "09:00",
+        "sending_window_end": "20:00",
+        "cancellation_notice_hours": 48,
+        **inline(
+            "services",
+            [
+                {
+                    "name": "Botox",
+                    "aliases": "tox, Tox, wrinkle relaxer",
+                    "price_type": "per_unit",
+                    "price_cents": "13.50",
+                    "unit_name": "unit",
+                    "typical_units_min": 20,
+                    "typical_units_max": 40,
+                    "duration_minutes": 30,
+                    "deposit_cents": "75",
+                    "deposit_new_clients_only": "on",
+                    "active": "on",
+                },
+                {
+                    "name": "Filler",
+                    "aliases": "",
+                    "price_type": "range",
+                    "price_cents": "700",
+                    "price_max_cents": "900",
+                    "unit_name": "syringe",
+                    "duration_minutes": 60,
+                    "deposit_cents": "0",
+                    "active": "on",
+                },
+            ],
+        ),
+        **inline("memberships", [{"user": desk.pk, "role": "front_desk"}]),
+    }
+    response = admin_client.post("/admin/medspa/clinic/add/", data)
+    assert response.status_code == 302, response.context and response.context["errors"]
+
+    clinic = Clinic.objects.get(slug="harbor-aesthetics")
+    assert clinic.allowed_origins == ["https://book.harbor.example.com", "https://harbor.example.com"]
+    botox = Service.objects.get(clinic=clinic, name="Botox")
+    assert (botox.price_cents, botox.deposit_cents, botox.aliases) == (1350, 7500, ["tox", "wrinkle relaxer"])
+    assert botox.price_text() == "$13.50 per unit (most treatments use 20-40 units, about $270-$540)"
+    assert Service.objects.get(clinic=clinic, name="Filler").price_text() == "$700-$900 per syringe"
+    assert ClinicMembership.objects.get(clinic=clinic).user == desk
+
+
+@pytest.mark.django_db
+def test_bad_service_price_is_shown_on_the_form_and_nothing_saved(admin_client):
+    clinic = make_clinic("c")
+    data = {
+        "clinic": clinic.pk,
+        "name": "Peel",
+        "price_type": "range",
+        "price_cents": "200",
+        "price_max_cents": "100",
+        "duration_minutes": 30,
+        "deposit_cents": "0",
+    }
+    response = admin_client.post("/admin/medspa/service/add/", data)
+    assert response.status_code == 200
+    assert "price_max_cents" in response.context["adminform"].form.errors
+    assert not Service.objects.exists()
+
+
+@pytest.mark.django_db
+def test_list_pages_render_for_staff(client, admin_client):
+    from django.core.management import call_command
+
+    call_command("seed_knowledge", verbosity=0)
+    for url in (
+        "/admin/",
+        "/admin/medspa/clinic/",
+        "/admin/medspa/service/",
+        "/admin/leads/lead/",
+        "/admin/medspa/auditevent/",
+        "/admin/medspa/clinicmembership/",
+    ):
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+    assert b"$12 per unit" in admin_client.get("/admin/medspa/service/").content
