@@ -30,19 +30,19 @@ def scoped_choices(model, user):
 class ClinicScopedFormMixin:
     """Limits foreign-key and many-to-many choices to the user's clinics (for ModelAdmins and inlines)."""
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+    @staticmethod
+    def _scope_choices(db_field, request, kwargs):
         if "queryset" not in kwargs:
             queryset = scoped_choices(db_field.remote_field.model, request.user)
             if queryset is not None:
                 kwargs["queryset"] = queryset
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        return kwargs
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        return super().formfield_for_foreignkey(db_field, request, **self._scope_choices(db_field, request, kwargs))
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
-        if "queryset" not in kwargs:
-            queryset = scoped_choices(db_field.remote_field.model, request.user)
-            if queryset is not None:
-                kwargs["queryset"] = queryset
-        return super().formfield_for_manytomany(db_field, request, **kwargs)
+        return super().formfield_for_manytomany(db_field, request, **self._scope_choices(db_field, request, kwargs))
 
 
 class ClinicScopedAdmin(ClinicScopedFormMixin, admin.ModelAdmin):
