@@ -14,6 +14,8 @@ from leads.services import lead_create
 from medspa.admin import ClinicScopedAdmin, PlatformAdmin
 from medspa.models import AuditEvent, Clinic, ClinicMembership, Service
 from medspa.tenancy import is_clinic_scoped
+from messaging.models import OptOut
+from messaging.services import optout_record
 
 from .conftest import CONSENT, make_clinic, make_service, make_staff
 
@@ -45,6 +47,10 @@ def _audit_event(clinic):
     return AuditEvent.objects.create(clinic=clinic, actor="system", action="view", object_type="leads.lead")
 
 
+def _opt_out(clinic):
+    return optout_record(clinic=clinic, phone=f"+1617555{next(_counter):04d}", source=OptOut.Source.KEYWORD)[0]
+
+
 # One way to make a row of each clinic-scoped model for a given clinic.
 FACTORIES = {
     Clinic: lambda clinic: clinic,
@@ -52,6 +58,7 @@ FACTORIES = {
     ClinicMembership: _membership,
     Lead: _lead,
     AuditEvent: _audit_event,
+    OptOut: _opt_out,
 }
 
 REGISTRY = sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label)
