@@ -153,18 +153,16 @@ class ClinicAdminForm(forms.ModelForm):
         fields = "__all__"
 
 
+PRICE_FIELDS = ["price_type", "price_cents", "price_max_cents", "unit_name", "typical_units_min", "typical_units_max"]
+
+
 class ServiceInline(ClinicScopedInline):
     model = Service
     form = ServiceAdminForm
     fields = [
         "name",
         "aliases",
-        "price_type",
-        "price_cents",
-        "price_max_cents",
-        "unit_name",
-        "typical_units_min",
-        "typical_units_max",
+        *PRICE_FIELDS,
         "duration_minutes",
         "deposit_cents",
         "deposit_new_clients_only",
@@ -221,19 +219,7 @@ class ServiceAdmin(ClinicScopedAdmin):
     search_fields = ["name", "aliases"]
     fieldsets = [
         (None, {"fields": ["clinic", "name", "aliases", "description", "active"]}),
-        (
-            "Price",
-            {
-                "fields": [
-                    "price_type",
-                    "price_cents",
-                    "price_max_cents",
-                    "unit_name",
-                    "typical_units_min",
-                    "typical_units_max",
-                ]
-            },
-        ),
+        ("Price", {"fields": PRICE_FIELDS}),
         ("Booking", {"fields": ["duration_minutes", "deposit_cents", "deposit_new_clients_only", "emr_service_id"]}),
     ]
 
