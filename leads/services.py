@@ -8,8 +8,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from conversation.models import Conversation
 from medspa.models import Clinic, Service
 from medspa.phones import normalize_phone
+from messaging.services import intro_send
 
 from .models import MESSAGE_MAX_LENGTH, Lead
 
@@ -106,5 +108,8 @@ def lead_create(
             logger.info("lead duplicate clinic=%s lead=%s", clinic.pk, existing.pk)
             return existing, False
         lead.save()
+        if sms_consent:
+            # The intro text, once the lead is committed; quiet hours defer it to the patient's sending window.
+            transaction.on_commit(lambda: intro_send(clinic=clinic, phone=phone, origin=Conversation.Origin.WEB_LEAD))
     logger.info("lead created clinic=%s lead=%s consent=%s", clinic.pk, lead.pk, sms_consent)
     return lead, True

@@ -15,4 +15,10 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 
 QUEUES = ("default", "sms", "ai", "emr", "periodic")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
+# Routing by task name; each app's tasks go to the queue for their kind of work.
+app.conf.task_routes = {
+    "messaging.*": {"queue": "sms"},
+    "conversation.*": {"queue": "ai"},
+    "emr.*": {"queue": "emr"},
+}
 app.autodiscover_tasks()

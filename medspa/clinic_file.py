@@ -14,6 +14,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from messaging.services import phone_numbers_load
+
 from .models import Clinic, Service
 
 DEMO_CLINIC_FILE = settings.BASE_DIR / "fixtures" / "demo-clinic.json"
@@ -120,6 +122,14 @@ def clinic_file_load(data: dict, *, slug: str | None = None, replace: bool = Fal
         report.count("services", outcome)
         _tick(progress)
 
+    phone_numbers = data.get("phone_numbers", [])
+    if not isinstance(phone_numbers, list):
+        raise ClinicFileError("phone_numbers: expected a list")
+    try:
+        phone_numbers_load(clinic=clinic, entries=phone_numbers, report=report)
+    except (ValueError, ValidationError) as exc:
+        raise ClinicFileError(str(exc)) from None
+
     if replace:
         for service in Service.objects.for_clinic(clinic).filter(active=True).exclude(name__in=names):
             service.active = False
@@ -130,7 +140,7 @@ def clinic_file_load(data: dict, *, slug: str | None = None, replace: bool = Fal
 
 def clinic_file_size(data: dict) -> int:
     """How many items ``clinic_file_load`` will report progress for."""
-    return 1 + len(data.get("services", []))
+    return 1 + len(data.get("services", []))  # phone numbers are few and not counted
 
 
 def _tick(progress):

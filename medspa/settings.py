@@ -140,6 +140,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Longer than any countdown we use: far-future sends are scheduled from the database, not the broker.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    # Deferred texts (quiet hours, retry backoff) live in the database with a due time; this releases them.
+    "send-due-messages": {"task": "messaging.send_due_messages", "schedule": 5.0},
+}
 
 # --- Auth, sessions, lockout --------------------------------------------------------------------------------------
 
@@ -235,12 +239,18 @@ STORAGES = {
 # --- Providers (their code arrives with the messaging, payments and assistant work) -------------------------------
 
 TELNYX_API_KEY = _secret("TELNYX_API_KEY", "")
+# One backend for every text (console, locmem or a dotted path); empty: each number's provider (telnyx/twilio).
+SMS_BACKEND = env.str("SMS_BACKEND", default="")
 TELNYX_PUBLIC_KEY = env.str("TELNYX_PUBLIC_KEY", default="")
 TELNYX_BASE_URL = env.str("TELNYX_BASE_URL", default="")
 TELNYX_MESSAGING_PROFILE_ID = env.str("TELNYX_MESSAGING_PROFILE_ID", default="")
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = _secret("TWILIO_AUTH_TOKEN", "")
 TWILIO_BASE_URL = env.str("TWILIO_BASE_URL", default="")
+if not SMS_BACKEND and not (TELNYX_API_KEY or TWILIO_ACCOUNT_SID):
+    SMS_BACKEND = "console"  # the embedded default: texts are printed, not sent
+# Telnyx signs webhook timestamps; older than this (seconds) is refused as a replay.
+TELNYX_WEBHOOK_TOLERANCE = env.int("TELNYX_WEBHOOK_TOLERANCE", default=300)
 SQUARE_ACCESS_TOKEN = _secret("SQUARE_ACCESS_TOKEN", "")
 SQUARE_ENVIRONMENT = env.str("SQUARE_ENVIRONMENT", default="sandbox")
 SQUARE_BASE_URL = env.str("SQUARE_BASE_URL", default="")

@@ -13,4 +13,5 @@ urlpatterns = [
     *slash_optional("api/schema", SpectacularAPIView.as_view(), "schema"),
     *slash_optional("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), "api-docs"),
     path("", include("leads.urls")),
+    path("", include("messaging.urls")),
 ]

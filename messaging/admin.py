@@ -1,14 +1,14 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
-from medspa.admin import PatientDataAdmin
+from medspa.admin import ClinicAdmin, ClinicScopedAdmin, ClinicScopedInline, PatientDataAdmin, PlatformAdmin
 from medspa.audit import audit_record
 from medspa.models import AuditEvent
 from medspa.phones import normalize_phone
 
-from .models import OptOut
-from .services import optout_record
+from .models import ClinicMessaging, Message, OptOut, PhoneNumber, WebhookEvent, WebhookRejection
+from .services import message_retry, optout_record
 
 
 class StaffOptOutForm(forms.ModelForm):
@@ -39,15 +39,33 @@ class OptOutAdmin(PatientDataAdmin):
     """The ledger is evidence: written by the compliance code (or a staff entry), never edited or deleted here.
     Opting back in is the patient's act (START), so there is no staff action for it."""
 
-    list_display = ["__str__", "phone", "clinic", "active", "source", "needs_review", "opted_out_at", "opted_in_at",
-                    "times_opted_out"]  # fmt: skip
+    list_display = [
+        "__str__",
+        "phone",
+        "clinic",
+        "active",
+        "source",
+        "needs_review",
+        "opted_out_at",
+        "opted_in_at",
+        "times_opted_out",
+    ]
     list_filter = ["clinic", "active", "source", "needs_review"]
     list_select_related = ["clinic"]
     search_fields = ["phone"]
     date_hierarchy = "opted_out_at"
     show_full_result_count = False
-    readonly_fields = ["clinic", "phone", "active", "source", "detail", "needs_review", "opted_out_at", "opted_in_at",
-                       "times_opted_out"]  # fmt: skip
+    readonly_fields = [
+        "clinic",
+        "phone",
+        "active",
+        "source",
+        "detail",
+        "needs_review",
+        "opted_out_at",
+        "opted_in_at",
+        "times_opted_out",
+    ]
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -71,4 +89,147 @@ class OptOutAdmin(PatientDataAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- Numbers and 10DLC ------------------------------------------------------------------------------------------
+
+
+def _run(modeladmin, request, label, func, objects):
+    """Call a provisioning function per object; report each outcome to the user."""
+    from .provisioning import ProvisioningError
+
+    for obj in objects:
+        try:
+            func(obj)
+        except (ProvisioningError, ValueError) as exc:
+            modeladmin.message_user(request, f"{label} failed for {obj}: {exc}", level=messages.ERROR)
+        else:
+            modeladmin.message_user(request, f"{label}: done for {obj}.", level=messages.SUCCESS)
+
+
+class PhoneNumberInline(ClinicScopedInline):
+    model = PhoneNumber
+    fields = ["number", "provider", "sms", "mms", "voice", "status", "campaign_status", "messaging_profile_id"]
+    readonly_fields = ["campaign_status"]
+
+
+ClinicAdmin.inlines = [*ClinicAdmin.inlines, PhoneNumberInline]
+
+
+@admin.register(PhoneNumber)
+class PhoneNumberAdmin(ClinicScopedAdmin):
+    list_display = ["number", "clinic", "provider", "status", "campaign_status", "hosted", "order_status"]
+    list_filter = ["clinic", "provider", "status", "campaign_status"]
+    list_select_related = ["clinic"]
+    search_fields = ["number"]
+    actions = ["assign_to_campaign"]
+
+    @admin.action(description="Attach to the clinic's 10DLC campaign (Telnyx)")
+    def assign_to_campaign(self, request, queryset):
+        from .provisioning import number_assign_campaign
+
+        _run(self, request, "Campaign assignment", lambda n: number_assign_campaign(phone_number=n), queryset)
+
+
+@admin.register(ClinicMessaging)
+class ClinicMessagingAdmin(ClinicScopedAdmin):
+    """Where a clinic's texts may go out from: its Telnyx messaging profile and 10DLC brand and campaign. Carriers
+    block unregistered traffic, so the statuses here are worth a look before a clinic goes live."""
+
+    list_display = ["clinic", "messaging_profile_id", "brand_status", "campaign_status", "numbers_on_campaign"]
+    list_select_related = ["clinic"]
+    readonly_fields = [
+        "messaging_profile_id",
+        "brand_id",
+        "brand_status",
+        "campaign_id",
+        "campaign_status",
+        "last_error",
+    ]
+    actions = ["ensure_profile", "register_brand", "register_campaign", "refresh"]
+
+    @admin.display(description="numbers on campaign")
+    def numbers_on_campaign(self, obj):
+        numbers = PhoneNumber.objects.for_clinic(obj.clinic).exclude(status=PhoneNumber.Status.RELEASED)
+        on = numbers.filter(campaign_status=PhoneNumber.CampaignStatus.ASSIGNED).count()
+        return f"{on} of {numbers.count()}"
+
+    @admin.action(description="Create the Telnyx messaging profile")
+    def ensure_profile(self, request, queryset):
+        from .provisioning import messaging_profile_ensure
+
+        _run(self, request, "Messaging profile", lambda m: messaging_profile_ensure(clinic=m.clinic), queryset)
+
+    @admin.action(description="Register the 10DLC brand")
+    def register_brand(self, request, queryset):
+        from .provisioning import brand_register
+
+        _run(self, request, "Brand registration", lambda m: brand_register(clinic=m.clinic), queryset)
+
+    @admin.action(description="Register the 10DLC campaign")
+    def register_campaign(self, request, queryset):
+        from .provisioning import campaign_register
+
+        _run(self, request, "Campaign registration", lambda m: campaign_register(clinic=m.clinic), queryset)
+
+    @admin.action(description="Refresh brand, campaign and number statuses")
+    def refresh(self, request, queryset):
+        from .provisioning import provisioning_refresh
+
+        _run(self, request, "Status refresh", lambda m: provisioning_refresh(clinic=m.clinic), queryset)
+
+
+# --- Messages and webhooks --------------------------------------------------------------------------------------
+
+
+@admin.register(Message)
+class MessageAdmin(PatientDataAdmin):
+    """Every text in and out. Failed ones are listed with their error; "retry" queues them again."""
+
+    list_display = ["__str__", "created_at", "clinic", "direction", "kind", "status", "error_code", "attempts"]
+    list_filter = ["clinic", "status", "direction", "kind", "provider"]
+    list_select_related = ["clinic"]
+    search_fields = ["to_number", "from_number", "provider_message_id"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    raw_id_fields = ["conversation", "in_reply_to"]
+    actions = ["retry_failed"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Retry the selected failed messages", permissions=["view"])
+    def retry_failed(self, request, queryset):
+        retried = sum(message_retry(message=m) for m in queryset.filter(status=Message.Status.FAILED))
+        self.message_user(request, f"{retried} message(s) queued again (opt-outs are checked before sending).")
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ClinicScopedAdmin):
+    list_display = ["received_at", "provider", "event_type", "status", "clinic", "event_id"]
+    list_filter = ["provider", "event_type", "status", "clinic"]
+    list_select_related = ["clinic"]
+    search_fields = ["event_id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookRejection)
+class WebhookRejectionAdmin(PlatformAdmin):
+    list_display = ["at", "provider", "path", "reason", "ip_address"]
+    list_filter = ["provider"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

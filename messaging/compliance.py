@@ -37,9 +37,24 @@ class Classification:
 
 # CTIA / carrier keywords and the FCC's per-se list, after normalise() (so OPT-OUT is "opt out").
 OPT_OUT_KEYWORDS = {
-    "stop", "stopall", "stop all", "unsubscribe", "end", "quit", "revoke", "optout", "opt out", "remove",
-    "stop please", "please stop", "stop now", "stop texting", "stop messaging", "stop texts", "unsub",
-}  # fmt: skip
+    "stop",
+    "stopall",
+    "stop all",
+    "unsubscribe",
+    "end",
+    "quit",
+    "revoke",
+    "optout",
+    "opt out",
+    "remove",
+    "stop please",
+    "please stop",
+    "stop now",
+    "stop texting",
+    "stop messaging",
+    "stop texts",
+    "unsub",
+}
 # Alone, "cancel" is an opt-out keyword; in a sentence ("cancel my appointment") it is a booking request.
 CANCEL = "cancel"
 OPT_IN_KEYWORDS = {"start", "unstop", "subscribe", "resubscribe"}
@@ -118,8 +133,14 @@ STATE_WINDOWS = {
     "MD": (time(8, 0), time(20, 0)),
     "CT": (time(9, 0), time(20, 0)),
 }
-STATE_NAMES = {"florida": "FL", "oklahoma": "OK", "washington state": "WA", "washington": "WA", "maryland": "MD",
-               "connecticut": "CT"}  # fmt: skip
+STATE_NAMES = {
+    "florida": "FL",
+    "oklahoma": "OK",
+    "washington state": "WA",
+    "washington": "WA",
+    "maryland": "MD",
+    "connecticut": "CT",
+}
 
 
 def _parse(phone: str):

@@ -46,3 +46,206 @@ class OptOut(models.Model):
 
     def __str__(self):
         return f"Opt-out #{self.pk}"
+
+
+class Provider(models.TextChoices):
+    TELNYX = "telnyx", "Telnyx"
+    TWILIO = "twilio", "Twilio"
+    CONSOLE = "console", "Console (development)"
+    LOCMEM = "locmem", "Local memory (tests)"
+
+
+class ClinicMessaging(models.Model):
+    """A clinic's sender identity at Telnyx: its messaging profile (one per clinic, because a STOP blocks every
+    number on a profile) and its 10DLC brand and campaign, with the statuses the carriers report."""
+
+    class EntityType(models.TextChoices):
+        PRIVATE_PROFIT = "PRIVATE_PROFIT", "Private company"
+        PUBLIC_PROFIT = "PUBLIC_PROFIT", "Public company"
+        NON_PROFIT = "NON_PROFIT", "Non-profit"
+        SOLE_PROPRIETOR = "SOLE_PROPRIETOR", "Sole proprietor"
+
+    clinic = models.OneToOneField(Clinic, on_delete=models.CASCADE, related_name="messaging")
+    messaging_profile_id = models.CharField(max_length=64, blank=True)
+    legal_name = models.CharField(max_length=200, blank=True, help_text="Company name as registered (10DLC brand).")
+    ein = models.CharField("EIN", max_length=20, blank=True)
+    entity_type = models.CharField(max_length=20, choices=EntityType.choices, default=EntityType.PRIVATE_PROFIT)
+    contact_email = models.EmailField(blank=True)
+    brand_id = models.CharField(max_length=64, blank=True)
+    brand_status = models.CharField(max_length=40, blank=True, help_text="OK, REGISTRATION_PENDING, ...")
+    campaign_id = models.CharField(max_length=64, blank=True)
+    campaign_status = models.CharField(max_length=40, blank=True)
+    last_error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ClinicScopedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "sender registration (10DLC)"
+
+    def __str__(self):
+        return f"10DLC for {self.clinic}"
+
+
+class PhoneNumber(models.Model):
+    """A number a clinic texts from and takes calls on. Inbound messages and calls are routed by it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Ordered, not active yet"
+        ACTIVE = "active", "Active"
+        RELEASED = "released", "Released"
+
+    class CampaignStatus(models.TextChoices):
+        NONE = "none", "Not on a campaign"
+        PENDING = "pending", "Assignment pending"
+        ASSIGNED = "assigned", "On the campaign"
+        FAILED = "failed", "Assignment failed"
+        NOT_REQUIRED = "not_required", "Not required (toll-free or test)"
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="phone_numbers")
+    number = models.CharField(max_length=16, unique=True, validators=[validate_e164])
+    provider = models.CharField(max_length=10, choices=Provider.choices, default=Provider.TELNYX)
+    messaging_profile_id = models.CharField(max_length=64, blank=True, help_text="Telnyx messaging profile.")
+    messaging_service_sid = models.CharField(max_length=64, blank=True, help_text="Twilio messaging service.")
+    provider_number_id = models.CharField(max_length=64, blank=True)
+    sms = models.BooleanField(default=True)
+    mms = models.BooleanField(default=False)
+    voice = models.BooleanField(default=True)
+    hosted = models.BooleanField(default=False, help_text="The clinic's own landline, SMS-enabled (hosted SMS).")
+    order_id = models.CharField(max_length=64, blank=True)
+    order_status = models.CharField(max_length=40, blank=True)
+    campaign_status = models.CharField(max_length=20, choices=CampaignStatus.choices, default=CampaignStatus.NONE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ClinicScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["clinic", "number"]
+
+    def __str__(self):
+        return self.number
+
+
+class MessageQuerySet(ClinicScopedQuerySet):
+    def due(self, now):
+        return self.filter(status=Message.Status.SCHEDULED, due_at__lte=now)
+
+
+class Message(models.Model):
+    """One SMS/MMS, inbound or outbound. Outbound rows are written before the send (status queued, or scheduled
+    with ``due_at`` when quiet hours defer them) under a unique idempotency key, so a retry never sends twice."""
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", "Inbound"
+        OUTBOUND = "outbound", "Outbound"
+
+    class Kind(models.TextChoices):
+        PATIENT = "patient", "Patient's text"
+        REPLY = "reply", "Reply"
+        INTRO = "intro", "Intro"
+        COMPLIANCE = "compliance", "Opt-out/opt-in/help reply"
+        STAFF = "staff", "Staff"
+        NOTICE = "notice", "Reminder or notice"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        SCHEDULED = "scheduled", "Waiting for the sending window"
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        UNKNOWN = "unknown", "Sent? (request timed out; awaiting status)"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+        DROPPED = "dropped", "Not sent (opted out)"
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        "conversation.Conversation", on_delete=models.CASCADE, related_name="messages", null=True, blank=True
+    )
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    from_number = models.CharField(max_length=16)
+    to_number = models.CharField(max_length=16)
+    body = models.TextField(blank=True)
+    media = models.JSONField(default=list, blank=True, help_text="MMS media: [{url, content_type}].")
+    provider = models.CharField(max_length=10, choices=Provider.choices)
+    provider_message_id = models.CharField(max_length=64, null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    error_code = models.CharField(max_length=20, blank=True)
+    error_detail = models.CharField(max_length=300, blank=True)
+    idempotency_key = models.CharField(max_length=120, null=True, blank=True, unique=True)
+    in_reply_to = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    due_at = models.DateTimeField(null=True, blank=True, help_text="Deferred: not before this time.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["status", "due_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_message_id"],
+                condition=models.Q(provider_message_id__isnull=False),
+                name="message_unique_provider_id",
+            )
+        ]
+
+    def __str__(self):
+        return f"Message #{self.pk}"
+
+    @property
+    def patient_phone(self):
+        return self.from_number if self.direction == self.Direction.INBOUND else self.to_number
+
+
+class WebhookEvent(models.Model):
+    """Every verified webhook, recorded once under (provider, event id) before any work: a duplicate delivery finds
+    the row and changes nothing. The provider's event is kept for debugging."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+
+    provider = models.CharField(max_length=10, choices=Provider.choices)
+    event_id = models.CharField(max_length=120)
+    event_type = models.CharField(max_length=60)
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.CharField(max_length=300, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ClinicScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="webhookevent_unique_event")]
+
+    def __str__(self):
+        return f"{self.provider} {self.event_type} {self.event_id}"
+
+
+class WebhookRejection(models.Model):
+    """A webhook that failed verification (forged, stale, unsigned) or could not be parsed. No body is kept."""
+
+    provider = models.CharField(max_length=10, choices=Provider.choices)
+    path = models.CharField(max_length=200)
+    reason = models.CharField(max_length=200)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self):
+        return f"{self.provider} rejected: {self.reason}"

@@ -19,6 +19,28 @@ def _isolated_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _eager_tasks():
+    """Tasks run in the test's process, with or without REDIS_URL; tests/test_worker.py runs a real worker."""
+    from medspa.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def sms_outbox(settings):
+    """Texts go to the locmem backend's outbox (like mail.outbox); tests can queue failures in locmem.failures."""
+    from messaging.backends import locmem
+
+    settings.SMS_BACKEND = "locmem"
+    locmem.reset()
+    yield locmem.outbox
+    locmem.reset()
+
+
 def make_clinic(slug, **extra):
     defaults = {
         "name": slug.replace("-", " ").title(),
@@ -67,15 +89,40 @@ def staff_a(clinic_a):
     return make_staff("staff-a", clinic_a)
 
 
-@pytest.fixture
-def api_client():
-    return APIClient()
+def _committing(client_class, capture):
+    """A test client whose requests run their on-commit callbacks (enqueued tasks run eagerly), as in production
+    where the request's transaction commits. Without this, pytest-django's per-test transaction never commits."""
+
+    class CommittingClient(client_class):
+        def request(self, *args, **kwargs):
+            with capture(execute=True):
+                return super().request(*args, **kwargs)
+
+    return CommittingClient
 
 
 @pytest.fixture
-def token_client():
+def client(django_capture_on_commit_callbacks):
+    from django.test import Client
+
+    return _committing(Client, django_capture_on_commit_callbacks)()
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def api_client(django_capture_on_commit_callbacks):
+    return _committing(APIClient, django_capture_on_commit_callbacks)()
+
+
+@pytest.fixture
+def token_client(django_capture_on_commit_callbacks):
     def build(user):
-        client = APIClient()
+        client = _committing(APIClient, django_capture_on_commit_callbacks)()
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
         return client
 

@@ -63,6 +63,10 @@ def test_superuser_creates_clinic_with_services_and_staff(admin_client):
             ],
         ),
         **inline("memberships", [{"user": desk.pk, "role": "front_desk"}]),
+        **inline(
+            "phone_numbers",
+            [{"number": "+13125550199", "provider": "telnyx", "sms": "on", "voice": "on", "status": "active"}],
+        ),
     }
     response = admin_client.post("/admin/medspa/clinic/add/", data)
     assert response.status_code == 302, response.context and response.context["errors"]
@@ -74,6 +78,7 @@ def test_superuser_creates_clinic_with_services_and_staff(admin_client):
     assert botox.price_text() == "$13.50 per unit (most treatments use 20-40 units, about $270-$540)"
     assert Service.objects.get(clinic=clinic, name="Filler").price_text() == "$700-$900 per syringe"
     assert ClinicMembership.objects.get(clinic=clinic).user == desk
+    assert clinic.phone_numbers.get().number == "+13125550199"
 
 
 @pytest.mark.django_db

@@ -9,12 +9,14 @@ from django.contrib import admin
 from django.forms.models import model_to_dict
 from django.urls import reverse
 
+from conversation.models import Conversation
+from conversation.services import conversation_for
 from leads.models import Lead
 from leads.services import lead_create
 from medspa.admin import ClinicScopedAdmin, PlatformAdmin
 from medspa.models import AuditEvent, Clinic, ClinicMembership, Service
 from medspa.tenancy import is_clinic_scoped
-from messaging.models import OptOut
+from messaging.models import ClinicMessaging, Message, OptOut, PhoneNumber, WebhookEvent
 from messaging.services import optout_record
 
 from .conftest import CONSENT, make_clinic, make_service, make_staff
@@ -51,6 +53,38 @@ def _opt_out(clinic):
     return optout_record(clinic=clinic, phone=f"+1617555{next(_counter):04d}", source=OptOut.Source.KEYWORD)[0]
 
 
+def _phone_number(clinic):
+    return PhoneNumber.objects.create(clinic=clinic, number=f"+1555555{next(_counter):04d}")
+
+
+def _clinic_messaging(clinic):
+    return ClinicMessaging.objects.create(clinic=clinic, legal_name=f"{clinic.name} LLC")
+
+
+def _conversation(clinic):
+    return conversation_for(clinic=clinic, patient_phone=f"+1617555{next(_counter):04d}", origin="inbound_text")
+
+
+def _message(clinic):
+    conversation = _conversation(clinic)
+    return Message.objects.create(
+        clinic=clinic,
+        conversation=conversation,
+        direction="inbound",
+        kind="patient",
+        from_number="+16175550000",
+        to_number="+15555550100",
+        body="hello",
+        provider="telnyx",
+        provider_message_id=f"m-{next(_counter)}",
+        status="received",
+    )
+
+
+def _webhook_event(clinic):
+    return WebhookEvent.objects.create(clinic=clinic, provider="telnyx", event_id=f"e-{next(_counter)}", event_type="x")
+
+
 # One way to make a row of each clinic-scoped model for a given clinic.
 FACTORIES = {
     Clinic: lambda clinic: clinic,
@@ -59,6 +93,11 @@ FACTORIES = {
     Lead: _lead,
     AuditEvent: _audit_event,
     OptOut: _opt_out,
+    PhoneNumber: _phone_number,
+    ClinicMessaging: _clinic_messaging,
+    Conversation: _conversation,
+    Message: _message,
+    WebhookEvent: _webhook_event,
 }
 
 REGISTRY = sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label)

@@ -1,0 +1,56 @@
+import telnyx
+from django.conf import settings
+
+from . import BaseSmsBackend, OutboundSms, SendError, SendResult
+
+OPTED_OUT_CODES = {"40300"}  # "Blocked due to STOP message"
+TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def client() -> telnyx.Telnyx:
+    # Our own retry logic (sending with backoff from the database) decides; the SDK does not retry by itself.
+    return telnyx.Telnyx(
+        api_key=settings.TELNYX_API_KEY, base_url=settings.TELNYX_BASE_URL or None, max_retries=0, timeout=10.0
+    )
+
+
+def _error_code(exc: telnyx.APIStatusError) -> tuple[str, str]:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    errors = body.get("errors") or [{}]
+    first = errors[0] if isinstance(errors[0], dict) else {}
+    return str(first.get("code", "")), str(first.get("detail") or first.get("title") or exc.message)
+
+
+class TelnyxBackend(BaseSmsBackend):
+    """Telnyx Messaging API through the official SDK (``POST {TELNYX_BASE_URL}/messages``)."""
+
+    name = "telnyx"
+
+    def send(self, sms: OutboundSms) -> SendResult:
+        params = {
+            "from_": sms.from_number,
+            "to": sms.to_number,
+            "text": sms.body,
+            "webhook_url": f"{settings.PUBLIC_BASE_URL}/webhooks/telnyx/messages",
+        }
+        if sms.media_urls:
+            params["media_urls"] = list(sms.media_urls)
+        profile = sms.messaging_profile_id or settings.TELNYX_MESSAGING_PROFILE_ID
+        if profile:
+            params["messaging_profile_id"] = profile
+        try:
+            response = client().messages.send(**params, extra_headers={"Idempotency-Key": sms.idempotency_key})
+        except telnyx.APITimeoutError as exc:
+            raise SendError(f"timeout: {exc}", transient=True, may_have_sent=True) from exc
+        except telnyx.APIConnectionError as exc:
+            raise SendError(f"connection failed: {exc}", transient=True) from exc
+        except telnyx.APIStatusError as exc:
+            code, detail = _error_code(exc)
+            if code in OPTED_OUT_CODES:
+                raise SendError(detail, code=code, opted_out=True) from exc
+            raise SendError(
+                f"HTTP {exc.status_code}: {detail}",
+                code=code or str(exc.status_code),
+                transient=exc.status_code in TRANSIENT_STATUS,
+            ) from exc
+        return SendResult(provider_message_id=response.data.id)
