@@ -219,6 +219,8 @@ class WebhookEvent(models.Model):
     event_id = models.CharField(max_length=120)
     event_type = models.CharField(max_length=60)
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    # Our number the event concerns: the worker files the event under that number's clinic.
+    our_number = models.CharField(max_length=16, blank=True)
     payload = models.JSONField(default=dict)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     error = models.CharField(max_length=300, blank=True)

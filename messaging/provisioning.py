@@ -24,6 +24,7 @@ from django.conf import settings
 from medspa.models import Clinic
 
 from .models import ClinicMessaging, PhoneNumber, Provider
+from .services import confirmation_texts
 
 logger = logging.getLogger(__name__)
 
@@ -378,8 +379,8 @@ def campaign_samples(clinic: Clinic) -> list[str]:
     return [
         f"{name}: Hi Jordan, sorry we missed your call! We have Botox openings Tue at 2:30pm or Thu at 11am. "
         "Which works for you? Reply STOP to opt out.",
-        f"{name}: You're booked for a lip filler consultation Thu, May 8 at 11:00am with Dr. Smith. "
-        "Reply C to confirm or R to reschedule. Reply STOP to opt out.",
+        f"{name}: Thu, May 8 at 11:00am with Dr. Smith is held for you. To confirm, pay the $50 deposit here: "
+        "https://square.link/u/AbC123 Reply STOP to opt out.",
         f"{name}: Botox is $12 a unit and most visits use 20-30 units. Want us to hold a time this week? "
         "Reply STOP to opt out.",
     ]
@@ -413,11 +414,12 @@ def campaign_builder_fields(clinic: Clinic) -> dict:
         "optin_keywords": OPTIN_KEYWORDS,
         "optout_keywords": OPTOUT_KEYWORDS,
         "help_keywords": HELP_KEYWORDS,
-        # The same words as the confirmations messaging/services.py sends.
-        "optin_message": f"{name}: You're resubscribed to texts. Reply HELP for help, STOP to opt out.",
-        "optout_message": f"{name}: You're unsubscribed and will get no more texts. Reply START to resubscribe.",
+        # The very confirmations messaging/services.py sends.
+        "optin_message": confirmation_texts(clinic)["opt_in"],
+        "optout_message": confirmation_texts(clinic)["opt_out"],
         "help_message": clinic.render_help(),
-        "embedded_link": False,
+        # Deposit requests carry a payment link (Square), so the campaign declares embedded links.
+        "embedded_link": True,
         "number_pool": False,
         "age_gated": False,
     }

@@ -340,7 +340,8 @@ def message_status_update(*, provider: str, provider_message_id: str, status: st
 # --- Inbound texts ----------------------------------------------------------------------------------------------
 
 
-def _confirmations(clinic):
+def confirmation_texts(clinic) -> dict:
+    """The opt-out and opt-in confirmations (also registered with the 10DLC campaign)."""
     return {
         "opt_out": f"{clinic.name}: You're unsubscribed and will get no more texts. Reply START to resubscribe.",
         "opt_in": f"{clinic.name}: You're resubscribed to texts. Reply HELP for help, STOP to opt out.",
@@ -393,7 +394,7 @@ def inbound_receive(
             message_queue(
                 clinic=clinic,
                 to=from_number,
-                body=_confirmations(clinic)["opt_out"],
+                body=confirmation_texts(clinic)["opt_out"],
                 kind=Message.Kind.COMPLIANCE,
                 idempotency_key=reply_key,
                 conversation=conversation,
@@ -408,7 +409,7 @@ def inbound_receive(
         message_queue(
             clinic=clinic,
             to=from_number,
-            body=_confirmations(clinic)["opt_in"],
+            body=confirmation_texts(clinic)["opt_in"],
             kind=Message.Kind.COMPLIANCE,
             idempotency_key=reply_key,
             conversation=conversation,

@@ -97,18 +97,15 @@ class WebhookView(View):
 
 
 def webhook_event_record(provider: str, event: NormalisedEvent) -> bool:
-    """Insert the event once; enqueue it after commit. False for a duplicate."""
-    clinic = None
-    if event.clinic_number:
-        number = services.phone_number_route(number=event.clinic_number)
-        clinic = number.clinic if number else None
+    """Insert the event once; enqueue it after commit. False for a duplicate. Nothing else happens here, so the
+    provider gets its 2xx fast: even routing to a clinic waits for the worker."""
     try:
         with transaction.atomic():
             row = WebhookEvent.objects.create(
                 provider=provider,
                 event_id=event.event_id,
                 event_type=event.event_type,
-                clinic=clinic,
+                our_number=event.clinic_number[:16],
                 payload=event.payload,
             )
             from .tasks import process_webhook_event
@@ -329,6 +326,10 @@ def webhook_event_process(*, event_id: int) -> str:
     event = WebhookEvent.objects.filter(pk=event_id).first()
     if event is None or event.status != WebhookEvent.Status.PENDING:
         return "skipped"
+    if event.our_number and event.clinic_id is None:
+        number = services.phone_number_route(number=event.our_number)
+        if number is not None:
+            WebhookEvent.objects.filter(pk=event.pk).update(clinic=number.clinic)
     handler = HANDLERS.get((event.provider, event.event_type))
     if handler is None:  # recorded for correlation only (call.initiated, call.answered)
         outcome, error = WebhookEvent.Status.IGNORED, ""

@@ -198,7 +198,9 @@ def test_brand_campaign_and_assignment(registered, fake_telnyx):
     assert sent["helpMessage"] == clinic.render_help()
     assert "START" in sent["optoutMessage"]
     assert (sent["subscriberOptin"], sent["subscriberOptout"], sent["subscriberHelp"]) == (True, True, True)
-    assert (sent["embeddedLink"], sent["numberPool"], sent["ageGated"]) == (False, False, False)
+    # Deposit requests carry a payment link; the campaign says so and one sample shows it.
+    assert (sent["embeddedLink"], sent["numberPool"], sent["ageGated"]) == (True, False, False)
+    assert any("https://" in sent[f"sample{i}"] for i in (1, 2, 3))
     assert messaging.campaign_id in fake_telnyx.campaigns
     assert messaging.campaign_status == "TCR_PENDING"
     assert provisioning.campaign_register(clinic=clinic).campaign_id == messaging.campaign_id  # idempotent
