@@ -194,7 +194,18 @@ class ClinicAdmin(ClinicScopedAdmin):
         (None, {"fields": ["name", "slug", "active", "ai_enabled"]}),
         ("Location", {"fields": ["street", "city", "state", "postal_code", "timezone"]}),
         ("Contact", {"fields": ["front_desk_phone", "website", "allowed_origins"]}),
-        ("Texting", {"fields": ["intro_message", "help_message", "sending_window_start", "sending_window_end"]}),
+        (
+            "Texting",
+            {
+                "fields": [
+                    "intro_message",
+                    "lead_intro_message",
+                    "help_message",
+                    "sending_window_start",
+                    "sending_window_end",
+                ]
+            },
+        ),
         ("Policies", {"fields": ["deposit_policy", "cancellation_policy", "cancellation_notice_hours"]}),
     ]
 

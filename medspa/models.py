@@ -20,6 +20,10 @@ DEFAULT_INTRO = (
     "Hi, this is {clinic}. Sorry we missed you! How can we help? "
     "Ask about treatments, prices or open times. Reply STOP to opt out."
 )
+DEFAULT_LEAD_INTRO = (
+    "Hi, this is {clinic}. Thanks for your message on our website! How can we help? "
+    "Ask about treatments, prices or open times. Reply STOP to opt out."
+)
 DEFAULT_HELP = (
     "{clinic}: appointment and treatment info by text. Help: {phone} {website}. "
     "Msg frequency varies. Msg & data rates may apply. Reply STOP to opt out."
@@ -64,7 +68,10 @@ class Clinic(models.Model):
         help_text="Other web origins allowed to post leads for this clinic, e.g. https://book.example.com.",
     )
     intro_message = models.TextField(
-        default=DEFAULT_INTRO, help_text="First text after a missed call or web lead. {clinic} is replaced by the name."
+        "missed-call intro", default=DEFAULT_INTRO, help_text="First text after a missed call. {clinic}: the name."
+    )
+    lead_intro_message = models.TextField(
+        "web-lead intro", default=DEFAULT_LEAD_INTRO, help_text="First text after a web form. {clinic}: the name."
     )
     help_message = models.TextField(
         default=DEFAULT_HELP, help_text="Reply to HELP/INFO. {clinic}, {phone} and {website} are filled in."
@@ -122,8 +129,9 @@ class Clinic(models.Model):
         if not isinstance(self.allowed_origins, list) or not all(isinstance(o, str) for o in self.allowed_origins):
             raise ValidationError({"allowed_origins": "A list of origins such as https://www.example.com."})
 
-    def render_intro(self):
-        return self.intro_message.replace("{clinic}", self.name)
+    def render_intro(self, *, web_lead=False):
+        template = self.lead_intro_message if web_lead else self.intro_message
+        return template.replace("{clinic}", self.name)
 
     def render_help(self):
         return (

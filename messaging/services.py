@@ -457,7 +457,7 @@ def intro_send(*, clinic: Clinic, phone: str, origin: str, now=None) -> list[Mes
     return message_queue(
         clinic=clinic,
         to=phone,
-        body=clinic.render_intro(),
+        body=clinic.render_intro(web_lead=origin == Conversation.Origin.WEB_LEAD),
         kind=Message.Kind.INTRO,
         idempotency_key=f"intro:{clinic.pk}:{phone}:{today.isoformat()}",
         conversation=conversation,

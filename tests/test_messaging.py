@@ -140,7 +140,8 @@ def test_lead_at_22_in_patients_zone_gets_intro_at_next_opening(
     time_machine.move_to(datetime(2026, 11, 25, 16, 0, 5, tzinfo=UTC), tick=False)
     for pk in messages_release_due():
         message_send(message_id=pk)
-    assert [m.body for m in sms_outbox] == [clinic.render_intro()]
+    assert [m.body for m in sms_outbox] == [clinic.render_intro(web_lead=True)]
+    assert "website" in sms_outbox[0].body and "missed your call" not in sms_outbox[0].body
 
 
 def test_lead_without_consent_gets_no_text(clinic, sms_outbox, django_capture_on_commit_callbacks):
