@@ -14,6 +14,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from knowledge.models import KnowledgeDocument
+from knowledge.services import KnowledgeError, documents_load
 from messaging.services import phone_numbers_load
 
 from .models import Clinic, Service
@@ -55,8 +57,10 @@ def clinic_file_read(path: str | Path) -> dict:
         raise ClinicFileError(f"{path}: no such file") from None
     except json.JSONDecodeError as exc:
         raise ClinicFileError(f"{path}: not valid JSON ({exc})") from None
+    if isinstance(data, dict) and "clinic" not in data and isinstance(data.get("clinic_id"), str):
+        return data  # the original plan's knowledge seed format: {"clinic_id": SLUG, "documents": [...]}
     if not isinstance(data, dict) or not isinstance(data.get("clinic"), dict):
-        raise ClinicFileError(f"{path}: expected an object with a 'clinic' object")
+        raise ClinicFileError(f"{path}: expected an object with a 'clinic' object (or 'clinic_id' and 'documents')")
     return data
 
 
@@ -95,6 +99,14 @@ def clinic_file_load(data: dict, *, slug: str | None = None, replace: bool = Fal
     another slug). ``replace`` deactivates the clinic's services that the file no longer lists.
     ``progress`` (e.g. a tqdm bar's ``update``) is called once per item loaded."""
     report = LoadReport()
+    if "clinic" not in data:  # {"clinic_id": SLUG, "documents": [...]}: documents for an existing clinic
+        report.clinic = Clinic.objects.filter(slug=slug or data["clinic_id"]).first()
+        if report.clinic is None:
+            raise ClinicFileError(
+                f"clinic_id: no clinic with slug {slug or data['clinic_id']!r}; load its clinic file first"
+            )
+        _load_documents(report.clinic, data, replace=replace, report=report, progress=progress)
+        return report
     profile = dict(data["clinic"])
     slug = slug or profile.pop("slug", None)
     profile.pop("slug", None)
@@ -130,6 +142,8 @@ def clinic_file_load(data: dict, *, slug: str | None = None, replace: bool = Fal
     except (ValueError, ValidationError) as exc:
         raise ClinicFileError(str(exc)) from None
 
+    _load_documents(clinic, data, replace=replace, report=report, progress=progress)
+
     if replace:
         for service in Service.objects.for_clinic(clinic).filter(active=True).exclude(name__in=names):
             service.active = False
@@ -138,9 +152,26 @@ def clinic_file_load(data: dict, *, slug: str | None = None, replace: bool = Fal
     return report
 
 
+def _load_documents(clinic, data, *, replace, report, progress):
+    if "documents" not in data:
+        return
+    try:
+        documents_load(
+            clinic=clinic,
+            documents=data["documents"],
+            source=KnowledgeDocument.Source.SEED,
+            replace=replace,
+            report=report,
+        )
+    except KnowledgeError as exc:
+        raise ClinicFileError(f"documents: {exc.args[0]}") from None
+    if progress is not None and isinstance(data["documents"], list):
+        progress(len(data["documents"]))
+
+
 def clinic_file_size(data: dict) -> int:
-    """How many items ``clinic_file_load`` will report progress for."""
-    return 1 + len(data.get("services", []))  # phone numbers are few and not counted
+    """How many items ``clinic_file_load`` will report progress for (phone numbers are few and not counted)."""
+    return (1 if "clinic" in data else 0) + len(data.get("services", [])) + len(data.get("documents", []))
 
 
 def _tick(progress):

@@ -14,4 +14,5 @@ urlpatterns = [
     *slash_optional("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), "api-docs"),
     path("", include("leads.urls")),
     path("", include("messaging.urls")),
+    path("", include("knowledge.urls")),
 ]

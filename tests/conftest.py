@@ -123,7 +123,7 @@ def api_client(django_capture_on_commit_callbacks):
 def token_client(django_capture_on_commit_callbacks):
     def build(user):
         client = _committing(APIClient, django_capture_on_commit_callbacks)()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
         return client
 
     return build

@@ -93,9 +93,11 @@ def test_missing_file(db):
 
 @pytest.mark.django_db
 def test_progress_is_reported_per_item():
-    ticks = []
-    clinic_file_load(clinic_file_read(DEMO_CLINIC_FILE), progress=ticks.append)
-    assert len(ticks) == 1 + Service.objects.count()
+    from medspa.clinic_file import clinic_file_size
+
+    ticks, data = [], clinic_file_read(DEMO_CLINIC_FILE)
+    clinic_file_load(data, progress=ticks.append)
+    assert sum(ticks) == clinic_file_size(data) == 1 + Service.objects.count() + len(data["documents"])
 
 
 @pytest.mark.django_db

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from conversation.models import Conversation
 from conversation.services import conversation_for
+from knowledge.models import KnowledgeDocument
 from leads.models import Lead
 from leads.services import lead_create
 from medspa.admin import ClinicScopedAdmin, PlatformAdmin
@@ -85,6 +86,12 @@ def _webhook_event(clinic):
     return WebhookEvent.objects.create(clinic=clinic, provider="telnyx", event_id=f"e-{next(_counter)}", event_type="x")
 
 
+def _knowledge_document(clinic):
+    from knowledge.services import document_upsert
+
+    return document_upsert(clinic=clinic, title=f"Doc {next(_counter)}", body="Parking is free.", source="admin")[0]
+
+
 # One way to make a row of each clinic-scoped model for a given clinic.
 FACTORIES = {
     Clinic: lambda clinic: clinic,
@@ -98,6 +105,7 @@ FACTORIES = {
     Conversation: _conversation,
     Message: _message,
     WebhookEvent: _webhook_event,
+    KnowledgeDocument: _knowledge_document,
 }
 
 REGISTRY = sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label)
