@@ -20,7 +20,7 @@ from django.db.models import Count, Max
 from medspa.models import Clinic, Service
 
 from .models import KnowledgeChunk, KnowledgeDocument
-from .text import expand, stem, terms
+from .text import domain_terms, expand, stem, terms
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +217,8 @@ def _query_concepts(query: str, index: _Index, services) -> list[dict[str, float
     """One concept per query word: the word (misspellings corrected against the clinic's words) at weight 1 and
     its synonyms at SYNONYM_WEIGHT. A concept scores by its best-matching term, so a passage that repeats many
     synonyms of one word does not outrank a passage that answers the other words of the question."""
-    known = set(index.vocabulary)
+    # Words we understand are never "corrected" into a similar-looking word of the clinic's documents.
+    known = set(index.vocabulary) | domain_terms()
     concepts, seen = [], set()
     for term in terms(query):
         if term not in known and len(term) >= 4 and not term.isdigit():

@@ -96,6 +96,11 @@ def _synonym_index() -> dict[str, frozenset[str]]:
     return index
 
 
+def domain_terms() -> frozenset[str]:
+    """Every stem the synonym groups know."""
+    return frozenset(_synonym_index())
+
+
 def words(text: str) -> list[str]:
     out = []
     for token in _WORD.findall((text or "").lower().replace("\u2019", "'")):
