@@ -384,48 +384,35 @@ def inbound_receive(
 
     opted_out = is_opted_out(clinic=clinic, phone=from_number)
     decision = classify(body, opted_out=opted_out)
-    reply_key = f"inbound:{message.pk}"
+
+    def reply(body):  # a compliance reply to this text: one at most (keyed by the inbound message)
+        message_queue(
+            clinic=clinic,
+            to=from_number,
+            body=body,
+            kind=Message.Kind.COMPLIANCE,
+            idempotency_key=f"inbound:{message.pk}",
+            conversation=conversation,
+            in_reply_to=message,
+        )
+
     if decision.intent == Intent.OPT_OUT:
         _, newly = optout_record_from_text(clinic=clinic, phone=from_number, classification=decision)
         Conversation.objects.filter(pk=conversation.pk).update(
             state=Conversation.State.OPTED_OUT, needs_staff=decision.alert_staff, last_inbound_at=timezone.now()
         )
         if newly:
-            message_queue(
-                clinic=clinic,
-                to=from_number,
-                body=confirmation_texts(clinic)["opt_out"],
-                kind=Message.Kind.COMPLIANCE,
-                idempotency_key=reply_key,
-                conversation=conversation,
-                in_reply_to=message,
-            )
+            reply(confirmation_texts(clinic)["opt_out"])
         INBOUND.labels("opt_out").inc()
     elif decision.intent == Intent.OPT_IN and opted_out:
         optout_clear(clinic=clinic, phone=from_number)
         Conversation.objects.filter(pk=conversation.pk).update(
             state=Conversation.State.ENGAGED, last_inbound_at=timezone.now()
         )
-        message_queue(
-            clinic=clinic,
-            to=from_number,
-            body=confirmation_texts(clinic)["opt_in"],
-            kind=Message.Kind.COMPLIANCE,
-            idempotency_key=reply_key,
-            conversation=conversation,
-            in_reply_to=message,
-        )
+        reply(confirmation_texts(clinic)["opt_in"])
         INBOUND.labels("opt_in").inc()
     elif decision.intent == Intent.HELP:
-        message_queue(
-            clinic=clinic,
-            to=from_number,
-            body=clinic.render_help(),
-            kind=Message.Kind.COMPLIANCE,
-            idempotency_key=reply_key,
-            conversation=conversation,
-            in_reply_to=message,
-        )
+        reply(clinic.render_help())
         INBOUND.labels("help").inc()
     elif opted_out:
         # Texting us is not consent to be texted: only START is. Staff can read it; nothing is sent.
