@@ -1,1 +1,2 @@
-"""The EMR client interface, the built-in calendar, Nextech, Boulevard and manual adapters, availability cache."""
+"""Scheduling systems: one client interface (emr.base), the built-in calendar, Nextech (FHIR STU3), Boulevard
+(GraphQL), manual EMRs, availability cache."""

@@ -20,5 +20,6 @@ app.conf.task_routes = {
     "messaging.*": {"queue": "sms"},
     "conversation.*": {"queue": "ai"},
     "emr.*": {"queue": "emr"},
+    "bookings.*": {"queue": "periodic"},
 }
 app.autodiscover_tasks()

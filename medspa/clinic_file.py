@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from emr.services import providers_load
 from knowledge.models import KnowledgeDocument
 from knowledge.services import KnowledgeError, documents_load
 from messaging.services import phone_numbers_load
@@ -143,6 +144,10 @@ def clinic_file_load(data: dict, *, slug: str | None = None, replace: bool = Fal
         raise ClinicFileError(str(exc)) from None
 
     _load_documents(clinic, data, replace=replace, report=report, progress=progress)
+    try:
+        providers_load(clinic=clinic, entries=data.get("providers", []), report=report)
+    except (ValueError, ValidationError) as exc:
+        raise ClinicFileError(str(exc)) from None
 
     if replace:
         for service in Service.objects.for_clinic(clinic).filter(active=True).exclude(name__in=names):

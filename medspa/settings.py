@@ -143,6 +143,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     # Deferred texts (quiet hours, retry backoff) live in the database with a due time; this releases them.
     "send-due-messages": {"task": "messaging.send_due_messages", "schedule": 5.0},
+    "expire-booking-holds": {"task": "bookings.expire_holds", "schedule": 30.0},
 }
 
 # --- Auth, sessions, lockout --------------------------------------------------------------------------------------
@@ -276,5 +277,9 @@ LOGGING = {
         # Django logs the request line of 4xx/5xx; our filter strips phone numbers and e-mails from it.
         "django.request": {"level": "WARNING"},
         "django.db.backends": {"level": "WARNING"},
+        # HTTP clients log full request URLs at INFO, query strings included (EMR patient searches carry names).
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
     },
 }

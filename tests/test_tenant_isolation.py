@@ -5,6 +5,7 @@ platform admin that clinic staff cannot open at all. A new admin without a facto
 """
 
 import pytest
+from django.apps import apps
 from django.contrib import admin
 from django.forms.models import model_to_dict
 from django.urls import reverse
@@ -92,6 +93,34 @@ def _knowledge_document(clinic):
     return document_upsert(clinic=clinic, title=f"Doc {next(_counter)}", body="Parking is free.", source="admin")[0]
 
 
+def _provider(clinic):
+    from emr.models import Provider
+
+    return Provider.objects.create(clinic=clinic, name=f"Dr. {next(_counter)}")
+
+
+def _emr_config(clinic):
+    from emr.models import EmrConfig
+
+    return EmrConfig.objects.create(clinic=clinic)
+
+
+def _booking(clinic):
+    from datetime import UTC, datetime, timedelta
+
+    from bookings.models import Booking
+
+    start = datetime(2026, 12, 1, 15, tzinfo=UTC) + timedelta(hours=next(_counter))
+    return Booking.objects.create(
+        clinic=clinic,
+        patient_phone="+16175550123",
+        service=_service(clinic),
+        provider=_provider(clinic),
+        start=start,
+        end=start + timedelta(minutes=30),
+    )
+
+
 # One way to make a row of each clinic-scoped model for a given clinic.
 FACTORIES = {
     Clinic: lambda clinic: clinic,
@@ -106,7 +135,11 @@ FACTORIES = {
     Message: _message,
     WebhookEvent: _webhook_event,
     KnowledgeDocument: _knowledge_document,
+    "emr.Provider": _provider,
+    "emr.EmrConfig": _emr_config,
+    "bookings.Booking": _booking,
 }
+FACTORIES = {apps.get_model(k) if isinstance(k, str) else k: v for k, v in FACTORIES.items()}
 
 REGISTRY = sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label)
 SCOPED = [(m, a) for m, a in REGISTRY if isinstance(a, ClinicScopedAdmin)]

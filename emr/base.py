@@ -1,0 +1,86 @@
+"""The one interface every scheduling system (EMR) adapter implements.
+
+Adapters: the built-in calendar (``emr.calendar``), Nextech (``emr.nextech``, FHIR STU3), Boulevard
+(``emr.boulevard``, Client API GraphQL) and manual EMRs such as Aesthetic Record (``emr.manual``). Times are aware
+datetimes; references (``service_ref``, ``provider_ref``, ``location_ref``) are the EMR's own ids, mapped from ours by
+the clinic's EMR configuration. Adapters raise ``EmrError`` (``transient`` says whether a retry may help) and
+``SlotTakenError`` when the time was taken in the EMR (Nextech answers 409).
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+
+AVAILABILITY = "availability"  # reads open times
+HOLD = "hold"  # can hold a time in the EMR before it is confirmed
+WRITE = "write"  # writes appointments
+MANUAL = "manual"  # a person books it in the EMR; we only record their confirmation
+
+
+@dataclass(frozen=True)
+class Slot:
+    start: datetime
+    end: datetime
+    provider_ref: str
+    service_ref: str = ""
+    location_ref: str = ""
+    emr_slot_id: str = ""
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    first_name: str
+    last_name: str
+    phone: str  # E.164
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class AppointmentRequest:
+    booking_id: int  # ours: carried into the EMR (comment / notes) so a retry can find what it already wrote
+    slot: Slot
+    patient: PatientInfo
+    emr_patient_id: str = ""
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Appointment:
+    emr_appointment_id: str
+    status: str  # the EMR's own word (proposed, booked, cancelled, ...)
+    start: datetime | None = None
+
+
+class EmrError(Exception):
+    def __init__(self, message, *, transient=False, status=None):
+        super().__init__(message)
+        self.transient, self.status = transient, status
+
+
+class SlotTakenError(EmrError):
+    """The time is no longer free in the EMR; offer the patient other times."""
+
+
+class EmrClient(ABC):
+    capabilities: frozenset = frozenset()
+
+    @abstractmethod
+    def availability(self, *, service_ref: str, start: datetime, end: datetime, provider_ref: str = "") -> list[Slot]:
+        """Free slots for a service between ``start`` and ``end`` (optionally one provider), sorted by start."""
+
+    @abstractmethod
+    def find_or_create_patient(self, patient: PatientInfo) -> str:
+        """The EMR's patient id: found by phone, then by name, else created."""
+
+    @abstractmethod
+    def create_appointment(self, request: AppointmentRequest) -> Appointment:
+        """Write the appointment; raise SlotTakenError when the time was taken meanwhile."""
+
+    @abstractmethod
+    def find_appointment(self, *, booking_id: int, patient_id: str, start: datetime) -> Appointment | None:
+        """The appointment an earlier attempt for ``booking_id`` wrote, if any (a create that timed out may have
+        succeeded): checked before a retry writes again."""
+
+    @abstractmethod
+    def cancel_appointment(self, emr_appointment_id: str) -> None:
+        """Cancel it in the EMR."""

@@ -1,0 +1,89 @@
+"""The built-in calendar: free slots from providers' weekly hours, minus time off and active bookings, in the
+clinic's time zone. Days and hours are computed on the local wall clock and converted per slot, so DST changes
+move nothing: 9:00 is 9:00 on both sides of the change."""
+
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from bookings.models import Booking
+
+from .base import AVAILABILITY, WRITE, Appointment, AppointmentRequest, EmrClient, PatientInfo, Slot
+from .models import EmrConfig, Provider, TimeOff, WorkingHours
+
+
+class BuiltinCalendarClient(EmrClient):
+    capabilities = frozenset({AVAILABILITY, WRITE})
+
+    def __init__(self, *, clinic, config: EmrConfig | None = None, now=None):
+        self.clinic = clinic
+        self.config = config or EmrConfig(clinic=clinic)
+        self.now = now
+
+    def availability(self, *, service_ref, start, end, provider_ref=""):
+        """``service_ref``: our Service id; ``provider_ref``: our Provider id (optional)."""
+        from medspa.models import Service
+
+        service = Service.objects.for_clinic(self.clinic).get(pk=service_ref)
+        providers = Provider.objects.for_clinic(self.clinic).filter(active=True, services=service)
+        if provider_ref:
+            providers = providers.filter(pk=provider_ref)
+        now = self.now or timezone.now()
+        start = max(start, now + timedelta(minutes=self.config.min_notice_minutes))
+        end = min(end, now + timedelta(days=self.config.horizon_days))
+        if start >= end:
+            return []
+        zone = self.clinic.tz
+        duration = timedelta(minutes=service.duration_minutes)
+        buffer = timedelta(minutes=self.config.buffer_minutes)
+        step = timedelta(minutes=self.config.slot_minutes)
+        slots = []
+        for provider in providers:
+            hours = {}
+            for row in WorkingHours.objects.filter(provider=provider):
+                hours.setdefault(row.weekday, []).append((row.start, row.end))
+            busy = [
+                (b.start, b.end + buffer)
+                for b in Booking.objects.overlapping(provider=provider, start=start - buffer, end=end + buffer)
+            ]
+            busy += [(t.start, t.end) for t in TimeOff.objects.filter(provider=provider, start__lt=end, end__gt=start)]
+            day = start.astimezone(zone).date()
+            while day <= end.astimezone(zone).date():
+                for open_at, close_at in hours.get(day.weekday(), []):
+                    local = datetime.combine(day, open_at)
+                    closing = datetime.combine(day, close_at)
+                    while local + duration <= closing:
+                        slot_start = local.replace(tzinfo=zone)
+                        slot_end = (local + duration).replace(tzinfo=zone)
+                        if (
+                            start <= slot_start
+                            and slot_end <= end
+                            and not any(b_start < slot_end + buffer and slot_start < b_end for b_start, b_end in busy)
+                        ):
+                            slots.append(
+                                Slot(
+                                    start=slot_start,
+                                    end=slot_end,
+                                    provider_ref=str(provider.pk),
+                                    service_ref=str(service.pk),
+                                )
+                            )
+                        local += step
+                day += timedelta(days=1)
+        return sorted(slots, key=lambda s: (s.start, s.provider_ref))
+
+    def find_or_create_patient(self, patient: PatientInfo) -> str:
+        return patient.phone  # the built-in calendar keeps patients on the booking itself
+
+    def create_appointment(self, request: AppointmentRequest) -> Appointment:
+        # The booking row is the appointment; its time was reserved by the hold (the constraint guards it).
+        return Appointment(
+            emr_appointment_id=f"builtin-{request.booking_id}", status="booked", start=request.slot.start
+        )
+
+    def find_appointment(self, *, booking_id, patient_id, start):
+        booking = Booking.objects.filter(pk=booking_id, status=Booking.Status.CONFIRMED).first()
+        return Appointment(f"builtin-{booking_id}", "booked", booking.start) if booking else None
+
+    def cancel_appointment(self, emr_appointment_id: str) -> None:
+        """Nothing to do outside our database: cancelling the booking frees the time."""

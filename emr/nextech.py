@@ -1,0 +1,578 @@
+"""Nextech Select API adapter (FHIR STU3 over HTTPS; docs PROVIDERS.md "Nextech Select API").
+
+Auth is an Azure AD password grant; the token is cached on the instance and in Django's cache (shared by workers),
+refreshed with the refresh token a minute before it expires, and renewed once when the API answers 401.
+429, 5xx and transport errors are retried with exponential backoff (honouring ``Retry-After``) for reads and PUTs.
+POSTs (patient and appointment creation) are never retried once they may have reached the server: a timeout raises
+a transient ``EmrError`` so the caller checks ``find_appointment`` before writing again.
+
+``fhir.resources`` is not a dependency yet, so resources are plain dicts and the fields we use are checked here.
+Log lines carry ids, methods and paths only: never names, phones or query strings (patient searches hold PHI).
+"""
+
+import hashlib
+import logging
+import re
+import threading
+import time
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+from django.core.cache import cache
+
+from .base import (
+    AVAILABILITY,
+    WRITE,
+    Appointment,
+    AppointmentRequest,
+    EmrClient,
+    EmrError,
+    PatientInfo,
+    Slot,
+    SlotTakenError,
+)
+
+logger = logging.getLogger(__name__)
+
+BASE_URL = "https://select.nextech-api.com/api"
+TOKEN_URL = "https://login.microsoftonline.com/nextech-api.com/oauth2/token"  # noqa: S105 (a URL)
+RESOURCE = "https://select.nextech-api.com/api"
+EXTENSION_PREFIX = "https://select.nextech-api.com/api/structuredefinition/"
+PAGE_SIZE = 50  # Nextech's maximum _count
+MAX_PAGES = 40
+MAX_WINDOW = timedelta(days=60)  # Nextech refuses longer Slot windows
+REFRESH_MARGIN = 60  # seconds before expiry when the token is renewed
+MAX_RETRY_AFTER = 60.0  # a worker never sleeps longer than this on one Retry-After
+TOKEN_CACHE_SECONDS = 13 * 24 * 3600  # refresh tokens live 14 days
+FREE = "free"
+CLOSED_STATUSES = {"cancelled", "entered-in-error", "noshow"}
+
+
+# httpx logs every request URL (with Patient search queries) at INFO: settings.LOGGING keeps it at WARNING.
+
+
+def _parse_time(value) -> datetime | None:
+    """An aware datetime from a FHIR instant, or None when missing, malformed or without an offset."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _require_aware(value: datetime, name: str) -> None:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValueError(f"{name} must be an aware datetime")
+
+
+def nextech_phone(e164: str) -> str:
+    """Nextech stores US numbers as 10 digits, so an E.164 +1 number is sent without its '+1'; others as digits."""
+    digits = re.sub(r"\D", "", e164 or "")
+    if e164.startswith("+1") and len(digits) == 11:
+        return digits[1:]
+    return digits
+
+
+def booking_marker(booking_id) -> str:
+    return f"booking:{booking_id}"
+
+
+def _has_marker(comment, booking_id) -> bool:
+    # booking:12 must not match booking:123.
+    return bool(re.search(rf"(?<![\w:]){re.escape(booking_marker(booking_id))}(?!\w)", comment or ""))
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The server's own words: OperationOutcome issue[0].diagnostics (or details.text), an Azure AD
+    error_description, a message field, else the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        issues = body.get("issue")
+        if isinstance(issues, list) and issues and isinstance(issues[0], dict):
+            issue = issues[0]
+            text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
+            if text:
+                return str(text)
+        for key in ("error_description", "message", "Message", "error"):
+            if body.get(key):
+                return str(body[key])
+    return (response.text or response.reason_phrase or "")[:300]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP-date (or nothing): use our own backoff
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _bundle_resources(bundle, resource_type: str) -> list[dict]:
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise EmrError(f"Nextech answered something other than a Bundle for {resource_type}", transient=False)
+    resources = []
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == resource_type:
+            resources.append(resource)
+    return resources
+
+
+def _next_link(bundle) -> str:
+    for link in bundle.get("link") or []:
+        if isinstance(link, dict) and link.get("relation") == "next" and link.get("url"):
+            return link["url"]
+    return ""
+
+
+def _ref_id(reference, kind: str) -> str:
+    """'patient/12' -> '12' for kind 'patient' (case-insensitive), else ''."""
+    if isinstance(reference, str) and "/" in reference:
+        prefix, _, ident = reference.rpartition("/")
+        if prefix.rsplit("/", 1)[-1].lower() == kind.lower():
+            return ident
+    return ""
+
+
+def _extension(resource: dict, name: str) -> dict:
+    for extension in resource.get("extension") or []:
+        if isinstance(extension, dict) and extension.get("url") == EXTENSION_PREFIX + name:
+            return extension
+    return {}
+
+
+class NextechClient(EmrClient):
+    capabilities = frozenset({AVAILABILITY, WRITE})
+
+    def __init__(
+        self,
+        *,
+        client_id,
+        username,
+        password,
+        practice_id,
+        location_id,
+        base_url=BASE_URL,
+        token_url=TOKEN_URL,
+        timeout=10.0,
+        max_attempts=4,
+        sleep=time.sleep,
+    ):
+        self.client_id, self.username, self._password = client_id, username, password
+        self.practice_id, self.location_id = str(practice_id), str(location_id)
+        self.base_url, self.token_url = base_url.rstrip("/"), token_url
+        self.max_attempts, self.sleep = max(1, int(max_attempts)), sleep
+        self._http = httpx.Client(timeout=timeout, headers={"Accept": "application/fhir+json, application/json"})
+        self._token: dict | None = None  # access_token, refresh_token, expires_at (epoch seconds)
+        self._token_lock = threading.Lock()
+        digest = hashlib.sha256(f"{client_id}\0{username}\0{practice_id}".encode()).hexdigest()[:32]
+        self.cache_key = f"emr:nextech:token:{digest}"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<NextechClient practice={self.practice_id} location={self.location_id}>"
+
+    # --- token ---------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _fresh(token) -> bool:
+        return bool(token and token.get("access_token") and token.get("expires_at", 0) - REFRESH_MARGIN > time.time())
+
+    def _access_token(self) -> str:
+        with self._token_lock:
+            if not self._fresh(self._token):
+                shared = self._cache_get()
+                if self._fresh(shared):
+                    self._token = shared  # another worker renewed it
+                else:
+                    self._renew(shared or self._token)
+            return self._token["access_token"]
+
+    def _force_renew(self, rejected: str) -> None:
+        """After a 401: renew unless another thread already replaced the rejected token."""
+        with self._token_lock:
+            if self._token and self._token.get("access_token") != rejected and self._fresh(self._token):
+                return
+            self._renew(self._token)
+
+    def _renew(self, previous) -> None:
+        refresh_token = (previous or {}).get("refresh_token")
+        if refresh_token:
+            try:
+                self._token = self._grant({"grant_type": "refresh_token", "refresh_token": refresh_token})
+                logger.info("nextech token refreshed practice=%s", self.practice_id)
+            except EmrError as exc:
+                logger.warning(
+                    "nextech token refresh failed practice=%s status=%s; using the password grant",
+                    self.practice_id,
+                    exc.status,
+                )
+                refresh_token = None
+        if not refresh_token:
+            self._token = self._grant({"grant_type": "password", "username": self.username, "password": self._password})
+            logger.info("nextech token issued practice=%s", self.practice_id)
+        self._cache_set(self._token)
+
+    def _grant(self, fields: dict) -> dict:
+        form = {**fields, "client_id": self.client_id, "resource": RESOURCE}
+        response = self._send("POST", self.token_url, idempotent=True, data=form)
+        if response.status_code != 200:
+            raise EmrError(
+                f"Nextech sign-in failed: {_error_message(response)}", transient=False, status=response.status_code
+            )
+        try:
+            body = response.json()
+            access_token = body["access_token"]
+            expires_in = int(body.get("expires_in") or 3600)  # Azure AD may send it as a string
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EmrError("Nextech sign-in answered without an access token", transient=True) from exc
+        if not isinstance(access_token, str) or not access_token:
+            raise EmrError("Nextech sign-in answered without an access token", transient=True)
+        return {
+            "access_token": access_token,
+            "refresh_token": body.get("refresh_token") or fields.get("refresh_token") or "",
+            "expires_at": time.time() + expires_in,
+        }
+
+    def _cache_get(self):
+        try:
+            return cache.get(self.cache_key)
+        except Exception:  # a cache outage must not stop bookings
+            logger.warning("nextech token cache unavailable practice=%s", self.practice_id, exc_info=True)
+            return None
+
+    def _cache_set(self, token) -> None:
+        try:
+            cache.set(self.cache_key, token, TOKEN_CACHE_SECONDS)
+        except Exception:
+            logger.warning("nextech token cache unavailable practice=%s", self.practice_id, exc_info=True)
+
+    # --- HTTP ----------------------------------------------------------------------------------------------------
+
+    def _send(self, method: str, url: str, *, idempotent: bool, **kwargs) -> httpx.Response:
+        """One request with retries: 429 always (the server did not act on it); 5xx and transport errors only when
+        repeating the request is harmless. Returns the last response that is not retried."""
+        path = urlsplit(url).path  # never the query: patient searches carry names and phones
+        for attempt in range(1, self.max_attempts + 1):
+            delay = 0.5 * 2 ** (attempt - 1)
+            try:
+                response = self._http.request(method, url, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # The request never reached the server: safe to repeat even a POST.
+                failure = f"{type(exc).__name__}"
+                status = None
+            except httpx.TransportError as exc:
+                if not idempotent:
+                    logger.warning("nextech %s %s failed after sending: %s", method, path, type(exc).__name__)
+                    raise EmrError(
+                        f"Nextech did not answer {method} {path} ({type(exc).__name__}); it may have been applied",
+                        transient=True,
+                    ) from exc
+                failure = f"{type(exc).__name__}"
+                status = None
+            else:
+                status = response.status_code
+                if status == 429 or (status >= 500 and idempotent):
+                    asked = _retry_after(response)
+                    delay = delay if asked is None else asked
+                elif status >= 500:
+                    logger.warning("nextech %s %s answered %s", method, path, status)
+                    raise EmrError(
+                        f"Nextech answered {status} to {method} {path}: {_error_message(response)}",
+                        transient=True,
+                        status=status,
+                    )
+                else:
+                    return response
+                failure = f"status {status}"
+            logger.warning("nextech %s %s attempt %s/%s: %s", method, path, attempt, self.max_attempts, failure)
+            if attempt < self.max_attempts:
+                self.sleep(delay)
+        raise EmrError(
+            f"Nextech {method} {path} failed after {self.max_attempts} attempts ({failure})",
+            transient=True,
+            status=status,
+        )
+
+    def _api(self, method: str, path: str, *, params=None, json=None, url=None) -> httpx.Response:
+        """An authenticated API call; a 401 renews the token and retries once. Other 4xx raise EmrError."""
+        idempotent = method != "POST"
+        target = url or f"{self.base_url}{path}"
+        for renewed in (False, True):
+            token = self._access_token()
+            headers = {"Authorization": f"Bearer {token}", "nx-practice-id": self.practice_id}
+            response = self._send(method, target, idempotent=idempotent, params=params, json=json, headers=headers)
+            if response.status_code != 401 or renewed:
+                break
+            logger.info("nextech %s %s answered 401; renewing the token", method, urlsplit(target).path)
+            self._force_renew(token)
+        if response.status_code >= 400:
+            raise EmrError(
+                f"Nextech answered {response.status_code} to {method} {urlsplit(target).path}: "
+                f"{_error_message(response)}",
+                transient=False,
+                status=response.status_code,
+            )
+        return response
+
+    @staticmethod
+    def _json(response: httpx.Response):
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise EmrError(f"Nextech answered {response.status_code} without JSON", transient=True) from exc
+
+    def _search(self, path: str, params) -> list[dict]:
+        """Every resource of a search, following link[relation=next] (only on our own API host: the bearer token
+        goes nowhere else)."""
+        resource_type = path.strip("/")
+        response = self._api("GET", path, params=params)
+        found = []
+        for _page in range(MAX_PAGES):
+            bundle = self._json(response)
+            found.extend(_bundle_resources(bundle, resource_type))
+            next_url = _next_link(bundle)
+            if not next_url:
+                return found
+            if not next_url.startswith(self.base_url + "/"):
+                raise EmrError("Nextech's next page link points outside the API", transient=False)
+            response = self._api("GET", path, url=next_url)
+        logger.warning("nextech %s search stopped after %s pages", path, MAX_PAGES)
+        return found
+
+    # --- availability --------------------------------------------------------------------------------------------
+
+    def availability(self, *, service_ref: str, start: datetime, end: datetime, provider_ref: str = "") -> list[Slot]:
+        _require_aware(start, "start")
+        _require_aware(end, "end")
+        if not service_ref:
+            raise ValueError("service_ref (the Nextech appointment type) is required")
+        if end <= start:
+            return []
+        if end - start > MAX_WINDOW:
+            raise ValueError("Nextech searches at most 60 days of slots at a time")
+        params = [
+            ("start", f"ge{start.isoformat()}"),
+            ("start", f"lt{end.isoformat()}"),
+            ("schedule.actor", f"location/{self.location_id}"),
+        ]
+        if provider_ref:
+            params.append(("schedule.actor", f"practitioner/{provider_ref}"))
+        params += [("appointment-type", str(service_ref)), ("_count", str(PAGE_SIZE))]
+        slots = {}
+        for resource in self._search("/Slot", params):
+            slot = self._slot(resource, service_ref=str(service_ref), provider_ref=provider_ref)
+            if slot and start <= slot.start < end:
+                slots[(slot.start, slot.provider_ref, slot.emr_slot_id)] = slot
+        return sorted(slots.values(), key=lambda slot: (slot.start, slot.provider_ref))
+
+    def _slot(self, resource: dict, *, service_ref: str, provider_ref: str) -> Slot | None:
+        if resource.get("status") != FREE:
+            return None
+        slot_start, slot_end = _parse_time(resource.get("start")), _parse_time(resource.get("end"))
+        if not slot_start or not slot_end or slot_end <= slot_start:
+            logger.warning("nextech slot %s skipped: bad start/end", resource.get("id"))
+            return None
+        schedule = str((resource.get("schedule") or {}).get("reference") or "")
+        practitioner = re.search(r"practitioner_([^_/]+)", schedule)
+        location = re.search(r"location_([^_/]+)", schedule)
+        practitioner_id = practitioner.group(1) if practitioner else provider_ref
+        if not practitioner_id:
+            logger.warning("nextech slot %s skipped: no practitioner in its schedule", resource.get("id"))
+            return None
+        if provider_ref and practitioner_id != str(provider_ref):
+            return None
+        appointment_type = _ref_id(
+            (_extension(resource, "appointment-type").get("valueReference") or {}).get("reference"),
+            "appointment-type",
+        )
+        return Slot(
+            start=slot_start,
+            end=slot_end,
+            provider_ref=practitioner_id,
+            service_ref=appointment_type or service_ref,
+            location_ref=location.group(1) if location else self.location_id,
+            emr_slot_id=str(resource.get("id") or ""),
+        )
+
+    # --- patients ------------------------------------------------------------------------------------------------
+
+    def find_or_create_patient(self, patient: PatientInfo) -> str:
+        phone = nextech_phone(patient.phone)
+        if phone:
+            # Family members often share a phone: a phone match counts only with the same family name (preferring
+            # the same given name too); given names vary too much (Liz, Elizabeth) to require them.
+            found = [p for p in self._search("/Patient", [("phone", phone)]) if self._family_matches(p, patient)]
+            if found:
+                chosen = next((p for p in found if self._name_matches(p, patient)), found[0])
+                logger.info("nextech patient %s found by phone", chosen.get("id"))
+                return self._patient_id(chosen)
+        found = self._search("/Patient", [("family", patient.last_name), ("given", patient.first_name)])
+        for candidate in found:
+            if self._same_person(candidate, patient):
+                logger.info("nextech patient %s found by name", candidate.get("id"))
+                return self._patient_id(candidate)
+        return self._create_patient(patient, phone)
+
+    @staticmethod
+    def _names(resource: dict) -> list[tuple[str, list[str]]]:
+        names = []
+        for name in resource.get("name") or []:
+            if isinstance(name, dict):
+                names.append(
+                    ((name.get("family") or "").strip().lower(), [g.strip().lower() for g in name.get("given") or []])
+                )
+        return names
+
+    def _family_matches(self, resource: dict, patient: PatientInfo) -> bool:
+        return any(f == patient.last_name.strip().lower() for f, _ in self._names(resource))
+
+    def _name_matches(self, resource: dict, patient: PatientInfo) -> bool:
+        family, given = patient.last_name.strip().lower(), patient.first_name.strip().lower()
+        return any(f == family and given in g for f, g in self._names(resource))
+
+    def _same_person(self, resource: dict, patient: PatientInfo) -> bool:
+        """A name match is only trusted when nothing on file contradicts it: the same email, or no phone at all.
+        Someone with the same name and another phone is more likely another person than the same one, and writing
+        into another person's chart is worse than a duplicate the front desk can merge."""
+        if not self._name_matches(resource, patient):
+            return False
+        telecom = [t for t in resource.get("telecom") or [] if isinstance(t, dict)]
+        emails = {str(t.get("value", "")).strip().lower() for t in telecom if t.get("system") == "email"}
+        phones = [t for t in telecom if t.get("system") == "phone" and t.get("value")]
+        if patient.email and patient.email.strip().lower() in emails:
+            return True
+        return not phones
+
+    @staticmethod
+    def _patient_id(resource: dict) -> str:
+        ident = resource.get("id")
+        if not ident:
+            raise EmrError("Nextech answered a Patient without an id", transient=False)
+        return str(ident)
+
+    def _create_patient(self, patient: PatientInfo, phone: str) -> str:
+        if not patient.last_name.strip() or not patient.first_name.strip():
+            raise EmrError("A Nextech patient needs a first and a last name", transient=False)
+        telecom = []
+        if phone:
+            telecom.append({"system": "phone", "value": phone, "use": "mobile"})
+        if patient.email:
+            telecom.append({"system": "email", "value": patient.email})
+        body = {
+            "resourceType": "Patient",
+            "name": [{"use": "official", "family": patient.last_name.strip(), "given": [patient.first_name.strip()]}],
+            "telecom": telecom,
+        }
+        response = self._api("POST", "/Patient", json=body)
+        created = self._json(response) if response.content else {}
+        ident = (created or {}).get("id") or _ref_id(
+            response.headers.get("Location", "").split("/_history")[0], "patient"
+        )
+        if not ident:
+            raise EmrError("Nextech created a patient but answered no id", transient=False)
+        logger.info("nextech patient %s created", ident)
+        return str(ident)
+
+    # --- appointments --------------------------------------------------------------------------------------------
+
+    def appointment_body(self, request: AppointmentRequest, patient_id: str) -> dict:
+        slot = request.slot
+        _require_aware(slot.start, "slot.start")
+        _require_aware(slot.end, "slot.end")
+        if slot.end <= slot.start:
+            raise ValueError("slot.end must be after slot.start")
+        if not slot.service_ref or not slot.provider_ref:
+            raise ValueError("a Nextech appointment needs the slot's service_ref and provider_ref")
+        comment = booking_marker(request.booking_id)
+        if request.comment:
+            comment = f"{comment} {request.comment}"
+        location = slot.location_ref or self.location_id
+        return {
+            "resourceType": "Appointment",
+            "status": "proposed",
+            "start": slot.start.isoformat(),
+            "end": slot.end.isoformat(),
+            "comment": comment,
+            "participant": [
+                {"actor": {"reference": f"patient/{patient_id}"}, "status": "accepted"},
+                {"actor": {"reference": f"location/{location}"}, "status": "accepted"},
+                {"actor": {"reference": f"practitioner/{slot.provider_ref}"}, "status": "accepted"},
+            ],
+            "extension": [
+                {
+                    "url": EXTENSION_PREFIX + "appointment-type",
+                    "valueReference": {"reference": f"appointment-type/{slot.service_ref}"},
+                },
+                {"url": EXTENSION_PREFIX + "appointment-schedule", "valueString": "book"},
+            ],
+        }
+
+    def create_appointment(self, request: AppointmentRequest) -> Appointment:
+        patient_id = request.emr_patient_id or self.find_or_create_patient(request.patient)
+        body = self.appointment_body(request, patient_id)
+        try:
+            response = self._api("POST", "/Appointment", json=body)
+        except EmrError as exc:
+            if exc.status == 409:
+                logger.info("nextech slot taken booking=%s", request.booking_id)
+                raise SlotTakenError(str(exc), transient=False, status=409) from exc
+            raise
+        appointment = self._appointment(self._json(response))
+        logger.info("nextech appointment %s created booking=%s", appointment.emr_appointment_id, request.booking_id)
+        return appointment
+
+    @staticmethod
+    def _appointment(resource) -> Appointment:
+        if not isinstance(resource, dict) or resource.get("resourceType") != "Appointment" or not resource.get("id"):
+            raise EmrError("Nextech answered something other than an Appointment with an id", transient=False)
+        return Appointment(
+            emr_appointment_id=str(resource["id"]),
+            status=str(resource.get("status") or ""),
+            start=_parse_time(resource.get("start")),
+        )
+
+    def find_appointment(self, *, booking_id: int, patient_id: str, start: datetime) -> Appointment | None:
+        """The live appointment whose comment carries booking:<booking_id>. Cancelled ones are ignored: they hold
+        no time, so writing again is right."""
+        _require_aware(start, "start")
+        params = [("patient", f"patient/{patient_id}"), ("date", f"eq{start.date().isoformat()}")]
+        for resource in self._search("/Appointment", params):
+            if resource.get("status") in CLOSED_STATUSES or not _has_marker(resource.get("comment"), booking_id):
+                continue
+            appointment = self._appointment(resource)
+            logger.info("nextech appointment %s found for booking=%s", appointment.emr_appointment_id, booking_id)
+            return appointment
+        return None
+
+    def _set_status(self, emr_appointment_id: str, status: str) -> Appointment:
+        if not emr_appointment_id:
+            raise ValueError("emr_appointment_id is required")
+        body = {"resourceType": "Appointment", "id": str(emr_appointment_id), "status": status}
+        response = self._api("PUT", f"/Appointment/{emr_appointment_id}", json=body)
+        logger.info("nextech appointment %s set %s", emr_appointment_id, status)
+        try:
+            return self._appointment(response.json())
+        except (ValueError, EmrError):
+            return Appointment(emr_appointment_id=str(emr_appointment_id), status=status)
+
+    def confirm_appointment(self, emr_appointment_id: str) -> Appointment:
+        return self._set_status(emr_appointment_id, "booked")
+
+    def cancel_appointment(self, emr_appointment_id: str) -> None:
+        self._set_status(emr_appointment_id, "cancelled")

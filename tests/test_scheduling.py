@@ -1,0 +1,250 @@
+"""The built-in calendar's open times and holds that can never double-book a provider."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from bookings.models import Booking
+from bookings.services import SlotUnavailable, booking_hold, bookings_expire_holds
+from emr.calendar import BuiltinCalendarClient
+from emr.models import EmrConfig, Provider, TimeOff
+from medspa.models import Clinic, Service
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # Monday 07:00 in Boston
+
+
+@pytest.fixture
+def demo(db):
+    call_command("seed_knowledge", verbosity=0)
+    return Clinic.objects.get(slug="demo-clinic-001")
+
+
+def slots(clinic, service_name, day_start, day_end, provider=None, now=NOW):
+    service = Service.objects.get(clinic=clinic, name=service_name)
+    client = BuiltinCalendarClient(clinic=clinic, config=EmrConfig.objects.get(clinic=clinic), now=now)
+    return client.availability(
+        service_ref=service.pk, start=day_start, end=day_end, provider_ref=provider.pk if provider else ""
+    )
+
+
+def local(clinic, *args):
+    return datetime(*args, tzinfo=clinic.tz)
+
+
+def test_demo_providers_and_hours_are_seeded(demo):
+    smith = Provider.objects.get(clinic=demo, name="Dr. Sarah Smith")
+    johnson = Provider.objects.get(clinic=demo, name="Dr. Emily Johnson")
+    assert sorted(smith.hours.values_list("weekday", flat=True)) == [0, 1, 2, 3, 4]
+    assert sorted(johnson.hours.values_list("weekday", flat=True)) == [1, 2, 3]
+    assert set(johnson.services.values_list("name", flat=True)) >= {"Botox", "Lip Filler"}
+    assert not johnson.services.filter(name="Laser Hair Removal").exists()
+
+
+def test_open_times_follow_hours_and_services(demo):
+    tuesday = slots(demo, "Botox", local(demo, 2026, 11, 24, 0), local(demo, 2026, 11, 25, 0))
+    smith = [s for s in tuesday if Provider.objects.get(pk=s.provider_ref).name == "Dr. Sarah Smith"]
+    johnson = [s for s in tuesday if Provider.objects.get(pk=s.provider_ref).name == "Dr. Emily Johnson"]
+    assert smith[0].start == local(demo, 2026, 11, 24, 9) and smith[-1].end == local(demo, 2026, 11, 24, 17)
+    assert johnson[0].start == local(demo, 2026, 11, 24, 10) and johnson[-1].end == local(demo, 2026, 11, 24, 18)
+    assert len(smith) == (8 * 60 - 30) // 15 + 1  # a 30-minute service on a 15-minute grid
+    monday_laser = slots(demo, "Laser Hair Removal", local(demo, 2026, 11, 30, 0), local(demo, 2026, 12, 1, 0))
+    assert {Provider.objects.get(pk=s.provider_ref).name for s in monday_laser} == {"Dr. Sarah Smith"}
+
+
+def test_slots_keep_local_hours_across_the_dst_change(demo):
+    # Clocks go back on Sunday 2026-11-01: Friday 9:00 is EDT (13:00 UTC), Monday 9:00 is EST (14:00 UTC).
+    now = datetime(2026, 10, 29, 12, tzinfo=UTC)
+    week = slots(demo, "Botox", local(demo, 2026, 10, 30, 0), local(demo, 2026, 11, 3, 0), now=now)
+    smith = Provider.objects.get(name="Dr. Sarah Smith")
+    firsts = {}
+    for s in week:
+        if s.provider_ref == str(smith.pk):
+            firsts.setdefault(s.start.astimezone(demo.tz).date(), s.start)
+    assert firsts[datetime(2026, 10, 30).date()].astimezone(UTC).hour == 13
+    assert firsts[datetime(2026, 11, 2).date()].astimezone(UTC).hour == 14
+    assert all(s.start.astimezone(demo.tz).hour >= 9 for s in week)
+
+
+def test_bookings_time_off_notice_and_horizon_remove_times(demo):
+    smith = Provider.objects.get(name="Dr. Sarah Smith")
+    botox = Service.objects.get(clinic=demo, name="Botox")
+    booking_hold(
+        clinic=demo,
+        service=botox,
+        provider=smith,
+        start=local(demo, 2026, 11, 24, 10),
+        patient_phone="+16175550123",
+        now=NOW,
+    )
+    TimeOff.objects.create(
+        clinic=demo,
+        provider=smith,
+        start=local(demo, 2026, 11, 24, 13),
+        end=local(demo, 2026, 11, 24, 14),
+        reason="lunch",
+    )
+    times = {
+        s.start
+        for s in slots(demo, "Botox", local(demo, 2026, 11, 24, 0), local(demo, 2026, 11, 25, 0), provider=smith)
+    }
+    assert local(demo, 2026, 11, 24, 10) not in times and local(demo, 2026, 11, 24, 9, 45) not in times
+    assert local(demo, 2026, 11, 24, 9, 30) in times and local(demo, 2026, 11, 24, 10, 30) in times
+    assert local(demo, 2026, 11, 24, 13, 15) not in times and local(demo, 2026, 11, 24, 14) in times
+    # Minimum notice (2 h) from 09:30 local, and nothing past the horizon.
+    soon = slots(
+        demo,
+        "Botox",
+        local(demo, 2026, 11, 24, 0),
+        local(demo, 2026, 11, 25, 0),
+        provider=smith,
+        now=local(demo, 2026, 11, 24, 9, 30),
+    )
+    assert min(s.start for s in soon) == local(demo, 2026, 11, 24, 11, 30)
+    assert slots(demo, "Botox", NOW + timedelta(days=61), NOW + timedelta(days=62)) == []
+
+
+def test_overlapping_hold_is_refused_and_adjacent_is_fine(demo):
+    smith = Provider.objects.get(name="Dr. Sarah Smith")
+    consult = Service.objects.get(clinic=demo, name="Consultation")
+    Service.objects.filter(pk=consult.pk).update(duration_minutes=60)
+    consult.refresh_from_db()
+    booking_hold(
+        clinic=demo,
+        service=consult,
+        provider=smith,
+        start=local(demo, 2026, 11, 24, 14),
+        patient_phone="+16175550123",
+        now=NOW,
+    )
+    peel = Service.objects.get(clinic=demo, name="Chemical Peel")  # 45 minutes: 2:30-3:15 over 2:00-3:00
+    with pytest.raises(SlotUnavailable):
+        booking_hold(
+            clinic=demo,
+            service=peel,
+            provider=smith,
+            start=local(demo, 2026, 11, 24, 14, 30),
+            patient_phone="+16175550124",
+            now=NOW,
+        )
+    booking_hold(
+        clinic=demo,
+        service=peel,
+        provider=smith,
+        start=local(demo, 2026, 11, 24, 15),
+        patient_phone="+16175550124",
+        now=NOW,
+    )
+    assert Booking.objects.count() == 2
+
+
+def test_expired_hold_frees_its_slot(demo):
+    smith = Provider.objects.get(name="Dr. Sarah Smith")
+    botox = Service.objects.get(clinic=demo, name="Botox")
+    start = local(demo, 2026, 11, 24, 11)
+    booking_hold(clinic=demo, service=botox, provider=smith, start=start, patient_phone="+16175550123", now=NOW)
+    with pytest.raises(SlotUnavailable):
+        booking_hold(clinic=demo, service=botox, provider=smith, start=start, patient_phone="+16175550124", now=NOW)
+    assert bookings_expire_holds(now=NOW + timedelta(minutes=16)) == 1
+    booking_hold(
+        clinic=demo,
+        service=botox,
+        provider=smith,
+        start=start,
+        patient_phone="+16175550124",
+        now=NOW + timedelta(minutes=16),
+    )
+    assert Booking.objects.filter(status="held").count() == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="real concurrent connections: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_holds_on_one_slot_exactly_one_wins():
+    call_command("seed_knowledge", verbosity=0)
+    clinic = Clinic.objects.get(slug="demo-clinic-001")
+    smith = Provider.objects.get(name="Dr. Sarah Smith")
+    botox = Service.objects.get(clinic=clinic, name="Botox")
+    start = local(clinic, 2026, 11, 24, 15)
+    barrier, outcomes = threading.Barrier(20), []
+
+    def attempt(n):
+        try:
+            barrier.wait()
+            booking_hold(
+                clinic=clinic,
+                service=botox,
+                provider=smith,
+                start=start + timedelta(minutes=n % 3 * 5),
+                patient_phone=f"+161755501{n:02d}",
+                now=NOW,
+            )
+            outcomes.append("won")
+        except SlotUnavailable:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["refused"] * 19 + ["won"]
+    assert Booking.objects.filter(provider=smith, status="held").count() == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the exclusion constraint is PostgreSQL's")
+def test_database_refuses_an_overlap_even_past_the_service(demo):
+    from django.db import IntegrityError, transaction
+
+    smith = Provider.objects.get(name="Dr. Sarah Smith")
+    botox = Service.objects.get(clinic=demo, name="Botox")
+    start = local(demo, 2026, 11, 24, 16)
+    Booking.objects.create(
+        clinic=demo,
+        patient_phone="+16175550123",
+        service=botox,
+        provider=smith,
+        start=start,
+        end=start + timedelta(minutes=30),
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Booking.objects.create(
+            clinic=demo,
+            patient_phone="+16175550124",
+            service=botox,
+            provider=smith,
+            start=start + timedelta(minutes=15),
+            end=start + timedelta(minutes=45),
+        )
+
+
+def test_emr_client_follows_the_clinic_configuration(demo):
+    import json
+
+    from emr.boulevard import BoulevardClient
+    from emr.nextech import NextechClient
+    from emr.services import EmrConfigError, emr_client
+
+    assert isinstance(emr_client(clinic=demo), BuiltinCalendarClient)
+    config = EmrConfig.objects.get(clinic=demo)
+    config.kind, config.location_ref = "nextech", "1"
+    config.credentials = json.dumps({"client_id": "c", "username": "u", "password": "p", "practice_id": "9"})
+    config.save()
+    assert isinstance(emr_client(clinic=demo), NextechClient)
+    config.refresh_from_db()
+    assert config.credentials.startswith("{")  # decrypted on read...
+    from django.db import connection as conn
+
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT credentials FROM emr_emrconfig WHERE id = %s", [config.pk])
+        assert "password" not in cursor.fetchone()[0]  # ...and never stored in clear
+    config.kind, config.credentials = "boulevard", json.dumps({"business_id": "b", "api_key": "k"})
+    config.save()
+    assert isinstance(emr_client(clinic=demo), BoulevardClient)
+    config.credentials = json.dumps({"nope": 1})
+    config.save()
+    with pytest.raises(EmrConfigError, match="do not fit"):
+        emr_client(clinic=demo)
