@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from emr.availability import availability_invalidate
 from emr.models import Provider
 
 from .models import Booking
@@ -57,6 +58,7 @@ def booking_hold(
             if Booking.objects.overlapping(provider=provider, start=start, end=end).exists():
                 raise SlotUnavailable(f"provider {provider.pk} is busy then")
             booking.save()
+            transaction.on_commit(lambda: availability_invalidate(clinic_id=clinic.pk))
     except IntegrityError as exc:  # PostgreSQL's exclusion constraint: another hold won the race
         raise SlotUnavailable(f"provider {provider.pk} is busy then") from exc
     logger.info("booking held booking=%s provider=%s", booking.pk, provider.pk)
@@ -66,9 +68,13 @@ def booking_hold(
 def bookings_expire_holds(*, now=None) -> int:
     """Holds past their expiry free their time (periodic task)."""
     now = now or timezone.now()
-    expired = Booking.objects.filter(
+    due = Booking.objects.filter(
         status__in=[Booking.Status.HELD, Booking.Status.AWAITING_DEPOSIT], hold_expires_at__lte=now
-    ).update(status=Booking.Status.EXPIRED, updated_at=now)
+    )
+    clinic_ids = set(due.values_list("clinic_id", flat=True))
+    expired = due.update(status=Booking.Status.EXPIRED, updated_at=now)
+    for clinic_id in clinic_ids:
+        availability_invalidate(clinic_id=clinic_id)
     if expired:
         logger.info("booking holds expired count=%s", expired)
     return expired

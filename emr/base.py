@@ -64,6 +64,14 @@ class SlotTakenError(EmrError):
 class EmrClient(ABC):
     capabilities: frozenset = frozenset()
 
+    def service_ref(self, service) -> str:
+        """The EMR's id for one of our services (the clinic's mapping on the service)."""
+        return service.emr_service_id
+
+    def provider_ref(self, provider) -> str:
+        """The EMR's id for one of our providers."""
+        return provider.emr_ref
+
     @abstractmethod
     def availability(self, *, service_ref: str, start: datetime, end: datetime, provider_ref: str = "") -> list[Slot]:
         """Free slots for a service between ``start`` and ``end`` (optionally one provider), sorted by start."""

@@ -20,6 +20,12 @@ class BuiltinCalendarClient(EmrClient):
         self.config = config or EmrConfig(clinic=clinic)
         self.now = now
 
+    def service_ref(self, service) -> str:
+        return str(service.pk)  # the built-in calendar works on our own rows
+
+    def provider_ref(self, provider) -> str:
+        return str(provider.pk)
+
     def availability(self, *, service_ref, start, end, provider_ref=""):
         """``service_ref``: our Service id; ``provider_ref``: our Provider id (optional)."""
         from medspa.models import Service

@@ -248,3 +248,72 @@ def test_emr_client_follows_the_clinic_configuration(demo):
     config.save()
     with pytest.raises(EmrConfigError, match="do not fit"):
         emr_client(clinic=demo)
+
+
+class SlowRemoteEmr:
+    """Stands in for a remote EMR: each availability call takes 200 ms and is counted."""
+
+    def __init__(self, clinic):
+        self.clinic, self.calls = clinic, 0
+
+    def service_ref(self, service):
+        return service.emr_service_id
+
+    def provider_ref(self, provider):
+        return provider.emr_ref
+
+    def availability(self, *, service_ref, start, end, provider_ref=""):
+        import time
+
+        from emr.base import Slot
+
+        self.calls += 1
+        time.sleep(0.2)
+        return [
+            Slot(
+                start=start + timedelta(hours=h),
+                end=start + timedelta(hours=h, minutes=30),
+                provider_ref="9",
+                service_ref=service_ref,
+            )
+            for h in (10, 11, 14)
+        ]
+
+
+def test_concurrent_misses_make_one_emr_call_and_holds_invalidate(demo, django_capture_on_commit_callbacks):
+    from datetime import date
+
+    from django.core.cache import cache
+
+    from emr.availability import availability_for_day
+
+    cache.clear()
+    emr = SlowRemoteEmr(demo)
+    botox = Service.objects.get(clinic=demo, name="Botox")
+    day, results = date(2026, 11, 24), []
+
+    def ask():
+        results.append(availability_for_day(client=emr, clinic=demo, service=botox, day=day))
+
+    threads = [threading.Thread(target=ask) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert emr.calls == 1 and len(results) == 20 and all(r == results[0] for r in results) and results[0]
+    # Later requests within 5 minutes are served from the cache...
+    availability_for_day(client=emr, clinic=demo, service=botox, day=day)
+    assert emr.calls == 1
+    # ...until one of our own holds changes the clinic's free times (the hold invalidates on commit).
+    smith = Provider.objects.get(name="Dr. Sarah Smith")
+    with django_capture_on_commit_callbacks(execute=True):  # the hold commits: its hook invalidates
+        booking_hold(
+            clinic=demo,
+            service=botox,
+            provider=smith,
+            start=local(demo, 2026, 11, 24, 10),
+            patient_phone="+16175550123",
+            now=NOW,
+        )
+    availability_for_day(client=emr, clinic=demo, service=botox, day=day)
+    assert emr.calls == 2
