@@ -18,7 +18,11 @@ HOLD_MINUTES = 15
 
 
 class SlotUnavailable(Exception):
-    """The time overlaps another active booking of that provider."""
+    """The time overlaps another active booking of that provider, or the EMR no longer offers it."""
+
+
+class BookingStateError(Exception):
+    """The booking is not in a state that allows this step."""
 
 
 def booking_hold(
@@ -78,3 +82,53 @@ def bookings_expire_holds(*, now=None) -> int:
     if expired:
         logger.info("booking holds expired count=%s", expired)
     return expired
+
+
+def booking_confirm(*, booking_id: int, client=None) -> Booking:
+    """Write a held booking into the clinic's EMR, exactly once, and mark it confirmed.
+
+    Safe to run again after a crash or a timeout: a booking already confirmed is returned as it is, and an
+    appointment that an earlier attempt wrote is looked up by our booking id before anything is written. The time
+    is re-checked with the EMR right before writing; if it is gone (or the EMR answers 409) the booking fails and
+    SlotUnavailable tells the caller to offer other times."""
+    from emr.base import AppointmentRequest, PatientInfo, Slot, SlotTakenError
+    from emr.services import emr_client
+
+    booking = Booking.objects.select_related("clinic", "service", "provider").get(pk=booking_id)
+    if booking.status == Booking.Status.CONFIRMED:
+        return booking
+    if booking.status not in (Booking.Status.HELD, Booking.Status.AWAITING_DEPOSIT):
+        raise BookingStateError(f"booking {booking.pk} is {booking.status}")
+    client = client or emr_client(clinic=booking.clinic)
+    first, _, last = (booking.patient_name or "Patient").partition(" ")
+    patient = PatientInfo(first_name=first, last_name=last or "-", phone=booking.patient_phone)
+    slot = Slot(
+        start=booking.start,
+        end=booking.end,
+        provider_ref=client.provider_ref(booking.provider),
+        service_ref=client.service_ref(booking.service),
+    )
+    patient_id = client.find_or_create_patient(patient)
+    appointment = client.find_appointment(booking_id=booking.pk, patient_id=patient_id, start=booking.start)
+    if appointment is None:
+        try:
+            if not client.is_time_free(slot):
+                raise SlotTakenError("the EMR no longer offers this time")
+            appointment = client.create_appointment(
+                AppointmentRequest(booking_id=booking.pk, slot=slot, patient=patient, emr_patient_id=patient_id)
+            )
+        except SlotTakenError as exc:
+            Booking.objects.filter(pk=booking.pk).update(status=Booking.Status.FAILED, updated_at=timezone.now())
+            availability_invalidate(clinic_id=booking.clinic_id)
+            logger.info("booking lost its time in the EMR booking=%s", booking.pk)
+            raise SlotUnavailable(str(exc)) from exc
+    Booking.objects.filter(pk=booking.pk).update(
+        status=Booking.Status.CONFIRMED,
+        emr_appointment_id=appointment.emr_appointment_id,
+        hold_expires_at=None,
+        updated_at=timezone.now(),
+    )
+    availability_invalidate(clinic_id=booking.clinic_id)
+    logger.info("booking confirmed booking=%s", booking.pk)
+    booking.refresh_from_db()
+    return booking

@@ -72,6 +72,13 @@ class EmrClient(ABC):
         """The EMR's id for one of our providers."""
         return provider.emr_ref
 
+    def is_time_free(self, slot: Slot) -> bool:
+        """Re-check, right before writing, that the EMR still offers this time."""
+        offered = self.availability(
+            service_ref=slot.service_ref, start=slot.start, end=slot.end, provider_ref=slot.provider_ref
+        )
+        return any(s.start == slot.start for s in offered)
+
     @abstractmethod
     def availability(self, *, service_ref: str, start: datetime, end: datetime, provider_ref: str = "") -> list[Slot]:
         """Free slots for a service between ``start`` and ``end`` (optionally one provider), sorted by start."""

@@ -26,6 +26,9 @@ class BuiltinCalendarClient(EmrClient):
     def provider_ref(self, provider) -> str:
         return str(provider.pk)
 
+    def is_time_free(self, slot) -> bool:
+        return True  # our own hold reserved it; the exclusion constraint keeps it ours
+
     def availability(self, *, service_ref, start, end, provider_ref=""):
         """``service_ref``: our Service id; ``provider_ref``: our Provider id (optional)."""
         from medspa.models import Service

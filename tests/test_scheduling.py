@@ -317,3 +317,84 @@ def test_concurrent_misses_make_one_emr_call_and_holds_invalidate(demo, django_c
         )
     availability_for_day(client=emr, clinic=demo, service=botox, day=day)
     assert emr.calls == 2
+
+
+class MemoryEmr:
+    """An EMR in memory: records appointments, can lose a time, or time out after writing."""
+
+    def __init__(self):
+        self.appointments, self.creates, self.taken, self.timeout_after_write = {}, 0, False, False
+
+    def service_ref(self, service):
+        return "svc"
+
+    def provider_ref(self, provider):
+        return "prac"
+
+    def is_time_free(self, slot):
+        return not self.taken
+
+    def find_or_create_patient(self, patient):
+        return "pat-1"
+
+    def find_appointment(self, *, booking_id, patient_id, start):
+        return self.appointments.get(booking_id)
+
+    def create_appointment(self, request):
+        from emr.base import Appointment, EmrError
+
+        self.creates += 1
+        self.appointments[request.booking_id] = Appointment(f"appt-{request.booking_id}", "booked", request.slot.start)
+        if self.timeout_after_write:
+            self.timeout_after_write = False
+            raise EmrError("read timeout", transient=True)
+        return self.appointments[request.booking_id]
+
+
+def _held(demo, hour=11):
+    smith = Provider.objects.get(name="Dr. Sarah Smith")
+    botox = Service.objects.get(clinic=demo, name="Botox")
+    return booking_hold(
+        clinic=demo,
+        service=botox,
+        provider=smith,
+        start=local(demo, 2026, 11, 24, hour),
+        patient_phone="+16175550123",
+        patient_name="Jane Doe",
+        now=NOW,
+    )
+
+
+def test_confirm_on_the_builtin_calendar_is_idempotent(demo):
+    from bookings.services import booking_confirm
+
+    booking = _held(demo)
+    confirmed = booking_confirm(booking_id=booking.pk)
+    assert confirmed.status == "confirmed" and confirmed.emr_appointment_id == f"builtin-{booking.pk}"
+    assert booking_confirm(booking_id=booking.pk).emr_appointment_id == confirmed.emr_appointment_id
+
+
+def test_confirm_after_a_timed_out_write_finds_it_instead_of_writing_twice(demo):
+    from bookings.services import booking_confirm
+    from emr.base import EmrError
+
+    emr, booking = MemoryEmr(), _held(demo)
+    emr.timeout_after_write = True
+    with pytest.raises(EmrError):
+        booking_confirm(booking_id=booking.pk, client=emr)
+    assert Booking.objects.get(pk=booking.pk).status == "held"
+    confirmed = booking_confirm(booking_id=booking.pk, client=emr)  # the retry
+    assert confirmed.status == "confirmed" and confirmed.emr_appointment_id == f"appt-{booking.pk}"
+    assert emr.creates == 1
+
+
+def test_time_taken_in_the_emr_fails_the_booking(demo):
+    from bookings.services import BookingStateError, booking_confirm
+
+    emr, booking = MemoryEmr(), _held(demo)
+    emr.taken = True
+    with pytest.raises(SlotUnavailable):
+        booking_confirm(booking_id=booking.pk, client=emr)
+    assert Booking.objects.get(pk=booking.pk).status == "failed" and emr.creates == 0
+    with pytest.raises(BookingStateError):
+        booking_confirm(booking_id=booking.pk, client=emr)
