@@ -261,19 +261,26 @@ def number_order(*, clinic: Clinic, phone_number: str) -> PhoneNumber:
         raise _fail(messaging, f"Telnyx answered the order for {number} without an order id; check the portal.")
     if order_status == ORDER_FAILURE:
         raise _fail(messaging, f"Telnyx could not order {number} (order {order['id']} failed); pick another number.")
+    status = PhoneNumber.Status.ACTIVE if order_status == ORDER_SUCCESS else PhoneNumber.Status.PENDING
+    phone = _record_ordered_number(messaging, number, order, hosted=False, status=status)
+    logger.info("telnyx number ordered clinic=%s order=%s status=%s", clinic.slug, order["id"], order_status)
+    return phone
+
+
+def _record_ordered_number(messaging, number: str, order: dict, *, hosted: bool, status: str) -> PhoneNumber:
+    """The PhoneNumber row for an order Telnyx accepted (a bought number or a hosted-SMS landline)."""
     phone = PhoneNumber.objects.create(
-        clinic=clinic,
+        clinic=messaging.clinic,
         number=number,
         provider=Provider.TELNYX,
         messaging_profile_id=messaging.messaging_profile_id,
         provider_number_id=_ordered_number_id(order, number),
-        hosted=False,
+        hosted=hosted,
         order_id=str(order["id"]),
-        order_status=order_status,
-        status=PhoneNumber.Status.ACTIVE if order_status == ORDER_SUCCESS else PhoneNumber.Status.PENDING,
+        order_status=str(order.get("status") or ""),
+        status=status,
     )
     _saved(messaging)
-    logger.info("telnyx number ordered clinic=%s order=%s status=%s", clinic.slug, order["id"], order_status)
     return phone
 
 
@@ -304,18 +311,7 @@ def hosted_number_order(*, clinic: Clinic, phone_number: str) -> PhoneNumber:
     order = _data(answer)
     if not order.get("id"):
         raise _fail(messaging, f"Telnyx answered the hosted order for {number} without an order id.")
-    phone = PhoneNumber.objects.create(
-        clinic=clinic,
-        number=number,
-        provider=Provider.TELNYX,
-        messaging_profile_id=messaging.messaging_profile_id,
-        provider_number_id=_ordered_number_id(order, number),
-        hosted=True,
-        order_id=str(order["id"]),
-        order_status=str(order.get("status") or ""),
-        status=PhoneNumber.Status.PENDING,
-    )
-    _saved(messaging)
+    phone = _record_ordered_number(messaging, number, order, hosted=True, status=PhoneNumber.Status.PENDING)
     logger.info("telnyx hosted order placed clinic=%s order=%s", clinic.slug, order["id"])
     return phone
 

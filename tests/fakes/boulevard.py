@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from .server import start_server, stop_server
+
 BUSINESS_ID = "biz-0001"
 API_KEY = "blvd_test_key"
 LOCATION_ID = "urn:blvd:Location:loc-1"
@@ -83,14 +85,11 @@ class FakeBoulevard:
         class Handler(_Handler):
             boulevard = fake
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = start_server(Handler)
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        stop_server(self.server)
 
     def take(self, start: datetime, *, listed=True) -> None:
         """Someone else booked ``start``: still listed (reserve then fails) or, with listed=False, gone."""

@@ -19,6 +19,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
+from .server import start_server, stop_server
+
 CLIENT_ID = "nx-client"
 USERNAME = "api-user@spa.example"
 PASSWORD = "api-password"
@@ -95,14 +97,11 @@ class FakeNextech:
         class Handler(_Handler):
             nextech = fake
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = start_server(Handler)
         return self
 
     def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+        stop_server(self.server)
 
     def revoke_tokens(self) -> None:
         """Access tokens stop working (the API answers 401); refresh tokens still do."""

@@ -7,9 +7,11 @@ tests can make it fail with a 503 or an opt-out error 40300 and see what our sen
 import json
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+
+from .server import start_server, stop_server
 
 
 class FakeTelnyx:
@@ -62,9 +64,7 @@ def serve(fake):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return start_server(Handler)
 
 
 @pytest.fixture
@@ -75,5 +75,4 @@ def fake_telnyx(settings):
     settings.TELNYX_API_KEY = "KEY_test"
     settings.TELNYX_BASE_URL = f"http://127.0.0.1:{server.server_port}/v2"
     yield fake
-    server.shutdown()
-    server.server_close()
+    stop_server(server)

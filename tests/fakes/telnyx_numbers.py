@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from .server import start_server, stop_server
+
 API_KEY = "KEY_test"
 NOW = "2025-01-15T15:00:00Z"
 
@@ -74,14 +76,11 @@ class FakeTelnyx:
         class Handler(_Handler):
             telnyx = fake
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = start_server(Handler)
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        stop_server(self.server)
 
     def fail(self, method, path, *, status=422, code="10015", title="Invalid parameter", detail="", times=1):
         """The next ``times`` requests to ``method path`` (path without /v2) answer ``status`` with Telnyx's error
