@@ -1,19 +1,168 @@
-from django.contrib import admin
+from datetime import datetime, timedelta
 
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from emr.base import EmrError
 from medspa.admin import PatientDataAdmin
+from medspa.audit import audit_record
+from medspa.models import AuditEvent, Clinic
 
-from .models import Booking
+from . import services
+from .models import Booking, ManualBookingRequest
+
+
+def _local_start(obj):
+    return timezone.localtime(obj.start, obj.clinic.tz).strftime("%a %b %-d, %-I:%M %p")
 
 
 @admin.register(Booking)
 class BookingAdmin(PatientDataAdmin):
-    list_display = ["__str__", "start", "clinic", "service", "provider", "status", "hold_expires_at"]
+    list_display = ["__str__", "local_start", "clinic", "service", "provider", "status", "hold_expires_at"]
     list_filter = ["clinic", "status", "provider"]
     list_select_related = ["clinic", "service", "provider"]
     date_hierarchy = "start"
     search_fields = ["patient_phone"]
     raw_id_fields = ["conversation"]
     show_full_result_count = False
+    actions = ["cancel_bookings"]
+    change_list_template = "admin/bookings/booking/change_list.html"
+
+    @admin.display(description="starts (clinic time)", ordering="start")
+    def local_start(self, obj):
+        return _local_start(obj)
 
     def has_add_permission(self, request):
-        return False  # bookings are made through booking_hold (the assistant, later staff tools)
+        return False  # bookings are made through booking_hold (the assistant)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Status, times and EMR ids change only through the booking rules (actions below), never by hand.
+        return [f.name for f in Booking._meta.fields if f.name not in ("patient_name",)]
+
+    @admin.action(description="Cancel the selected bookings (and in the EMR)")
+    def cancel_bookings(self, request, queryset):
+        done, failed = 0, []
+        for booking in queryset:
+            try:
+                services.booking_cancel(booking_id=booking.pk, by="staff", user=request.user, request=request)
+                done += 1
+            except (services.BookingStateError, EmrError) as exc:
+                failed.append(f"#{booking.pk}: {exc}")
+        if done:
+            self.message_user(request, f"{done} booking(s) cancelled.")
+        if failed:
+            self.message_user(request, "Not cancelled: " + "; ".join(failed), messages.ERROR)
+
+    def get_urls(self):
+        return [
+            path("day/", self.admin_site.admin_view(self.day_view), name="bookings_booking_day"),
+            *super().get_urls(),
+        ]
+
+    def day_view(self, request):
+        """One clinic's day, per provider, in clinic time: what the front desk prints in the morning."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        clinics = Clinic.objects.for_user(request.user)
+        form = DayForm(request.GET or None, clinics=clinics)
+        clinic, day = None, None
+        if form.is_valid():
+            clinic, day = form.cleaned_data["clinic"], form.cleaned_data.get("day")
+        elif not request.GET and clinics.count() == 1:
+            clinic = clinics.get()
+        rows, providers = [], {}
+        if clinic is not None:
+            day = day or timezone.localtime(timezone.now(), clinic.tz).date()
+            start = datetime.combine(day, datetime.min.time(), tzinfo=clinic.tz)
+            end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=clinic.tz)
+            rows = list(
+                Booking.objects.for_clinic(clinic)
+                .filter(start__lt=end, end__gt=start)
+                .select_related("clinic", "service", "provider")
+                .order_by("provider__name", "start")
+            )
+            for row in rows:
+                providers.setdefault(row.provider, []).append(row)
+            audit_record(
+                action=AuditEvent.Action.LIST,
+                model=Booking,
+                clinic=clinic,
+                request=request,
+                detail={"view": "day", "count": len(rows)},
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Bookings on {day:%A %B %-d, %Y}" if day else "Bookings by day",
+            "form": form,
+            "clinic": clinic,
+            "day": day,
+            "previous": day - timedelta(days=1) if day else None,
+            "next": day + timedelta(days=1) if day else None,
+            "providers": list(providers.items()),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/bookings/day.html", context)
+
+
+class DayForm(forms.Form):
+    clinic = forms.ModelChoiceField(queryset=Clinic.objects.none())
+    day = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, clinics, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["clinic"].queryset = clinics
+
+
+@admin.register(ManualBookingRequest)
+class ManualBookingRequestAdmin(PatientDataAdmin):
+    """The front desk's queue for a manual EMR (e.g. Aesthetic Record, which has no API). These bookings are paid
+    and their time is held here, but they are NOT in the clinic's EMR until a person enters them there."""
+
+    list_display = ["__str__", "local_start", "clinic", "service", "provider", "patient_name", "patient_phone", "open"]
+    list_filter = ["clinic", "provider"]
+    list_select_related = ["clinic", "service", "provider"]
+    actions = ["mark_confirmed"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(status=Booking.Status.AWAITING_STAFF)
+
+    @admin.display(description="starts (clinic time)", ordering="start")
+    def local_start(self, obj):
+        return _local_start(obj)
+
+    @admin.display(description="booking")
+    def open(self, obj):
+        return format_html('<a href="{}">details</a>', reverse("admin:bookings_booking_change", args=[obj.pk]))
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "subtitle": "Manual integration: nothing here is in your EMR until you enter it there. Enter each "
+            "booking in your EMR, then select it and choose \u201cMark confirmed\u201d; the patient gets a text.",
+        }
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description="Mark confirmed (I entered it in our EMR); texts the patient")
+    def mark_confirmed(self, request, queryset):
+        done = 0
+        for booking in queryset:
+            try:
+                services.booking_staff_confirm(booking_id=booking.pk, user=request.user, request=request)
+                done += 1
+            except services.BookingStateError as exc:
+                self.message_user(request, f"#{booking.pk}: {exc}", messages.ERROR)
+        self.message_user(request, f"{done} booking(s) confirmed; the patients will get a confirmation text.")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_view_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False

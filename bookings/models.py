@@ -4,7 +4,7 @@ from medspa.models import Clinic, Service
 from medspa.phones import validate_e164
 from medspa.tenancy import ClinicScopedQuerySet, validate_same_clinic
 
-ACTIVE_STATUSES = ("held", "awaiting_deposit", "confirmed")
+ACTIVE_STATUSES = ("held", "awaiting_deposit", "awaiting_staff", "confirmed")
 
 
 class BookingQuerySet(ClinicScopedQuerySet):
@@ -16,13 +16,15 @@ class BookingQuerySet(ClinicScopedQuerySet):
 
 
 class Booking(models.Model):
-    """A patient's appointment from hold to confirmation. While held, awaiting a deposit or confirmed it occupies
-    its provider's time: on PostgreSQL an exclusion constraint makes an overlap impossible (migration 0002); on
-    SQLite ``bookings.services.booking_hold`` enforces the same rule inside a transaction."""
+    """A patient's appointment from hold to confirmation. While held, awaiting a deposit, awaiting staff (paid, on
+    a manual EMR, not entered there yet) or confirmed it occupies its provider's time: on PostgreSQL an exclusion
+    constraint makes an overlap impossible (migrations 0003, 0004); on SQLite ``bookings.services.booking_hold``
+    enforces the same rule inside a transaction."""
 
     class Status(models.TextChoices):
         HELD = "held", "Held"
         AWAITING_DEPOSIT = "awaiting_deposit", "Awaiting deposit"
+        AWAITING_STAFF = "awaiting_staff", "Awaiting staff: enter it in the EMR (manual EMR)"
         CONFIRMED = "confirmed", "Confirmed"
         CANCELLED = "cancelled", "Cancelled"
         EXPIRED = "expired", "Expired"
@@ -59,3 +61,12 @@ class Booking(models.Model):
 
     def clean(self):
         validate_same_clinic(self, "service", "provider")
+
+
+class ManualBookingRequest(Booking):
+    """The manual-EMR queue: paid bookings that staff must enter in their EMR (Aesthetic Record has no API)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "manual EMR booking to enter"
+        verbose_name_plural = "manual EMR bookings to enter"

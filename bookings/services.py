@@ -1,5 +1,5 @@
-"""Booking rules: holding a time (never twice), expiring holds. Confirmation, deposits and EMR writes build on
-these in the deposits and assistant work."""
+"""Booking rules: hold a time (never twice), attach a deposit, confirm (write the EMR appointment exactly once, or
+hand a manual EMR's booking to staff), cancel per the clinic's policy, expire holds, and tell the patient."""
 
 import logging
 from datetime import timedelta
@@ -10,7 +10,9 @@ from django.utils import timezone
 from emr.availability import availability_invalidate
 from emr.models import Provider
 
-from .models import Booking
+from .models import ACTIVE_STATUSES, Booking
+
+ACTIVE = set(ACTIVE_STATUSES)
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +25,10 @@ class SlotUnavailable(Exception):
 
 class BookingStateError(Exception):
     """The booking is not in a state that allows this step."""
+
+
+class CancellationTooLate(Exception):
+    """The patient asked to cancel inside the clinic's notice window: staff decide (and about the deposit)."""
 
 
 def booking_hold(
@@ -90,16 +96,19 @@ def booking_confirm(*, booking_id: int, client=None) -> Booking:
     Safe to run again after a crash or a timeout: a booking already confirmed is returned as it is, and an
     appointment that an earlier attempt wrote is looked up by our booking id before anything is written. The time
     is re-checked with the EMR right before writing; if it is gone (or the EMR answers 409) the booking fails and
-    SlotUnavailable tells the caller to offer other times."""
-    from emr.base import AppointmentRequest, PatientInfo, Slot, SlotTakenError
+    SlotUnavailable tells the caller to offer other times. On a manual EMR the booking waits for staff instead
+    (``awaiting_staff``) and they are alerted; ``booking_staff_confirm`` finishes it."""
+    from emr.base import MANUAL, AppointmentRequest, PatientInfo, Slot, SlotTakenError
     from emr.services import emr_client
 
     booking = Booking.objects.select_related("clinic", "service", "provider").get(pk=booking_id)
-    if booking.status == Booking.Status.CONFIRMED:
+    if booking.status in (Booking.Status.CONFIRMED, Booking.Status.AWAITING_STAFF):
         return booking
     if booking.status not in (Booking.Status.HELD, Booking.Status.AWAITING_DEPOSIT):
         raise BookingStateError(f"booking {booking.pk} is {booking.status}")
     client = client or emr_client(clinic=booking.clinic)
+    if MANUAL in client.capabilities:
+        return _hand_to_staff(booking)
     first, _, last = (booking.patient_name or "Patient").partition(" ")
     patient = PatientInfo(first_name=first, last_name=last or "-", phone=booking.patient_phone)
     slot = Slot(
@@ -132,3 +141,151 @@ def booking_confirm(*, booking_id: int, client=None) -> Booking:
     logger.info("booking confirmed booking=%s", booking.pk)
     booking.refresh_from_db()
     return booking
+
+
+def booking_attach_deposit(*, booking_id: int, deposit_cents: int, hold_expires_at=None) -> Booking:
+    """A deposit was requested for a held booking: it now waits for the payment (until ``hold_expires_at``, the
+    payment link's expiry, when given)."""
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().get(pk=booking_id)
+        if booking.status not in (Booking.Status.HELD, Booking.Status.AWAITING_DEPOSIT):
+            raise BookingStateError(f"booking {booking.pk} is {booking.status}")
+        booking.status = Booking.Status.AWAITING_DEPOSIT
+        booking.deposit_cents = deposit_cents
+        if hold_expires_at is not None:
+            booking.hold_expires_at = hold_expires_at
+        booking.save(update_fields=["status", "deposit_cents", "hold_expires_at", "updated_at"])
+    return booking
+
+
+def _hand_to_staff(booking: Booking) -> Booking:
+    """A manual EMR: the booking keeps its time and becomes a task for the front desk."""
+    from medspa.alerts import staff_alert
+    from medspa.models import StaffAlert
+
+    with transaction.atomic():
+        updated = Booking.objects.filter(
+            pk=booking.pk, status__in=[Booking.Status.HELD, Booking.Status.AWAITING_DEPOSIT]
+        ).update(status=Booking.Status.AWAITING_STAFF, hold_expires_at=None, updated_at=timezone.now())
+        if updated:
+            booking.refresh_from_db()
+            when = timezone.localtime(booking.start, booking.clinic.tz)
+            staff_alert(
+                clinic=booking.clinic,
+                kind=StaffAlert.Kind.MANUAL_BOOKING,
+                text=(
+                    f"Booking #{booking.pk} ({booking.service.name} with {booking.provider.name}, "
+                    f"{when:%a %b %-d %-I:%M %p}) is ready. Enter it in your EMR, then mark it confirmed here."
+                ),
+                obj=booking,
+            )
+    logger.info("booking awaiting staff booking=%s", booking.pk)
+    booking.refresh_from_db()
+    return booking
+
+
+def booking_staff_confirm(*, booking_id: int, user, emr_appointment_id: str = "", request=None) -> Booking:
+    """The front desk entered a manual EMR's booking: mark it confirmed, close its alert, text the patient."""
+    from medspa.alerts import staff_alerts_resolve_for
+    from medspa.audit import audit_record
+    from medspa.models import AuditEvent, StaffAlert
+
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().select_related("clinic").get(pk=booking_id)
+        if booking.status == Booking.Status.CONFIRMED:
+            return booking
+        if booking.status != Booking.Status.AWAITING_STAFF:
+            raise BookingStateError(f"booking {booking.pk} is {booking.status}, not awaiting staff")
+        booking.status = Booking.Status.CONFIRMED
+        booking.emr_appointment_id = emr_appointment_id or booking.emr_appointment_id
+        booking.save(update_fields=["status", "emr_appointment_id", "updated_at"])
+        staff_alerts_resolve_for(obj=booking, kinds=[StaffAlert.Kind.MANUAL_BOOKING])
+        audit_record(
+            action=AuditEvent.Action.CHANGE, obj=booking, user=user, request=request, detail={"fields": ["status"]}
+        )
+        transaction.on_commit(lambda: booking_confirmation_send(booking_id=booking.pk, kind="notice"))
+    logger.info("booking confirmed by staff booking=%s", booking.pk)
+    return booking
+
+
+def booking_cancel(*, booking_id: int, by: str, user=None, request=None, now=None, client=None) -> Booking:
+    """Cancel a booking. ``by`` is "patient" (through the assistant) or "staff" (the admin).
+
+    A patient may cancel a confirmed appointment up to the clinic's ``cancellation_notice_hours`` before it; later
+    than that CancellationTooLate is raised and staff decide. A held time is simply released. An appointment
+    written to the EMR is cancelled there first (an EMR error leaves the booking as it was, for a retry); on a
+    manual EMR staff are asked to remove it. Cancelling twice changes nothing."""
+    from emr.base import MANUAL, WRITE
+    from emr.services import emr_client
+    from medspa.alerts import staff_alert, staff_alerts_resolve_for
+    from medspa.audit import audit_record
+    from medspa.models import AuditEvent, StaffAlert
+
+    now = now or timezone.now()
+    booking = Booking.objects.select_related("clinic", "service", "provider").get(pk=booking_id)
+    if booking.status == Booking.Status.CANCELLED:
+        return booking
+    if booking.status not in ACTIVE:
+        raise BookingStateError(f"booking {booking.pk} is {booking.status}")
+    booked = booking.status in (Booking.Status.CONFIRMED, Booking.Status.AWAITING_STAFF)
+    notice = timedelta(hours=booking.clinic.cancellation_notice_hours)
+    if by == "patient" and booked and booking.start - now < notice:
+        raise CancellationTooLate(f"booking {booking.pk} starts within {booking.clinic.cancellation_notice_hours}h")
+    client = client or (emr_client(clinic=booking.clinic) if booked else None)
+    if booking.status == Booking.Status.CONFIRMED and WRITE in client.capabilities and booking.emr_appointment_id:
+        client.cancel_appointment(booking.emr_appointment_id)  # EmrError propagates; nothing changed here
+    with transaction.atomic():
+        updated = Booking.objects.filter(pk=booking.pk, status=booking.status).update(
+            status=Booking.Status.CANCELLED, hold_expires_at=None, updated_at=now
+        )
+        if not updated:  # changed meanwhile (confirmed, expired, cancelled): look again
+            raise BookingStateError(f"booking {booking.pk} changed while cancelling")
+        staff_alerts_resolve_for(obj=booking, kinds=[StaffAlert.Kind.MANUAL_BOOKING])
+        if booked and MANUAL in client.capabilities:
+            staff_alert(
+                clinic=booking.clinic,
+                kind=StaffAlert.Kind.MANUAL_CANCEL,
+                text=f"Booking #{booking.pk} was cancelled ({by}). If it is in your EMR, remove it there.",
+                obj=booking,
+            )
+        audit_record(
+            action=AuditEvent.Action.CHANGE if user else AuditEvent.Action.ASSISTANT,
+            obj=booking,
+            user=user,
+            request=request,
+            channel="admin" if user else "assistant",
+            detail={"fields": ["status"], "by": by},
+        )
+        transaction.on_commit(lambda: availability_invalidate(clinic_id=booking.clinic_id))
+    logger.info("booking cancelled booking=%s by=%s", booking.pk, by)
+    booking.refresh_from_db()
+    return booking
+
+
+def booking_confirmation_text(booking: Booking) -> str:
+    clinic = booking.clinic
+    when = timezone.localtime(booking.start, clinic.tz)
+    where = f" at {clinic.street}" if clinic.street else ""
+    notice = clinic.cancellation_notice_hours
+    return (
+        f"You're booked: {booking.service.name} with {booking.provider.name}, {when:%A %b %-d at %-I:%M %p}"
+        f"{where}. To cancel or reschedule, reply here at least {notice} hours before. - {clinic.name}"
+    )
+
+
+def booking_confirmation_send(*, booking_id: int, kind: str = "reply"):
+    """Text the patient that their booking is confirmed, once (keyed by the booking). ``kind`` "reply" goes out at
+    once (it answers the patient's own payment); "notice" (a later staff confirmation) waits for quiet hours."""
+    from messaging.services import message_queue
+
+    booking = Booking.objects.select_related("clinic", "service", "provider").get(pk=booking_id)
+    if booking.status != Booking.Status.CONFIRMED:
+        return []
+    return message_queue(
+        clinic=booking.clinic,
+        to=booking.patient_phone,
+        body=booking_confirmation_text(booking),
+        kind=kind,
+        conversation=booking.conversation,
+        idempotency_key=f"booking-confirmed-{booking.pk}",
+    )

@@ -1,8 +1,27 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from medspa.admin import ClinicScopedAdmin, ClinicScopedInline
 
 from .models import EmrConfig, Provider, TimeOff, WorkingHours
+from .services import emr_connection_test
+
+INTEGRATION = {
+    EmrConfig.Kind.BUILTIN: "automatic (our calendar)",
+    EmrConfig.Kind.NEXTECH: "automatic (API)",
+    EmrConfig.Kind.BOULEVARD: "automatic (API)",
+    EmrConfig.Kind.MANUAL: "MANUAL: staff enter each booking",
+}
+INTEGRATION_HELP = {
+    EmrConfig.Kind.BUILTIN: "Open times come from the providers' hours here; bookings live here.",
+    EmrConfig.Kind.NEXTECH: "Open times are read from Nextech and paid bookings are written there automatically.",
+    EmrConfig.Kind.BOULEVARD: "Open times are read from Boulevard and paid bookings are written there automatically.",
+    EmrConfig.Kind.MANUAL: (
+        "This integration is manual. There is no API connection to your EMR: open times come from the providers' "
+        "hours kept here, and every paid booking appears under \u201cManual EMR bookings to enter\u201d and is "
+        "emailed to your staff. Someone must enter it in your EMR and mark it confirmed here; only then does the "
+        "patient get a confirmation."
+    ),
+}
 
 
 class WorkingHoursInline(ClinicScopedInline):
@@ -39,6 +58,30 @@ class EmrConfigAdmin(ClinicScopedAdmin):
     """Which scheduling system a clinic uses. "Manual" means staff book each request in their EMR by hand and
     confirm it here: there is no API connection for those systems."""
 
-    list_display = ["clinic", "kind", "slot_minutes", "buffer_minutes", "min_notice_minutes", "horizon_days"]
+    list_display = ["clinic", "kind", "integration", "slot_minutes", "buffer_minutes", "min_notice_minutes"]
     list_filter = ["kind"]
     list_select_related = ["clinic"]
+    actions = ["test_connection"]
+    fieldsets = [
+        (None, {"fields": ["clinic", "kind", "integration_help"]}),
+        ("Connection (Nextech, Boulevard)", {"fields": ["credentials", "location_ref"]}),
+        (
+            "Calendar rules (built-in calendar and manual EMRs)",
+            {"fields": ["slot_minutes", "buffer_minutes", "min_notice_minutes", "horizon_days"]},
+        ),
+    ]
+    readonly_fields = ["integration_help"]
+
+    @admin.display(description="integration")
+    def integration(self, obj):
+        return INTEGRATION[obj.kind]
+
+    @admin.display(description="what this means")
+    def integration_help(self, obj):
+        return INTEGRATION_HELP[obj.kind] if obj and obj.pk else "Choose the kind and save to see what it means."
+
+    @admin.action(description="Test the connection (asks the EMR for open times)")
+    def test_connection(self, request, queryset):
+        for config in queryset.select_related("clinic"):
+            ok, text = emr_connection_test(clinic=config.clinic)
+            self.message_user(request, f"{config.clinic}: {text}", messages.SUCCESS if ok else messages.ERROR)

@@ -11,6 +11,7 @@ Log lines carry ids, methods and paths only: never names, phones or query string
 """
 
 import hashlib
+import hmac
 import logging
 import re
 import threading
@@ -19,6 +20,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
+from django.conf import settings
 from django.core.cache import cache
 
 from .base import (
@@ -172,7 +174,10 @@ class NextechClient(EmrClient):
         self._http = httpx.Client(timeout=timeout, headers={"Accept": "application/fhir+json, application/json"})
         self._token: dict | None = None  # access_token, refresh_token, expires_at (epoch seconds)
         self._token_lock = threading.Lock()
-        digest = hashlib.sha256(f"{client_id}\0{username}\0{practice_id}".encode()).hexdigest()[:32]
+        # Keyed by the whole credential set (password included, through an HMAC with the secret key): new
+        # credentials never reuse a token granted to the old ones.
+        account = f"{client_id}\0{username}\0{password}\0{practice_id}".encode()
+        digest = hmac.new(settings.SECRET_KEY.encode(), account, hashlib.sha256).hexdigest()[:32]
         self.cache_key = f"emr:nextech:token:{digest}"
 
     def close(self) -> None:

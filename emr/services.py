@@ -55,10 +55,14 @@ def emr_client(*, clinic):
 
     Credentials are a JSON object in the encrypted ``credentials`` field: Nextech ``{client_id, username,
     password, practice_id}``, Boulevard ``{business_id, api_key, sandbox}``; the location comes from
-    ``location_ref``. The manual integration's staff queue is not built yet (docs/DECISIONS.md)."""
+    ``location_ref``. A manual EMR (Aesthetic Record) reads the built-in calendar and leaves writing to staff."""
     config = EmrConfig.objects.filter(clinic=clinic).first()
     if config is None or config.kind == EmrConfig.Kind.BUILTIN:
         return BuiltinCalendarClient(clinic=clinic, config=config)
+    if config.kind == EmrConfig.Kind.MANUAL:
+        from .manual import ManualEmrClient
+
+        return ManualEmrClient(clinic=clinic, config=config)
     try:
         credentials = json.loads(config.credentials or "{}")
     except ValueError:
@@ -75,3 +79,30 @@ def emr_client(*, clinic):
     except TypeError as exc:
         raise EmrConfigError(f"EMR credentials do not fit {config.get_kind_display()}: {exc}") from None
     raise EmrConfigError(f"{config.get_kind_display()} has no client yet.")
+
+
+def emr_connection_test(*, clinic, now=None) -> tuple[bool, str]:
+    """The admin's "test connection": build the clinic's client and ask it for a service's open times over the
+    next three days, through the same calls a patient's question makes. Returns (ok, what to tell staff)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .base import EmrError
+
+    try:
+        client = emr_client(clinic=clinic)
+    except EmrConfigError as exc:
+        return False, str(exc)
+    services = Service.objects.for_clinic(clinic).filter(active=True).order_by("name")
+    service = next((s for s in services if client.service_ref(s)), None)
+    if service is None:
+        return False, "No active service is mapped to an EMR appointment type (the service's EMR service id)."
+    start = now or timezone.now()
+    try:
+        slots = client.availability(service_ref=client.service_ref(service), start=start, end=start + timedelta(days=3))
+    except EmrError as exc:
+        return False, f"The EMR answered with an error: {exc}"
+    except Exception as exc:  # a network or configuration problem: staff need its kind, not a traceback
+        return False, f"Could not reach the EMR: {type(exc).__name__}"
+    return True, f"Connected: {len(slots)} open time(s) for {service.name} in the next 3 days."

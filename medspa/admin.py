@@ -12,7 +12,7 @@ from django.http import Http404
 
 from .audit import audit_record
 from .fields import CommaSeparatedListField, DollarsField
-from .models import AuditEvent, Clinic, ClinicMembership, Service
+from .models import AuditEvent, Clinic, ClinicMembership, Service, StaffAlert
 from .tenancy import is_clinic_scoped, user_clinic_ids
 
 admin.site.site_header = "Medspa front desk"
@@ -277,6 +277,61 @@ class AuditEventAdmin(ClinicScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class OpenAlertFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Needs attention"), ("no", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+@admin.register(StaffAlert)
+class StaffAlertAdmin(ClinicScopedAdmin):
+    """Needs attention: manual EMR bookings to enter, payments to review, urgent messages. Raised by the system
+    (medspa.alerts.staff_alert); staff resolve them here."""
+
+    list_display = ["created_at", "clinic", "kind", "text", "related", "resolved_at", "resolved_by"]
+    list_filter = [OpenAlertFilter, "kind", "clinic"]
+    list_select_related = ["clinic"]
+    date_hierarchy = "created_at"
+    actions = ["resolve"]
+    readonly_fields = [f.name for f in StaffAlert._meta.fields]
+
+    @admin.display(description="about")
+    def related(self, obj):
+        from django.urls import NoReverseMatch, reverse
+        from django.utils.html import format_html
+
+        if not obj.object_type:
+            return ""
+        app_label, _, model = obj.object_type.partition(".")
+        try:
+            url = reverse(f"admin:{app_label}_{model}_change", args=[obj.object_id])
+        except NoReverseMatch:
+            return f"{obj.object_type} #{obj.object_id}"
+        return format_html('<a href="{}">{} #{}</a>', url, model, obj.object_id)
+
+    @admin.action(description="Mark resolved")
+    def resolve(self, request, queryset):
+        from .alerts import staff_alert_resolve
+
+        done = sum(staff_alert_resolve(alert=alert, user=request.user) for alert in queryset)
+        self.message_user(request, f"{done} alert(s) resolved.")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
 
 
 # --- Platform tables, re-registered superuser-only ------------------------------------------------------------------

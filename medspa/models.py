@@ -344,3 +344,39 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only.")
+
+
+class StaffAlert(models.Model):
+    """Something a person at the clinic must do or know: a manual EMR booking to enter, a payment that did not
+    match, an urgent message. Listed in the admin ("Needs attention") and emailed to the clinic's staff.
+
+    The text names ids and what to do, never patient data: it goes out by email."""
+
+    class Kind(models.TextChoices):
+        MANUAL_BOOKING = "manual_booking", "Enter a booking in the EMR"
+        MANUAL_CANCEL = "manual_cancel", "Remove a cancelled booking from the EMR"
+        EMR_ERROR = "emr_error", "EMR write failed"
+        PAYMENT = "payment", "Payment needs review"
+        REFUND = "refund", "Refund"
+        HANDOFF = "handoff", "Conversation needs a person"
+        URGENT = "urgent", "Urgent patient message"
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="staff_alerts")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    text = models.CharField(max_length=300, help_text="What happened and what to do; ids only, no patient data.")
+    object_type = models.CharField(max_length=100, blank=True, help_text="app_label.model")
+    object_id = models.CharField(max_length=64, blank=True)
+    dedupe_key = models.CharField(max_length=150, unique=True, help_text="The same alert is raised once.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True)
+
+    objects = ClinicScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["resolved_at", "-created_at"]
+        indexes = [models.Index(fields=["clinic", "resolved_at"])]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.object_type}#{self.object_id}"

@@ -146,6 +146,13 @@ CELERY_BEAT_SCHEDULE = {
     "expire-booking-holds": {"task": "bookings.expire_holds", "schedule": 30.0},
 }
 
+# --- Email: staff alerts (manual bookings, payments to review, urgent messages); ids and links only ---------------
+
+# smtp+tls://user:password@smtp.example.com:587 in production; printed to the console by default.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Med Spa Front Desk <frontdesk@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 # --- Auth, sessions, lockout --------------------------------------------------------------------------------------
 
 AUTHENTICATION_BACKENDS = [

@@ -41,6 +41,15 @@ def sms_outbox(settings):
     locmem.reset()
 
 
+@pytest.fixture
+def demo(db):
+    """The demo clinic, loaded the way `make run` loads it (fixtures/demo-clinic.json)."""
+    from django.core.management import call_command
+
+    call_command("seed_knowledge", verbosity=0)
+    return Clinic.objects.get(slug="demo-clinic-001")
+
+
 def make_clinic(slug, **extra):
     defaults = {
         "name": slug.replace("-", " ").title(),

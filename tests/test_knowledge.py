@@ -9,15 +9,8 @@ from knowledge.evaluation import DEMO_QUESTIONS, knowledge_evaluate
 from knowledge.models import KnowledgeChunk, KnowledgeDocument
 from knowledge.services import chunk_text, document_upsert, documents_load, knowledge_search
 from medspa.clinic_file import DEMO_CLINIC_FILE
-from medspa.models import Clinic
 
 from .conftest import make_clinic, make_service, make_staff
-
-
-@pytest.fixture
-def demo(db):
-    call_command("seed_knowledge", verbosity=0)
-    return Clinic.objects.get(slug="demo-clinic-001")
 
 
 def test_demo_clinic_has_its_documents(demo):

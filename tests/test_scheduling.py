@@ -16,12 +16,6 @@ from medspa.models import Clinic, Service
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # Monday 07:00 in Boston
 
 
-@pytest.fixture
-def demo(db):
-    call_command("seed_knowledge", verbosity=0)
-    return Clinic.objects.get(slug="demo-clinic-001")
-
-
 def slots(clinic, service_name, day_start, day_end, provider=None, now=NOW):
     service = Service.objects.get(clinic=clinic, name=service_name)
     client = BuiltinCalendarClient(clinic=clinic, config=EmrConfig.objects.get(clinic=clinic), now=now)
@@ -321,6 +315,8 @@ def test_concurrent_misses_make_one_emr_call_and_holds_invalidate(demo, django_c
 
 class MemoryEmr:
     """An EMR in memory: records appointments, can lose a time, or time out after writing."""
+
+    capabilities = frozenset({"availability", "write"})
 
     def __init__(self):
         self.appointments, self.creates, self.taken, self.timeout_after_write = {}, 0, False, False

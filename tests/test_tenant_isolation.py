@@ -121,6 +121,22 @@ def _booking(clinic):
     )
 
 
+def _manual_booking(clinic):
+    from bookings.models import ManualBookingRequest
+
+    booking = _booking(clinic)
+    booking.status = "awaiting_staff"
+    booking.save()
+    return ManualBookingRequest.objects.get(pk=booking.pk)
+
+
+def _staff_alert(clinic):
+    from medspa.models import StaffAlert
+
+    n = next(_counter)
+    return StaffAlert.objects.create(clinic=clinic, kind="payment", text="Check payment", dedupe_key=f"t-{n}")
+
+
 # One way to make a row of each clinic-scoped model for a given clinic.
 FACTORIES = {
     Clinic: lambda clinic: clinic,
@@ -138,6 +154,8 @@ FACTORIES = {
     "emr.Provider": _provider,
     "emr.EmrConfig": _emr_config,
     "bookings.Booking": _booking,
+    "bookings.ManualBookingRequest": _manual_booking,
+    "medspa.StaffAlert": _staff_alert,
 }
 FACTORIES = {apps.get_model(k) if isinstance(k, str) else k: v for k, v in FACTORIES.items()}
 

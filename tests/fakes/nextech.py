@@ -205,13 +205,13 @@ class FakeNextech:
         window_end = datetime.fromisoformat(high) if high else window_start + timedelta(days=45)
         local = window_start.astimezone(datetime.fromisoformat("2000-01-01T00:00:00-05:00").tzinfo)
         first = local.replace(hour=9, minute=0, second=0, microsecond=0)
-        if first < window_start:
+        if first + timedelta(hours=3) < window_start:  # the day's last slot (12:00) is past: the next day's
             first += timedelta(days=1)
         slots = []
         for practitioner in asked or list(self.practitioners):
             for hour in range(4):  # 09:00 .. 12:00, 30 minutes each
                 slot_start = first + timedelta(hours=hour)
-                if slot_start >= window_end or slot_start.isoformat() in self.taken:
+                if not window_start <= slot_start < window_end or slot_start.isoformat() in self.taken:
                     continue
                 slots.append(
                     {
