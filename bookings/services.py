@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from emr.availability import availability_invalidate
 from emr.models import Provider
+from medspa.models import format_cents
 
 from .models import ACTIVE_STATUSES, Booking
 
@@ -143,6 +144,29 @@ def booking_confirm(*, booking_id: int, client=None) -> Booking:
     return booking
 
 
+def booking_revive(*, booking_id: int, hold_minutes=HOLD_MINUTES, now=None) -> Booking:
+    """A payment arrived for a hold that had just expired: take its time again if nobody else has it (the same
+    overlap rule as ``booking_hold``), else raise SlotUnavailable."""
+    now = now or timezone.now()
+    try:
+        with transaction.atomic():
+            booking = Booking.objects.select_for_update().get(pk=booking_id)
+            if booking.status != Booking.Status.EXPIRED:
+                raise BookingStateError(f"booking {booking.pk} is {booking.status}")
+            Provider.objects.select_for_update().filter(pk=booking.provider_id).first()
+            overlapping = Booking.objects.overlapping(provider=booking.provider, start=booking.start, end=booking.end)
+            if overlapping.exclude(pk=booking.pk).exists():
+                raise SlotUnavailable(f"provider {booking.provider_id} is busy then")
+            booking.status = Booking.Status.AWAITING_DEPOSIT
+            booking.hold_expires_at = now + timedelta(minutes=hold_minutes)
+            booking.save(update_fields=["status", "hold_expires_at", "updated_at"])
+            transaction.on_commit(lambda: availability_invalidate(clinic_id=booking.clinic_id))
+    except IntegrityError as exc:
+        raise SlotUnavailable(f"booking {booking_id}: its time was taken") from exc
+    logger.info("booking revived booking=%s", booking.pk)
+    return booking
+
+
 def booking_attach_deposit(*, booking_id: int, deposit_cents: int, hold_expires_at=None) -> Booking:
     """A deposit was requested for a held booking: it now waits for the payment (until ``hold_expires_at``, the
     payment link's expiry, when given)."""
@@ -214,7 +238,9 @@ def booking_cancel(*, booking_id: int, by: str, user=None, request=None, now=Non
     A patient may cancel a confirmed appointment up to the clinic's ``cancellation_notice_hours`` before it; later
     than that CancellationTooLate is raised and staff decide. A held time is simply released. An appointment
     written to the EMR is cancelled there first (an EMR error leaves the booking as it was, for a retry); on a
-    manual EMR staff are asked to remove it. Cancelling twice changes nothing."""
+    manual EMR staff are asked to remove it. A patient's cancellation within the policy refunds a paid deposit;
+    after a staff cancellation staff decide (the Payments admin's refund action). Cancelling twice changes
+    nothing."""
     from emr.base import MANUAL, WRITE
     from emr.services import emr_client
     from medspa.alerts import staff_alert, staff_alerts_resolve_for
@@ -256,10 +282,22 @@ def booking_cancel(*, booking_id: int, by: str, user=None, request=None, now=Non
             channel="admin" if user else "assistant",
             detail={"fields": ["status"], "by": by},
         )
+        if by == "patient" and booked:  # cancelled within the policy: the deposit goes back
+            _refund_deposit(booking, reason="Cancelled by the patient within the cancellation policy")
         transaction.on_commit(lambda: availability_invalidate(clinic_id=booking.clinic_id))
     logger.info("booking cancelled booking=%s by=%s", booking.pk, by)
     booking.refresh_from_db()
     return booking
+
+
+def _refund_deposit(booking, *, reason):
+    """Queue the refund of a paid deposit (in the caller's transaction; payments owns the refund)."""
+    from payments.models import Payment
+    from payments.services import payment_refund_request
+
+    payment = Payment.objects.filter(booking=booking, status=Payment.Status.PAID).first()
+    if payment is not None and payment.paid_cents:
+        payment_refund_request(payment=payment, reason=reason)
 
 
 def booking_confirmation_text(booking: Booking) -> str:
@@ -273,19 +311,33 @@ def booking_confirmation_text(booking: Booking) -> str:
     )
 
 
+def booking_received_text(booking: Booking) -> str:
+    when = timezone.localtime(booking.start, booking.clinic.tz)
+    paid = f"your {format_cents(booking.deposit_cents)} deposit is received" if booking.deposit_cents else "got it"
+    return (
+        f"Thanks, {paid}. Our front desk is confirming your {booking.service.name} on {when:%A %b %-d at %-I:%M %p} "
+        f"and will text you shortly. - {booking.clinic.name}"
+    )
+
+
 def booking_confirmation_send(*, booking_id: int, kind: str = "reply"):
-    """Text the patient that their booking is confirmed, once (keyed by the booking). ``kind`` "reply" goes out at
-    once (it answers the patient's own payment); "notice" (a later staff confirmation) waits for quiet hours."""
+    """Text the patient where their booking stands, once per state (keyed by the booking): confirmed, or (manual
+    EMR) received and being confirmed by the front desk. ``kind`` "reply" goes out at once (it answers the
+    patient's own payment); "notice" (a later staff confirmation) waits for quiet hours."""
     from messaging.services import message_queue
 
     booking = Booking.objects.select_related("clinic", "service", "provider").get(pk=booking_id)
-    if booking.status != Booking.Status.CONFIRMED:
+    if booking.status == Booking.Status.CONFIRMED:
+        body, key = booking_confirmation_text(booking), f"booking-confirmed-{booking.pk}"
+    elif booking.status == Booking.Status.AWAITING_STAFF:
+        body, key = booking_received_text(booking), f"booking-received-{booking.pk}"
+    else:
         return []
     return message_queue(
         clinic=booking.clinic,
         to=booking.patient_phone,
-        body=booking_confirmation_text(booking),
+        body=body,
         kind=kind,
         conversation=booking.conversation,
-        idempotency_key=f"booking-confirmed-{booking.pk}",
+        idempotency_key=key,
     )

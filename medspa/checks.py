@@ -20,6 +20,15 @@ def insecure_defaults(app_configs, **kwargs):
                     id="medspa.E002",
                 )
             )
+        if settings.PAYMENTS_SANDBOX_ENABLED:
+            errors.append(
+                Warning(
+                    "PAYMENTS_SANDBOX_ENABLED is on in production: clinics without Square take test payments that "
+                    "confirm bookings without money.",
+                    hint="Unset PAYMENTS_SANDBOX_ENABLED, or configure Square (SQUARE_ACCESS_TOKEN).",
+                    id="medspa.W004",
+                )
+            )
         if settings.PUBLIC_BASE_URL.startswith("http://"):
             errors.append(
                 Warning(

@@ -144,6 +144,8 @@ CELERY_BEAT_SCHEDULE = {
     # Deferred texts (quiet hours, retry backoff) live in the database with a due time; this releases them.
     "send-due-messages": {"task": "messaging.send_due_messages", "schedule": 5.0},
     "expire-booking-holds": {"task": "bookings.expire_holds", "schedule": 30.0},
+    # Payment outbox steps that are due for a retry, or whose worker died mid-step.
+    "payments-outbox-sweep": {"task": "payments.outbox_sweep", "schedule": 30.0},
 }
 
 # --- Email: staff alerts (manual bookings, payments to review, urgent messages); ids and links only ---------------
@@ -265,6 +267,10 @@ SQUARE_BASE_URL = env.str("SQUARE_BASE_URL", default="")
 SQUARE_LOCATION_ID = env.str("SQUARE_LOCATION_ID", default="")
 SQUARE_WEBHOOK_SIGNATURE_KEY = _secret("SQUARE_WEBHOOK_SIGNATURE_KEY", "")
 SQUARE_WEBHOOK_URL = env.str("SQUARE_WEBHOOK_URL", default=f"{PUBLIC_BASE_URL}/webhooks/square")
+# The sandbox checkout (/pay/<token>/, test payments, no money moves): on by default only in development.
+PAYMENTS_SANDBOX_ENABLED = env.bool("PAYMENTS_SANDBOX_ENABLED", default=DEBUG)
+# How long a deposit link holds its time; the hold is released when it passes unpaid.
+PAYMENTS_LINK_MINUTES = env.int("PAYMENTS_LINK_MINUTES", default=30)
 CONVERSATION_ENGINE = env.str("CONVERSATION_ENGINE", default="auto")
 OPENAI_API_KEY = _secret("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")

@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("leads.urls")),
     path("", include("messaging.urls")),
     path("", include("knowledge.urls")),
+    path("", include("payments.urls")),
 ]

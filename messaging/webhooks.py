@@ -73,10 +73,12 @@ class WebhookView(View):
                 logger.info("webhook ignored provider=%s type=%s", self.provider, event.event_type)
                 WEBHOOKS.labels(self.provider, "ignored_type").inc()
                 continue
-            WEBHOOKS.labels(
-                self.provider, "accepted" if webhook_event_record(self.provider, event) else "duplicate"
-            ).inc()
+            WEBHOOKS.labels(self.provider, "accepted" if self.record(event) else "duplicate").inc()
         return self.acknowledge()
+
+    def record(self, event) -> bool:
+        """Store the event once and hand it to a task after commit; False for a duplicate."""
+        return webhook_event_record(self.provider, event)
 
     def _reject(self, request, reason, *, status):
         WebhookRejection.objects.create(

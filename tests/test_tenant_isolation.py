@@ -137,6 +137,40 @@ def _staff_alert(clinic):
     return StaffAlert.objects.create(clinic=clinic, kind="payment", text="Check payment", dedupe_key=f"t-{n}")
 
 
+def _payment_config(clinic):
+    from payments.models import PaymentConfig
+
+    return PaymentConfig.objects.create(clinic=clinic)
+
+
+def _payment(clinic):
+    from payments.models import Payment
+
+    n = next(_counter)
+    return Payment.objects.create(
+        clinic=clinic, booking=_booking(clinic), provider="sandbox", amount_cents=5000, idempotency_key=f"k-{n}"
+    )
+
+
+def _payment_event(clinic):
+    from payments.models import PaymentEvent
+
+    payment = _payment(clinic)
+    return PaymentEvent.objects.create(
+        provider="square", event_id=f"e-{next(_counter)}", event_type="payment.updated", clinic=clinic, payment=payment
+    )
+
+
+def _outbox_item(clinic):
+    from django.utils import timezone
+
+    from payments.models import OutboxItem
+
+    return OutboxItem.objects.create(
+        clinic=clinic, payment=_payment(clinic), kind="refund", status="failed", next_attempt_at=timezone.now()
+    )
+
+
 # One way to make a row of each clinic-scoped model for a given clinic.
 FACTORIES = {
     Clinic: lambda clinic: clinic,
@@ -156,6 +190,10 @@ FACTORIES = {
     "bookings.Booking": _booking,
     "bookings.ManualBookingRequest": _manual_booking,
     "medspa.StaffAlert": _staff_alert,
+    "payments.PaymentConfig": _payment_config,
+    "payments.Payment": _payment,
+    "payments.PaymentEvent": _payment_event,
+    "payments.OutboxItem": _outbox_item,
 }
 FACTORIES = {apps.get_model(k) if isinstance(k, str) else k: v for k, v in FACTORIES.items()}
 

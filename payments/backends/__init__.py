@@ -1,0 +1,1 @@
+"""Payment provider backends (deposits): the interface in ``base``, Square in ``square``."""
