@@ -6,22 +6,29 @@ refreshed with the refresh token a minute before it expires, and renewed once wh
 POSTs (patient and appointment creation) are never retried once they may have reached the server: a timeout raises
 a transient ``EmrError`` so the caller checks ``find_appointment`` before writing again.
 
-``fhir.resources`` is not a dependency yet, so resources are plain dicts and the fields we use are checked here.
+Resources go through ``fhir.resources``' STU3 models both ways: what we send is built and validated by the model and
+serialised from it (an invalid resource is an ``EmrError`` before anything is sent), and what Nextech answers (Bundles
+and the Slot, Patient and Appointment resources in them, created resources) is validated by the model before we read
+it, so a malformed answer is an ``EmrError`` naming the resource and the failing fields, never a KeyError deep in
+here. Validation errors are reduced to field paths and error kinds: their values may be PHI.
 Log lines carry ids, methods and paths only: never names, phones or query strings (patient searches hold PHI).
 """
 
+import copy
 import hashlib
 import hmac
 import logging
 import re
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
+import fhir_core.constraints
 import httpx
 from django.conf import settings
 from django.core.cache import cache
+from pydantic import ValidationError
 
 from .base import (
     AVAILABILITY,
@@ -34,6 +41,16 @@ from .base import (
     Slot,
     SlotTakenError,
 )
+
+# Nextech's ids are not always FHIR ids: its Schedules are "location_1_practitioner_9", and an underscore fails the
+# STU3 id pattern ([A-Za-z0-9.-]). fhir_core reads this (documented) setting when a model class is built, so it is set
+# before the first model import below; nothing else in the project loads fhir.resources. Ids are opaque to us.
+fhir_core.constraints.TYPES_ID_PATTERN = r"^[A-Za-z0-9\-._]+$"
+
+from fhir.resources.STU3.appointment import Appointment as FhirAppointment  # noqa: E402
+from fhir.resources.STU3.bundle import Bundle as FhirBundle  # noqa: E402
+from fhir.resources.STU3.patient import Patient as FhirPatient  # noqa: E402
+from fhir.resources.STU3.slot import Slot as FhirSlot  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +71,69 @@ CLOSED_STATUSES = {"cancelled", "entered-in-error", "noshow"}
 # httpx logs every request URL (with Patient search queries) at INFO: settings.LOGGING keeps it at WARNING.
 
 
-def _parse_time(value) -> datetime | None:
-    """An aware datetime from a FHIR instant, or None when missing, malformed or without an offset."""
-    if not isinstance(value, str):
+def _aware(value: datetime | None) -> datetime | None:
+    """A validated FHIR instant with the standard library's fixed-offset timezone (the models give pydantic's TzInfo),
+    or None."""
+    if not isinstance(value, datetime) or value.utcoffset() is None:
         return None
+    return value.replace(tzinfo=timezone(value.utcoffset()))
+
+
+def _problems(exc: ValidationError) -> str:
+    """Where a resource failed its STU3 model: field paths and error kinds only, never the values (PHI)."""
+    found = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        item = f"{'.'.join(str(part) for part in error['loc']) or 'resource'} ({error['type']})"
+        if item not in found:
+            found.append(item)
+    return "; ".join(found[:3]) + ("; ..." if len(found) > 3 else "")
+
+
+def _parse(model, data, what: str):
+    """An answer from Nextech validated by its STU3 model; EmrError (not transient) naming ``what`` when it is not.
+
+    Elements STU3 does not define (a vendor's additions) are dropped, logged by path, and the rest validated: a new
+    field in Nextech's answers must not stop every booking. Anything else malformed is an error.
+    ``from None``: the ValidationError's text carries the values, which may be PHI."""
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        extras = [tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
+        if extras and len(extras) == len(errors) and isinstance(data, dict):
+            logger.warning("nextech %s: ignoring elements STU3 does not define: %s", what, _problems(exc))
+            try:
+                return model.model_validate(_without(data, extras))
+            except ValidationError as again:
+                exc = again
+        raise EmrError(f"Nextech answered a malformed {what}: {_problems(exc)}", transient=False) from None
+
+
+def _without(data, paths):
+    """A copy of ``data`` without the elements at ``paths`` (pydantic error locations: keys and list indexes)."""
+    data = copy.deepcopy(data)
+    for path in paths:
+        node = data
+        for part in path[:-1]:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                node = None
+                break
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return data
+
+
+def _build(model, data: dict):
+    """A resource we send, validated by its STU3 model before anything leaves."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise EmrError(
+            f"Refusing to send an invalid STU3 {data.get('resourceType')} to Nextech: {_problems(exc)}",
+            transient=False,
+        ) from None
 
 
 def _require_aware(value: datetime, name: str) -> None:
@@ -116,22 +187,31 @@ def _retry_after(response: httpx.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def _bundle_resources(bundle, resource_type: str) -> list[dict]:
-    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+def _bundle_resources(body, model) -> tuple[list, str]:
+    """The ``model`` resources of a searchset Bundle (each validated by its STU3 model) and the next page's URL.
+
+    The Bundle itself is validated without its entries' resources, then each resource of the searched type by its
+    own model: cheaper than validating the whole Bundle (which resolves every entry's class), the error names the
+    entry, and resources of other types (an OperationOutcome in search mode "outcome") are left alone."""
+    resource_type = model.get_resource_type()
+    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise EmrError(f"Nextech answered something other than a Bundle for {resource_type}", transient=False)
+    entries = body.get("entry")
+    envelope = body
+    if isinstance(entries, list):
+        envelope = {
+            **body,
+            "entry": [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e for e in entries],
+        }
+    bundle = _parse(FhirBundle, envelope, f"Bundle for {resource_type}")
     resources = []
-    for entry in bundle.get("entry") or []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict) and resource.get("resourceType") == resource_type:
-            resources.append(resource)
-    return resources
-
-
-def _next_link(bundle) -> str:
-    for link in bundle.get("link") or []:
-        if isinstance(link, dict) and link.get("relation") == "next" and link.get("url"):
-            return link["url"]
-    return ""
+    for index, entry in enumerate(entries or []):
+        resource = entry.get("resource")
+        if resource is None or (isinstance(resource, dict) and resource.get("resourceType") != resource_type):
+            continue
+        resources.append(_parse(model, resource, f"{resource_type} (Bundle entry {index})"))
+    next_url = next((link.url for link in bundle.link or [] if link.relation == "next" and link.url), "")
+    return resources, next_url
 
 
 def _ref_id(reference, kind: str) -> str:
@@ -143,11 +223,12 @@ def _ref_id(reference, kind: str) -> str:
     return ""
 
 
-def _extension(resource: dict, name: str) -> dict:
-    for extension in resource.get("extension") or []:
-        if isinstance(extension, dict) and extension.get("url") == EXTENSION_PREFIX + name:
-            return extension
-    return {}
+def _extension_reference(resource, name: str) -> str:
+    """The valueReference.reference of one of Nextech's extensions on a validated resource, else ''."""
+    for extension in resource.extension or []:
+        if extension.url == EXTENSION_PREFIX + name and extension.valueReference is not None:
+            return extension.valueReference.reference or ""
+    return ""
 
 
 class NextechClient(EmrClient):
@@ -314,14 +395,20 @@ class NextechClient(EmrClient):
             status=status,
         )
 
-    def _api(self, method: str, path: str, *, params=None, json=None, url=None) -> httpx.Response:
-        """An authenticated API call; a 401 renews the token and retries once. Other 4xx raise EmrError."""
+    def _api(self, method: str, path: str, *, params=None, json=None, resource=None, url=None) -> httpx.Response:
+        """An authenticated API call; a 401 renews the token and retries once. Other 4xx raise EmrError.
+        ``resource`` (an STU3 model) is sent as the model's own JSON, without empty elements."""
         idempotent = method != "POST"
         target = url or f"{self.base_url}{path}"
+        content = None if resource is None else resource.model_dump_json(exclude_none=True)
         for renewed in (False, True):
             token = self._access_token()
             headers = {"Authorization": f"Bearer {token}", "nx-practice-id": self.practice_id}
-            response = self._send(method, target, idempotent=idempotent, params=params, json=json, headers=headers)
+            if content is not None:
+                headers["Content-Type"] = "application/json"
+            response = self._send(
+                method, target, idempotent=idempotent, params=params, json=json, content=content, headers=headers
+            )
             if response.status_code != 401 or renewed:
                 break
             logger.info("nextech %s %s answered 401; renewing the token", method, urlsplit(target).path)
@@ -342,16 +429,15 @@ class NextechClient(EmrClient):
         except ValueError as exc:
             raise EmrError(f"Nextech answered {response.status_code} without JSON", transient=True) from exc
 
-    def _search(self, path: str, params) -> list[dict]:
-        """Every resource of a search, following link[relation=next] (only on our own API host: the bearer token
-        goes nowhere else)."""
-        resource_type = path.strip("/")
+    def _search(self, model, params) -> list:
+        """Every resource of a search (validated ``model`` instances), following link[relation=next] (only on our
+        own API host: the bearer token goes nowhere else)."""
+        path = f"/{model.get_resource_type()}"
         response = self._api("GET", path, params=params)
         found = []
         for _page in range(MAX_PAGES):
-            bundle = self._json(response)
-            found.extend(_bundle_resources(bundle, resource_type))
-            next_url = _next_link(bundle)
+            resources, next_url = _bundle_resources(self._json(response), model)
+            found.extend(resources)
             if not next_url:
                 return found
             if not next_url.startswith(self.base_url + "/"):
@@ -380,39 +466,38 @@ class NextechClient(EmrClient):
             params.append(("schedule.actor", f"practitioner/{provider_ref}"))
         params += [("appointment-type", str(service_ref)), ("_count", str(PAGE_SIZE))]
         slots = {}
-        for resource in self._search("/Slot", params):
+        for resource in self._search(FhirSlot, params):
             slot = self._slot(resource, service_ref=str(service_ref), provider_ref=provider_ref)
             if slot and start <= slot.start < end:
                 slots[(slot.start, slot.provider_ref, slot.emr_slot_id)] = slot
         return sorted(slots.values(), key=lambda slot: (slot.start, slot.provider_ref))
 
-    def _slot(self, resource: dict, *, service_ref: str, provider_ref: str) -> Slot | None:
-        if resource.get("status") != FREE:
+    def _slot(self, resource: FhirSlot, *, service_ref: str, provider_ref: str) -> Slot | None:
+        """Our Slot from a validated STU3 Slot (the model guarantees schedule, status and offset-carrying start/end;
+        Nextech's schedule reference names the location and practitioner: schedule/location_1_practitioner_9)."""
+        if resource.status != FREE:
             return None
-        slot_start, slot_end = _parse_time(resource.get("start")), _parse_time(resource.get("end"))
+        slot_start, slot_end = _aware(resource.start), _aware(resource.end)
         if not slot_start or not slot_end or slot_end <= slot_start:
-            logger.warning("nextech slot %s skipped: bad start/end", resource.get("id"))
+            logger.warning("nextech slot %s skipped: bad start/end", resource.id)
             return None
-        schedule = str((resource.get("schedule") or {}).get("reference") or "")
+        schedule = resource.schedule.reference or ""
         practitioner = re.search(r"practitioner_([^_/]+)", schedule)
         location = re.search(r"location_([^_/]+)", schedule)
         practitioner_id = practitioner.group(1) if practitioner else provider_ref
         if not practitioner_id:
-            logger.warning("nextech slot %s skipped: no practitioner in its schedule", resource.get("id"))
+            logger.warning("nextech slot %s skipped: no practitioner in its schedule", resource.id)
             return None
         if provider_ref and practitioner_id != str(provider_ref):
             return None
-        appointment_type = _ref_id(
-            (_extension(resource, "appointment-type").get("valueReference") or {}).get("reference"),
-            "appointment-type",
-        )
+        appointment_type = _ref_id(_extension_reference(resource, "appointment-type"), "appointment-type")
         return Slot(
             start=slot_start,
             end=slot_end,
             provider_ref=practitioner_id,
             service_ref=appointment_type or service_ref,
             location_ref=location.group(1) if location else self.location_id,
-            emr_slot_id=str(resource.get("id") or ""),
+            emr_slot_id=str(resource.id or ""),
         )
 
     # --- patients ------------------------------------------------------------------------------------------------
@@ -422,54 +507,51 @@ class NextechClient(EmrClient):
         if phone:
             # Family members often share a phone: a phone match counts only with the same family name (preferring
             # the same given name too); given names vary too much (Liz, Elizabeth) to require them.
-            found = [p for p in self._search("/Patient", [("phone", phone)]) if self._family_matches(p, patient)]
+            found = [p for p in self._search(FhirPatient, [("phone", phone)]) if self._family_matches(p, patient)]
             if found:
                 chosen = next((p for p in found if self._name_matches(p, patient)), found[0])
-                logger.info("nextech patient %s found by phone", chosen.get("id"))
+                logger.info("nextech patient %s found by phone", chosen.id)
                 return self._patient_id(chosen)
-        found = self._search("/Patient", [("family", patient.last_name), ("given", patient.first_name)])
+        found = self._search(FhirPatient, [("family", patient.last_name), ("given", patient.first_name)])
         for candidate in found:
             if self._same_person(candidate, patient):
-                logger.info("nextech patient %s found by name", candidate.get("id"))
+                logger.info("nextech patient %s found by name", candidate.id)
                 return self._patient_id(candidate)
         return self._create_patient(patient, phone)
 
     @staticmethod
-    def _names(resource: dict) -> list[tuple[str, list[str]]]:
-        names = []
-        for name in resource.get("name") or []:
-            if isinstance(name, dict):
-                names.append(
-                    ((name.get("family") or "").strip().lower(), [g.strip().lower() for g in name.get("given") or []])
-                )
-        return names
+    def _names(resource: FhirPatient) -> list[tuple[str, list[str]]]:
+        # STU3 HumanName: family is one string, given a list.
+        return [
+            ((name.family or "").strip().lower(), [g.strip().lower() for g in name.given or []])
+            for name in resource.name or []
+        ]
 
-    def _family_matches(self, resource: dict, patient: PatientInfo) -> bool:
+    def _family_matches(self, resource: FhirPatient, patient: PatientInfo) -> bool:
         return any(f == patient.last_name.strip().lower() for f, _ in self._names(resource))
 
-    def _name_matches(self, resource: dict, patient: PatientInfo) -> bool:
+    def _name_matches(self, resource: FhirPatient, patient: PatientInfo) -> bool:
         family, given = patient.last_name.strip().lower(), patient.first_name.strip().lower()
         return any(f == family and given in g for f, g in self._names(resource))
 
-    def _same_person(self, resource: dict, patient: PatientInfo) -> bool:
+    def _same_person(self, resource: FhirPatient, patient: PatientInfo) -> bool:
         """A name match is only trusted when nothing on file contradicts it: the same email, or no phone at all.
         Someone with the same name and another phone is more likely another person than the same one, and writing
         into another person's chart is worse than a duplicate the front desk can merge."""
         if not self._name_matches(resource, patient):
             return False
-        telecom = [t for t in resource.get("telecom") or [] if isinstance(t, dict)]
-        emails = {str(t.get("value", "")).strip().lower() for t in telecom if t.get("system") == "email"}
-        phones = [t for t in telecom if t.get("system") == "phone" and t.get("value")]
+        telecom = resource.telecom or []
+        emails = {(t.value or "").strip().lower() for t in telecom if t.system == "email"}
+        phones = [t for t in telecom if t.system == "phone" and t.value]
         if patient.email and patient.email.strip().lower() in emails:
             return True
         return not phones
 
     @staticmethod
-    def _patient_id(resource: dict) -> str:
-        ident = resource.get("id")
-        if not ident:
+    def _patient_id(resource: FhirPatient) -> str:
+        if not resource.id:
             raise EmrError("Nextech answered a Patient without an id", transient=False)
-        return str(ident)
+        return str(resource.id)
 
     def _create_patient(self, patient: PatientInfo, phone: str) -> str:
         if not patient.last_name.strip() or not patient.first_name.strip():
@@ -482,13 +564,21 @@ class NextechClient(EmrClient):
         body = {
             "resourceType": "Patient",
             "name": [{"use": "official", "family": patient.last_name.strip(), "given": [patient.first_name.strip()]}],
-            "telecom": telecom,
         }
-        response = self._api("POST", "/Patient", json=body)
-        created = self._json(response) if response.content else {}
-        ident = (created or {}).get("id") or _ref_id(
-            response.headers.get("Location", "").split("/_history")[0], "patient"
-        )
+        if telecom:  # FHIR JSON has no empty arrays
+            body["telecom"] = telecom
+        response = self._api("POST", "/Patient", resource=_build(FhirPatient, body))
+        ident = ""
+        if response.content:
+            try:
+                ident = _parse(FhirPatient, self._json(response), "Patient to POST /Patient").id or ""
+            except EmrError as exc:
+                # It may have been created: the next attempt searches (phone, then name) before creating again.
+                logger.warning("nextech POST /Patient answered %s with a malformed body", response.status_code)
+                raise EmrError(
+                    f"{exc}; the patient may have been created", transient=True, status=response.status_code
+                ) from None
+        ident = ident or _ref_id(response.headers.get("Location", "").split("/_history")[0], "patient")
         if not ident:
             raise EmrError("Nextech created a patient but answered no id", transient=False)
         logger.info("nextech patient %s created", ident)
@@ -497,6 +587,11 @@ class NextechClient(EmrClient):
     # --- appointments --------------------------------------------------------------------------------------------
 
     def appointment_body(self, request: AppointmentRequest, patient_id: str) -> dict:
+        """The Appointment as it is sent (the STU3 model's JSON, as a dict)."""
+        return self.appointment_resource(request, patient_id).model_dump(mode="json", exclude_none=True)
+
+    def appointment_resource(self, request: AppointmentRequest, patient_id: str) -> FhirAppointment:
+        """The STU3 Appointment for a booking: EmrError (not transient) when the model refuses it."""
         slot = request.slot
         _require_aware(slot.start, "slot.start")
         _require_aware(slot.end, "slot.end")
@@ -508,7 +603,7 @@ class NextechClient(EmrClient):
         if request.comment:
             comment = f"{comment} {request.comment}"
         location = slot.location_ref or self.location_id
-        return {
+        body = {
             "resourceType": "Appointment",
             "status": "proposed",
             "start": slot.start.isoformat(),
@@ -527,29 +622,50 @@ class NextechClient(EmrClient):
                 {"url": EXTENSION_PREFIX + "appointment-schedule", "valueString": "book"},
             ],
         }
+        return _build(FhirAppointment, body)
 
     def create_appointment(self, request: AppointmentRequest) -> Appointment:
         patient_id = request.emr_patient_id or self.find_or_create_patient(request.patient)
-        body = self.appointment_body(request, patient_id)
+        resource = self.appointment_resource(request, patient_id)  # an invalid one never leaves
         try:
-            response = self._api("POST", "/Appointment", json=body)
+            response = self._api("POST", "/Appointment", resource=resource)
         except EmrError as exc:
             if exc.status == 409:
                 logger.info("nextech slot taken booking=%s", request.booking_id)
                 raise SlotTakenError(str(exc), transient=False, status=409) from exc
             raise
-        appointment = self._appointment(self._json(response))
+        try:
+            appointment = self._appointment(self._json(response))
+        except EmrError as exc:
+            # Nextech accepted the POST, so the appointment probably exists: never written again blindly. Transient,
+            # like a timed-out create: the caller's next attempt looks it up by booking:<id> (find_appointment).
+            logger.warning(
+                "nextech POST /Appointment answered %s with a malformed body booking=%s",
+                response.status_code,
+                request.booking_id,
+            )
+            raise EmrError(
+                f"{exc} (to POST /Appointment, answered {response.status_code}); it may have been created: "
+                "look it up with find_appointment before writing again",
+                transient=True,
+                status=response.status_code,
+            ) from None
         logger.info("nextech appointment %s created booking=%s", appointment.emr_appointment_id, request.booking_id)
         return appointment
 
     @staticmethod
-    def _appointment(resource) -> Appointment:
-        if not isinstance(resource, dict) or resource.get("resourceType") != "Appointment" or not resource.get("id"):
-            raise EmrError("Nextech answered something other than an Appointment with an id", transient=False)
+    def _appointment(body) -> Appointment:
+        """Our Appointment from Nextech's answer (validated by the STU3 model)."""
+        if not isinstance(body, dict) or body.get("resourceType") != "Appointment":
+            raise EmrError("Nextech answered something other than an Appointment", transient=False)
+        return NextechClient._from_fhir(_parse(FhirAppointment, body, "Appointment"))
+
+    @staticmethod
+    def _from_fhir(resource: FhirAppointment) -> Appointment:
+        if not resource.id:
+            raise EmrError("Nextech answered an Appointment without an id", transient=False)
         return Appointment(
-            emr_appointment_id=str(resource["id"]),
-            status=str(resource.get("status") or ""),
-            start=_parse_time(resource.get("start")),
+            emr_appointment_id=str(resource.id), status=resource.status or "", start=_aware(resource.start)
         )
 
     def find_appointment(self, *, booking_id: int, patient_id: str, start: datetime) -> Appointment | None:
@@ -557,10 +673,10 @@ class NextechClient(EmrClient):
         no time, so writing again is right."""
         _require_aware(start, "start")
         params = [("patient", f"patient/{patient_id}"), ("date", f"eq{start.date().isoformat()}")]
-        for resource in self._search("/Appointment", params):
-            if resource.get("status") in CLOSED_STATUSES or not _has_marker(resource.get("comment"), booking_id):
+        for resource in self._search(FhirAppointment, params):
+            if resource.status in CLOSED_STATUSES or not _has_marker(resource.comment, booking_id):
                 continue
-            appointment = self._appointment(resource)
+            appointment = self._from_fhir(resource)
             logger.info("nextech appointment %s found for booking=%s", appointment.emr_appointment_id, booking_id)
             return appointment
         return None

@@ -433,3 +433,154 @@ def test_log_lines_carry_no_patient_details(fake_nextech, nextech, caplog):
     assert not [r for r in caplog.records if r.name.startswith("httpx") and r.levelno < logging.WARNING]
     for secret in ("Jane", "Doe", "6175550123", "jane@example.com"):
         assert secret not in text
+
+
+# --- STU3 models (fhir.resources) ------------------------------------------------------------------------------------
+
+
+def test_posted_appointment_is_a_valid_stu3_appointment_with_both_extensions(fake_nextech, nextech):
+    from fhir.resources.STU3.appointment import Appointment as FhirAppointment
+
+    nextech.create_appointment(request_for(slot_at(10), patient_id="77"))
+
+    (post,) = fake_nextech.calls("POST", "/Appointment")
+    assert post.headers["content-type"] == "application/json"
+    sent = FhirAppointment.model_validate(post.json)  # raises if the body is not a valid STU3 Appointment
+    assert sent.status == "proposed" and sent.start == DAY.replace(hour=10) and sent.comment == "booking:41"
+    assert [p.actor.reference for p in sent.participant] == ["patient/77", f"location/{LOCATION_ID}", "practitioner/9"]
+    ext = "https://select.nextech-api.com/api/structuredefinition/"
+    extensions = {e.url: e for e in sent.extension}
+    assert set(extensions) == {ext + "appointment-type", ext + "appointment-schedule"}
+    assert extensions[ext + "appointment-type"].valueReference.reference == "appointment-type/12"
+    assert extensions[ext + "appointment-schedule"].valueString == "book"
+
+
+def test_posted_patient_is_a_valid_stu3_patient(fake_nextech, nextech):
+    from fhir.resources.STU3.patient import Patient as FhirPatient
+
+    nextech.find_or_create_patient(PatientInfo(first_name="Jane", last_name="Doe", phone=""))
+
+    (create,) = fake_nextech.calls("POST", "/Patient")
+    assert "telecom" not in create.json  # FHIR JSON has no empty arrays
+    assert FhirPatient.model_validate(create.json).name[0].family == "Doe"
+
+
+def test_invalid_outgoing_resource_is_refused_before_sending(fake_nextech, nextech, monkeypatch):
+    # An empty comment (as a broken booking marker would make) is not a valid STU3 string.
+    monkeypatch.setattr("emr.nextech.booking_marker", lambda booking_id: "")
+
+    with pytest.raises(EmrError) as caught:
+        nextech.create_appointment(request_for(slot_at(10), patient_id="77"))
+
+    assert caught.value.transient is False
+    assert str(caught.value).startswith("Refusing to send an invalid STU3 Appointment to Nextech: comment")
+    assert not fake_nextech.calls("POST", "/Appointment")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda slot: slot.pop("start"), id="no-start"),
+        pytest.param(lambda slot: slot.update(start="9am tomorrow"), id="start-not-a-datetime"),
+        pytest.param(lambda slot: slot.update(start="2026-12-01T09:00:00"), id="start-without-offset"),
+        pytest.param(lambda slot: slot.update(schedule="location_1_practitioner_9"), id="schedule-not-a-reference"),
+    ],
+)
+def test_malformed_slot_in_a_bundle_is_a_permanent_error(fake_nextech, nextech, monkeypatch, change):
+    original = fake_nextech._slots
+
+    def malformed(query):
+        status, body = original(query)
+        change(body["entry"][1]["resource"])
+        return status, body
+
+    monkeypatch.setattr(fake_nextech, "_slots", malformed)
+    with pytest.raises(EmrError) as caught:
+        nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
+
+    assert caught.value.transient is False
+    assert "malformed Slot (Bundle entry 1)" in str(caught.value)
+    assert "9am tomorrow" not in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__  # no pydantic text (values) chained
+
+
+def test_malformed_bundle_is_a_permanent_error(fake_nextech, nextech, monkeypatch):
+    monkeypatch.setattr(fake_nextech, "_slots", lambda query: (200, {"resourceType": "Bundle", "entry": []}))
+
+    with pytest.raises(EmrError) as caught:
+        nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
+
+    assert caught.value.transient is False and "malformed Bundle for Slot: type" in str(caught.value)
+
+
+def test_elements_stu3_does_not_define_are_ignored_not_fatal(fake_nextech, nextech, monkeypatch, caplog):
+    original = fake_nextech._slots
+
+    def extended(query):
+        status, body = original(query)
+        body["nxVendorPaging"] = {"total": 4}
+        for entry in body["entry"]:
+            entry["resource"]["nxColor"] = "#ffcc00"
+        return status, body
+
+    monkeypatch.setattr(fake_nextech, "_slots", extended)
+    slots = nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
+    assert len(slots) == 4
+    assert "ignoring elements STU3 does not define" in caplog.text and "#ffcc00" not in caplog.text
+
+
+def test_nextech_ids_with_underscores_are_accepted(fake_nextech, nextech, monkeypatch):
+    original = fake_nextech._slots
+
+    def underscored(query):
+        status, body = original(query)
+        for entry in body["entry"]:
+            entry["resource"]["id"] = "location_1_practitioner_9_" + entry["resource"]["id"]
+        return status, body
+
+    monkeypatch.setattr(fake_nextech, "_slots", underscored)
+    slots = nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
+    assert len(slots) == 4 and all(s.emr_slot_id.startswith("location_1_practitioner_9_") for s in slots)
+
+
+def test_malformed_patient_in_search_is_a_permanent_error_without_patient_data(fake_nextech, nextech):
+    ident = fake_nextech.add_patient("Jane", "Doe", phone="6175550123")
+    fake_nextech.patients[ident]["name"] = [{"family": ["Doe"], "given": ["Jane"]}]  # STU3 family is one string
+
+    with pytest.raises(EmrError) as caught:
+        nextech.find_or_create_patient(JANE)
+
+    assert caught.value.transient is False
+    assert "malformed Patient (Bundle entry 0): name.0.family" in str(caught.value)
+    assert "Doe" not in str(caught.value) and "Jane" not in str(caught.value)
+    assert not fake_nextech.calls("POST", "/Patient")
+
+
+def test_malformed_create_answer_is_not_retried_and_is_found_next_time(fake_nextech, nextech, monkeypatch, sleeps):
+    original = fake_nextech._appointment_create
+
+    def malformed(body):
+        status, stored = original(body)  # stored for real...
+        return status, {"resourceType": "Appointment", "id": stored["id"], "start": "soon"}  # ...answered garbled
+
+    monkeypatch.setattr(fake_nextech, "_appointment_create", malformed)
+    slot = slot_at(10)
+
+    with pytest.raises(EmrError) as caught:
+        nextech.create_appointment(request_for(slot, booking_id=41, patient_id="77"))
+
+    # The write may have happened: no retry, and transient so the caller's next attempt checks first.
+    assert caught.value.transient is True and caught.value.status == 201
+    assert "malformed Appointment" in str(caught.value) and "find_appointment" in str(caught.value)
+    assert len(fake_nextech.calls("POST", "/Appointment")) == 1 and sleeps == []
+
+    # The next attempt (bookings.services.booking_confirm) looks it up before writing again, and finds it.
+    found = nextech.find_appointment(booking_id=41, patient_id="77", start=slot.start)
+    assert found is not None and list(fake_nextech.appointments) == [found.emr_appointment_id]
+    assert (found.status, found.start) == ("proposed", slot.start)
+    assert len(fake_nextech.calls("POST", "/Appointment")) == 1
+
+
+def test_slot_times_use_standard_library_timezones(nextech):
+    (slot, *_) = nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
+    assert type(slot.start.tzinfo) is timezone and slot.start.utcoffset() == timedelta(hours=-5)
