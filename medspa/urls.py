@@ -16,4 +16,6 @@ urlpatterns = [
     path("", include("messaging.urls")),
     path("", include("knowledge.urls")),
     path("", include("payments.urls")),
+    path("", include("bookings.urls")),
+    path("", include("conversation.urls")),
 ]

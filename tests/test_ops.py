@@ -69,7 +69,12 @@ def test_openapi_schema_and_docs(client, db):
     assert response.status_code == 200
     schema = response.json()
     assert schema["openapi"].startswith("3.")
-    assert {"/api/leads", "/api/clinics/{slug}/leads"} <= set(schema["paths"])
+    assert {
+        "/api/leads",
+        "/api/clinics/{slug}/leads",
+        "/api/clinics/{slug}/bookings",
+        "/api/clinics/{slug}/conversations",
+    } <= set(schema["paths"])
     assert "post" in schema["paths"]["/api/leads"]
     docs = client.get("/api/docs")
     assert docs.status_code == 200 and b"swagger-ui" in docs.content

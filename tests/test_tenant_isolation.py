@@ -358,19 +358,22 @@ def test_a_member_of_two_clinics_cannot_cross_link_them(two_clinics):
 # --- The staff API ----------------------------------------------------------------------------------------------
 
 
-def test_staff_api_lists_only_own_clinic(two_clinics, token_client, api_client):
+@pytest.mark.parametrize(
+    ("resource", "factory"), [("leads", _lead), ("bookings", _booking), ("conversations", _conversation)]
+)
+def test_staff_api_lists_only_own_clinic(two_clinics, token_client, api_client, resource, factory):
     clinic_a, clinic_b, staff = two_clinics
-    own, other = _lead(clinic_a), _lead(clinic_b)
+    own, other = factory(clinic_a), factory(clinic_b)
     client = token_client(staff)
 
-    response = client.get(f"/api/clinics/{clinic_a.slug}/leads")
+    response = client.get(f"/api/clinics/{clinic_a.slug}/{resource}")
     assert response.status_code == 200
     assert [row["id"] for row in response.json()["results"]] == [own.pk]
 
     # Another clinic, or one that does not exist: the same 404.
-    assert client.get(f"/api/clinics/{clinic_b.slug}/leads").status_code == 404
-    assert client.get("/api/clinics/no-such-clinic/leads").status_code == 404
-    assert api_client.get(f"/api/clinics/{clinic_a.slug}/leads").status_code == 401
+    assert client.get(f"/api/clinics/{clinic_b.slug}/{resource}").status_code == 404
+    assert client.get(f"/api/clinics/no-such-clinic/{resource}").status_code == 404
+    assert api_client.get(f"/api/clinics/{clinic_a.slug}/{resource}").status_code == 401
     assert other.pk not in [row["id"] for row in response.json()["results"]]
 
 
