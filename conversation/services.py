@@ -1,5 +1,5 @@
-"""Conversation rules that messaging calls. The conversation engine (its own issue) takes over from
-``conversation_receive``; until then an inbound text that compliance let through waits for staff."""
+"""Conversation rules that messaging calls: open or resume a conversation, and hand an inbound text that compliance
+let through to the assistant (``conversation.engine``), or to staff when they own the conversation."""
 
 import logging
 
@@ -24,11 +24,77 @@ def conversation_for(*, clinic, patient_phone: str, origin: str) -> Conversation
 
 
 def conversation_receive(*, message) -> None:
-    """An inbound text that compliance let through. Records it on the conversation and, with no engine to answer
-    yet, flags the conversation for staff (the admin lists conversations that need a person)."""
+    """An inbound text that compliance let through: recorded on the conversation, then answered by the assistant
+    after commit (a short delay lets several texts in a row be answered together), unless staff own it."""
+    from django.conf import settings
+
     conversation = message.conversation
-    updates = {"last_inbound_at": timezone.now(), "needs_staff": True, "updated_at": timezone.now()}
-    if conversation.state in (Conversation.State.NEW, Conversation.State.OPTED_OUT):
+    now = timezone.now()
+    updates = {"last_inbound_at": now, "updated_at": now}
+    if conversation.state in (Conversation.State.NEW, Conversation.State.OPTED_OUT, Conversation.State.CLOSED):
         updates["state"] = Conversation.State.ENGAGED
+    if conversation.owner == Conversation.Owner.STAFF or not conversation.clinic.ai_enabled:
+        updates["needs_staff"] = True
     Conversation.objects.filter(pk=conversation.pk).update(**updates)
     logger.info("conversation inbound conversation=%s message=%s", conversation.pk, message.pk)
+    if "needs_staff" not in updates:
+        from .tasks import respond
+
+        delay = settings.CONVERSATION_DEBOUNCE_SECONDS
+        transaction.on_commit(lambda: respond.apply_async((conversation.pk,), countdown=delay))
+
+
+def conversation_take_over(*, conversation, user) -> None:
+    """A person takes the conversation: the assistant stays silent until it is handed back."""
+    from medspa.audit import audit_record
+    from medspa.models import AuditEvent
+
+    Conversation.objects.filter(pk=conversation.pk).update(
+        owner=Conversation.Owner.STAFF, state=Conversation.State.HANDED_OFF, updated_at=timezone.now()
+    )
+    audit_record(action=AuditEvent.Action.CHANGE, obj=conversation, user=user, detail={"fields": ["owner"]})
+
+
+def conversation_hand_back(*, conversation, user) -> None:
+    """Back to the assistant, which answers the patient's next text (what staff already answered stays answered)."""
+    from medspa.alerts import staff_alerts_resolve_for
+    from medspa.audit import audit_record
+    from medspa.models import AuditEvent, StaffAlert
+    from messaging.models import Message
+
+    last = Message.objects.filter(conversation=conversation).order_by("-pk").values_list("pk", flat=True).first()
+    Conversation.objects.filter(pk=conversation.pk).update(
+        owner=Conversation.Owner.ASSISTANT,
+        state=Conversation.State.ENGAGED,
+        needs_staff=False,
+        handled_through=last or 0,
+        updated_at=timezone.now(),
+    )
+    staff_alerts_resolve_for(obj=conversation, kinds=[StaffAlert.Kind.HANDOFF, StaffAlert.Kind.URGENT])
+    audit_record(action=AuditEvent.Action.CHANGE, obj=conversation, user=user, detail={"fields": ["owner"]})
+
+
+def conversation_staff_reply(*, conversation, user, body: str):
+    """Staff text the patient from the admin, through messaging (opt-outs and quiet hours apply, as to any text
+    that is not the assistant's direct reply); the conversation becomes theirs."""
+    import uuid
+
+    from messaging.models import Message
+    from messaging.services import message_queue
+
+    body = (body or "").strip()
+    if not body:
+        raise ValueError("The message is empty.")
+    with transaction.atomic():
+        conversation_take_over(conversation=conversation, user=user)
+        messages = message_queue(
+            clinic=conversation.clinic,
+            to=conversation.patient_phone,
+            body=body,
+            kind=Message.Kind.STAFF,
+            conversation=conversation,
+            idempotency_key=f"staff-{conversation.pk}-{uuid.uuid4()}",
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(needs_staff=False, last_outbound_at=timezone.now())
+    logger.info("staff reply conversation=%s messages=%s", conversation.pk, [m.pk for m in messages])
+    return messages

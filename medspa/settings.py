@@ -275,6 +275,10 @@ CONVERSATION_ENGINE = env.str("CONVERSATION_ENGINE", default="auto")
 OPENAI_API_KEY = _secret("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini")
+# Texts sent in a row within this many seconds are answered together (ignored when tasks run eagerly).
+CONVERSATION_DEBOUNCE_SECONDS = env.float("CONVERSATION_DEBOUNCE_SECONDS", default=2.0)
+# After this many turns a conversation goes to staff (a cap on what one patient can make the assistant do).
+ASSISTANT_MAX_TURNS = env.int("ASSISTANT_MAX_TURNS", default=60)
 
 # --- Logging: ids, never patient data (medspa/logging.py) ---------------------------------------------------------
 

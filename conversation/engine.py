@@ -1,0 +1,133 @@
+"""Answering a patient: gather the texts not answered yet, let the clinic's engine decide through the tools, record
+the turn, send the reply through messaging (with every compliance rule that applies there).
+
+One conversation is answered by one worker at a time (its row is locked), so texts sent in a row are read
+together: the task waits ``CONVERSATION_DEBOUNCE_SECONDS`` before answering, and whoever runs first answers all
+texts that have arrived. Staff-owned conversations, clinics with the assistant off and conversations past their
+turn cap are left to people.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from prometheus_client import Counter
+
+from messaging.models import Message
+
+from .models import Conversation, Turn
+from .tools import Tools
+
+logger = logging.getLogger(__name__)
+
+TURNS = Counter("medspa_assistant_turns_total", "Assistant turns by engine and outcome.", ["engine", "outcome"])
+FALLBACKS = Counter("medspa_assistant_fallbacks_total", "LLM turns answered by the rules engine instead.", ["reason"])
+
+
+@dataclass
+class EngineReply:
+    text: str
+    engine: str
+    fallback: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_microdollars: int = 0
+    error: str = ""
+    extra_calls: list = field(default_factory=list)
+
+
+def engine_for(clinic):
+    """The clinic's engine: CONVERSATION_ENGINE (auto: openai when an API key is set, else rules)."""
+    from .rules import RulesEngine
+
+    return RulesEngine()
+
+
+def unanswered(conversation) -> list[Message]:
+    """The patient's texts the assistant has not answered (several texts in a row are answered together), leaving
+    out what arrived while staff owned the conversation (``handled_through``)."""
+    return list(
+        Message.objects.filter(
+            conversation=conversation,
+            direction=Message.Direction.INBOUND,
+            kind=Message.Kind.PATIENT,
+            turns__isnull=True,
+            pk__gt=conversation.handled_through,
+        ).order_by("created_at", "pk")
+    )
+
+
+def conversation_respond(*, conversation_id: int, now=None) -> Turn | None:
+    """Answer the conversation's unanswered texts, once. Returns the turn, or None when there was nothing to do
+    (already answered, staff own it, the assistant is off, or the patient opted out meanwhile)."""
+    from messaging.services import message_queue
+
+    with transaction.atomic():
+        conversation = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("clinic", "service", "booking")
+            .get(pk=conversation_id)
+        )
+        clinic = conversation.clinic
+        texts = unanswered(conversation)
+        if not texts:
+            return None
+        if conversation.state == Conversation.State.OPTED_OUT:
+            return None
+        if conversation.owner == Conversation.Owner.STAFF or not clinic.ai_enabled:
+            Conversation.objects.filter(pk=conversation.pk).update(needs_staff=True)
+            return None
+        tools = Tools(conversation, now=now)
+        started = time.monotonic()
+        if conversation.turns_count >= settings.ASSISTANT_MAX_TURNS:
+            tools.hand_off("the conversation reached the assistant's turn limit")
+            reply = EngineReply(
+                text="Thanks for your patience! One of our team will pick this up and text you shortly.",
+                engine="cap",
+            )
+        else:
+            reply = engine_for(clinic).respond(conversation=conversation, texts=[m.body for m in texts], tools=tools)
+        turn = Turn.objects.create(
+            clinic=clinic,
+            conversation=conversation,
+            engine=reply.engine,
+            fallback=reply.fallback,
+            tool_calls=tools.calls + reply.extra_calls,
+            reply=reply.text,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            prompt_tokens=reply.prompt_tokens,
+            completion_tokens=reply.completion_tokens,
+            cached_tokens=reply.cached_tokens,
+            cost_microdollars=reply.cost_microdollars,
+            error=reply.error[:200],
+        )
+        turn.inbound.set(texts)
+        Conversation.objects.filter(pk=conversation.pk).update(
+            turns_count=conversation.turns_count + 1,
+            tokens_used=conversation.tokens_used + reply.prompt_tokens + reply.completion_tokens,
+            last_outbound_at=timezone.now() if reply.text else conversation.last_outbound_at,
+        )
+        if reply.text:
+            message_queue(
+                clinic=clinic,
+                to=conversation.patient_phone,
+                body=reply.text,
+                kind=Message.Kind.REPLY,
+                conversation=conversation,
+                in_reply_to=texts[-1],
+                idempotency_key=f"turn-{turn.pk}",
+            )
+    TURNS.labels(reply.engine, "fallback" if reply.fallback else "ok").inc()
+    logger.info(
+        "assistant turn conversation=%s turn=%s engine=%s tools=%s latency_ms=%s",
+        conversation.pk,
+        turn.pk,
+        reply.engine,
+        [c["tool"] for c in turn.tool_calls],
+        turn.latency_ms,
+    )
+    return turn

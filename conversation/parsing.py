@@ -1,0 +1,668 @@
+"""What a patient's text says, for the offline "rules" engine: pure functions over plain data, no I/O, no logging.
+
+Patients text in lower case, with typos and shorthand, in short bursts. Every reader here starts from ``normalise``
+(lower case, accents stripped, texting shorthand expanded, punctuation reduced to the few marks that carry meaning)
+and reads the text with small regular expressions applied in a fixed order, the more specific phrase first. Typos are
+forgiven by a bounded edit distance (Levenshtein plus swapped neighbours): only on words of four letters or more, only
+when the first letter agrees, one edit below eight letters, and on words of five letters or fewer no substituted
+letter except sound-alikes (s/z, c/k, i/y), so "botx", "fillr", "lazer", "thrusday" and "tommorow" are read while
+"later" never becomes "laser" nor "feel" "peel".
+
+Dates and times are read by hand rather than with ``dateparser``: the forms texted to a front desk are few, hand rules
+are deterministic for a given ``now``, never touch the network, take tens of microseconds, and build every local time
+with ``datetime.combine(day, clock, tzinfo=tz)``, so DST weeks come out right. ``parse_when`` blanks out each phrase
+once read (so no word counts twice), collects days, a span ("next week"), daily constraints ("afternoon", "after 3")
+and "asap", then resolves them against ``now`` into one ``TimeWindow``.
+"""
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+_SHORTHAND = {
+    **dict.fromkeys(_words("tmrw tmr tmw tmrow tmrrw tomm tomo tomoro tomorow 2morrow 2moro 2mrw 2mro"), "tomorrow"),
+    **dict.fromkeys(_words("tonite 2nite 2night"), "tonight"), **dict.fromkeys(_words("2day tdy"), "today"),
+    **dict.fromkeys(_words("tue tues"), "tuesday"), **dict.fromkeys(_words("wed weds wensday"), "wednesday"),
+    **dict.fromkeys(_words("thu thur thurs thrs thrus"), "thursday"),
+    "mon": "monday", "fri": "friday", "sat": "saturday",
+    **dict.fromkeys(_words("pls plz plse pleez"), "please"), **dict.fromkeys(_words("appt apt"), "appointment"),
+    **dict.fromkeys(_words("appts apts"), "appointments"), **dict.fromkeys(_words("thx thnx thanx thks"), "thanks"),
+    **dict.fromkeys(_words("k kk okey okie"), "ok"), **dict.fromkeys(_words("wknd wkend"), "weekend"),
+    **dict.fromkeys(_words("bc cuz bcuz"), "because"), **dict.fromkeys(_words("wat wut wht"), "what"),
+    **dict.fromkeys(_words("yea ya yah"), "yeah"), **dict.fromkeys(_words("aft aftn arvo"), "afternoon"),
+    "u": "you", "ur": "your", "r": "are", "ty": "thank you", "tysm": "thank you so much", "b4": "before",
+    "abt": "about", "avail": "available", "nxt": "next", "wk": "week", "morn": "morning", "eve": "evening",
+    "idk": "i dont know", "rn": "right now", "np": "no problem", "lmk": "let me know", "wanna": "want to",
+    "gonna": "going to", "thru": "through", "til": "until", "till": "until", "ppl": "people", "sry": "sorry",
+}  # fmt: skip
+_QUOTES = str.maketrans("\u2019\u2018`\u02bc", "''''")
+
+
+def _strip_accents(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def normalise(text: str) -> str:
+    """Lower case, accents stripped, whitespace collapsed, texting shorthand expanded ("tmrw" -> "tomorrow", "thurs"
+    -> "thursday", "pls" -> "please", "u" -> "you", "appt" -> "appointment", "w/" -> "with"); keeps letters, digits,
+    ``$``, ``?``, and ``:``/``/`` between digits ("3:30", "12/3"); "1-3" becomes "1 to 3". Apostrophes go after the
+    shorthand is expanded ("can't" -> "cant"), so "we'd" never becomes Wednesday."""
+    text = _strip_accents(text.translate(_QUOTES)).lower().replace("&", " and ").replace("b/c", "bc")
+    text = re.sub(r"(\d)\s*([ap])\.\s?m\b\.?", r"\1\2m", re.sub(r"\ba\.s\.a\.p\b\.?", "asap", text))
+    text = re.sub(r"\bw/", " with ", re.sub(r"\bw/o\b", " without ", text))
+    text = re.sub(r"(\d)\s*-\s*(\d)", r"\1 to \2", text)
+    text = re.sub(r"[^a-z0-9:/$?'\s]|(?<!\d)[:/]|[:/](?!\d)", " ", text)
+    words = []
+    for token in text.split():
+        core = token.strip("'?")
+        if token := (token.replace(core, _SHORTHAND.get(core, core), 1) if core else token).replace("'", ""):
+            words.append(token)
+    return " ".join(words)
+
+
+@lru_cache(maxsize=65536)
+def _distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and swaps of neighbours."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+_SOUNDALIKE = {frozenset("sz"), frozenset("ck"), frozenset("iy"), frozenset("cs")}
+
+
+def _close(word: str, target: str) -> bool:
+    """Whether ``word`` is a plausible typo of ``target`` (see the module docstring for the rules)."""
+    if min(len(word), len(target)) < 4 or word[0] != target[0] or not word.isalpha():
+        return False
+    allowed = 2 if len(target) >= 8 and len(word) >= 8 else 1
+    if abs(len(word) - len(target)) > allowed or _distance(word, target) > allowed:
+        return False
+    if len(target) > 5 or len(word) != len(target):
+        return True
+    diff = [(a, b) for a, b in zip(word, target, strict=True) if a != b]
+    return len(diff) == 2 or frozenset(diff[0]) in _SOUNDALIKE  # two differences at distance 1: a swap
+
+
+def _stem(word: str) -> str:
+    """Plurals and "-ed" off: "facials" -> "facial", "botoxes"/"botoxed" -> "botox", "therapies" -> "therapy"."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith("es") and word[-3] in "sxz":
+        return word[:-2]
+    if len(word) > 5 and word.endswith("ed"):
+        return word[:-2]
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us")) else word
+
+
+# ----------------------------------------------------------------------------------------------------------- services
+@dataclass(frozen=True)
+class ServiceName:
+    """One catalog service as the caller passes it in: its id, its name and what patients also call it."""
+
+    key: int
+    name: str
+    aliases: tuple[str, ...] = ()
+
+
+@lru_cache(maxsize=4096)
+def _phrases(service: ServiceName) -> tuple[tuple[str, ...], ...]:
+    spoken = (tuple(re.findall(r"[a-z0-9]+", normalise(p))) for p in (service.name, *service.aliases))
+    return tuple(words for words in spoken if words)
+
+
+@lru_cache(maxsize=65536)
+def _word_match(word: str, target: str) -> int | None:
+    """0 for the same word (or stem), 1 for a plausible typo, None otherwise."""
+    if word == target or _stem(word) == _stem(target):
+        return 0
+    return 1 if _close(_stem(word), _stem(target)) else None
+
+
+def _match_at(words: list[str], i: int, phrase: tuple[str, ...]) -> tuple[int, int] | None:
+    """(words used, typos) if ``phrase`` is said at ``words[i]``, word by word or run together ("hydra facial")."""
+    best = None
+    if i + len(phrase) <= len(words):
+        scores = [_word_match(w, t) for w, t in zip(words[i : i + len(phrase)], phrase, strict=True)]
+        best = None if None in scores else (len(phrase), sum(scores))
+    for n in range(2 if len(phrase) == 1 else 1, min(3, len(words) - i) + 1):
+        score = _word_match("".join(words[i : i + n]), "".join(phrase))
+        if score is not None and (best is None or (n, -score) > (best[0], -best[1])):
+            best = (n, score)
+    return best
+
+
+def find_services(text: str, catalog: list[ServiceName]) -> list[int]:
+    """Ids of the catalog services the text names (name or alias; whole words; plurals, "-ed" and small typos
+    forgiven; one- and two-letter words only exactly), in order of appearance, without duplicates. Where names
+    overlap the longest wins ("lip filler" over "filler"), then the one with fewer typos, then catalog order."""
+    words = re.findall(r"[a-z0-9]+", normalise(text))
+    by_letter: dict[str, list[tuple[int, tuple[str, ...]]]] = {}  # every match keeps the first letter
+    for service in catalog:
+        for phrase in _phrases(service):
+            by_letter.setdefault(phrase[0][0], []).append((service.key, phrase))
+    found: list[int] = []
+    i = 0
+    while i < len(words):
+        best: tuple[int, int, int] | None = None  # (words used, -typos, key)
+        for key, phrase in by_letter.get(words[i][0], ()):
+            hit = _match_at(words, i, phrase)
+            if hit and (best is None or (hit[0], -hit[1]) > best[:2]):
+                best = (hit[0], -hit[1], key)
+        if best and best[2] not in found:
+            found.append(best[2])
+        i += best[0] if best else 1
+    return found
+
+
+# ------------------------------------------------------------------------------------------------------------ intents
+INTENTS = ("book", "price", "cancel", "reschedule", "human", "yes", "no", "greeting", "thanks", "question")
+
+_INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
+    "book": r"\b(book|booking|come (in|by)|coming in|available|availability|openings?|slots?|spots?|"
+    r"(can|could) i (come|get|do|have)|get in|fit me in|reserve|sign me up)\b",
+    "price": r"\$|\b(how much(?! (time|longer|downtime))|prices?|pricing|priced|costs?|what do you charge|charges?|"
+    r"rates?|fees?|expensive|cheap(er|est)?|specials?|deals?|discounts?|promos?|per unit|quote)\b",
+    "cancel": r"\b(cancel(l?ed|l?ing|lation)?|(cant|cannot|can not|wont|unable to) make it|"
+    r"not (going to|able to) make it|call it off)\b",
+    "reschedule": r"\b(re ?schedul(e|ed|ing)|move (my|it|the|our|that|this)|change (my|the) (appointment|time|day|"
+    r"date|booking)|(a )?(different|another|other) (time|day|date)|push (it|my appointment) back|postpone|instead)\b",
+    "human": r"\b((talk|speak|chat|connect me|transfer me|put me through) (to|with) (a |an |the |your |some )?(real |"
+    r"actual |live )?(person|human|someone|somebody|staff|manager|receptionist|nurse|doctor|provider|rep)|"
+    r"(real|live|actual|a) person|human|call me|give me a call|phone me|front desk|agent|representative|operator|"
+    r"receptionist|(are you|is this) a (bot|robot)|robot)\b",
+    "yes": r"(?<!\bnot )(?<!\bdont )(?<!\bdoesnt )(?<!\bisnt )(?<!\bmake )\b(yes|yeah|yep|yup|sure|ok|okay|alright|"
+    r"sounds (good|great)|perfect|works|confirm(ed)?|absolutely|definitely|of course|correct|go ahead|please do|"
+    r"lets do it|book it)\b|^y$",
+    "no": r"\b(no(?! (problem|worries|rush))|nope|nah|none|neither|not (those|that|these|really|interested)|"
+    r"(doesnt|dont|wont|does not|do not|will not) work|nothing works)\b",
+    "greeting": r"\b(hi|hello|hey|hiya|heya|howdy|good (morning|afternoon|evening)|greetings)\b",
+    "thanks": r"\b(thanks|thank you|thankyou|appreciate (it|that|you)|much appreciated|cheers)\b",
+}.items()}  # fmt: skip
+_WANT = re.compile(r"\b(want|would like|id like|appointments?|schedul(e|ing)|any ?time)\b")
+_QUESTION_START = re.compile(r"^(what|whats|how|do|does|is|are|can|could|would|will|when|where|why|which|who|should)\b")
+
+
+def intents(text: str) -> set[str]:
+    """Coarse intents, a subset of ``INTENTS``; several can hold ("how much is botox and can i book thursday" ->
+    {"price", "book"}). "human" needs a person asked for ("talk to someone", "call me", "front desk"), not a mere
+    "someone"/"staff". A mere "want"/"appointment"/"schedule" is booking only when nothing else (cancel, reschedule,
+    human) explains it; "can't make it" is a reschedule, not a cancel, when another time is asked for in the same
+    text; "question" is a question (ends with "?" or starts with what/how/do/is/can...) that no other of price, book,
+    cancel, reschedule or human already answers."""
+    s = normalise(text)
+    found = {name for name, pattern in _INTENT_PATTERNS.items() if pattern.search(s)}
+    if _WANT.search(s) and not found & {"cancel", "reschedule", "human"}:
+        found.add("book")
+    if "human" in found and not re.search(r"\bbook", s):  # "can i get the front desk"
+        found.discard("book")
+    if {"cancel", "reschedule"} <= found and not re.search(r"\bcancel", s):
+        found.discard("cancel")
+    if "no" in found and re.search(r"\b(not|none of) (that|those|these)\b", s):
+        found.discard("yes")
+    if ("?" in s or _QUESTION_START.match(s)) and not found & {"price", "book", "cancel", "reschedule", "human"}:
+        found.add("question")
+    return found
+
+
+# --------------------------------------------------------------------------------------------------------------- when
+@dataclass(frozen=True)
+class TimeWindow:
+    """A time preference: the span [start, end) (aware, clinic zone) and, when the patient named a part of the day
+    or a clock time, the local hours each day of the span allows (``day_start``/``day_end``; None = open)."""
+
+    start: datetime
+    end: datetime
+    label: str
+    asap: bool = False
+    day_start: time | None = None
+    day_end: time | None = None
+
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_MONTH_NAMES = tuple(_words("january february march april may june july august september october november december"))
+_MONTHS = {n: i + 1 for i, n in enumerate(_MONTH_NAMES)} | {n[:3]: i + 1 for i, n in enumerate(_MONTH_NAMES)}
+_MONTHS |= {"sept": 9}
+_VOCAB = (*_WEEKDAYS, *(m for m in _MONTH_NAMES if len(m) >= 7), "tomorrow", "tonight", "today", "morning")
+_VOCAB += ("afternoon", "evening", "weekend", "lunchtime", "soonest", "earliest", "available", "around", "between")
+_MON = "|".join(sorted(_MONTHS, key=len, reverse=True))
+_WD = "|".join(_WEEKDAYS) + r"|sun(?!\s+(?:damage|spots?|screen|burns?|block|exposure|tan|care))"
+_T = r"(\d{1,2})(?::([0-5]\d))?\s*(am|pm)?"
+_NO_UNIT = r"(?!\s*(?:(?:days?|weeks?|months?|years?|units?|syringes?|vials?|people|persons?|mins?|minutes?|hours?|"
+_NO_UNIT += r"hrs?|areas?|sessions?|treatments?|times|of|or more)\b|[/$]))"
+_PARTS = {"morning": (480, 720), "afternoon": (720, 1020), "evening": (1020, 1260), "night": (1020, 1260)}
+_PARTS |= {"early morning": (480, 600), "late morning": (600, 720), "early afternoon": (720, 840)}
+_PARTS |= {"late afternoon": (900, 1020), "early evening": (1020, 1140)}
+_PHRASES = {  # phrase -> (from, until, label) in minutes after local midnight, None = open
+    r"after work": (1020, 1260, "after work"), r"before work": (None, 540, "before work"),
+    r"after school": (900, None, "after school"), r"after lunch": (780, None, "after lunch"),
+    r"before lunch": (None, 720, "before lunch"), r"first thing( in the morning)?": (480, 600, "first thing"),
+    r"(on my )?(lunch ?(time|break|hour)?|midday)": (690, 810, "at lunchtime"),
+}  # fmt: skip
+_SPANS = {  # span -> (first day, last day) counted from this week's Monday; the first never before today
+    "this week": (0, 6), "later this week": (0, 6), "the end of the week": (3, 6), "this weekend": (5, 6),
+    "next week": (7, 13), "early next week": (7, 9), "later next week": (10, 13), "the end of next week": (10, 13),
+    "next weekend": (12, 13),
+}  # fmt: skip
+_R = {name: re.compile(pattern) for name, pattern in {
+    "greet": r"\b(good (morning|afternoon|evening|night)|last night|have a good (day|night|weekend))\b",
+    "asap": r"\b(asap|as soon as (possible|you can|i can)|soonest|earliest|first (available|opening|open)|"
+    r"next (available|opening)|as early as possible|sooner)\b",
+    "weak": r"\b(whenever|any ?time|any day|no preference|(im )?flexible)\b",
+    "mdy": r"\b(\d{1,2})/(\d{1,2})(?:/(\d{2}|\d{4}))?\b",
+    "month_day": rf"\b({_MON})\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\b(?!:)(?:\s*(\d{{4}})\b)?",
+    "day_month": rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MON})\b",
+    "nth": r"\b((?:on\s+)?the\s+|on\s+)?(\d{1,2})(st|nd|rd|th)\b(?!\s+(?:one|option|choice|slot|time)\b)",
+    "on_the": rf"\bon the (\d{{1,2}})\b(?!:|\s*(?:am|pm)\b){_NO_UNIT}",
+    "between": rf"\b(?:between|from)\s+{_T}\s*(?:and|to|until|through)\s+{_T}\b",
+    "range": rf"\b{_T}\s+to\s+{_T}\b",
+    "after": rf"\b(?:after|past|later than|from)\s+{_T}\b{_NO_UNIT}|\b{_T}\s+(?:or later|onwards?|and later)\b",
+    "before": rf"\b(?:before|by|earlier than|no later than|until)\s+{_T}\b{_NO_UNIT}",
+    "around": rf"\b(around|about|approximately|roughly)\s+{_T}\b{_NO_UNIT}|\b{_T}\s+ish\b",
+    "at": rf"\bat\s+{_T}\b{_NO_UNIT}|\b(\d{{1,2}}):([0-5]\d)\s*(am|pm)?\b|\b(\d{{1,2}})()\s*(am|pm)\b",
+    "this_part": r"\bthis (?=(?:early |late )?(?:morning|afternoon|evening)\b)",
+    "ampm_part": rf"\b(in the|tomorrow|today|tonight|{'|'.join(_WEEKDAYS)})\s+(am|pm)\b",
+    "part": r"\b((?:any|early|late)\s+)?(morning|afternoon|evening|night)(s?)\b",
+    "rel": r"\b(the day after tomorrow|day after tomorrow|today|tonight|tomorrow)\b",
+    "weekday": rf"\b(?:(this coming|this|next|coming|on)\s+)?({_WD})s?\b",
+    "weekend": r"\b(this coming |this |next |the )?weekends?\b",
+    "week": r"\b(early |later |end of |the end of |sometime |)(this|next|the) week\b",
+}.items()} | {"phrases": [(re.compile(rf"\b{p}\b"), v) for p, v in _PHRASES.items()]}  # fmt: skip
+
+
+@lru_cache(maxsize=8192)
+def _when_word(word: str) -> str:
+    """A time word with its typo fixed ("thrusday" -> "thursday"); any other word as it is."""
+    if len(word) < 5 or not word.isalpha() or word in _VOCAB or word.rstrip("s") in _VOCAB:
+        return word
+    hits = {v for v in _VOCAB if _close(word, v)}
+    return hits.pop() if len(hits) == 1 else word
+
+
+def _clock(h: str, m: str | None, ap: str | None, ctx: str | None) -> int | None:
+    """Minutes after midnight; without am/pm 1-7 mean PM and 8-11 AM, unless the text says morning or evening."""
+    hour, minute = int(h), int(m or 0)
+    if ap:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if ap == "pm" else 0)
+    elif 1 <= hour < 12 and (ctx == "pm" or (hour <= 7 and ctx != "am")):
+        hour += 12
+    return hour * 60 + minute if hour <= 23 else None
+
+
+def _fmt(minutes: int) -> str:
+    hour, minute = divmod(minutes, 60)
+    clock = f"{hour % 12 or 12}:{minute:02d}" if minute else f"{hour % 12 or 12}"
+    return "noon" if minutes == 720 else f"{clock} {'AM' if hour < 12 else 'PM'}"
+
+
+class _Scan:
+    """What parse_when has read so far. ``take`` blanks out what a pattern matched (keeping positions) unless the
+    reader returns the text to keep."""
+
+    def __init__(self, text: str, today: date):
+        self.s, self.today, self.asap, self.weak, self.plural, self.span = text, today, False, False, False, None
+        self.days: list[tuple[int, str, int | date, bool]] = []  # (position, "rel"/"date"/"wd", value, said "next")
+        self.tods: list[tuple[int | None, int | None, str, bool]] = []  # (from, until, label, is a part of day)
+        self.ctx = "am" if re.search(r"\b(mornings?|before work|first thing)\b", text) else None
+        self.ctx = "pm" if re.search(r"\b(afternoons?|evenings?|nights?|tonight|after work)\b", text) else self.ctx
+
+    def take(self, pattern: re.Pattern, read) -> None:
+        self.s = pattern.sub(lambda m: " " * len(m[0]) if (keep := read(m)) is None else keep, self.s)
+
+    def date(self, m: re.Match, year: int | None, month: int, day: int, by_month: bool = False) -> str | None:
+        """A date; without a year the next one from today on ("the 3rd": this month's, else the next month's)."""
+        t = self.today
+        tries = [(t.year + (t.month - 1 + k) // 12, (t.month - 1 + k) % 12 + 1) for k in range(12)] if by_month else []
+        for y, mo in tries or ([(year, month)] if year else [(t.year, month), (t.year + 1, month)]):
+            try:
+                d = date(y, mo, day)
+            except ValueError:
+                continue
+            if d >= t or year:
+                self.days.append((m.start(), "date", d, False))
+                return None
+        return None if 1 <= month <= 12 and 1 <= day <= 31 else m[0]
+
+    def clock(self, kind: str, a: int | None, b: int | None = None) -> None:
+        if a is None or (kind == "between" and (b is None or a >= b)):
+            return
+        spans = {"around": (max(a - 60, 0), min(a + 60, 1440)), "at": (a, min(a + 60, 1440)), "after": (a, None)}
+        lo, hi = spans.get(kind, (None, a) if kind == "before" else (a, b))
+        same = (a < 720) == ((b or 0) < 720) and 720 not in (a, b)
+        label = f"between {_fmt(a).split()[0] if same else _fmt(a)} and {_fmt(b)}" if b else f"{kind} {_fmt(a)}"
+        self.tods.append((lo, hi, label, False))
+
+
+def _read_dates(scan: _Scan) -> None:
+    def nth(m: re.Match) -> str | None:
+        if not m[1] and int(m[2]) <= 3 and not re.search(r"day\s*$", scan.s[: m.start()]):
+            return m[0]  # a lone "2nd" picks one of the times offered, it is not a date
+        return scan.date(m, None, 0, int(m[2]), by_month=True)
+
+    year = lambda y: y and (int(y) + 2000 if int(y) < 100 else int(y))  # noqa: E731
+    scan.take(_R["mdy"], lambda m: scan.date(m, year(m[3]), int(m[1]), int(m[2])))
+    scan.take(_R["month_day"], lambda m: scan.date(m, year(m[3]), _MONTHS[m[1]], int(m[2])))
+    scan.take(_R["day_month"], lambda m: scan.date(m, None, _MONTHS[m[2]], int(m[1])))
+    scan.take(_R["nth"], nth)
+    scan.take(_R["on_the"], lambda m: scan.date(m, None, 0, int(m[1]), by_month=True))
+
+
+def _read_times(scan: _Scan) -> None:
+    c = scan.ctx
+
+    def between(m: re.Match) -> str | None:
+        if m.re is _R["range"] and not (m[3] or m[6]):
+            return m[0]  # "2 to 3" without am/pm may be anything
+        ap_a = m[3] or (m[6] if m[6] and int(m[1]) <= int(m[4]) and int(m[1]) != 12 else None)
+        a, b = _clock(m[1], m[2], ap_a, c), _clock(m[4], m[5], m[6], c)
+        if a is not None and b is not None and a >= b:  # "between 7 and 9": the morning
+            a, b = (a - 720, b) if a >= 720 and not ap_a else (a, b + 720 if b < 720 and not m[6] else b)
+        scan.clock("between", a, b)
+
+    def one(kind: str):
+        def read(m: re.Match) -> str | None:
+            groups = m.groups()[1:] if kind == "around" else m.groups()
+            h, mi, ap = next(groups[i : i + 3] for i in range(0, len(groups), 3) if groups[i])
+            if m[0].startswith("about") and not (ap or mi):
+                return m[0]  # "about 2" may be two of anything
+            scan.clock(kind, _clock(h, mi or None, ap, c))
+
+        return read
+
+    def part(m: re.Match) -> None:
+        name = f"{m[1] or ''}{m[2]}" if f"{m[1] or ''}{m[2]}" in _PARTS else m[2]
+        scan.tods.append((*_PARTS[name], name, True))
+        scan.plural |= bool(m[3]) or m[1] == "any "
+
+    def ampm_part(m: re.Match) -> str:
+        name = "morning" if m[2] == "am" else "afternoon"
+        scan.tods.append((*_PARTS[name], name, True))
+        return m[1] + " " * (len(m[0]) - len(m[1]))
+
+    scan.take(_R["between"], between)
+    scan.take(_R["range"], between)
+    for kind in ("after", "before", "around", "at"):
+        scan.take(_R[kind], one(kind))
+    for pattern, (a, b, label) in _R["phrases"]:
+        scan.take(pattern, lambda m, a=a, b=b, label=label: scan.tods.append((a, b, label, False)))
+    scan.s = _R["this_part"].sub("today ", scan.s)
+    scan.take(_R["ampm_part"], ampm_part)
+    scan.take(_R["part"], part)
+
+
+def _read_days(scan: _Scan) -> None:
+    def rel(m: re.Match) -> None:
+        scan.days.append((m.start(), "rel", {"today": 0, "tonight": 0, "tomorrow": 1}.get(m[1], 2), False))
+        if m[1] == "tonight":
+            scan.tods.append((*_PARTS["evening"], "tonight", True))
+
+    def week(m: re.Match) -> None:
+        which = "next" if m[2] == "next" else "this"
+        lead = {"early ": "early ", "later ": "later ", "end of ": "the end of ", "the end of ": "the end of "}
+        span = f"{lead.get(m[1], '')}{which} week".replace("the end of this week", "the end of the week")
+        scan.span = span if span in _SPANS else f"{which} week"
+
+    def weekday(m: re.Match) -> None:
+        scan.days.append((m.start(), "wd", _WEEKDAYS.index("sunday" if m[2] == "sun" else m[2]), m[1] == "next"))
+
+    scan.take(_R["rel"], rel)
+    scan.take(_R["weekday"], weekday)
+    scan.take(_R["weekend"], lambda m: setattr(scan, "span", "next weekend" if m[1] == "next " else "this weekend"))
+    scan.take(_R["week"], week)
+
+
+def _merge(tods: list) -> tuple[int | None, int | None, list[tuple]]:
+    """One daily (from, until) out of all constraints; contradictory parts of day give way to clock times."""
+    for group in (tods, [t for t in tods if not t[3]], tods[:1]):
+        lo = max((t[0] for t in group if t[0] is not None), default=None)
+        hi = min((t[1] for t in group if t[1] is not None), default=None)
+        if group and (lo is None or hi is None or lo < hi):
+            return lo, hi, group
+    return None, None, []
+
+
+def _tod_label(group: list, *, plural: bool = False, today: bool = False, asap: bool = False) -> str:
+    parts, clocks = [t[2] for t in group if t[3]], [t[2] for t in group if not t[3]]
+    if not parts:
+        return ("the soonest time " if asap else "today " if today else "") + " ".join(clocks)
+    first, this = parts[0], {"morning": "this morning", "afternoon": "this afternoon", "evening": "tonight"}
+    if first != "tonight":  # "the soonest morning", "this morning", "Monday or Tuesday mornings"
+        first = f"the soonest {first}" if asap else this.get(first, f"today {first}") if today else first + "s" * plural
+    return " ".join([first, *parts[1:], *clocks])
+
+
+def parse_when(text: str, *, now: datetime, tz: tzinfo) -> TimeWindow | None:
+    """The time preference a text states, as a window in the clinic's zone ``tz``, or None when it states none.
+
+    Days: weekday names ("thursday", "thurs", "this friday"; "next tuesday" = the one in next week), today, tonight,
+    tomorrow, day after tomorrow, dates ("dec 3", "12/3", "december 3rd", "3rd of dec", "the 3rd"), several days
+    ("monday or tuesday", "mon-wed": first..last), spans ("this week", "next week", "early next week", "later this
+    week", "end of the week", "this/next weekend"), "asap"/"soonest"/"first available" (now..now+14 days, asap=True)
+    and "whenever"/"any time" (the same when nothing else is said). Daily times: parts of day ("morning", "late
+    afternoon", "evening", "tonight", "lunch", "after work"), "after 3", "before noon", "around 2" (+/-1h), "at 2"
+    (the hour from 2), "2pm", "3:30", "between 1 and 3", "1-3pm"; 1-7 without am/pm mean PM. A day without a time is
+    the whole day; a time without a day is today if still ahead, else tomorrow; a plural part alone ("mornings") is
+    the soonest such. Windows never start before ``now``; a weekday whose window is over today means next week's; a
+    date whose window is over gives None."""
+    local = now.astimezone(tz)
+    today = local.date()
+    s = _R["greet"].sub(" ", " ".join(_when_word(w) for w in normalise(text.replace("-", " to ")).split()))
+    s = re.sub(r"\bnoon\b", "12pm", re.sub(r"\b(\d{1,2})\s*oclock\b", r"at \1", s.replace("?", " ")))
+    s = re.sub(r"\b(\d{1,2}(?::\d\d)?)([ap])\b", r"\1\2m", s)
+    scan = _Scan(re.sub(r"(\d)(am|pm)?ish\b", r"\1\2 ish", s), today)
+    scan.take(_R["asap"], lambda m: setattr(scan, "asap", True))
+    scan.take(_R["weak"], lambda m: setattr(scan, "weak", True))
+    _read_dates(scan)
+    _read_times(scan)
+    _read_days(scan)
+    lo, hi, group = _merge(scan.tods)
+
+    def at(d: date, minutes: int | None, default: int) -> datetime:
+        minutes = default if minutes is None else minutes
+        return datetime.combine(d + timedelta(days=minutes // 1440), time(*divmod(minutes % 1440, 60)), tzinfo=tz)
+
+    def window(d0: date, d1: date) -> tuple[datetime, datetime] | None:
+        start, end = max(at(d0, lo, 0), local), at(d1, hi, 1440)
+        return (start, end) if end > start else None
+
+    def done(span: tuple[datetime, datetime] | None, label: str, asap: bool = scan.asap) -> TimeWindow | None:
+        day_start = time(*divmod(lo, 60)) if lo is not None else None
+        day_end = time(*divmod(hi, 60)) if hi is not None and hi < 1440 else None
+        return span and TimeWindow(span[0], span[1], " ".join(label.split()), asap, day_start, day_end)
+
+    def long(d: date) -> str:
+        far = f", {d.year}" if (d - today).days > 300 else ""
+        return f"{_WEEKDAYS[d.weekday()].title()}, {_MONTH_NAMES[d.month - 1].title()} {d.day}{far}"
+
+    monday = today - timedelta(days=today.weekday())
+    if scan.days:
+        found: list[tuple[date, str]] = []
+        dated = any(kind == "date" for _, kind, *_ in scan.days)  # "friday dec 4": the date says it all
+        for _, kind, value, nxt in sorted(d for d in scan.days if not (dated and d[1] == "wd")):
+            if kind == "rel":
+                d = today + timedelta(days=value)
+                d += timedelta(days=1 if value == 0 and window(d, d) is None else 0)  # "today" when today is over
+                label = ("today", "tomorrow", _WEEKDAYS[d.weekday()].title())[(d - today).days]
+            elif kind == "date":
+                d, label = value, long(value)
+            else:
+                base = found[-1][0] if found else today
+                base = monday + timedelta(days=7) if nxt or scan.span == "next week" else base
+                d = base + timedelta(days=(value - base.weekday()) % 7)
+                d += timedelta(days=7 if window(d, d) is None else 0)
+                label = _WEEKDAYS[value].title() if (d - today).days < 7 else long(d)
+            if d not in (f[0] for f in found):
+                found.append((d, label))
+        days = sorted(f[0] for f in found)
+        between = scan.s[min(p for p, *_ in scan.days) : max(p for p, *_ in scan.days)]
+        joiner = " to " if re.search(r"\b(to|through|until)\b", between) else " and " if " and " in between else " or "
+        day_label = joiner.join(f[1] for f in found)
+        if day_label == "today":
+            return done(window(today, today), _tod_label(group, today=True) if group else "today")
+        return done(window(days[0], days[-1]), f"{day_label} {_tod_label(group, plural=len(days) > 1)}")
+    if scan.span:
+        first, last = _SPANS[scan.span]
+        d0 = max(today + timedelta(days=scan.span == "later this week"), monday + timedelta(days=first))
+        span = window(min(d0, monday + timedelta(days=last)), monday + timedelta(days=last))
+        if span is None and scan.span == "this weekend":
+            span = window(monday + timedelta(days=12), monday + timedelta(days=13))
+        return done(span, f"{scan.span} {_tod_label(group, plural=True)}")
+    if scan.asap or scan.weak or (scan.plural and group):
+        label = _tod_label(group, asap=True) if group else "the soonest time"
+        return done((local, local + timedelta(days=14)), label, asap=True)
+    if group:
+        if span := window(today, today):
+            return done(span, _tod_label(group, today=True))
+        tomorrow = today + timedelta(days=1)
+        return done(window(tomorrow, tomorrow), f"tomorrow {_tod_label(group)}")
+    return None
+
+
+# ------------------------------------------------------------------------------------------------------------- choice
+_ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "former": 0, "middle": 1}
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3}
+_FILLER = frozenset(
+    _words(
+        "the a one please works work is good fine great perfect ok okay sounds lets let us do id i ill will take like "
+        "would book me for that option number choice slot go with yes yeah sure it thanks thank you best can s pick "
+        "want to be and just"
+    )
+)
+_CHOICE_NO = re.compile(
+    r"\b(not|none|neither|no|nope|nah|cant|cannot|dont|doesnt|wont|either|both|other|else|different|anything|"
+    r"something|instead|busy|unavailable|wait|sec|moment)\b|\b(a|one|just a) second\b"
+)
+_CHOICE_CLOCK = re.compile(
+    r"\b(\d{1,2})(?::([0-5]\d))?\s*(am|pm)\b|\b(\d{1,2}):([0-5]\d)\b|\b(?:at|the|for)\s+(\d{1,2})\b(?![:\d])"
+)
+_CHOICE_ORDER = re.compile(
+    r"\bthe (earlier|earliest|sooner|soonest|later|latest)\b|\b(first) available\b|"
+    r"\b(earlier|earliest|sooner|soonest|later|latest) (?:one|time|slot|option|appointment)\b"
+)
+
+
+def _at_clock(times: list[datetime], candidates: list[int], h: int, minute: int | None, ap: str | None) -> list[int]:
+    """The candidates at that clock time; "3" (no am/pm) is 3 AM or PM; without minutes the full hour comes first."""
+    hour = h % 12 + (12 if ap == "pm" else 0)
+    hits = [i for i in candidates if (times[i].hour == hour if ap else times[i].hour % 12 == h % 12)]
+    hits = [i for i in hits if minute is None or times[i].minute == minute]
+    on_the_hour = [i for i in hits if times[i].minute == 0]
+    return on_the_hour if minute is None and len(on_the_hour) == 1 else hits
+
+
+def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | None:
+    """Which of the offered times (listed to the patient as 1., 2., 3.) the text picks, as a 0-based index; None
+    when it picks none or is ambiguous. Reads "2", "#2", "option 2", "number 2", "the second", "2nd one", "the first/
+    last one", "the earlier/later one", times ("the 3pm", "3pm works", "3:30", "3 pm please"), weekdays ("thursday
+    works", only if one time is that day), dates ("dec 3"), both ("thursday at 3"), and "yes"/"ok"/"sounds good"
+    when one time was offered. A bare number up to the count offered is an index, above it an hour. Negations
+    and requests for others ("not 2", "none", "neither", "anything earlier?") give None."""
+    n = len(offered)
+    s = " ".join(_when_word(w) for w in normalise(text).replace("?", " ").split())
+    if not n or not s or _CHOICE_NO.search(s):
+        return None
+    times = [t.astimezone(tz) for t in offered]
+    rest = [w for w in s.split() if w not in _FILLER]
+    picked = re.search(r"\b(?:option|number|choice|slot)\s*(\d)\b", s)
+    if picked or (len(rest) == 1 and rest[0].isdigit()) or s in _NUMBER_WORDS:
+        k = int(picked[1] if picked else rest[0] if rest else _NUMBER_WORDS[s])
+        if 1 <= k <= n or picked:
+            return k - 1 if 1 <= k <= n else None
+        hits = _at_clock(times, list(range(n)), k, None, None) if k <= 12 else []
+        return hits[0] if len(hits) == 1 else None
+    if order := _CHOICE_ORDER.search(s):
+        pick = max if (order[1] or order[3] or "") in ("later", "latest") else min
+        return pick(range(n), key=lambda i: times[i])
+    ordinal = re.search(r"\b(first|1st|second|2nd|third|3rd|former|middle)\b(?! thing)", s)
+    if ordinal and not re.search(rf"\b({_MON})\b", s):
+        k = _ORDINALS[ordinal[1]]
+        return k if k < n and (ordinal[1] != "middle" or n == 3) else None
+    if re.search(r"\b(last|final|latter)\b(?! (week|time|month|year|night))", s):
+        return n - 1
+    candidates, constrained = list(range(n)), False
+    if weekdays := {w.rstrip("s") for w in s.split() if w.rstrip("s") in _WEEKDAYS}:
+        constrained = True
+        candidates = [i for i in candidates if _WEEKDAYS[times[i].weekday()] in weekdays] if len(weekdays) == 1 else []
+    for m in re.finditer(rf"\b({_MON})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b", s):
+        constrained = True
+        candidates = [i for i in candidates if (times[i].month, times[i].day) == (_MONTHS[m[1]], int(m[2]))]
+    clocks = list(_CHOICE_CLOCK.finditer(re.sub(r"\bnoon\b", "12pm", s)))
+    if len(clocks) > 1:
+        return None
+    if clocks:
+        m, constrained = clocks[0], True
+        h, minute, ap = (m[1], m[2], m[3]) if m[1] else (m[4], m[5], None) if m[4] else (m[6], None, None)
+        candidates = _at_clock(times, candidates, int(h), int(minute) if minute else None, ap)
+    if constrained:
+        return candidates[0] if len(candidates) == 1 else None
+    return 0 if n == 1 and (not rest or "yes" in intents(s)) else None
+
+
+# --------------------------------------------------------------------------------------------------------------- name
+_NAME_PREFIX = re.compile(
+    r"^(?:(?:hi|hey|hello)(?: there)?\b[\s,!.]*)?(?:(?:my name is|my names|my name's|name is|name's|names|name|"
+    r"i am|i'm|im|this is|it's|its|it is|you can call me|call me)\b[\s,:-]*)?(?:(?:dr|mr|mrs|ms|miss)\b\.?\s+)?",
+    re.IGNORECASE,
+)
+_NAME_SUFFIX = re.compile(r"[\s,.!]*(?:\b(?:here|thanks|thank you|thx|ty))?[\s.!]*$", re.IGNORECASE)
+_NAME_WORD = re.compile(r"^[^\W\d_]+(?:['-][^\W\d_]+)*\.?$")
+_PARTICLES = frozenset({"de", "del", "della", "la", "le", "van", "von", "der", "den", "da", "di", "du", "dos", "st"})
+_NOT_NAME_WORDS = (  # refused as (part of) a name
+    "yes yeah yep yup sure ok okay alright no nope nah none neither hi hello hey thanks thank please the a an and "
+    "or but is are am was be to for of in on at by with from my your our me you we they he she it its this that "
+    "what when where why how who which can could would should do does did dont cant wont not just also so too very "
+    "really maybe lol haha hmm idk sorry stop start help info unsubscribe cancel book booking appointment "
+    "reschedule cost much botox tox dysport filler fillers facial facials hydrafacial laser peel lips lip "
+    "microneedling consult consultation morning afternoon evening tonight today tomorrow week weekend asap soon "
+    "later now time times available works work good great perfect fine cool awesome nice human person agent staff "
+    "someone bot free busy sounds want need like get have come thats whats here there one two three first last next "
+    "any some all"
+)
+_NOT_NAMES = frozenset(_WEEKDAYS).union(_SHORTHAND.values(), _words(_NOT_NAME_WORDS))
+
+
+def _capitalise(word: str) -> str:
+    """Name case for a word typed all lower or all upper ("o'brien" -> "O'Brien", "mcdonald" -> "McDonald"); a word
+    typed in mixed case ("DeShawn") is kept."""
+    if not (word.islower() or word.isupper()):
+        return word[0].upper() + word[1:]
+    out = "".join(p.capitalize() for p in re.split(r"(['-])", word.lower()))
+    return "Mc" + out[2:].capitalize() if re.match(r"mc[a-z]{2}", word.lower()) else out
+
+
+def parse_name(text: str) -> tuple[str, str] | None:
+    """(first, last) from "I'm Jane Doe", "my name is jane doe", "this is Jane", "jane doe", "Jane", "it's maria
+    garcia-lopez"; last is "" for one word; particles join the last name ("maria de la cruz" -> ("Maria", "de la
+    Cruz")) and a middle word joins the first ("Mary Ann Smith" -> ("Mary Ann", "Smith")). None for anything that is
+    not plainly a name: questions, digits, emails, links, more than four words, words such as "yes", "ok", "botox",
+    "thursday"."""
+    text = text.translate(_QUOTES).strip()
+    if not text or re.search(r"[?@\d/:]|https?|www\.", text):
+        return None
+    words = _NAME_SUFFIX.sub("", _NAME_PREFIX.sub("", text, count=1)).replace(",", " ").split()
+    if not 1 <= len(words) <= 4 or len(words[0].rstrip(".")) < 2:
+        return None
+    for word in words:
+        if not _NAME_WORD.match(word) or _strip_accents(word).lower().replace("'", "").rstrip(".") in _NOT_NAMES:
+            return None
+    split = len(words) - 1
+    while split > 1 and words[split - 1].lower() in _PARTICLES:
+        split -= 1
+    names = [w if w in _PARTICLES and 0 < i < len(words) - 1 else _capitalise(w) for i, w in enumerate(words)]
+    return (names[0], "") if len(words) == 1 else (" ".join(names[:split]), " ".join(names[split:]))

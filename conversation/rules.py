@@ -1,0 +1,221 @@
+"""The rules engine: deterministic, no network. The embedded default, the engine the tests script, and the fallback
+whenever the LLM errs. It reads the patient's texts with ``conversation.parsing`` and acts only through the tools.
+
+The order of what it looks at is the order of what matters: an urgent symptom, a question about someone else, a
+request for a person, then cancellations, a name it asked for, a pick among the times it offered, the service and
+the time wanted, prices, and finally the clinic's knowledge for any other question.
+"""
+
+import re
+
+from django.utils import timezone
+
+from . import parsing
+from .engine import EngineReply
+from .models import Conversation
+from .tools import ToolRefused
+
+URGENT = re.compile(
+    r"\b(can'?t breathe|cannot breathe|trouble breathing|hard to breathe|short(ness)? of breath|throat (is )?"
+    r"(closing|swelling|swollen)|chest pain|faint(ed|ing)?|pass(ed|ing) out|severe (pain|swelling|headache)|"
+    r"vision (loss|problems?|changes?)|can'?t see|blurr?y vision|(skin|lip|area) (is )?(turning )?(white|gr[ae]y|"
+    r"blue|dusky)|blanch(ed|ing)|droop(y|ing)?|allergic reaction|hives|anaphyla\w*|infect(ed|ion)|pus|fever|"
+    r"bleeding (a lot|heavily|won'?t stop)|emergency)\b"
+)
+OTHER_PATIENT = re.compile(
+    r"\b(my (friend|sister|brother|mom|mother|dad|husband|wife|partner|daughter|son|coworker)'?s? "
+    r"(appointment|booking|results?|records?|visit)|(did|has|when is|is) (\w+ )?(\w+ )?(come|came|been|booked)"
+    r" (in|there)|who else|other (patients?|clients?)|patient list)\b"
+)
+NAME_PHRASE = re.compile(
+    r"\b(?:my name is|my name's|name is|name's|i am|i'm|this is|it's|under)\s+([a-z][a-z'\-]+(?:\s+[a-z][a-z'\-]+)?)",
+    re.IGNORECASE,
+)
+URGENT_SCRIPT = (
+    "If this is an emergency or you have trouble breathing, call 911 now. For anything else after your treatment, "
+    "please call us right away{phone}. I've alerted our team and someone will reach out to you."
+)
+
+
+def _when_text(value, tz) -> str:
+    return timezone.localtime(value, tz).strftime("%a %b %-d at %-I:%M %p")
+
+
+class RulesEngine:
+    name = "rules"
+
+    def respond(self, *, conversation, texts, tools) -> EngineReply:
+        text = " ".join(t.strip() for t in texts if t and t.strip())
+        reply = self._respond(conversation, text, tools)
+        return EngineReply(text=reply, engine=self.name)
+
+    def _respond(self, c, text, tools):  # a dialogue is a sequence of checks, in order
+        clinic = c.clinic
+        tz = clinic.tz
+        lowered = parsing.normalise(text)
+        wants = parsing.intents(text)
+        catalog = [parsing.ServiceName(s.pk, s.name, tuple(s.aliases or ())) for s in tools.catalog()]
+
+        if URGENT.search(lowered):
+            tools.hand_off("possible urgent symptoms", urgent=True)
+            phone = f" at {clinic.front_desk_phone}" if clinic.front_desk_phone else ""
+            return URGENT_SCRIPT.format(phone=phone)
+        if OTHER_PATIENT.search(lowered):
+            return "I'm sorry, I can only help with your own appointments and questions. How can I help you today?"
+        if "human" in wants:
+            tools.hand_off("the patient asked for a person")
+            return "Of course! I've let our front desk know, and someone will text you back shortly."
+
+        try:
+            if "cancel" in wants and c.state != Conversation.State.OFFERING:
+                return self._cancel(tools, tz)
+            if "reschedule" in wants:
+                booking = tools.upcoming_booking()
+                if booking is not None:
+                    tools.hand_off("the patient asked to reschedule")
+                    return (
+                        f"No problem. I've asked our front desk to move your {booking.service.name} on "
+                        f"{_when_text(booking.start, tz)}; they'll text you shortly with options."
+                    )
+
+            if c.state == Conversation.State.HOLDING and not c.patient_name:
+                name = parsing.parse_name(text)
+                if name:
+                    tools.set_name(*name)
+                    return self._deposit(tools, tz)
+
+            if c.state == Conversation.State.OFFERING and c.offered_slots:
+                offered = tools.offered()
+                choice = parsing.parse_choice(text, [o.start for o in offered], tz=tz)
+                if choice is not None:
+                    tools.hold_time(choice + 1)
+                    if not c.patient_name:
+                        name = _name_in(text)
+                        if name is None:
+                            return "Great choice! What name should I put the appointment under?"
+                        tools.set_name(*name)
+                    return self._deposit(tools, tz)
+
+            mentioned = parsing.find_services(text, catalog)
+            if mentioned:
+                tools.choose_service(mentioned[0])
+            when = parsing.parse_when(text, now=tools.now, tz=tz)
+
+            if "price" in wants:
+                return self._price(c, tools, mentioned, catalog)
+
+            booking_talk = "book" in wants or when is not None or (mentioned and c.state == Conversation.State.NEW)
+            if c.state == Conversation.State.OFFERING and ("no" in wants or when is not None):
+                booking_talk = True
+            if booking_talk or (mentioned and "question" not in wants):
+                return self._book(c, tools, when, wants, tz)
+
+            if "yes" in wants and c.service_id and not c.offered_slots and c.time_preference:
+                return self._offer(c, tools, _next_days(tools.now, tz), tz)  # "want me to check other days?" "yes"
+
+            if "question" in wants or len(lowered.split()) > 3:
+                return self._answer(c, tools, text)
+            if "thanks" in wants:
+                return "You're welcome! Anything else I can help with?"
+            if "greeting" in wants:
+                return f"Hi! This is {clinic.name}. I can answer questions, share prices or book you in. What can I do?"
+            return self._answer(c, tools, text)
+        except ToolRefused as refused:
+            return str(refused)
+
+    # --- Pieces of the dialogue -----------------------------------------------------------------------------------
+
+    def _cancel(self, tools, tz):
+        booking = tools.cancel_booking()
+        refund = " Your deposit will be refunded." if getattr(booking, "deposit_cents", 0) else ""
+        return (
+            f"Done: your {booking.service.name} on {_when_text(booking.start, tz)} is cancelled.{refund} "
+            "Want to pick another time?"
+        )
+
+    def _price(self, c, tools, mentioned, catalog):
+        if not mentioned and c.service_id is None:
+            names = ", ".join(s.name for s in catalog[:6])
+            return f"Happy to help with prices! Which treatment? We offer {names}, and more."
+        ids = mentioned or [c.service_id]
+        lines = []
+        for service_id in ids[:3]:
+            info = tools.lookup_service(service_id)
+            lines.append(f"{info['name']} is {info['price']}.")
+        return " ".join(lines) + " Would you like me to find you a time?"
+
+    def _book(self, c, tools, when, wants, tz):
+        c.refresh_from_db(fields=["service", "state", "offered_slots", "time_preference"])
+        if c.service_id is None:
+            names = ", ".join(s.name for s in tools.catalog()[:6])
+            return f"I'd love to get you booked! Which treatment are you interested in? For example: {names}."
+        if when is None:
+            if c.state == Conversation.State.OFFERING and "no" in wants:
+                return "No problem. What day or time would work better for you?"
+            return f'Great, {c.service.name}! What day and time work best for you? (e.g. "Thursday afternoon")'
+        return self._offer(c, tools, when, tz)
+
+    def _offer(self, c, tools, when, tz):
+        offered = tools.find_open_times(
+            start=when.start,
+            end=when.end,
+            label=when.label,
+            day_start=getattr(when, "day_start", None),
+            day_end=getattr(when, "day_end", None),
+        )
+        service = c.service.name
+        if not offered:
+            return f"I don't see any {service} openings {when.label}. Want me to check other days?"
+        lines = [f"{o.index}. {_when_text(o.start, tz)} with {o.provider_name}" for o in offered]
+        numbers = [str(o.index) for o in offered]
+        choices = " or ".join([", ".join(numbers[:-1]), numbers[-1]]) if len(numbers) > 1 else "1"
+        return f"Here are open times for {service}:\n" + "\n".join(lines) + f"\nReply {choices} to pick one."
+
+    def _deposit(self, tools, tz):
+        result = tools.request_deposit()
+        booking = tools.conversation.booking
+        when = _when_text(booking.start, tz)
+        if result["status"] == "confirmed":
+            return f"You're all set: {booking.service.name} on {when} with {booking.provider.name}. See you then!"
+        if result["status"] != "link":
+            return (
+                f"Thanks! I've sent your {booking.service.name} on {when} to our front desk to confirm; "
+                "they'll text you shortly."
+            )
+        held = f" until {result['held_until']:%-I:%M %p}" if result.get("held_until") else ""
+        return (
+            f"Thanks, {tools.conversation.patient_name.split()[0]}! I'm holding {booking.service.name} on {when} with "
+            f"{booking.provider.name}{held}. To confirm, please pay the {result['amount']} deposit here: "
+            f"{result['url']}"
+        )
+
+    def _answer(self, c, tools, text):
+        results = [r for r in tools.search_knowledge(text) if r.get("snippet")]
+        idle = c.state in (Conversation.State.NEW, Conversation.State.ENGAGED)
+        steer = " Would you like me to find you a time?" if idle else ""
+        if not results:
+            tools.hand_off("a question the clinic's information does not answer")
+            return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
+        return _sentence_snippet(results[0]["snippet"]) + steer
+
+
+def _name_in(text: str):
+    """A name stated inside a longer text ("the first one, my name is Maria Garcia")."""
+    match = NAME_PHRASE.search(text)
+    return parsing.parse_name(match.group(1)) if match else None
+
+
+def _sentence_snippet(snippet: str, limit: int = 320) -> str:
+    text = " ".join(snippet.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+    return cut[: end + 1] if end > 80 else cut.rsplit(" ", 1)[0] + "..."
+
+
+def _next_days(now, tz):
+    """The next two weeks, as a window ("other days")."""
+    from datetime import timedelta
+
+    return parsing.TimeWindow(start=now, end=now + timedelta(days=14), label="in the next two weeks", asap=True)

@@ -1,0 +1,11 @@
+"""Assistant tasks: ids only; answering twice is prevented by the conversation's row lock and the turn record."""
+
+from celery import shared_task
+
+from . import engine
+
+
+@shared_task(name="conversation.respond", acks_late=True, reject_on_worker_lost=True)
+def respond(conversation_id, **kwargs):
+    turn = engine.conversation_respond(conversation_id=conversation_id)
+    return turn.pk if turn else None

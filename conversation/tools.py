@@ -1,0 +1,325 @@
+"""The assistant's tools: the only code that acts for it. Both engines call these, and these check every rule
+whatever an engine asks: only catalogued services, only times that were offered and are still free, one held
+booking per conversation, the patient's name before a hold turns into a deposit link, a deposit before
+confirmation, cancellations within the clinic's policy. A refusal is a ``ToolRefused`` whose message the engine
+may say to the patient.
+
+Every call is recorded in ``Tools.calls`` (name, arguments, outcome) for the turn's record: ids and times, never
+the patient's words.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from bookings.models import Booking
+from bookings.services import (
+    BookingStateError,
+    CancellationTooLate,
+    SlotUnavailable,
+    booking_cancel,
+    booking_confirm,
+    booking_hold,
+)
+from emr.availability import availability_for_day
+from emr.base import EmrError
+from emr.models import Provider
+from emr.services import EmrConfigError, emr_client
+from knowledge.services import knowledge_search
+from medspa.alerts import staff_alert
+from medspa.models import Service, StaffAlert, format_cents
+
+from .models import Conversation
+
+logger = logging.getLogger(__name__)
+
+MAX_OFFERED = 3
+SPREAD = timedelta(minutes=90)  # offered times are at least this far apart when the window allows
+SEARCH_DAYS = 14  # how far "asap" and "other days" look
+
+
+class ToolRefused(Exception):
+    """The rules say no; the message is safe to tell the patient."""
+
+
+@dataclass(frozen=True)
+class Offered:
+    index: int  # 1-based, as listed to the patient
+    start: datetime
+    end: datetime
+    provider_id: int
+    provider_name: str
+
+
+class Tools:
+    def __init__(self, conversation: Conversation, *, now=None):
+        self.conversation = conversation
+        self.clinic = conversation.clinic
+        self.now = now or timezone.now()
+        self.calls: list[dict] = []
+
+    def _record(self, name, outcome, **arguments):
+        self.calls.append({"tool": name, "arguments": arguments, "outcome": outcome})
+
+    def _save(self, **fields):
+        for name, value in fields.items():
+            setattr(self.conversation, name, value)
+        Conversation.objects.filter(pk=self.conversation.pk).update(**fields, updated_at=timezone.now())
+
+    # --- Knowledge and catalog ---------------------------------------------------------------------------------
+
+    def search_knowledge(self, query: str, k: int = 3) -> list[dict]:
+        results = knowledge_search(clinic=self.clinic, query=query, k=k)
+        self._record("search_knowledge", f"{len(results)} results")
+        return results
+
+    def catalog(self) -> list[Service]:
+        return list(Service.objects.for_clinic(self.clinic).filter(active=True).order_by("name"))
+
+    def lookup_service(self, service_id: int) -> dict:
+        """A catalogued service and its price, worded only by ``Service.price_text``."""
+        service = Service.objects.for_clinic(self.clinic).filter(pk=service_id, active=True).first()
+        if service is None:
+            self._record("lookup_service", "unknown", service_id=service_id)
+            raise ToolRefused("That isn't a treatment we offer.")
+        self._record("lookup_service", "ok", service_id=service.pk)
+        deposit = service.deposit_cents
+        return {
+            "id": service.pk,
+            "name": service.name,
+            "price": service.price_text(),
+            "duration_minutes": service.duration_minutes,
+            "deposit": format_cents(deposit) if deposit else "",
+        }
+
+    def choose_service(self, service_id: int) -> Service:
+        self.lookup_service(service_id)
+        service = Service.objects.get(pk=service_id)
+        if self.conversation.service_id != service.pk:
+            self._save(service=service, offered_slots=[])
+        return service
+
+    # --- Open times --------------------------------------------------------------------------------------------
+
+    def find_open_times(self, *, start: datetime, end: datetime, label: str = "", day_start=None, day_end=None):
+        """Up to three open times for the conversation's service in the window (clinic-local hours of day
+        optionally limited), spread out; remembered as the offer the patient picks from."""
+        service = self.conversation.service
+        if service is None:
+            raise ToolRefused("Which treatment would you like to book?")
+        start = max(start, self.now)
+        if end <= start:
+            self._record("find_open_times", "empty window", service_id=service.pk)
+            return []
+        try:
+            client = emr_client(clinic=self.clinic)
+        except EmrConfigError:
+            logger.warning("find_open_times: EMR not configured clinic=%s", self.clinic.pk)
+            raise ToolRefused("I can't see the schedule right now.") from None
+        tz = self.clinic.tz
+        candidates, day = [], start.astimezone(tz).date()
+        while day <= end.astimezone(tz).date():
+            try:
+                slots = availability_for_day(client=client, clinic=self.clinic, service=service, day=day)
+            except EmrError:
+                logger.warning("find_open_times: EMR error clinic=%s", self.clinic.pk, exc_info=True)
+                raise ToolRefused("I can't see the schedule right now.") from None
+            for slot in slots:
+                local = slot.start.astimezone(tz).time()
+                if not (start <= slot.start and slot.start < end):
+                    continue
+                if (day_start and local < day_start) or (day_end and local >= day_end):
+                    continue
+                candidates.append(slot)
+            day += timedelta(days=1)
+        chosen = _spread(candidates)
+        providers = self._providers_for(client, chosen)
+        offered = [
+            {
+                "start": slot.start.isoformat(),
+                "end": slot.end.isoformat(),
+                "provider_id": providers[slot.provider_ref].pk,
+                "provider": providers[slot.provider_ref].name,
+            }
+            for slot in chosen
+            if slot.provider_ref in providers
+        ]
+        state = Conversation.State.OFFERING if offered else Conversation.State.ENGAGED
+        self._save(offered_slots=offered, time_preference=label[:80], state=state)
+        self._record("find_open_times", f"{len(offered)} offered", service_id=service.pk, window=label)
+        return self.offered()
+
+    def _providers_for(self, client, slots) -> dict:
+        refs = {slot.provider_ref for slot in slots}
+        providers = Provider.objects.for_clinic(self.clinic).filter(active=True)
+        by_ref = {client.provider_ref(p): p for p in providers}
+        return {ref: by_ref[ref] for ref in refs if ref in by_ref}
+
+    def offered(self) -> list[Offered]:
+        return [
+            Offered(
+                index=i,
+                start=datetime.fromisoformat(o["start"]),
+                end=datetime.fromisoformat(o["end"]),
+                provider_id=o["provider_id"],
+                provider_name=o["provider"],
+            )
+            for i, o in enumerate(self.conversation.offered_slots or [], start=1)
+        ]
+
+    # --- Holding, the patient's name, the deposit -------------------------------------------------------------
+
+    def hold_time(self, index: int) -> Booking:
+        """Hold the ``index``-th offered time (1-based): only a time we offered, and only if it is still free.
+        One held booking per conversation: a previous hold is released first."""
+        offered = self.offered()
+        if not 1 <= index <= len(offered):
+            self._record("hold_time", "not offered", index=index)
+            raise ToolRefused("Please pick one of the times I listed.")
+        choice = offered[index - 1]
+        provider = Provider.objects.for_clinic(self.clinic).get(pk=choice.provider_id)
+        self.release_hold()
+        try:
+            booking = booking_hold(
+                clinic=self.clinic,
+                service=self.conversation.service,
+                provider=provider,
+                start=choice.start,
+                patient_phone=self.conversation.patient_phone,
+                patient_name=self.conversation.patient_name,
+                conversation=self.conversation,
+                now=self.now,
+            )
+        except SlotUnavailable:
+            self._record("hold_time", "taken", index=index)
+            raise ToolRefused("Sorry, that time was just taken.") from None
+        self._save(booking=booking, state=Conversation.State.HOLDING)
+        self._record("hold_time", "held", index=index, booking_id=booking.pk)
+        return booking
+
+    def release_hold(self) -> None:
+        booking = self.conversation.booking
+        if booking is not None and booking.status in (Booking.Status.HELD, Booking.Status.AWAITING_DEPOSIT):
+            booking.refresh_from_db()
+            if not hasattr(booking, "payment") or booking.payment.status == "created":
+                booking_cancel(booking_id=booking.pk, by="patient", now=self.now)
+                self._record("release_hold", "released", booking_id=booking.pk)
+            self._save(booking=None)
+
+    def set_name(self, first: str, last: str = "") -> None:
+        name = f"{first} {last}".strip()[:120]
+        self._save(patient_name=name)
+        if self.conversation.booking_id:
+            Booking.objects.filter(pk=self.conversation.booking_id).update(patient_name=name)
+        self._record("set_name", "ok")
+
+    def request_deposit(self) -> dict:
+        """The deposit link for the held booking (the patient's name first). A service with no deposit for this
+        patient is confirmed at once instead."""
+        from payments.services import PaymentConfigError, PaymentError, deposit_amount, deposit_request
+
+        booking = self.conversation.booking
+        if booking is None:
+            raise ToolRefused("Let's pick a time first.")
+        booking.refresh_from_db()
+        if not self.conversation.patient_name:
+            raise ToolRefused("What name should I put the appointment under?")
+        if booking.status not in (Booking.Status.HELD, Booking.Status.AWAITING_DEPOSIT):
+            self._record("request_deposit", f"booking {booking.status}", booking_id=booking.pk)
+            raise ToolRefused("That hold has expired. Want me to find new times?")
+        if deposit_amount(booking=booking) == 0:
+            try:
+                booking = booking_confirm(booking_id=booking.pk)
+            except (SlotUnavailable, BookingStateError):
+                raise ToolRefused("Sorry, that time was just taken.") from None
+            except EmrError:
+                self.hand_off("the EMR did not take a booking")
+                raise ToolRefused("I couldn't finish booking that; our front desk will text you shortly.") from None
+            if booking.status == Booking.Status.CONFIRMED:
+                self._save(state=Conversation.State.CONFIRMED)
+            self._record("request_deposit", "no deposit: confirmed", booking_id=booking.pk)
+            return {"url": "", "amount": "", "status": booking.status}
+        try:
+            payment = deposit_request(booking_id=booking.pk, now=self.now)
+        except (PaymentError, PaymentConfigError):
+            logger.warning("deposit link failed booking=%s", booking.pk, exc_info=True)
+            self.hand_off("the deposit link could not be created")
+            raise ToolRefused("I couldn't create the payment link; our front desk will text you shortly.") from None
+        self._save(state=Conversation.State.AWAITING_DEPOSIT)
+        self._record("request_deposit", "link", booking_id=booking.pk, payment_id=payment.pk)
+        held_until = timezone.localtime(payment.expires_at, self.clinic.tz) if payment.expires_at else None
+        return {"url": payment.link_url, "amount": payment.amount_text, "held_until": held_until, "status": "link"}
+
+    # --- Existing appointments -------------------------------------------------------------------------------------
+
+    def upcoming_booking(self) -> Booking | None:
+        return (
+            Booking.objects.for_clinic(self.clinic)
+            .filter(
+                patient_phone=self.conversation.patient_phone,
+                status__in=[Booking.Status.CONFIRMED, Booking.Status.AWAITING_STAFF],
+                start__gt=self.now,
+            )
+            .select_related("service", "provider")
+            .order_by("start")
+            .first()
+        )
+
+    def cancel_booking(self) -> Booking:
+        """Cancel the patient's next appointment, within the clinic's notice; later than that, staff decide."""
+        booking = self.upcoming_booking()
+        if booking is None:
+            raise ToolRefused("I don't see an upcoming appointment for this number.")
+        try:
+            booking = booking_cancel(booking_id=booking.pk, by="patient", now=self.now)
+        except CancellationTooLate:
+            self._record("cancel_booking", "too late", booking_id=booking.pk)
+            self.hand_off("a cancellation inside the notice window")
+            hours = self.clinic.cancellation_notice_hours
+            raise ToolRefused(
+                f"Your appointment is less than {hours} hours away, so our front desk will take care of it. "
+                "They'll text you shortly."
+            ) from None
+        except EmrError:
+            self.hand_off("the EMR did not take a cancellation")
+            raise ToolRefused("I couldn't cancel that myself; our front desk will text you shortly.") from None
+        self._save(state=Conversation.State.ENGAGED, booking=None, offered_slots=[])
+        self._record("cancel_booking", "cancelled", booking_id=booking.pk)
+        return booking
+
+    # --- People --------------------------------------------------------------------------------------------------
+
+    def hand_off(self, reason: str, *, urgent: bool = False) -> None:
+        """A person takes over: the assistant goes silent until staff hand the conversation back."""
+        with transaction.atomic():
+            self._save(owner=Conversation.Owner.STAFF, state=Conversation.State.HANDED_OFF, needs_staff=True)
+            staff_alert(
+                clinic=self.clinic,
+                kind=StaffAlert.Kind.URGENT if urgent else StaffAlert.Kind.HANDOFF,
+                text=f"Conversation #{self.conversation.pk} needs a person: {reason}.",
+                obj=self.conversation,
+                dedupe_key=f"handoff:{self.conversation.pk}:{self.conversation.turns_count}",
+            )
+        self._record("hand_off", "handed off", reason=reason)
+
+
+def _spread(slots) -> list:
+    """Up to three distinct start times, earliest first, at least SPREAD apart where the window allows."""
+    first_per_start = {}
+    for slot in sorted(slots, key=lambda s: s.start):
+        first_per_start.setdefault(slot.start, slot)
+    starts, chosen = sorted(first_per_start.items()), []
+    for start, slot in starts:
+        if not chosen or start - chosen[-1].start >= SPREAD:
+            chosen.append(slot)
+        if len(chosen) == MAX_OFFERED:
+            return chosen
+    for _start, slot in starts:  # a narrow window: fill with the remaining times
+        if slot not in chosen:
+            chosen.append(slot)
+        if len(chosen) == MAX_OFFERED:
+            break
+    return sorted(chosen, key=lambda s: s.start)

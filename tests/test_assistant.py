@@ -1,0 +1,258 @@
+"""Scripted patient conversations on the rules engine, through the real pipeline: inbound texts (compliance first),
+the assistant and its tools, bookings on the demo clinic's built-in calendar, sandbox deposits, outbound texts.
+Written the way people text: lower case, typos, several short messages, changing their mind."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+
+from bookings.models import Booking
+from conversation.models import Conversation, Turn
+from medspa.models import StaffAlert
+from messaging.services import inbound_receive, missed_call_receive
+from payments.models import Payment
+from payments.services import sandbox_pay
+
+NOW = datetime(2026, 11, 23, 15, 15, tzinfo=UTC)  # Monday 10:15 in Boston
+CLINIC_NUMBER = "+15555550100"
+
+
+class Patient:
+    """A patient texting the demo clinic; ``say`` returns the clinic's texts that followed."""
+
+    def __init__(self, capture, outbox, phone="+16175550123"):
+        self.capture, self.outbox, self.phone, self.seen = capture, outbox, phone, 0
+
+    def _new(self):
+        mine = [m for m in self.outbox if m.to_number == self.phone]
+        new, self.seen = mine[self.seen :], len(mine)
+        return [m.body for m in new]
+
+    def say(self, *texts):
+        for text in texts:
+            with self.capture(execute=True):
+                inbound_receive(
+                    provider="telnyx",
+                    provider_message_id=str(uuid.uuid4()),
+                    from_number=self.phone,
+                    to_number=CLINIC_NUMBER,
+                    body=text,
+                )
+        return self._new()
+
+    def reply(self, text) -> str:
+        replies = self.say(text)
+        assert len(replies) == 1, replies
+        return replies[0]
+
+    def miss_call(self):
+        with self.capture(execute=True):
+            missed_call_receive(to_number=CLINIC_NUMBER, from_number=self.phone)
+        return self._new()
+
+    def pay(self):
+        payment = Payment.objects.filter(booking__patient_phone=self.phone, status="created").latest("pk")
+        with self.capture(execute=True):
+            sandbox_pay(payment=payment)
+        return self._new()
+
+    @property
+    def conversation(self):
+        return Conversation.objects.get(patient_phone=self.phone)
+
+
+@pytest.fixture
+def patient(demo, django_capture_on_commit_callbacks, sms_outbox):
+    with time_machine.travel(NOW, tick=False):
+        yield Patient(django_capture_on_commit_callbacks, sms_outbox)
+
+
+def booked(phone="+16175550123"):
+    return Booking.objects.filter(patient_phone=phone).exclude(status__in=["cancelled", "expired", "failed"])
+
+
+# --- The flow that must always work ---------------------------------------------------------------------------
+
+
+def test_missed_call_to_confirmed_botox(patient):
+    (intro,) = patient.miss_call()
+    assert "Sorry we missed you" in intro
+    price = patient.reply("how much is botox?")
+    assert "$12 per unit" in price and "$240-$360" in price
+    offer = patient.reply("can i come in thursday afternoon")
+    assert "1. Thu Nov 26 at 12:00 PM" in offer and "2." in offer and "3." in offer
+    assert patient.conversation.state == "offering"
+    ask_name = patient.reply("2")
+    assert "What name" in ask_name
+    link = patient.reply("jane doe")
+    assert "$50 deposit" in link and "/pay/" in link and "holding Botox on Thu Nov 26" in link
+    assert patient.conversation.state == "awaiting_deposit"
+    (confirmation,) = patient.pay()
+    assert confirmation.startswith("You're booked: Botox with") and "Thursday Nov 26" in confirmation
+    booking = booked().get()
+    assert booking.status == "confirmed" and booking.service.name == "Botox" and booking.patient_name == "Jane Doe"
+    assert Turn.objects.filter(engine="rules").count() == 4
+
+
+def test_price_is_always_the_catalog_price(patient):
+    assert "HydraFacial is $199." in patient.reply("whats the price of a hydrafacial")
+    assert "Lip Filler is $650" in patient.reply("and lip filler?? how much")
+
+
+def test_several_short_texts_in_a_row(patient):
+    replies = patient.say("hi", "i want botox", "tomorrow after 3")
+    assert any("Here are open times for Botox" in r for r in replies)
+    offer = replies[-1]
+    assert "Tue Nov 24 at 3:" in offer or "Tue Nov 24 at 4:" in offer
+
+
+def test_name_given_with_the_pick(patient):
+    patient.say("book botox for friday morning")
+    link = patient.reply("the first one, my name is Maria Garcia")
+    assert "Thanks, Maria!" in link and "/pay/" in link
+    assert booked().get().patient_name == "Maria Garcia"
+
+
+def test_changing_their_mind_after_an_offer(patient):
+    patient.reply("i'd like botox on thursday")
+    new_offer = patient.reply("actually friday would be better")
+    assert "Fri Nov 27" in new_offer and "Thu Nov 26" not in new_offer
+
+
+def test_none_of_those_work(patient):
+    patient.reply("botox thursday")
+    assert "What day or time would work better" in patient.reply("none of those work")
+
+
+def test_nothing_open_then_other_days(patient):
+    text = patient.reply("can i get botox on sunday")  # nobody works Sundays
+    assert "don't see any Botox openings" in text and "other days" in text
+    other = patient.reply("yes")
+    assert "Here are open times for Botox" in other
+
+
+def test_asap(patient):
+    offer = patient.reply("need botox asap")
+    assert "1. Mon Nov 23 at 12:15 PM" in offer  # two hours' notice from 10:15
+
+
+def test_typos_in_the_service(patient):
+    assert "Botox is $12" in patient.reply("how much is botx")
+
+
+def test_unknown_service_is_not_quoted(patient):
+    text = patient.reply("how much is a tummy tuck")
+    assert "$" not in text
+
+
+def test_a_time_nobody_offered_cannot_be_picked(patient):
+    patient.reply("botox thursday afternoon")
+    assert "pick one of the times" in patient.reply("7") or patient.conversation.state == "offering"
+    assert not booked().exists()
+
+
+def test_knowledge_question(patient):
+    answer = patient.reply("do you have parking?")
+    assert "park" in answer.lower()
+
+
+def test_talk_to_a_person(patient):
+    text = patient.reply("can i talk to a real person")
+    assert "front desk" in text
+    conversation = patient.conversation
+    assert conversation.owner == "staff" and conversation.state == "handed_off"
+    assert StaffAlert.objects.filter(kind="handoff").exists()
+    assert patient.say("hello??") == []  # the assistant stays silent while staff own it
+
+
+def test_urgent_symptoms_after_treatment(patient):
+    text = patient.reply("i got filler yesterday and my lip is turning white and it hurts")
+    assert "911" in text
+    assert StaffAlert.objects.filter(kind="urgent").exists()
+
+
+def test_questions_about_other_patients_get_nothing(patient):
+    text = patient.reply("when is my sister's appointment")
+    assert "only help with your own" in text
+
+
+def test_stop_in_the_middle_of_booking(patient):
+    patient.reply("botox thursday")
+    patient.reply("1")
+    patient.reply("jane doe")
+    (confirmation,) = patient.say("STOP")
+    assert "unsubscribed" in confirmation.lower() or "opted out" in confirmation.lower()
+    assert patient.say("hello") == []
+
+
+def test_cancel_an_existing_appointment(patient):
+    patient.say("botox friday", "1", "jane doe")
+    patient.pay()
+    text = patient.reply("i need to cancel my appointment")
+    assert "is cancelled" in text and "refunded" in text
+    assert not booked().exists()
+
+
+def test_reschedule_goes_to_staff(patient):
+    patient.say("botox friday", "1", "jane doe")
+    patient.pay()
+    assert "move your Botox" in patient.reply("can i reschedule")
+    assert patient.conversation.owner == "staff"
+
+
+def test_the_patient_texts_days_later(patient):
+    patient.reply("how much is botox")
+    with time_machine.travel(datetime(2026, 11, 27, 14, tzinfo=UTC), tick=False):
+        offer = patient.reply("ok can i come monday")
+    assert "Mon Nov 30" in offer
+
+
+def test_free_consultation_needs_no_deposit(patient):
+    patient.reply("i want a free consultation wednesday")
+    patient.reply("1")
+    done = patient.reply("Sam Lee")
+    assert "You're all set" in done
+    assert booked().get().status == "confirmed"
+
+
+# --- Staff take over, reply from the admin, hand back ---------------------------------------------------------------
+
+
+def test_staff_take_over_reply_and_hand_back(patient, client, demo):
+    from django.urls import reverse
+
+    from .conftest import make_staff
+
+    patient.reply("how much is botox")
+    conversation = patient.conversation
+    client.force_login(make_staff("desk", demo))
+    page = client.get(reverse("admin:conversation_conversation_change", args=[conversation.pk]))
+    assert page.status_code == 200 and "Reply to the patient" in page.content.decode()
+
+    with patient.capture(execute=True):
+        client.post(
+            reverse("admin:conversation_conversation_reply", args=[conversation.pk]),
+            {"staff_reply": "Hi, this is Anna at the front desk. Any questions about Botox?"},
+        )
+    assert patient._new() == ["Hi, this is Anna at the front desk. Any questions about Botox?"]
+    assert patient.conversation.owner == "staff"
+    assert patient.say("yes, does it hurt?") == []  # staff own it: the assistant is silent
+
+    client.post(reverse("admin:conversation_conversation_hand_back", args=[conversation.pk]))
+    assert patient.conversation.owner == "assistant"
+    assert "Here are open times" in patient.reply("ok book me for friday")
+    assert Turn.objects.filter(inbound__body="yes, does it hurt?").count() == 0  # staff had it: not re-answered
+
+
+def test_another_clinics_conversation_cannot_be_answered(patient, client):
+    from django.urls import reverse
+
+    from .conftest import make_clinic, make_staff
+
+    patient.reply("hi")
+    outsider = make_staff("outsider", make_clinic("other-spa"))
+    client.force_login(outsider)
+    url = reverse("admin:conversation_conversation_reply", args=[patient.conversation.pk])
+    assert client.post(url, {"staff_reply": "hello"}).status_code == 404
