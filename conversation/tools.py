@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 MAX_OFFERED = 3
 SPREAD = timedelta(minutes=90)  # offered times are at least this far apart when the window allows
-SEARCH_DAYS = 14  # how far "asap" and "other days" look
 
 
 class ToolRefused(Exception):
