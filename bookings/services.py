@@ -32,6 +32,17 @@ class CancellationTooLate(Exception):
     """The patient asked to cancel inside the clinic's notice window: staff decide (and about the deposit)."""
 
 
+def _ensure_free(*, provider_id, start, end, exclude_pk=None) -> None:
+    """Inside a transaction: lock the provider's row (serialising holds on SQLite and elsewhere) and raise
+    SlotUnavailable when an active booking of theirs overlaps. PostgreSQL's exclusion constraint backs this up."""
+    Provider.objects.select_for_update().filter(pk=provider_id).first()
+    overlapping = Booking.objects.overlapping(provider=provider_id, start=start, end=end)
+    if exclude_pk is not None:
+        overlapping = overlapping.exclude(pk=exclude_pk)
+    if overlapping.exists():
+        raise SlotUnavailable(f"provider {provider_id} is busy then")
+
+
 def booking_hold(
     *,
     clinic,
@@ -65,9 +76,7 @@ def booking_hold(
     booking.full_clean(exclude=["conversation"])
     try:
         with transaction.atomic():
-            Provider.objects.select_for_update().filter(pk=provider.pk).first()
-            if Booking.objects.overlapping(provider=provider, start=start, end=end).exists():
-                raise SlotUnavailable(f"provider {provider.pk} is busy then")
+            _ensure_free(provider_id=provider.pk, start=start, end=end)
             booking.save()
             transaction.on_commit(lambda: availability_invalidate(clinic_id=clinic.pk))
     except IntegrityError as exc:  # PostgreSQL's exclusion constraint: another hold won the race
@@ -153,10 +162,7 @@ def booking_revive(*, booking_id: int, hold_minutes=HOLD_MINUTES, now=None) -> B
             booking = Booking.objects.select_for_update().get(pk=booking_id)
             if booking.status != Booking.Status.EXPIRED:
                 raise BookingStateError(f"booking {booking.pk} is {booking.status}")
-            Provider.objects.select_for_update().filter(pk=booking.provider_id).first()
-            overlapping = Booking.objects.overlapping(provider=booking.provider, start=booking.start, end=booking.end)
-            if overlapping.exclude(pk=booking.pk).exists():
-                raise SlotUnavailable(f"provider {booking.provider_id} is busy then")
+            _ensure_free(provider_id=booking.provider_id, start=booking.start, end=booking.end, exclude_pk=booking.pk)
             booking.status = Booking.Status.AWAITING_DEPOSIT
             booking.hold_expires_at = now + timedelta(minutes=hold_minutes)
             booking.save(update_fields=["status", "hold_expires_at", "updated_at"])

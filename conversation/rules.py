@@ -145,7 +145,6 @@ class RulesEngine:
         return " ".join(lines) + " Would you like me to find you a time?"
 
     def _book(self, c, tools, when, wants, tz):
-        c.refresh_from_db(fields=["service", "state", "offered_slots", "time_preference"])
         if c.service_id is None:
             names = ", ".join(s.name for s in tools.catalog()[:6])
             return f"I'd love to get you booked! Which treatment are you interested in? For example: {names}."

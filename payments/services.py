@@ -58,9 +58,14 @@ def sandbox_enabled() -> bool:
     return bool(settings.PAYMENTS_SANDBOX_ENABLED)
 
 
-def payment_provider(*, clinic) -> str:
-    """``square`` when the clinic (or the platform) has Square credentials or chose Square, else ``sandbox``."""
-    config = PaymentConfig.objects.filter(clinic=clinic).first()
+def _config(clinic) -> PaymentConfig | None:
+    return PaymentConfig.objects.filter(clinic=clinic).first()
+
+
+def payment_provider(*, clinic, config: PaymentConfig | None = None) -> str:
+    """``square`` when the clinic (or the platform) has Square credentials or chose Square, else ``sandbox``.
+    ``config``: the clinic's PaymentConfig when the caller already has it."""
+    config = config or _config(clinic)
     if config is not None and config.provider:
         return config.provider
     if (config is not None and config.square_access_token) or settings.SQUARE_ACCESS_TOKEN:
@@ -70,7 +75,8 @@ def payment_provider(*, clinic) -> str:
 
 def payment_backend(*, clinic, provider: str = "", public_token: str = "") -> PaymentBackend:
     """The backend for a clinic: its own Square token and location, else the platform's (SQUARE_*)."""
-    provider = provider or payment_provider(clinic=clinic)
+    config = _config(clinic)
+    provider = provider or payment_provider(clinic=clinic, config=config)
     if provider == Provider.SANDBOX:
         if not sandbox_enabled():
             raise PaymentConfigError("Test payments are off in production and no Square account is configured.")
@@ -79,7 +85,6 @@ def payment_backend(*, clinic, provider: str = "", public_token: str = "") -> Pa
         return SandboxBackend(public_token=public_token)
     from .backends.square import SquareBackend
 
-    config = PaymentConfig.objects.filter(clinic=clinic).first()
     token = (config.square_access_token if config else "") or settings.SQUARE_ACCESS_TOKEN
     location = (config.square_location_id if config else "") or settings.SQUARE_LOCATION_ID
     if not token or not location:
@@ -123,13 +128,13 @@ def deposit_request(*, booking_id: int, now=None) -> Payment:
         amount = deposit_amount(booking=booking)
         if amount <= 0:
             raise BookingStateError(f"booking {booking.pk} needs no deposit")
-        config = PaymentConfig.objects.filter(clinic=clinic).first()
+        config = _config(clinic)
         try:
             with transaction.atomic():
                 payment = Payment.objects.create(
                     clinic=clinic,
                     booking=booking,
-                    provider=payment_provider(clinic=clinic),
+                    provider=payment_provider(clinic=clinic, config=config),
                     amount_cents=amount,
                     currency=config.currency if config else "USD",
                     idempotency_key=f"deposit-{booking.pk}-{int(booking.created_at.timestamp())}",
@@ -298,12 +303,16 @@ def outbox_add(*, payment: Payment, kind: str, reason: str = "", now=None) -> Ou
     return item
 
 
-def _claim(item_id: int, now) -> OutboxItem | None:
-    """Take the row for one run: pending and due, or running with an expired lease (its worker died)."""
-    claimable = Q(status=OutboxItem.Status.PENDING, next_attempt_at__lte=now) | Q(
+def _claimable(now) -> Q:
+    """Steps that may run now: pending and due, or running with an expired lease (their worker died)."""
+    return Q(status=OutboxItem.Status.PENDING, next_attempt_at__lte=now) | Q(
         status=OutboxItem.Status.RUNNING, lease_until__lt=now
     )
-    claimed = OutboxItem.objects.filter(claimable, pk=item_id).update(
+
+
+def _claim(item_id: int, now) -> OutboxItem | None:
+    """Take the row for one run: pending and due, or running with an expired lease (its worker died)."""
+    claimed = OutboxItem.objects.filter(_claimable(now), pk=item_id).update(
         status=OutboxItem.Status.RUNNING, lease_until=now + LEASE, attempts=F("attempts") + 1
     )
     if not claimed:
@@ -369,12 +378,7 @@ def outbox_due(*, now=None) -> list[int]:
     """Steps to run now: due pending ones and running ones whose worker died (the periodic sweep)."""
     now = now or timezone.now()
     return list(
-        OutboxItem.objects.filter(
-            Q(status=OutboxItem.Status.PENDING, next_attempt_at__lte=now)
-            | Q(status=OutboxItem.Status.RUNNING, lease_until__lt=now)
-        )
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:200]
+        OutboxItem.objects.filter(_claimable(now)).order_by("next_attempt_at").values_list("pk", flat=True)[:200]
     )
 
 
