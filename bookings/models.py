@@ -44,6 +44,9 @@ class Booking(models.Model):
     hold_expires_at = models.DateTimeField(null=True, blank=True)
     deposit_cents = models.PositiveIntegerField(default=0)
     emr_appointment_id = models.CharField(max_length=100, blank=True)
+    rescheduled_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="The booking it replaced."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -238,15 +238,17 @@ def booking_staff_confirm(*, booking_id: int, user, emr_appointment_id: str = ""
     return booking
 
 
-def booking_cancel(*, booking_id: int, by: str, user=None, request=None, now=None, client=None) -> Booking:
+def booking_cancel(
+    *, booking_id: int, by: str, user=None, request=None, now=None, client=None, refund: bool = True
+) -> Booking:
     """Cancel a booking. ``by`` is "patient" (through the assistant) or "staff" (the admin).
 
     A patient may cancel a confirmed appointment up to the clinic's ``cancellation_notice_hours`` before it; later
     than that CancellationTooLate is raised and staff decide. A held time is simply released. An appointment
     written to the EMR is cancelled there first (an EMR error leaves the booking as it was, for a retry); on a
     manual EMR staff are asked to remove it. A patient's cancellation within the policy refunds a paid deposit;
-    after a staff cancellation staff decide (the Payments admin's refund action). Cancelling twice changes
-    nothing."""
+    after a staff cancellation staff decide (the Payments admin's refund action); ``refund=False`` keeps it (a
+    reschedule moves it to the new booking). Cancelling twice changes nothing."""
     from emr.base import MANUAL, WRITE
     from emr.services import emr_client
     from medspa.alerts import staff_alert, staff_alerts_resolve_for
@@ -288,12 +290,60 @@ def booking_cancel(*, booking_id: int, by: str, user=None, request=None, now=Non
             channel="admin" if user else "assistant",
             detail={"fields": ["status"], "by": by},
         )
-        if by == "patient" and booked:  # cancelled within the policy: the deposit goes back
+        if by == "patient" and booked and refund:  # cancelled within the policy: the deposit goes back
             _refund_deposit(booking, reason="Cancelled by the patient within the cancellation policy")
         transaction.on_commit(lambda: availability_invalidate(clinic_id=booking.clinic_id))
     logger.info("booking cancelled booking=%s by=%s", booking.pk, by)
     booking.refresh_from_db()
     return booking
+
+
+def booking_reschedule(*, booking_id: int, new_booking_id: int, now=None) -> Booking:
+    """Move a patient's appointment to a time they hold (``new_booking_id``), within the clinic's notice (else
+    CancellationTooLate, and staff decide, as for a cancellation).
+
+    The new time is written to the EMR first (``booking_confirm``: SlotUnavailable if it was taken meanwhile, and
+    the old appointment stays), then the old one is cancelled there; a paid deposit moves to the new booking
+    instead of being refunded. If the EMR refuses to cancel the old appointment, ours is cancelled anyway (the
+    patient has moved) and staff are alerted to remove it from the EMR. On a manual EMR the new booking waits for
+    staff like any other, and the usual "remove it" alert covers the old one."""
+    from emr.base import EmrError
+    from medspa.alerts import staff_alert
+    from medspa.models import StaffAlert
+    from payments.models import Payment
+
+    now = now or timezone.now()
+    old = Booking.objects.select_related("clinic").get(pk=booking_id)
+    new = Booking.objects.get(pk=new_booking_id)
+    if old.status not in (Booking.Status.CONFIRMED, Booking.Status.AWAITING_STAFF):
+        raise BookingStateError(f"booking {old.pk} is {old.status}")
+    if (new.clinic_id, new.patient_phone, new.service_id) != (old.clinic_id, old.patient_phone, old.service_id):
+        raise BookingStateError(f"booking {new.pk} is not a new time for booking {old.pk}")
+    if old.start - now < timedelta(hours=old.clinic.cancellation_notice_hours):
+        raise CancellationTooLate(f"booking {old.pk} starts within {old.clinic.cancellation_notice_hours}h")
+    Booking.objects.filter(pk=new.pk).update(
+        rescheduled_from=old, deposit_cents=old.deposit_cents, patient_name=new.patient_name or old.patient_name
+    )
+    new = booking_confirm(booking_id=new.pk)
+    with transaction.atomic():
+        Payment.objects.filter(booking=old).update(booking=new, updated_at=now)
+    try:
+        booking_cancel(booking_id=old.pk, by="patient", now=now, refund=False)
+    except EmrError:
+        logger.warning("reschedule: the EMR kept the old appointment booking=%s new=%s", old.pk, new.pk)
+        Booking.objects.filter(pk=old.pk).update(status=Booking.Status.CANCELLED, updated_at=now)
+        staff_alert(
+            clinic=old.clinic,
+            kind=StaffAlert.Kind.EMR_ERROR,
+            text=(
+                f"Booking #{old.pk} was moved to #{new.pk}, but the EMR did not cancel the old appointment "
+                f"({old.emr_appointment_id or 'no id'}). Remove it there."
+            ),
+            obj=old,
+        )
+    logger.info("booking rescheduled booking=%s new=%s", old.pk, new.pk)
+    new.refresh_from_db()
+    return new
 
 
 def _refund_deposit(booking, *, reason):

@@ -40,11 +40,82 @@ class EngineReply:
     extra_calls: list = field(default_factory=list)
 
 
+def engine_name() -> str:
+    """CONVERSATION_ENGINE: ``auto`` is openai when an API key is set, else rules."""
+    name = settings.CONVERSATION_ENGINE
+    if name == "auto":
+        return "openai" if settings.OPENAI_API_KEY else "rules"
+    return name
+
+
 def engine_for(clinic):
-    """The clinic's engine: CONVERSATION_ENGINE (auto: openai when an API key is set, else rules)."""
     from .rules import RulesEngine
 
+    if engine_name() == "openai":
+        from .llm import OpenAIEngine
+
+        return OpenAIEngine()
     return RulesEngine()
+
+
+# Tools that change nothing: after a failed LLM turn that called only these, the rules engine answers afresh.
+READ_ONLY = {"search_knowledge", "lookup_service", "reply_check", "unknown"}
+
+
+def answer(*, conversation, texts, tools) -> EngineReply:
+    """The reply to the patient's texts from the clinic's engine. With the LLM: the deterministic safety answers
+    first (urgent symptoms, other patients, a person), then a stored answer to the same question if nothing is in
+    progress, then the model; if the model fails, the rules engine answers (a fallback): afresh when the model
+    changed nothing, else by saying where the conversation now stands (the times offered, the deposit link)."""
+    from .answers import answer_lookup, answer_store, question_key
+    from .context import recent_context
+    from .llm import LLMUnavailable, is_idle
+    from .rules import RulesEngine
+
+    engine = engine_for(conversation.clinic)
+    if engine.name != "openai":
+        return engine.respond(conversation=conversation, texts=[m.body for m in texts], tools=tools)
+    rules = RulesEngine()
+    joined = " ".join(m.body for m in texts)
+    safety = rules.safety_reply(conversation, joined, tools)
+    if safety:
+        return EngineReply(text=safety, engine=rules.name)
+    key = None
+    if is_idle(conversation):
+        history = recent_context(conversation, before=texts[0].pk)
+        follows_up = any(item["role"] == "patient" for item in history)
+        key = question_key(conversation.clinic, joined, version=tools.answers_version, follows_up=follows_up)
+    cached = answer_lookup(key)
+    if cached:
+        tools.calls.append({"tool": "answer_cache", "arguments": {}, "outcome": "hit"})
+        return EngineReply(text=cached, engine="cache")
+    try:
+        reply = engine.respond(
+            conversation=conversation, texts=[m.body for m in texts], tools=tools, first_text_id=texts[0].pk
+        )
+    except LLMUnavailable as exc:
+        FALLBACKS.labels(exc.reason).inc()
+        logger.warning("LLM unavailable conversation=%s reason=%s", conversation.pk, exc.reason)
+        acted = any(call["tool"] not in READ_ONLY for call in tools.calls)
+        text = rules.state_reply(conversation, tools) if acted else ""
+        if not text:
+            text = rules.respond(conversation=conversation, texts=[m.body for m in texts], tools=tools).text
+        usage = engine._usage(getattr(exc, "usage", None) or {"prompt": 0, "completion": 0, "cached": 0})
+        return EngineReply(text=text, engine=rules.name, fallback=True, error=f"llm {exc.reason}", **usage)
+    if key and not reply.error:
+        answer_store(key, reply.text, tool_calls=tools.calls)
+    return reply
+
+
+def over_cap(conversation) -> str:
+    """Why the assistant must stop answering this conversation (empty when it may go on)."""
+    if conversation.turns_count >= settings.ASSISTANT_MAX_TURNS:
+        return "the conversation reached the assistant's turn limit"
+    if conversation.tool_calls_used >= settings.ASSISTANT_MAX_TOOL_CALLS:
+        return "the conversation reached the assistant's tool-call limit"
+    if conversation.tokens_used >= settings.ASSISTANT_MAX_TOKENS:
+        return "the conversation reached the assistant's token limit"
+    return ""
 
 
 def unanswered(conversation) -> list[Message]:
@@ -69,7 +140,7 @@ def conversation_respond(*, conversation_id: int, now=None) -> Turn | None:
     with transaction.atomic():
         conversation = (
             Conversation.objects.select_for_update(of=("self",))
-            .select_related("clinic", "service", "booking")
+            .select_related("clinic", "service", "booking", "rescheduling")
             .get(pk=conversation_id)
         )
         clinic = conversation.clinic
@@ -83,14 +154,15 @@ def conversation_respond(*, conversation_id: int, now=None) -> Turn | None:
             return None
         tools = Tools(conversation, now=now)
         started = time.monotonic()
-        if conversation.turns_count >= settings.ASSISTANT_MAX_TURNS:
-            tools.hand_off("the conversation reached the assistant's turn limit")
+        cap = over_cap(conversation)
+        if cap:
+            tools.hand_off(cap)
             reply = EngineReply(
                 text="Thanks for your patience! One of our team will pick this up and text you shortly.",
                 engine="cap",
             )
         else:
-            reply = engine_for(clinic).respond(conversation=conversation, texts=[m.body for m in texts], tools=tools)
+            reply = answer(conversation=conversation, texts=texts, tools=tools)
         turn = Turn.objects.create(
             clinic=clinic,
             conversation=conversation,
@@ -109,6 +181,7 @@ def conversation_respond(*, conversation_id: int, now=None) -> Turn | None:
         Conversation.objects.filter(pk=conversation.pk).update(
             turns_count=conversation.turns_count + 1,
             tokens_used=conversation.tokens_used + reply.prompt_tokens + reply.completion_tokens,
+            tool_calls_used=conversation.tool_calls_used + len(tools.calls),
             last_outbound_at=timezone.now() if reply.text else conversation.last_outbound_at,
         )
         if reply.text:

@@ -46,11 +46,20 @@ class Conversation(models.Model):
         default=list, blank=True, help_text="The times last offered, in order: start, end, provider id."
     )
     booking = models.ForeignKey("bookings.Booking", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    rescheduling = models.ForeignKey(
+        "bookings.Booking",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The appointment the patient is moving; the times offered are for it.",
+    )
     turns_count = models.PositiveIntegerField(default=0)
     handled_through = models.PositiveBigIntegerField(
         default=0, help_text="Texts up to this message id were handled by staff: the assistant does not answer them."
     )
     tokens_used = models.PositiveIntegerField(default=0)
+    tool_calls_used = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

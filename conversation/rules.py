@@ -25,8 +25,16 @@ URGENT = re.compile(
 OTHER_PATIENT = re.compile(
     r"\b(my (friend|sister|brother|mom|mother|dad|husband|wife|partner|daughter|son|coworker)'?s? "
     r"(appointment|booking|results?|records?|visit)|(did|has|when is|is) (\w+ )?(\w+ )?(come|came|been|booked)"
-    r" (in|there)|who else|other (patients?|clients?)|patient list)\b"
+    r" (in|there)|who else|other (patients?|clients?)|patient list|(is|was) (my )?[a-z]+( [a-z]+)? (a|one of your) "
+    r"(patient|client|customer)s?|(everyone|everybody|anyone|who'?s|who is) (else )?(booked|coming|scheduled)|"
+    r"(last|previous|other) (person|people|patient|caller))\b"
 )
+POSSESSIVE = re.compile(
+    r"\b([a-z]+)['\u2019]s (appointment|booking|visit|records?|results?|phone|number|email|address)\b"
+)
+NOT_SOMEONE = {"today", "tomorrow", "yesterday", "tonight", "week", "month", "clinic", "spa", "office", "doctor"} | {
+    f"{day}day" for day in ("mon", "tues", "wednes", "thurs", "fri", "satur", "sun")
+}
 NAME_PHRASE = re.compile(
     r"\b(?:my name is|my name's|name is|name's|i am|i'm|this is|it's|under)\s+([a-z][a-z'\-]+(?:\s+[a-z][a-z'\-]+)?)",
     re.IGNORECASE,
@@ -56,27 +64,22 @@ class RulesEngine:
         wants = parsing.intents(text)
         catalog = [parsing.ServiceName(s.pk, s.name, tuple(s.aliases or ())) for s in tools.catalog()]
 
-        if URGENT.search(lowered):
-            tools.hand_off("possible urgent symptoms", urgent=True)
-            phone = f" at {clinic.front_desk_phone}" if clinic.front_desk_phone else ""
-            return URGENT_SCRIPT.format(phone=phone)
-        if OTHER_PATIENT.search(lowered):
-            return "I'm sorry, I can only help with your own appointments and questions. How can I help you today?"
-        if "human" in wants:
-            tools.hand_off("the patient asked for a person")
-            return "Of course! I've let our front desk know, and someone will text you back shortly."
+        safety = self.safety_reply(c, text, tools)
+        if safety:
+            return safety
 
         try:
             if "cancel" in wants and c.state != Conversation.State.OFFERING:
                 return self._cancel(tools, tz)
-            if "reschedule" in wants:
-                booking = tools.upcoming_booking()
-                if booking is not None:
-                    tools.hand_off("the patient asked to reschedule")
+            if "reschedule" in wants and tools.upcoming_booking() is not None:
+                booking = tools.start_reschedule()
+                when = parsing.parse_when(text, now=tools.now, tz=tz)
+                if when is None:
                     return (
-                        f"No problem. I've asked our front desk to move your {booking.service.name} on "
-                        f"{_when_text(booking.start, tz)}; they'll text you shortly with options."
+                        f"Sure! Your {booking.service.name} is on {_when_text(booking.start, tz)}. "
+                        "What day and time would work better?"
                     )
+                return self._offer(c, tools, when, tz)
 
             if c.state == Conversation.State.HOLDING and not c.patient_name:
                 name = parsing.parse_name(text)
@@ -87,6 +90,8 @@ class RulesEngine:
             if c.state == Conversation.State.OFFERING and c.offered_slots:
                 offered = tools.offered()
                 choice = parsing.parse_choice(text, [o.start for o in offered], tz=tz)
+                if choice is not None and c.rescheduling_id:
+                    return self._moved(tools.reschedule_to(choice + 1), tz)
                 if choice is not None:
                     tools.hold_time(choice + 1)
                     if not c.patient_name:
@@ -122,6 +127,21 @@ class RulesEngine:
             return self._answer(c, tools, text)
         except ToolRefused as refused:
             return str(refused)
+
+    def safety_reply(self, c, text, tools) -> str:
+        """The answers no engine improvises: urgent symptoms (the urgent script and an urgent alert), questions
+        about someone else (nothing), a request for a person (a hand-off). Empty when none applies."""
+        lowered = parsing.normalise(text)
+        if URGENT.search(lowered):
+            tools.hand_off("possible urgent symptoms", urgent=True)
+            phone = f" at {c.clinic.front_desk_phone}" if c.clinic.front_desk_phone else ""
+            return URGENT_SCRIPT.format(phone=phone)
+        if OTHER_PATIENT.search(lowered) or _someone_elses(text):
+            return "I'm sorry, I can only help with your own appointments and questions. How can I help you today?"
+        if "human" in parsing.intents(text):
+            tools.hand_off("the patient asked for a person")
+            return "Of course! I've let our front desk know, and someone will text you back shortly."
+        return ""
 
     # --- Pieces of the dialogue -----------------------------------------------------------------------------------
 
@@ -162,20 +182,54 @@ class RulesEngine:
             day_start=getattr(when, "day_start", None),
             day_end=getattr(when, "day_end", None),
         )
-        service = c.service.name
         if not offered:
-            return f"I don't see any {service} openings {when.label}. Want me to check other days?"
-        lines = [f"{o.index}. {_when_text(o.start, tz)} with {o.provider_name}" for o in offered]
-        numbers = [str(o.index) for o in offered]
-        choices = " or ".join([", ".join(numbers[:-1]), numbers[-1]]) if len(numbers) > 1 else "1"
-        return f"Here are open times for {service}:\n" + "\n".join(lines) + f"\nReply {choices} to pick one."
+            return f"I don't see any {c.service.name} openings {when.label}. Want me to check other days?"
+        return _offer_text(c.service.name, offered, tz)
+
+    def _moved(self, booking, tz):
+        deposit = " Your deposit carries over." if booking.deposit_cents else ""
+        if booking.status != "confirmed":
+            return (
+                f"Thanks! I've sent the move to {_when_text(booking.start, tz)} to our front desk to confirm; "
+                f"they'll text you shortly.{deposit}"
+            )
+        return (
+            f"Done! Your {booking.service.name} is now {_when_text(booking.start, tz)} with "
+            f"{booking.provider.name}.{deposit} See you then!"
+        )
+
+    def state_reply(self, c, tools) -> str:
+        """Where the conversation stands, said plainly: the answer when another engine acted through the tools
+        and then failed to say so (the times it offered, the deposit link, the confirmation). Empty when there is
+        nothing in progress to report."""
+        tz = c.clinic.tz
+        try:
+            if c.state == Conversation.State.OFFERING and c.offered_slots:
+                return _offer_text(c.service.name, tools.offered(), tz)
+            if c.state == Conversation.State.HOLDING and not c.patient_name:
+                return "Great choice! What name should I put the appointment under?"
+            if c.state in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT) and c.booking_id:
+                return self._deposit(tools, tz)
+            if c.state == Conversation.State.CONFIRMED and c.booking_id:
+                return self._moved(c.booking, tz) if c.booking.rescheduled_from_id else self._booked(c.booking, tz)
+            if c.state == Conversation.State.HANDED_OFF:
+                return "Thanks! One of our team will text you shortly."
+        except ToolRefused as refused:
+            return str(refused)
+        return ""
+
+    def _booked(self, booking, tz):
+        return (
+            f"You're all set: {booking.service.name} on {_when_text(booking.start, tz)} with "
+            f"{booking.provider.name}. See you then!"
+        )
 
     def _deposit(self, tools, tz):
         result = tools.request_deposit()
         booking = tools.conversation.booking
         when = _when_text(booking.start, tz)
         if result["status"] == "confirmed":
-            return f"You're all set: {booking.service.name} on {when} with {booking.provider.name}. See you then!"
+            return self._booked(booking, tz)
         if result["status"] != "link":
             return (
                 f"Thanks! I've sent your {booking.service.name} on {when} to our front desk to confirm; "
@@ -196,6 +250,18 @@ class RulesEngine:
             tools.hand_off("a question the clinic's information does not answer")
             return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
         return _sentence_snippet(results[0]["snippet"]) + steer
+
+
+def _someone_elses(text: str) -> bool:
+    """ "sarah's appointment", "my friend's results": a possessive that is not a day or the clinic."""
+    return any(m.group(1) not in NOT_SOMEONE for m in POSSESSIVE.finditer(text.lower()))
+
+
+def _offer_text(service: str, offered, tz) -> str:
+    lines = [f"{o.index}. {_when_text(o.start, tz)} with {o.provider_name}" for o in offered]
+    numbers = [str(o.index) for o in offered]
+    choices = " or ".join([", ".join(numbers[:-1]), numbers[-1]]) if len(numbers) > 1 else "1"
+    return f"Here are open times for {service}:\n" + "\n".join(lines) + f"\nReply {choices} to pick one."
 
 
 def _name_in(text: str):

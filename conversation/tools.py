@@ -11,6 +11,7 @@ the patient's words.
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from django.db import transaction
 from django.utils import timezone
@@ -23,6 +24,7 @@ from bookings.services import (
     booking_cancel,
     booking_confirm,
     booking_hold,
+    booking_reschedule,
 )
 from emr.availability import availability_for_day
 from emr.base import EmrError
@@ -59,6 +61,13 @@ class Tools:
         self.clinic = conversation.clinic
         self.now = now or timezone.now()
         self.calls: list[dict] = []
+
+    @cached_property
+    def answers_version(self) -> str:
+        """The version of everything the clinic's answers rest on (documents, catalog, profile), read once."""
+        from .answers import answers_version
+
+        return answers_version(self.clinic)
 
     def _record(self, name, outcome, **arguments):
         self.calls.append({"tool": name, "arguments": arguments, "outcome": outcome})
@@ -285,9 +294,57 @@ class Tools:
         except EmrError:
             self.hand_off("the EMR did not take a cancellation")
             raise ToolRefused("I couldn't cancel that myself; our front desk will text you shortly.") from None
-        self._save(state=Conversation.State.ENGAGED, booking=None, offered_slots=[])
+        self._save(state=Conversation.State.ENGAGED, booking=None, rescheduling=None, offered_slots=[])
         self._record("cancel_booking", "cancelled", booking_id=booking.pk)
         return booking
+
+    def start_reschedule(self) -> Booking:
+        """The patient wants to move their next appointment: remember it (the times offered next are for its
+        service), or refuse when it is inside the clinic's notice, where staff decide."""
+        booking = self.upcoming_booking()
+        if booking is None:
+            raise ToolRefused("I don't see an upcoming appointment for this number.")
+        hours = self.clinic.cancellation_notice_hours
+        if booking.start - self.now < timedelta(hours=hours):
+            self._record("start_reschedule", "too late", booking_id=booking.pk)
+            self.hand_off("a reschedule inside the notice window")
+            raise ToolRefused(
+                f"Your appointment is less than {hours} hours away, so our front desk will help you move it. "
+                "They'll text you shortly."
+            )
+        fields = {"rescheduling": booking, "service": booking.service, "offered_slots": []}
+        if not self.conversation.patient_name and booking.patient_name:
+            fields["patient_name"] = booking.patient_name
+        self._save(**fields)
+        self._record("start_reschedule", "ok", booking_id=booking.pk)
+        return booking
+
+    def reschedule_to(self, index: int) -> Booking:
+        """Move the appointment being rescheduled to the ``index``-th offered time (held first, so nobody takes
+        it meanwhile); its deposit moves with it."""
+        old = self.conversation.rescheduling
+        if old is None:
+            raise ToolRefused("Which appointment would you like to move?")
+        new = self.hold_time(index)
+        try:
+            moved = booking_reschedule(booking_id=old.pk, new_booking_id=new.pk, now=self.now)
+        except SlotUnavailable:
+            self._save(booking=None, state=Conversation.State.ENGAGED, offered_slots=[])
+            self._record("reschedule", "taken", booking_id=old.pk)
+            raise ToolRefused("Sorry, that time was just taken. Want me to look for others?") from None
+        except CancellationTooLate:
+            self.release_hold()
+            self.hand_off("a reschedule inside the notice window")
+            raise ToolRefused("Our front desk will help you move it; they'll text you shortly.") from None
+        except (EmrError, BookingStateError):
+            logger.warning("reschedule failed booking=%s", old.pk, exc_info=True)
+            self.release_hold()
+            self.hand_off("the EMR did not take a reschedule")
+            raise ToolRefused("I couldn't move it myself; our front desk will text you shortly.") from None
+        state = Conversation.State.CONFIRMED
+        self._save(booking=moved, rescheduling=None, offered_slots=[], state=state)
+        self._record("reschedule", moved.status, booking_id=old.pk, new_booking_id=moved.pk)
+        return moved
 
     # --- People --------------------------------------------------------------------------------------------------
 

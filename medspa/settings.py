@@ -275,10 +275,27 @@ CONVERSATION_ENGINE = env.str("CONVERSATION_ENGINE", default="auto")
 OPENAI_API_KEY = _secret("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini")
+# Each model call gives up after this long; the SDK retries 429/5xx/timeouts this many times with backoff, then
+# the rules engine answers the turn (a fallback, counted in medspa_assistant_fallbacks_total).
+OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=10.0)
+OPENAI_MAX_RETRIES = env.int("OPENAI_MAX_RETRIES", default=1)
+OPENAI_MAX_COMPLETION_TOKENS = env.int("OPENAI_MAX_COMPLETION_TOKENS", default=300)
+# Dollars per million tokens (gpt-4o-mini list prices): the cost recorded on each turn.
+OPENAI_PRICE_INPUT = env.float("OPENAI_PRICE_INPUT", default=0.15)
+OPENAI_PRICE_CACHED_INPUT = env.float("OPENAI_PRICE_CACHED_INPUT", default=0.075)
+OPENAI_PRICE_OUTPUT = env.float("OPENAI_PRICE_OUTPUT", default=0.60)
 # Texts sent in a row within this many seconds are answered together (ignored when tasks run eagerly).
 CONVERSATION_DEBOUNCE_SECONDS = env.float("CONVERSATION_DEBOUNCE_SECONDS", default=2.0)
 # After this many turns a conversation goes to staff (a cap on what one patient can make the assistant do).
 ASSISTANT_MAX_TURNS = env.int("ASSISTANT_MAX_TURNS", default=60)
+# The same for tool calls and model tokens over a conversation, and model rounds within one turn.
+ASSISTANT_MAX_TOOL_CALLS = env.int("ASSISTANT_MAX_TOOL_CALLS", default=150)
+ASSISTANT_MAX_TOKENS = env.int("ASSISTANT_MAX_TOKENS", default=200_000)
+ASSISTANT_MAX_TOOL_ROUNDS = env.int("ASSISTANT_MAX_TOOL_ROUNDS", default=5)
+# How many earlier texts an LLM turn reads (cached in Redis; PostgreSQL is the truth).
+ASSISTANT_CONTEXT_MESSAGES = env.int("ASSISTANT_CONTEXT_MESSAGES", default=12)
+# How long an answer to a repeated question is reused (it is retired at once when the clinic's information changes).
+ASSISTANT_ANSWER_CACHE_SECONDS = env.int("ASSISTANT_ANSWER_CACHE_SECONDS", default=7 * 24 * 3600)
 
 # --- Logging: ids, never patient data (medspa/logging.py) ---------------------------------------------------------
 

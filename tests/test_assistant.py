@@ -195,11 +195,37 @@ def test_cancel_an_existing_appointment(patient):
     assert not booked().exists()
 
 
-def test_reschedule_goes_to_staff(patient):
+def test_reschedule_an_existing_appointment(patient):
     patient.say("botox friday", "1", "jane doe")
     patient.pay()
-    assert "move your Botox" in patient.reply("can i reschedule")
-    assert patient.conversation.owner == "staff"
+    first = booked().get()
+    ask = patient.reply("hey can i reschedule?")
+    assert "Your Botox is on Fri Nov 27" in ask and "What day and time would work better" in ask
+    offer = patient.reply("next tuesday morning pls")
+    assert "Here are open times for Botox" in offer and "Tue Dec 1" in offer
+    done = patient.reply("2")
+    assert "Done! Your Botox is now Tue Dec 1" in done and "deposit carries over" in done
+    moved = booked().get()
+    first.refresh_from_db()
+    assert first.status == "cancelled" and moved.rescheduled_from_id == first.pk and moved.status == "confirmed"
+    assert moved.payment.status == "paid" and moved.deposit_cents == first.deposit_cents  # moved, not refunded
+    assert patient.conversation.state == "confirmed" and patient.conversation.rescheduling_id is None
+
+
+def test_reschedule_with_the_new_time_in_the_same_text(patient):
+    patient.say("botox friday", "1", "jane doe")
+    patient.pay()
+    offer = patient.reply("something came up, can we move it to next wednesday afternoon")
+    assert "Wed Dec 2" in offer
+    assert "Done! Your Botox is now Wed Dec 2" in patient.reply("the first one")
+
+
+def test_reschedule_inside_the_notice_goes_to_staff(patient):
+    patient.say("botox tomorrow morning", "1", "jane doe")
+    patient.pay()
+    text = patient.reply("can i reschedule")
+    assert "less than 24 hours away" in text and "front desk" in text
+    assert patient.conversation.owner == "staff" and booked().get().status == "confirmed"
 
 
 def test_the_patient_texts_days_later(patient):

@@ -1,0 +1,245 @@
+"""A local fake of the OpenAI chat completions API (docs PROVIDERS.md), served over real HTTP.
+
+``FakeOpenAI`` runs a ThreadingHTTPServer on 127.0.0.1 (a free port) that answers ``POST /v1/chat/completions``
+the way OpenAI does: an assistant message with ``content`` or ``tool_calls`` (``function.arguments`` is JSON text),
+``finish_reason``, and ``usage`` with ``prompt_tokens_details.cached_tokens``. Every request body is recorded in
+``calls``; a request without ``Authorization: Bearer ...`` gets 401.
+
+What it answers comes from ``script(...)``, first in first out, one item per request:
+
+- ``text("...")``: a reply (or ``text(function)``: the reply is ``function(request_body)``, to quote a tool result);
+- ``tool("name", {...}, ...)``: tool calls; give the arguments as a string to send them verbatim (malformed JSON);
+- ``error(429)``: an HTTP error with OpenAI's error body (``retry-after: 0`` so the SDK retries at once);
+- ``slow(seconds, item)``: answer ``item`` after a pause (a timeout on the client's side).
+
+With the script empty it asks ``brain(request_body)`` for an item (default: a short text), and ``fail(status,
+times)`` answers the next requests with an error first, whatever the script says.
+
+Tokens are counted the same way for every request (about four characters per token over the messages and tools,
+in order), and ``cached_tokens`` follows OpenAI's rule: the prefix shared with an earlier request counts once it
+is 1024 tokens or more, in steps of 128. Benchmarks compare prompts with it; it is not a tokenizer.
+"""
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from .server import start_server, stop_server
+
+CHARS_PER_TOKEN = 4
+CACHE_MIN_TOKENS = 1024
+CACHE_STEP = 128
+
+
+def text(content: str) -> dict:
+    return {"content": content}
+
+
+def tool(name: str, arguments=None, *more) -> dict:
+    """One tool call, or several: ``tool("a", {...}, "b", {...})``."""
+    pairs = [(name, arguments), *zip(more[::2], more[1::2], strict=True)]
+    return {
+        "tool_calls": [
+            {"name": n, "arguments": a if isinstance(a, str) else json.dumps(a or {})} for n, a in pairs if n
+        ]
+    }
+
+
+def error(status: int, message: str = "", code: str = "") -> dict:
+    return {"status": status, "message": message or f"fake error {status}", "code": code}
+
+
+def slow(seconds: float, item: dict) -> dict:
+    return {**item, "delay": seconds}
+
+
+def tool_result(body, n=-1) -> dict:
+    """The ``n``-th tool result in a request (the last by default), decoded."""
+    results = [m for m in body.get("messages") or [] if m.get("role") == "tool"]
+    return json.loads(results[n]["content"])
+
+
+def count_tokens(serialized: str) -> int:
+    return max(1, len(serialized) // CHARS_PER_TOKEN)
+
+
+def serialize(body: dict) -> str:
+    """The prompt as the model sees it, in order: tools first, then the messages."""
+    parts = [json.dumps(body.get("tools") or [], sort_keys=True)]
+    for message in body.get("messages") or []:
+        parts.append(f"<{message.get('role')}>{json.dumps(message.get('content'))}")
+        for call in message.get("tool_calls") or []:
+            parts.append(json.dumps(call.get("function"), sort_keys=True))
+    return "".join(parts)
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _default_brain(body) -> dict:
+    return text("Thanks! How can I help?")
+
+
+@dataclass
+class FakeOpenAI:
+    model: str = "gpt-4o-mini"
+    brain: object = _default_brain
+    calls: list = field(default_factory=list)
+    usages: list = field(default_factory=list)  # the usage block answered to each call, in order
+    pending: list = field(default_factory=list)
+    failing: list = field(default_factory=list)  # [remaining, status]
+    seen_prompts: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        """The ``base_url`` to give the SDK."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def start(self) -> "FakeOpenAI":
+        fake = self
+
+        class Handler(_Handler):
+            openai = fake
+
+        self.server = start_server(Handler)
+        return self
+
+    def stop(self) -> None:
+        stop_server(self.server)
+
+    def script(self, *items) -> None:
+        with self.lock:
+            self.pending.extend(items)
+
+    def fail(self, status=500, times=1) -> None:
+        with self.lock:
+            self.failing[:] = [times, status]
+
+    def reset(self) -> None:
+        with self.lock:
+            self.pending.clear()
+            self.failing.clear()
+            self.calls.clear()
+            self.usages.clear()
+
+    # --- behaviour ---
+
+    def next_item(self, body) -> dict:
+        with self.lock:
+            self.calls.append(body)
+            if self.failing and self.failing[0] > 0:
+                self.failing[0] -= 1
+                return error(self.failing[1])
+            if self.pending:
+                return self.pending.pop(0)
+        return self.brain(body)
+
+    def usage(self, body, completion: str) -> dict:
+        prompt = serialize(body)
+        with self.lock:
+            shared = max((_common_prefix(prompt, seen) for seen in self.seen_prompts[-50:]), default=0)
+            self.seen_prompts.append(prompt)
+        shared_tokens = shared // CHARS_PER_TOKEN
+        cached = 0
+        if shared_tokens >= CACHE_MIN_TOKENS:
+            cached = CACHE_MIN_TOKENS + (shared_tokens - CACHE_MIN_TOKENS) // CACHE_STEP * CACHE_STEP
+        prompt_tokens = count_tokens(prompt)
+        completion_tokens = count_tokens(completion)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": min(cached, prompt_tokens)},
+        }
+        with self.lock:
+            self.usages.append(usage)
+        return usage
+
+    def completion(self, body, item) -> dict:
+        if callable(item.get("content")):
+            item = {**item, "content": item["content"](body)}
+        calls = [
+            {
+                "id": f"call_{uuid.uuid4().hex[:12]}",
+                "type": "function",
+                "function": {"name": c["name"], "arguments": c["arguments"]},
+            }
+            for c in item.get("tool_calls") or []
+        ]
+        message = {"role": "assistant", "content": item.get("content"), "refusal": None}
+        if calls:
+            message["tool_calls"] = calls
+        completion = (item.get("content") or "") + "".join(c["function"]["arguments"] for c in calls)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model") or self.model,
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop", "logprobs": None}
+            ],
+            "usage": self.usage(body, completion),
+        }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    openai: FakeOpenAI
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):  # quiet test output
+        pass
+
+    def _send(self, status, body, headers=None):
+        data = json.dumps(body).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (a timeout)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            return self._send(404, {"error": {"message": "Unknown path", "type": "invalid_request_error"}})
+        if not (self.headers.get("Authorization") or "").startswith("Bearer "):
+            return self._send(401, {"error": {"message": "No API key", "type": "invalid_request_error"}})
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return self._send(400, {"error": {"message": "Invalid JSON", "type": "invalid_request_error"}})
+        item = self.openai.next_item(body)
+        if item.get("delay"):
+            time.sleep(item["delay"])
+        if item.get("status"):
+            kind = "rate_limit_error" if item["status"] == 429 else "server_error"
+            error_body = {"error": {"message": item["message"], "type": kind, "code": item.get("code") or None}}
+            return self._send(item["status"], error_body, {"retry-after": "0"})
+        return self._send(200, self.openai.completion(body, item))
+
+
+@pytest.fixture
+def fake_openai():
+    """A running FakeOpenAI; stopped after the test."""
+    fake = FakeOpenAI().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
