@@ -380,6 +380,7 @@ def booking_confirmation_send(*, booking_id: int, kind: str = "reply"):
     """Text the patient where their booking stands, once per state (keyed by the booking): confirmed, or (manual
     EMR) received and being confirmed by the front desk. ``kind`` "reply" goes out at once (it answers the
     patient's own payment); "notice" (a later staff confirmation) waits for quiet hours."""
+    from conversation.services import conversation_booking_changed
     from messaging.services import message_queue
 
     booking = Booking.objects.select_related("clinic", "service", "provider").get(pk=booking_id)
@@ -389,6 +390,7 @@ def booking_confirmation_send(*, booking_id: int, kind: str = "reply"):
         body, key = booking_received_text(booking), f"booking-received-{booking.pk}"
     else:
         return []
+    conversation_booking_changed(booking=booking)
     return message_queue(
         clinic=booking.clinic,
         to=booking.patient_phone,

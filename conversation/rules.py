@@ -25,7 +25,7 @@ URGENT = re.compile(
 OTHER_PATIENT = re.compile(
     r"\b(my (friend|sister|brother|mom|mother|dad|husband|wife|partner|daughter|son|coworker)'?s? "
     r"(appointment|booking|results?|records?|visit)|(did|has|when is|is) (\w+ )?(\w+ )?(come|came|been|booked)"
-    r" (in|there)|who else|other (patients?|clients?)|patient list|(is|was) (my )?[a-z]+( [a-z]+)? (a|one of your) "
+    r" (in|there)|who else|other (patients?|clients?)|patient list|(is|was) (my )?[a-z]+( [a-z]+){0,2} (a|one of your) "
     r"(patient|client|customer)s?|(everyone|everybody|anyone|who'?s|who is) (else )?(booked|coming|scheduled)|"
     r"(last|previous|other) (person|people|patient|caller))\b"
 )
@@ -35,6 +35,7 @@ POSSESSIVE = re.compile(
 NOT_SOMEONE = {"today", "tomorrow", "yesterday", "tonight", "week", "month", "clinic", "spa", "office", "doctor"} | {
     f"{day}day" for day in ("mon", "tues", "wednes", "thurs", "fri", "satur", "sun")
 }
+PAYING = re.compile(r"\b(pay|paid|paying|payment|link|deposit|card|checkout)\b")
 NAME_PHRASE = re.compile(
     r"\b(?:my name is|my name's|name is|name's|i am|i'm|this is|it's|under)\s+([a-z][a-z'\-]+(?:\s+[a-z][a-z'\-]+)?)",
     re.IGNORECASE,
@@ -69,6 +70,13 @@ class RulesEngine:
             return safety
 
         try:
+            if c.state in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT) and c.booking_id:
+                held = c.booking
+                if tools.hold_lapsed():
+                    if PAYING.search(lowered) or wants & {"book", "yes"}:
+                        return self._lapsed(c, tools, held, tz)
+                elif c.state == Conversation.State.AWAITING_DEPOSIT and PAYING.search(lowered):
+                    return self._deposit(tools, tz)  # the same link again
             if "cancel" in wants and c.state != Conversation.State.OFFERING:
                 return self._cancel(tools, tz)
             if "reschedule" in wants and tools.upcoming_booking() is not None:
@@ -102,9 +110,12 @@ class RulesEngine:
                     return self._deposit(tools, tz)
 
             mentioned = parsing.find_services(text, catalog)
+            offering, earlier = c.state == Conversation.State.OFFERING, c.service_id
             if mentioned:
                 tools.choose_service(mentioned[0])
             when = parsing.parse_when(text, now=tools.now, tz=tz)
+            if when is None and offering and earlier != c.service_id and c.time_preference:
+                when = parsing.parse_when(c.time_preference, now=tools.now, tz=tz)  # another service, same time
 
             if "price" in wants:
                 return self._price(c, tools, mentioned, catalog)
@@ -124,6 +135,10 @@ class RulesEngine:
                 return "You're welcome! Anything else I can help with?"
             if "greeting" in wants:
                 return f"Hi! This is {clinic.name}. I can answer questions, share prices or book you in. What can I do?"
+            if c.state == Conversation.State.OFFERING and c.offered_slots:
+                return f"Sorry, which time works? {_pick_prompt(tools.offered())}, or tell me another day."
+            if c.service_id and c.state == Conversation.State.ENGAGED:
+                return f'What day and time work best for your {c.service.name}? (e.g. "Thursday afternoon")'
             return self._answer(c, tools, text)
         except ToolRefused as refused:
             return str(refused)
@@ -186,6 +201,19 @@ class RulesEngine:
             return f"I don't see any {c.service.name} openings {when.label}. Want me to check other days?"
         return _offer_text(c.service.name, offered, tz)
 
+    def _lapsed(self, c, tools, held, tz):
+        """The deposit link ran out before it was paid: say so, and offer times again for the same wish."""
+        sorry = f"Sorry, the hold on {_when_text(held.start, tz)} has expired."
+        when = parsing.parse_when(c.time_preference, now=tools.now, tz=tz) if c.time_preference else None
+        if when is None:
+            return f"{sorry} What day and time would work for you?"
+        offered = tools.find_open_times(
+            start=when.start, end=when.end, label=when.label, day_start=when.day_start, day_end=when.day_end
+        )
+        if not offered:
+            return f"{sorry} I don't see other {c.service.name} openings {when.label}. Want me to check other days?"
+        return f"{sorry} {_offer_text(c.service.name, offered, tz)}"
+
     def _moved(self, booking, tz):
         deposit = " Your deposit carries over." if booking.deposit_cents else ""
         if booking.status != "confirmed":
@@ -246,6 +274,8 @@ class RulesEngine:
         results = [r for r in tools.search_knowledge(text) if r.get("snippet")]
         idle = c.state in (Conversation.State.NEW, Conversation.State.ENGAGED)
         steer = " Would you like me to find you a time?" if idle else ""
+        if c.state == Conversation.State.OFFERING and c.offered_slots:
+            steer = f" {_pick_prompt(tools.offered())} for one of the times above."
         if not results:
             tools.hand_off("a question the clinic's information does not answer")
             return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
@@ -257,11 +287,14 @@ def _someone_elses(text: str) -> bool:
     return any(m.group(1) not in NOT_SOMEONE for m in POSSESSIVE.finditer(text.lower()))
 
 
+def _pick_prompt(offered) -> str:
+    numbers = [str(o.index) for o in offered]
+    return "Reply " + (" or ".join([", ".join(numbers[:-1]), numbers[-1]]) if len(numbers) > 1 else "1")
+
+
 def _offer_text(service: str, offered, tz) -> str:
     lines = [f"{o.index}. {_when_text(o.start, tz)} with {o.provider_name}" for o in offered]
-    numbers = [str(o.index) for o in offered]
-    choices = " or ".join([", ".join(numbers[:-1]), numbers[-1]]) if len(numbers) > 1 else "1"
-    return f"Here are open times for {service}:\n" + "\n".join(lines) + f"\nReply {choices} to pick one."
+    return f"Here are open times for {service}:\n" + "\n".join(lines) + f"\n{_pick_prompt(offered)} to pick one."
 
 
 def _name_in(text: str):

@@ -98,3 +98,17 @@ def conversation_staff_reply(*, conversation, user, body: str):
         Conversation.objects.filter(pk=conversation.pk).update(needs_staff=False, last_outbound_at=timezone.now())
     logger.info("staff reply conversation=%s messages=%s", conversation.pk, [m.pk for m in messages])
     return messages
+
+
+def conversation_booking_changed(*, booking) -> None:
+    """A booking the assistant made was confirmed, or lost after payment: the conversation says so, so its next
+    answer starts from where the patient really is."""
+    if booking.conversation_id is None:
+        return
+    rows = Conversation.objects.filter(pk=booking.conversation_id, booking_id=booking.pk)
+    if booking.status == "confirmed":
+        rows.update(state=Conversation.State.CONFIRMED, updated_at=timezone.now())
+    elif booking.status in ("failed", "cancelled", "expired"):
+        rows.exclude(state=Conversation.State.HANDED_OFF).update(
+            state=Conversation.State.ENGAGED, booking=None, offered_slots=[], updated_at=timezone.now()
+        )

@@ -107,7 +107,10 @@ class Tools:
         self.lookup_service(service_id)
         service = Service.objects.get(pk=service_id)
         if self.conversation.service_id != service.pk:
-            self._save(service=service, offered_slots=[])
+            state = self.conversation.state
+            if state == Conversation.State.OFFERING:  # the times offered were for the other service
+                state = Conversation.State.ENGAGED
+            self._save(service=service, offered_slots=[], state=state)
         return service
 
     # --- Open times --------------------------------------------------------------------------------------------
@@ -216,6 +219,23 @@ class Tools:
                 booking_cancel(booking_id=booking.pk, by="patient", now=self.now)
                 self._record("release_hold", "released", booking_id=booking.pk)
             self._save(booking=None)
+
+    def hold_lapsed(self) -> bool:
+        """True (and the conversation back to choosing a time) when the held time's deposit link has run out."""
+        booking = self.conversation.booking
+        if booking is None:
+            return False
+        booking.refresh_from_db()
+        lapsed = booking.status == Booking.Status.EXPIRED or (
+            booking.status in (Booking.Status.HELD, Booking.Status.AWAITING_DEPOSIT)
+            and booking.hold_expires_at is not None
+            and booking.hold_expires_at <= self.now
+        )
+        if lapsed:
+            self.release_hold()
+            self._save(state=Conversation.State.ENGAGED, offered_slots=[])
+            self._record("hold_lapsed", "released", booking_id=booking.pk)
+        return lapsed
 
     def set_name(self, first: str, last: str = "") -> None:
         name = f"{first} {last}".strip()[:120]

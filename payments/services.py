@@ -451,11 +451,13 @@ def _step_refund(item, now):
 
 
 def _step_tell_patient_refund(item, now):
+    from conversation.services import conversation_booking_changed
     from messaging.models import Message
     from messaging.services import message_queue
 
     payment = item.payment
     booking = payment.booking
+    conversation_booking_changed(booking=booking)
     message_queue(
         clinic=payment.clinic,
         to=booking.patient_phone,

@@ -243,6 +243,78 @@ def test_free_consultation_needs_no_deposit(patient):
     assert booked().get().status == "confirmed"
 
 
+def test_pick_by_clock_time(patient):
+    patient.reply("botox thursday afternoon")
+    assert "What name" in patient.reply("the 3pm works")
+    link = patient.reply("its Ana Lopez")
+    assert "Thanks, Ana!" in link and "Thu Nov 26 at 3:00 PM" in link and "$50 deposit" in link
+    assert booked().get().patient_name == "Ana Lopez"
+
+
+def test_switching_treatment_after_an_offer_keeps_the_day(patient):
+    patient.reply("botox thursday")
+    offer = patient.reply("actually can i do a hydrafacial instead")
+    assert "Here are open times for HydraFacial" in offer and "Thu Nov 26" in offer
+    patient.reply("1")
+    link = patient.reply("kim park")
+    assert "holding HydraFacial on Thu Nov 26 at 9:00 AM" in link
+    assert booked().get().service.name == "HydraFacial"
+
+
+def test_a_question_while_picking_then_the_pick(patient):
+    patient.reply("botox friday morning")
+    answer = patient.reply("is there parking?")
+    assert "garage" in answer and "Reply 1, 2 or 3 for one of the times above" in answer
+    assert patient.conversation.state == "offering"
+    patient.reply("ok 2")
+    assert "Fri Nov 27 at 9:15 AM" in patient.reply("Lee Chen")
+
+
+def test_resend_the_deposit_link(patient):
+    patient.say("lip filler thursday", "2")
+    link = patient.reply("sam rivera")
+    again = patient.reply("sorry can u resend the link")
+    url = link.rsplit(" ", 1)[-1]
+    assert url in again and Payment.objects.count() == 1
+
+
+def test_the_deposit_link_ran_out_then_new_times(patient):
+    patient.say("lip filler tmrw", "2", "sam")
+    with time_machine.travel(datetime(2026, 11, 23, 16, 0, tzinfo=UTC), tick=False):
+        text = patient.reply("sorry was at work, can i still pay?")
+    assert text.startswith("Sorry, the hold on Tue Nov 24 at 10:30 AM has expired.")
+    assert "Here are open times for Lip Filler" in text
+    assert not booked().exists() and patient.conversation.state == "offering"
+
+
+def test_opt_out_and_back_in(patient):
+    assert "unsubscribed" in patient.reply("STOP")
+    assert "resubscribed" in patient.reply("START")
+    prices = patient.reply("how much r lip filler and dysport")
+    assert "Lip Filler is $650-$750 per syringe." in prices and "Dysport is $4.50 per unit" in prices
+    assert "You're welcome" in patient.reply("thx")
+
+
+def test_late_cancellation_goes_to_staff(patient):
+    patient.say("botox tomorrow morning", "1", "jo smith")
+    patient.pay()
+    text = patient.reply("actually i need to cancel")
+    assert "less than 24 hours away" in text
+    assert booked().get().status == "confirmed" and patient.conversation.owner == "staff"
+    assert not Payment.objects.filter(status="refund_pending").exists()
+
+
+def test_earliest_time_then_paid(patient):
+    patient.reply("Hi!! wondering about laser hair removal")
+    offer = patient.reply("whats the earliest you have")
+    assert "1. Mon Nov 23 at 12:15 PM" in offer
+    patient.reply("1")
+    assert "Thanks, Priya!" in patient.reply("my name is Priya Patel")
+    (confirmation,) = patient.pay()
+    assert "You're booked: Laser Hair Removal" in confirmation
+    assert patient.conversation.state == "confirmed" and booked().get().status == "confirmed"
+
+
 # --- Staff take over, reply from the admin, hand back ---------------------------------------------------------------
 
 
