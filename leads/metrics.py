@@ -4,5 +4,5 @@ from prometheus_client import Counter
 LEAD_SUBMISSIONS = Counter(
     "medspa_lead_submissions_total",
     "Lead form submissions by outcome.",
-    ["outcome"],  # created, duplicate, invalid, throttled, origin_refused
+    ["outcome"],  # created, duplicate, invalid, throttled, origin_refused, honeypot (form: a bot, nothing stored)
 )

@@ -1,0 +1,123 @@
+"""The clinic's hosted lead form (``/l/<slug>/``): its fields, the consent wording and the honeypot."""
+
+from urllib.parse import urlsplit
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+
+from medspa.models import Clinic, Service
+from medspa.phones import normalize_phone
+
+from .models import MESSAGE_MAX_LENGTH, Lead
+
+NOT_SURE = ""
+HONEYPOT = "website"
+SOURCE_URL_MAX_LENGTH = Lead._meta.get_field("source_url").max_length
+
+
+def consent_wording(clinic: Clinic) -> str:
+    """The words next to the SMS checkbox, and exactly what is stored as the lead's ``consent_text``.
+
+    CTIA and carrier 10DLC reviews look for: the sender's name, what the texts are about, message frequency,
+    "Msg & data rates may apply", STOP and HELP, and that consent is not a condition of purchase.
+    """
+    return (
+        f"I agree to receive appointment texts from {clinic.name} at the mobile number above. "
+        "Message frequency varies. Msg & data rates may apply. Reply STOP to opt out, HELP for help. "
+        "Consent is not a condition of purchase."
+    )
+
+
+def valid_source_url(value: str) -> str:
+    """An http(s) URL that fits the model field, else '' (it comes from the embedding page, not from the person)."""
+    value = (value or "").strip()
+    if not value or len(value) > SOURCE_URL_MAX_LENGTH or urlsplit(value).scheme not in ("http", "https"):
+        return ""
+    try:
+        URLValidator(schemes=["http", "https"])(value)
+    except ValidationError:
+        return ""
+    return value
+
+
+class LeadForm(forms.Form):
+    """Shape checks with the messages ``lead_create`` uses; ``lead_create`` stays the authority and its
+    ValidationError is added to the form field by field (``add_service_errors``)."""
+
+    name = forms.CharField(
+        label="Name",
+        max_length=120,
+        error_messages={"required": "Enter your name."},
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    phone = forms.CharField(
+        label="Mobile phone",
+        max_length=32,
+        help_text="US number, e.g. (617) 555-0123.",
+        error_messages={"required": "Enter a mobile phone number."},
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel", "inputmode": "tel"}),
+    )
+    email = forms.EmailField(
+        label="Email (optional)",
+        required=False,
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    service_of_interest = forms.ChoiceField(label="Service of interest", required=False)
+    message = forms.CharField(
+        label="Message (optional)",
+        required=False,
+        max_length=MESSAGE_MAX_LENGTH,
+        error_messages={"max_length": f"Keep the message under {MESSAGE_MAX_LENGTH} characters."},
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+    sms_consent = forms.BooleanField(required=False)
+    # Hidden from people and screen readers (template); a bot that fills every field fills this one too.
+    website = forms.CharField(
+        label="Leave this field empty", required=False, widget=forms.TextInput(attrs={"tabindex": "-1"})
+    )
+    source_url = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, clinic: Clinic, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.clinic = clinic
+        self.consent_text = consent_wording(clinic)
+        self.fields["sms_consent"].label = self.consent_text
+        names = Service.objects.for_clinic(clinic).filter(active=True).order_by("name").values_list("name", flat=True)
+        self.fields["service_of_interest"].choices = [(NOT_SURE, "Not sure"), *((n, n) for n in names)]
+        self.fields["service_of_interest"].error_messages["invalid_choice"] = "Choose a service from the list."
+        self.fields[HONEYPOT].widget.attrs["autocomplete"] = "off"
+
+    @property
+    def is_spam(self) -> bool:
+        return bool(self.data.get(HONEYPOT, "").strip())
+
+    def clean_phone(self):
+        raw = self.cleaned_data["phone"]
+        normalize_phone(raw)  # the check lead_create makes, so every field's error shows at once
+        return raw  # lead_create normalises; the form keeps what was typed
+
+    def clean_source_url(self):
+        return valid_source_url(self.cleaned_data["source_url"])
+
+    def lead_fields(self, *, default_source_url: str) -> dict:
+        """Keyword arguments for ``lead_create``: the consent wording is the one shown next to the box, the page
+        is the embedding page when embed.js passed it on, else ``default_source_url`` (the hosted form)."""
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "phone": data["phone"],
+            "email": data["email"],
+            "service_of_interest": data["service_of_interest"],
+            "message": data["message"],
+            "sms_consent": data["sms_consent"],
+            "consent_text": self.consent_text,
+            "source_url": data["source_url"] or default_source_url,
+        }
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        """Put each message of ``lead_create``'s ValidationError on its field (others above the form)."""
+        shown = {name for name, field in self.fields.items() if not field.widget.is_hidden and name != HONEYPOT}
+        for field, messages in error.message_dict.items():
+            self.add_error(field if field in shown else None, messages)
