@@ -105,7 +105,10 @@ def conversation_booking_changed(*, booking) -> None:
     answer starts from where the patient really is."""
     if booking.conversation_id is None:
         return
-    rows = Conversation.objects.filter(pk=booking.conversation_id, booking_id=booking.pk)
+    # A patient who opted out stays opted out, whatever becomes of the booking (STOP ends the conversation).
+    rows = Conversation.objects.filter(pk=booking.conversation_id, booking_id=booking.pk).exclude(
+        state=Conversation.State.OPTED_OUT
+    )
     if booking.status == "confirmed":
         rows.update(state=Conversation.State.CONFIRMED, updated_at=timezone.now())
     elif booking.status in ("failed", "cancelled", "expired"):

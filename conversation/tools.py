@@ -129,7 +129,7 @@ class Tools:
             client = emr_client(clinic=self.clinic)
         except EmrConfigError:
             logger.warning("find_open_times: EMR not configured clinic=%s", self.clinic.pk)
-            raise ToolRefused("I can't see the schedule right now.") from None
+            self._schedule_unreadable("the EMR is not configured")
         tz = self.clinic.tz
         candidates, day = [], start.astimezone(tz).date()
         while day <= end.astimezone(tz).date():
@@ -137,7 +137,7 @@ class Tools:
                 slots = availability_for_day(client=client, clinic=self.clinic, service=service, day=day)
             except EmrError:
                 logger.warning("find_open_times: EMR error clinic=%s", self.clinic.pk, exc_info=True)
-                raise ToolRefused("I can't see the schedule right now.") from None
+                self._schedule_unreadable("the EMR did not answer")
             for slot in slots:
                 local = slot.start.astimezone(tz).time()
                 if not (start <= slot.start and slot.start < end):
@@ -162,6 +162,19 @@ class Tools:
         self._save(offered_slots=offered, time_preference=label[:80], state=state)
         self._record("find_open_times", f"{len(offered)} offered", service_id=service.pk, window=label)
         return self.offered()
+
+    def _schedule_unreadable(self, reason):
+        """The EMR cannot be read: staff hear of it (once an hour per clinic) and take the patient over."""
+        hour = timezone.now().strftime("%Y%m%d%H")
+        staff_alert(
+            clinic=self.clinic,
+            kind=StaffAlert.Kind.EMR_ERROR,
+            text=f"Open times could not be read: {reason}. Check the EMR connection (Integrations, test connection).",
+            obj=self.clinic,
+            dedupe_key=f"emr-unreadable:{self.clinic.pk}:{hour}",
+        )
+        self.hand_off(f"open times could not be read ({reason})")
+        raise ToolRefused("I can't see the schedule right now; our front desk will text you shortly with times.")
 
     def _providers_for(self, client, slots) -> dict:
         refs = {slot.provider_ref for slot in slots}

@@ -82,6 +82,7 @@ class ClinicMessaging(models.Model):
 
     class Meta:
         verbose_name = "sender registration (10DLC)"
+        verbose_name_plural = "sender registrations (10DLC)"
 
     def __str__(self):
         return f"10DLC for {self.clinic}"

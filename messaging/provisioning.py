@@ -384,6 +384,7 @@ def campaign_samples(clinic: Clinic) -> list[str]:
 
 def campaign_builder_fields(clinic: Clinic) -> dict:
     """The campaignBuilder fields (SDK keyword names) describing how this clinic texts patients."""
+    from leads.forms import consent_wording
     name = clinic.name
     form = f"the appointment request form on {clinic.website}" if clinic.website else "its website request form"
     sample1, sample2, sample3 = campaign_samples(clinic)
@@ -398,8 +399,7 @@ def campaign_builder_fields(clinic: Clinic) -> dict:
         "message_flow": (
             f"Patients start the conversation: they text {name}'s number, call it (a caller the clinic could not "
             f"answer gets one text offering help), or submit {form}, which has an unchecked, optional checkbox "
-            f'reading "I agree to receive appointment texts from {name}. Msg & data rates may apply. Reply STOP '
-            'to opt out." Texts go only to patients who did one of these. Consent is not a condition of purchase.'
+            f'reading "{consent_wording(clinic)}" Texts go only to patients who did one of these.'
         ),
         "sample1": sample1,
         "sample2": sample2,

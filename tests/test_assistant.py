@@ -315,6 +315,21 @@ def test_earliest_time_then_paid(patient):
     assert patient.conversation.state == "confirmed" and booked().get().status == "confirmed"
 
 
+def test_the_schedule_cannot_be_read(patient, monkeypatch):
+    from emr.base import EmrError
+
+    def down(**kwargs):
+        raise EmrError("503 from the EMR")
+
+    monkeypatch.setattr("conversation.tools.availability_for_day", down)
+    text = patient.reply("botox thursday")
+    assert "can't see the schedule right now" in text and "front desk" in text
+    assert patient.conversation.owner == "staff"
+    assert StaffAlert.objects.filter(kind="emr_error").count() == 1
+    Patient(patient.capture, patient.outbox, phone="+16175550777").reply("botox friday")
+    assert StaffAlert.objects.filter(kind="emr_error").count() == 1  # once an hour per clinic
+
+
 # --- Staff take over, reply from the admin, hand back ---------------------------------------------------------------
 
 

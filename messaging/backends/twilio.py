@@ -21,7 +21,10 @@ class _BaseUrlHttpClient(TwilioHttpClient):
 
 
 def client() -> Client:
-    return Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=_BaseUrlHttpClient(timeout=10))
+    """The first of TWILIO_AUTH_TOKEN's comma-separated tokens is the current one; the others only still verify
+    webhooks while a rotation is under way."""
+    token = settings.TWILIO_AUTH_TOKEN.split(",")[0].strip()
+    return Client(settings.TWILIO_ACCOUNT_SID, token, http_client=_BaseUrlHttpClient(timeout=10))
 
 
 class TwilioBackend(BaseSmsBackend):

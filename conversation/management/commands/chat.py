@@ -41,7 +41,7 @@ class Command(BaseCommand):
         settings.SMS_BACKEND = "locmem"  # capture texts; nothing leaves this machine
         settings.CONVERSATION_DEBOUNCE_SECONDS = 0
         celery_app.conf.task_always_eager = True  # tasks run here, in order, as if a worker took them at once
-        self.phone, self.seen = phone, self._last_pk()
+        self.phone, self.seen, self.clinic_tz = phone, self._last_pk(), clinic.tz
         self.stdout.write(f"Texting {clinic.name} ({sender.number}) as {phone}. /pay pays a deposit link, /quit.")
         if options["missed_call"]:
             self.stdout.write(self.style.WARNING("* you call the clinic; nobody answers *"))
@@ -80,7 +80,7 @@ class Command(BaseCommand):
         for message in texts:
             self.seen = max(self.seen, message.pk)
             if message.status == Message.Status.SCHEDULED:
-                due = timezone.localtime(message.due_at).strftime("%a %-I:%M %p")
+                due = timezone.localtime(message.due_at, self.clinic_tz).strftime("%a %-I:%M %p %Z")
                 self.stdout.write(self.style.WARNING(f"(held for quiet hours until {due})"))
             elif message.status == Message.Status.DROPPED:
                 self.stdout.write(self.style.WARNING("(not sent: this number opted out)"))
