@@ -136,3 +136,18 @@ def token_client(django_capture_on_commit_callbacks):
         return client
 
     return build
+
+
+@pytest.fixture
+def llm(settings):
+    """The openai engine, talking to a local fake OpenAI server (tests/fakes/openai.py) that the test scripts."""
+    from .fakes.openai import FakeOpenAI
+
+    fake = FakeOpenAI().start()
+    settings.CONVERSATION_ENGINE = "openai"
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.OPENAI_BASE_URL = fake.url
+    settings.OPENAI_MAX_RETRIES = 0
+    settings.OPENAI_TIMEOUT_SECONDS = 3
+    yield fake
+    fake.stop()

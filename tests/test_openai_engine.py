@@ -19,25 +19,8 @@ from knowledge.services import document_upsert
 from medspa.models import Service, StaffAlert
 from messaging.models import Message
 
-from .fakes.openai import FakeOpenAI, error, serialize, slow, text, tool, tool_result
+from .fakes.openai import error, serialize, slow, text, tool, tool_result
 from .test_assistant import NOW, Patient, booked
-
-
-@pytest.fixture
-def fake_openai():
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def llm(settings, fake_openai):
-    settings.CONVERSATION_ENGINE = "openai"
-    settings.OPENAI_API_KEY = "sk-test"
-    settings.OPENAI_BASE_URL = fake_openai.url
-    settings.OPENAI_MAX_RETRIES = 0
-    settings.OPENAI_TIMEOUT_SECONDS = 3
-    return fake_openai
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from conversation.models import Conversation
 from knowledge.services import document_upsert, knowledge_version
 from medspa.models import StaffAlert
 
-from .fakes.openai import FakeOpenAI, text, tool
+from .fakes.openai import text, tool
 from .test_assistant import NOW, Patient
 
 URGENT, OTHER, BLOCKED = "urgent", "other patient", "blocked"
@@ -74,17 +74,6 @@ def hostile_ids():
 def patient(demo, django_capture_on_commit_callbacks, sms_outbox):
     with time_machine.travel(NOW, tick=False):
         yield Patient(django_capture_on_commit_callbacks, sms_outbox)
-
-
-@pytest.fixture
-def llm(settings):
-    fake = FakeOpenAI().start()
-    settings.CONVERSATION_ENGINE = "openai"
-    settings.OPENAI_API_KEY = "sk-test"
-    settings.OPENAI_BASE_URL = fake.url
-    settings.OPENAI_MAX_RETRIES = 0
-    yield fake
-    fake.stop()
 
 
 def problems_of(reply, conversation):
