@@ -30,7 +30,18 @@ class TurnInline(ClinicScopedInline):
     """What the assistant did for each answer: engine, tools, time, tokens."""
 
     model = Turn
-    fields = ["created_at", "engine", "fallback", "tool_calls", "latency_ms", "prompt_tokens", "cost_microdollars"]
+    fields = [
+        "created_at",
+        "engine",
+        "fallback",
+        "tool_calls",
+        "latency_ms",
+        "prompt_tokens",
+        "cached_tokens",
+        "completion_tokens",
+        "cost_microdollars",
+        "error",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -82,7 +93,10 @@ class ConversationAdmin(PatientDataAdmin):
         "service",
         "time_preference",
         "booking",
+        "rescheduling",
         "turns_count",
+        "tokens_used",
+        "tool_calls_used",
         "last_inbound_at",
         "last_outbound_at",
         "intro_sent_on",
@@ -98,8 +112,11 @@ class ConversationAdmin(PatientDataAdmin):
         "service",
         "time_preference",
         "booking",
+        "rescheduling",
         "origin",
         "turns_count",
+        "tokens_used",
+        "tool_calls_used",
         "last_inbound_at",
         "last_outbound_at",
         "intro_sent_on",
