@@ -279,12 +279,24 @@ def messages_release_due(*, now=None) -> list[int]:
     return released
 
 
-def message_retry(*, message: Message) -> bool:
-    """Staff asked to try a failed message again (admin action). Opt-outs are still checked at send time."""
+def message_retry(*, message: Message, now=None) -> bool:
+    """Staff asked to try a failed message again (admin action). Opt-outs are still checked at send time, and the
+    retry respects the recipient's sending window: it is no longer an immediate answer to the patient, whatever it
+    was at first (a compliance confirmation excepted), so outside the window it waits (status scheduled)."""
+    now = now or timezone.now()
+    due_at = None
+    if message.kind != Message.Kind.COMPLIANCE:
+        due_at = next_send_time(now, phone=message.to_number, clinic=message.clinic)
+    waits = due_at is not None and due_at > now
     updated = Message.objects.filter(pk=message.pk, status=Message.Status.FAILED).update(
-        status=Message.Status.QUEUED, attempts=0, error_code="", error_detail="", updated_at=timezone.now()
+        status=Message.Status.SCHEDULED if waits else Message.Status.QUEUED,
+        due_at=due_at if waits else None,
+        attempts=0,
+        error_code="",
+        error_detail="",
+        updated_at=now,
     )
-    if updated:
+    if updated and not waits:
         from .tasks import send_message
 
         transaction.on_commit(lambda: send_message.delay(message.pk))

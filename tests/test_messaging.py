@@ -258,7 +258,8 @@ def test_long_texts_are_split_at_sentences():
     assert sms_clean("It\u2019s \u2026 fine\u00a0now") == "It's ... fine now"
 
 
-def test_retry_action_in_the_admin(admin_client, clinic, sms_outbox, queue):
+def test_retry_action_in_the_admin(admin_client, clinic, sms_outbox, queue, time_machine):
+    daytime(time_machine)
     locmem.failures.append(SendError("boom", code="x"))
     (message,) = queue(clinic=clinic, to=PATIENT, body="Hi", kind="reply", idempotency_key="k7")
     response = admin_client.post(
@@ -267,6 +268,21 @@ def test_retry_action_in_the_admin(admin_client, clinic, sms_outbox, queue):
     assert response.status_code == 302
     message.refresh_from_db()
     assert message.status == "sent" and len(sms_outbox) == 1
+
+
+def test_a_retry_at_night_waits_for_the_sending_window(clinic, sms_outbox, queue, time_machine):
+    """The first try was an immediate reply; a retry hours later is not, so it respects quiet hours."""
+    from messaging.services import message_retry
+
+    time_machine.move_to(datetime(2026, 11, 25, 3, 0, tzinfo=UTC), tick=False)  # 22:00 in Boston
+    locmem.failures.append(SendError("boom", code="x"))
+    (message,) = queue(clinic=clinic, to=PATIENT, body="Hi", kind="reply", idempotency_key="k8")
+    message.refresh_from_db()
+    assert message.status == "failed"
+    assert message_retry(message=message)
+    message.refresh_from_db()
+    assert message.status == "scheduled" and message.due_at == datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
+    assert sms_outbox == []
 
 
 # --- Missed calls -----------------------------------------------------------------------------------------------
