@@ -2,8 +2,10 @@
 let through to the assistant (``conversation.engine``), or to staff when they own the conversation."""
 
 import logging
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .models import Conversation
@@ -42,6 +44,49 @@ def conversation_receive(*, message) -> None:
 
         delay = settings.CONVERSATION_DEBOUNCE_SECONDS
         transaction.on_commit(lambda: respond.apply_async((conversation.pk,), countdown=delay))
+
+
+RESUME_WITHIN = timedelta(hours=6)  # older unanswered texts are left to staff (the "needs a person" filter)
+
+
+def conversations_resume_unanswered(*, now=None) -> list[int]:
+    """Answer texts whose answering task was lost (a worker killed while it held the task: Redis gives the task
+    back only after its visibility timeout, an hour). A text still unanswered CONVERSATION_DEBOUNCE_SECONDS + 10 s
+    after it arrived gets a new ``conversation.respond``, at most once a minute per conversation; answering twice
+    is harmless (the row lock and the turn record make the second find nothing to do). Returns the conversation
+    ids it re-queued."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    from messaging.models import Message
+
+    from .tasks import respond
+
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.CONVERSATION_DEBOUNCE_SECONDS + 10)
+    ids = (
+        Message.objects.filter(
+            direction=Message.Direction.INBOUND,
+            kind=Message.Kind.PATIENT,
+            created_at__gte=now - RESUME_WITHIN,
+            created_at__lte=now - grace,
+            turns__isnull=True,
+            pk__gt=F("conversation__handled_through"),
+            conversation__owner=Conversation.Owner.ASSISTANT,
+            conversation__clinic__ai_enabled=True,
+        )
+        .exclude(conversation__state=Conversation.State.OPTED_OUT)
+        .values_list("conversation_id", flat=True)
+        .distinct()
+    )
+    resumed = []
+    for conversation_id in ids:
+        if cache.add(f"conversation:resume:{conversation_id}", 1, 60):
+            respond.apply_async((conversation_id,))
+            resumed.append(conversation_id)
+    if resumed:
+        logger.warning("re-queued unanswered conversations=%s", resumed)
+    return resumed
 
 
 def conversation_take_over(*, conversation, user) -> None:

@@ -9,3 +9,11 @@ from . import engine
 def respond(conversation_id, **kwargs):
     turn = engine.conversation_respond(conversation_id=conversation_id)
     return turn.pk if turn else None
+
+
+@shared_task(name="conversation.resume_unanswered")
+def resume_unanswered(**kwargs):
+    """Beat: texts whose answering task died with its worker."""
+    from .services import conversations_resume_unanswered
+
+    return len(conversations_resume_unanswered())

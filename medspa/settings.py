@@ -146,6 +146,8 @@ CELERY_BEAT_SCHEDULE = {
     "expire-booking-holds": {"task": "bookings.expire_holds", "schedule": 30.0},
     # Payment outbox steps that are due for a retry, or whose worker died mid-step.
     "payments-outbox-sweep": {"task": "payments.outbox_sweep", "schedule": 30.0},
+    # Patient texts whose answering task died with its worker (Redis would give it back only after an hour).
+    "conversation-resume-unanswered": {"task": "conversation.resume_unanswered", "schedule": 10.0},
 }
 
 # --- Email: staff alerts (manual bookings, payments to review, urgent messages); ids and links only ---------------

@@ -189,7 +189,10 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
-        indexes = [models.Index(fields=["status", "due_at"])]
+        indexes = [
+            models.Index(fields=["status", "due_at"]),
+            models.Index(fields=["direction", "created_at"], name="message_direction_created"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "provider_message_id"],

@@ -330,6 +330,33 @@ def test_the_schedule_cannot_be_read(patient, monkeypatch):
     assert StaffAlert.objects.filter(kind="emr_error").count() == 1  # once an hour per clinic
 
 
+def test_a_text_whose_answering_task_was_lost_is_answered(demo, django_capture_on_commit_callbacks, sms_outbox):
+    """A worker died holding the patient's turn: the beat sweep queues it again, once a minute at most."""
+    from unittest import mock
+
+    from conversation.services import conversations_resume_unanswered
+
+    with time_machine.travel(NOW, tick=False):
+        patient = Patient(django_capture_on_commit_callbacks, sms_outbox)
+        with mock.patch("conversation.tasks.respond.apply_async"):  # the task is lost
+            assert patient.say("how much is botox") == []
+        assert conversations_resume_unanswered() == []  # within the debounce and grace: not lost yet
+    with time_machine.travel(datetime(2026, 11, 23, 15, 16, tzinfo=UTC), tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert conversations_resume_unanswered() == [patient.conversation.pk]
+        assert "Botox is $12 per unit" in patient._new()[0]
+        assert conversations_resume_unanswered() == []  # answered: nothing left
+
+
+def test_the_sweep_leaves_staff_conversations_alone(patient):
+    from conversation.services import conversations_resume_unanswered
+
+    patient.reply("can i talk to a person")
+    patient.say("hello?")
+    with time_machine.travel(datetime(2026, 11, 23, 15, 30, tzinfo=UTC), tick=False):
+        assert conversations_resume_unanswered() == []
+
+
 # --- Staff take over, reply from the admin, hand back ---------------------------------------------------------------
 
 
