@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install migrate seed clean
+.PHONY: run test e2e-report lint format install migrate seed clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -33,6 +33,14 @@ run: seed
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The end-to-end tests (tests/e2e: gunicorn, Celery workers and beat, fake providers) on PostgreSQL and Redis, and
+# docs/E2E_TEST_RESULTS.md written from that run. Uses DATABASE_URL / REDIS_URL when set, else CI's local servers.
+E2E_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/medspa
+E2E_REDIS_URL ?= redis://127.0.0.1:6379/0
+e2e-report: install
+	DATABASE_URL="$${DATABASE_URL:-$(E2E_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(E2E_REDIS_URL)}" CI=1 \
+		E2E_REPORT=docs/E2E_TEST_RESULTS.md $(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -4,7 +4,8 @@
 refresh_token grants (counted in ``grants``); ``/api/...`` answers FHIR STU3 JSON for Slot, Patient and Appointment
 and checks every call carries a token it issued (else 401) and the ``nx-practice-id`` header (else 400). Every request
 is recorded in ``requests``. Tests steer it with ``token_lifetime``, ``revoke_tokens()``, ``slot_pages``,
-``throttle(times, retry_after)``, ``fail(status, times)``, ``create_delay`` and ``refuse_cancel``.
+``throttle(times, retry_after)``, ``fail(status, times)``, ``create_delay``, ``refuse_cancel`` and where the day's
+slots lie (``utc_offset_minutes``, ``first_hour``).
 """
 
 import json
@@ -13,7 +14,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -64,6 +65,10 @@ class FakeNextech:
     practitioners: tuple = ("9",)
     create_delay: float = 0.0  # the next Appointment POST sleeps this long after storing it (then resets)
     refuse_cancel: str = ""  # a 422 OperationOutcome with this text on cancel
+    # Where the practice's day of free slots lies: four 30-minute slots an hour apart from first_hour, on the wall
+    # clock of this UTC offset (default 09:00-12:00 at -05:00).
+    utc_offset_minutes: int = -300
+    first_hour: int = 9
     taken: set = field(default_factory=set)  # slot starts (ISO) already booked by someone else
     grants: Counter = field(default_factory=Counter)
     requests: list = field(default_factory=list)
@@ -203,8 +208,8 @@ class FakeNextech:
         asked = [a.split("/", 1)[1] for a in actors if a.startswith("practitioner/")]
         window_start = datetime.fromisoformat(low)
         window_end = datetime.fromisoformat(high) if high else window_start + timedelta(days=45)
-        local = window_start.astimezone(datetime.fromisoformat("2000-01-01T00:00:00-05:00").tzinfo)
-        first = local.replace(hour=9, minute=0, second=0, microsecond=0)
+        local = window_start.astimezone(timezone(timedelta(minutes=self.utc_offset_minutes)))
+        first = local.replace(hour=self.first_hour, minute=0, second=0, microsecond=0)
         if first + timedelta(hours=3) < window_start:  # the day's last slot (12:00) is past: the next day's
             first += timedelta(days=1)
         slots = []

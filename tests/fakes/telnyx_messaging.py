@@ -1,7 +1,7 @@
 """A local fake of Telnyx's Messaging API (POST /v2/messages), speaking the documented wire format.
 
-It records every request and answers from a queue of programmed responses (default: 200 with a message id), so
-tests can make it fail with a 503 or an opt-out error 40300 and see what our sender did.
+It records every request (and the answer it gave) and answers from a queue of programmed responses (default: 200
+with a message id), so tests can make it fail with a 503 or an opt-out error 40300 and see what our sender did.
 """
 
 import json
@@ -26,8 +26,9 @@ class FakeTelnyx:
     def handle(self, handler):
         length = int(handler.headers.get("Content-Length") or 0)
         body = json.loads(handler.rfile.read(length) or b"{}")
+        record = {"path": handler.path, "headers": dict(handler.headers), "json": body}
         with self.lock:
-            self.requests.append({"path": handler.path, "headers": dict(handler.headers), "json": body})
+            self.requests.append(record)
             programmed = self.responses.pop(0) if self.responses else None
         if programmed is None:
             message_id = str(uuid.uuid4())
@@ -48,6 +49,7 @@ class FakeTelnyx:
                 },
             )
         status, payload = programmed
+        record["status"], record["response"] = status, payload  # what was answered (e.g. the message id)
         raw = json.dumps(payload).encode()
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")

@@ -1,0 +1,283 @@
+"""One local fake provider served in its own process, for the end-to-end tests.
+
+    python -m tests.e2e.fakeproc {telnyx,square,nextech,openai} --port 0 --ready-file FILE
+
+serves the fake class of ``tests/fakes/`` (the same classes the unit tests use in-process) on 127.0.0.1 and writes
+``{"port": N, "pid": P}`` to FILE once it listens. The provider's own paths answer exactly as the fake does; paths
+under ``/_fake/`` let the test process read and steer it over HTTP:
+
+- ``GET /_fake/calls``: every request the fake received (and, for Telnyx, what it answered), as JSON;
+- ``GET /_fake/state``: what it holds (Square: links, orders, payments, refunds; Nextech: patients, appointments,
+  token grants);
+- ``POST /_fake/reset``: forget the recorded calls and state (a new scenario);
+- ``POST /_fake/fail {"status", "times"}``: the next ``times`` provider requests fail with ``status``;
+- ``POST /_fake/config {name: value}``: set a documented knob (Nextech ``utc_offset_minutes``, ``first_hour``;
+  Square ``refund_status``);
+- ``POST /_fake/patient {"first", "last", "phone"}`` (Nextech): a patient already on file;
+- ``POST /_fake/pay {"url"}`` (Square): the buyer pays the link with that URL; answers the payment and Square's
+  ``payment.created`` / ``payment.updated`` webhook bodies for it (the test process signs and posts them);
+- ``POST /_fake/script {"items": [...]}`` (OpenAI): what the next completions answer.
+
+The process exits when its parent (the test run) goes away, so a killed test run leaves nothing behind.
+"""
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from tests.fakes import nextech as nextech_fake
+from tests.fakes import openai as openai_fake
+from tests.fakes import square as square_fake
+from tests.fakes.telnyx_messaging import FakeTelnyx
+
+CONTROL = "/_fake/"
+
+
+def _jsonable(value):
+    if dataclasses.is_dataclass(value):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class Control:
+    """The /_fake/ endpoints of one fake; a subclass per provider."""
+
+    def __init__(self, fake):
+        self.fake = fake
+
+    def handle(self, method, path, body):
+        """(status, answer)"""
+        name = path[len(CONTROL) :].strip("/")
+        route = getattr(self, f"{method.lower()}_{name}", None)
+        if route is None:
+            return 404, {"error": f"no control route {method} {path}"}
+        return 200, route(body or {})
+
+    def get_calls(self, body):
+        with self.fake.lock:
+            return _jsonable(self.fake.requests)
+
+    def get_state(self, body):
+        return {}
+
+    def post_config(self, body):
+        unknown = set(body) - set(self.knobs)
+        if unknown:
+            raise ValueError(f"unknown knobs {sorted(unknown)}")
+        with self.fake.lock:
+            for name, value in body.items():
+                setattr(self.fake, name, value)
+        return {"ok": True}
+
+    knobs = ()
+
+
+class TelnyxControl(Control):
+    def post_reset(self, body):
+        with self.fake.lock:
+            self.fake.requests.clear()
+            self.fake.responses.clear()
+        return {"ok": True}
+
+    def post_fail(self, body):
+        status, times = int(body.get("status", 503)), int(body.get("times", 1))
+        code = str(body.get("code") or status)
+        error = {"errors": [{"code": code, "title": body.get("title") or "Fake failure", "detail": "fake"}]}
+        with self.fake.lock:
+            self.fake.responses.extend((status, error) for _ in range(times))
+        return {"ok": True}
+
+
+class SquareControl(Control):
+    knobs = ("refund_status",)
+
+    def post_reset(self, body):
+        fake = self.fake
+        with fake.lock:
+            for collection in (fake.requests, fake.links, fake.orders, fake.payments, fake.refunds, fake._keys):
+                collection.clear()
+            fake._failures.clear()
+        return {"ok": True}
+
+    def post_fail(self, body):
+        self.fake.fail_next(int(body.get("status", 500)), times=int(body.get("times", 1)))
+        return {"ok": True}
+
+    def get_state(self, body):
+        fake = self.fake
+        with fake.lock:
+            return _jsonable(
+                {"links": fake.links, "orders": fake.orders, "payments": fake.payments, "refunds": fake.refunds}
+            )
+
+    def post_pay(self, body):
+        """The buyer opens the link and pays: Square's two webhook bodies for the payment (APPROVED, then
+        COMPLETED), as Square would deliver them."""
+        with self.fake.lock:
+            link = next((link for link in self.fake.links.values() if link["url"] == body.get("url")), None)
+        if link is None:
+            raise ValueError("no payment link with that url")
+        payment = self.fake.pay_link(link["id"])  # takes the lock itself
+        created = self.fake.payment_event(payment["id"], "payment.created")
+        created["data"]["object"]["payment"] = {**copy.deepcopy(payment), "status": "APPROVED"}
+        updated = self.fake.payment_event(payment["id"], "payment.updated")
+        return {"payment": payment, "link": link, "events": [created, updated]}
+
+
+class NextechControl(Control):
+    knobs = ("utc_offset_minutes", "first_hour", "refuse_cancel", "create_delay")
+
+    def post_reset(self, body):
+        # Tokens stay valid (the app caches them in Redis across scenarios, as it would across days).
+        fake = self.fake
+        with fake.lock:
+            for collection in (fake.requests, fake.throttled, fake.failing, fake.patients, fake.appointments):
+                collection.clear()
+            fake.taken.clear()
+            fake.grants.clear()
+        return {"ok": True}
+
+    def post_fail(self, body):
+        with self.fake.lock:
+            self.fake.fail(int(body.get("status", 503)), int(body.get("times", 1)))
+        return {"ok": True}
+
+    def get_state(self, body):
+        fake = self.fake
+        with fake.lock:
+            return _jsonable({"patients": fake.patients, "appointments": fake.appointments, "grants": fake.grants})
+
+    def post_patient(self, body):
+        """A patient the practice already has on file."""
+        with self.fake.lock:
+            ident = self.fake.add_patient(body["first"], body["last"], body.get("phone", ""), body.get("email", ""))
+        return {"id": ident}
+
+
+class OpenAIControl(Control):
+    def get_calls(self, body):
+        with self.fake.lock:
+            return _jsonable(self.fake.calls)
+
+    def post_reset(self, body):
+        self.fake.reset()
+        return {"ok": True}
+
+    def post_fail(self, body):
+        self.fake.fail(int(body.get("status", 500)), int(body.get("times", 1)))
+        return {"ok": True}
+
+    def post_script(self, body):
+        self.fake.script(*(body.get("items") or []))
+        return {"ok": True}
+
+
+def _serve_control(handler, control):
+    length = int(handler.headers.get("Content-Length") or 0)
+    raw = handler.rfile.read(length) if length else b""
+    try:
+        status, answer = control.handle(handler.command, handler.path.split("?", 1)[0], json.loads(raw or b"{}"))
+    except (ValueError, KeyError, TypeError) as exc:
+        status, answer = 400, {"error": f"{type(exc).__name__}: {exc}"}
+    data = json.dumps(answer).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def build(kind):
+    """(fake, request handler class, control) for one provider; the handler serves both its paths and /_fake/."""
+    if kind == "telnyx":
+        fake = FakeTelnyx()
+        control = TelnyxControl(fake)
+
+        class TelnyxHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format, *args):
+                pass
+
+            def do_POST(self):
+                if self.path.startswith(CONTROL):
+                    return _serve_control(self, control)
+                fake.handle(self)
+
+            do_GET = do_POST
+
+        return fake, TelnyxHandler, control
+
+    base, control_class, fake = {
+        "square": (square_fake._Handler, SquareControl, square_fake.FakeSquare()),
+        "nextech": (nextech_fake._Handler, NextechControl, nextech_fake.FakeNextech()),
+        "openai": (openai_fake._Handler, OpenAIControl, openai_fake.FakeOpenAI()),
+    }[kind]
+    control = control_class(fake)
+    attribute = {"square": "square", "nextech": "nextech", "openai": "openai"}[kind]
+    provider_methods = {name: getattr(base, name, None) for name in ("do_GET", "do_POST", "do_PUT", "do_DELETE")}
+
+    def dispatch(method_name):
+        def method(self):
+            if self.path.startswith(CONTROL):
+                return _serve_control(self, control)
+            provider = provider_methods.get(method_name)
+            if provider is None:
+                self.send_error(405)
+                return None
+            return provider(self)
+
+        return method
+
+    handler = type(
+        f"{kind.title()}Handler",
+        (base,),
+        {attribute: fake, **{name: dispatch(name) for name in provider_methods}},
+    )
+    return fake, handler, control
+
+
+def _exit_with_parent(parent_pid):
+    while True:
+        if os.getppid() != parent_pid:
+            os._exit(0)
+        time.sleep(0.5)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("kind", choices=["telnyx", "square", "nextech", "openai"])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--ready-file", required=True)
+    args = parser.parse_args(argv)
+    fake, handler, _control = build(args.kind)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    server.daemon_threads = True
+    fake.server = server  # the fakes build their own URLs (next-page links) from it
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    ready = Path(args.ready_file)
+    temporary = ready.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"port": server.server_address[1], "pid": os.getpid()}))
+    temporary.rename(ready)
+    try:
+        server.serve_forever(poll_interval=0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
