@@ -385,6 +385,7 @@ def campaign_samples(clinic: Clinic) -> list[str]:
 def campaign_builder_fields(clinic: Clinic) -> dict:
     """The campaignBuilder fields (SDK keyword names) describing how this clinic texts patients."""
     from leads.forms import consent_wording
+
     name = clinic.name
     form = f"the appointment request form on {clinic.website}" if clinic.website else "its website request form"
     sample1, sample2, sample3 = campaign_samples(clinic)
