@@ -167,10 +167,11 @@ def main():
     class NaiveEngine(OpenAIEngine):
         """Every document and the whole history in every call: what a prompt without retrieval looks like."""
 
-        def messages(self, conversation, texts, tools, *, first_text_id):
+        def messages(self, conversation, texts, tools, *, history):
             from messaging.models import Message
 
             system = stable_prefix(conversation.clinic, tools.catalog()) + "\n\nEverything we know:\n" + documents
+            first_text_id = Message.objects.filter(conversation=conversation).latest("pk").pk  # the text answered
             history = Message.objects.filter(conversation=conversation, pk__lt=first_text_id).order_by("pk")
             messages = [{"role": "system", "content": system}]
             messages += [

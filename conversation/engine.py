@@ -80,9 +80,9 @@ def answer(*, conversation, texts, tools) -> EngineReply:
     safety = rules.safety_reply(conversation, joined, tools)
     if safety:
         return EngineReply(text=safety, engine=rules.name)
+    history = recent_context(conversation, before=texts[0].pk)  # read once: the cache key and the prompt
     key = None
     if is_idle(conversation):
-        history = recent_context(conversation, before=texts[0].pk)
         follows_up = any(item["role"] == "patient" for item in history)
         key = question_key(conversation.clinic, joined, version=tools.answers_version, follows_up=follows_up)
     cached = answer_lookup(key)
@@ -90,9 +90,7 @@ def answer(*, conversation, texts, tools) -> EngineReply:
         tools.calls.append({"tool": "answer_cache", "arguments": {}, "outcome": "hit"})
         return EngineReply(text=cached, engine="cache")
     try:
-        reply = engine.respond(
-            conversation=conversation, texts=[m.body for m in texts], tools=tools, first_text_id=texts[0].pk
-        )
+        reply = engine.respond(conversation=conversation, texts=[m.body for m in texts], tools=tools, history=history)
     except LLMUnavailable as exc:
         FALLBACKS.labels(exc.reason).inc()
         logger.warning("LLM unavailable conversation=%s reason=%s", conversation.pk, exc.reason)

@@ -23,7 +23,6 @@ from medspa.models import format_cents
 
 from . import parsing
 from .checks import Allowed, clinic_facts, reply_problems
-from .context import recent_context
 from .models import Conversation
 from .tools import ToolRefused
 
@@ -249,10 +248,10 @@ class OpenAIEngine:
 
     # --- The prompt ----------------------------------------------------------------------------------------------
 
-    def messages(self, conversation, texts, tools, *, first_text_id) -> list[dict]:
+    def messages(self, conversation, texts, tools, *, history) -> list[dict]:
         services = tools.catalog()
         messages = [{"role": "system", "content": stable_prefix(conversation.clinic, services)}]
-        for item in recent_context(conversation, before=first_text_id):
+        for item in history:
             role = "user" if item["role"] == "patient" else "assistant"
             messages.append({"role": role, "content": item["text"]})
         messages.append({"role": "system", "content": situation(conversation, tools)})
@@ -261,13 +260,14 @@ class OpenAIEngine:
 
     # --- One turn ------------------------------------------------------------------------------------------------
 
-    def respond(self, *, conversation, texts, tools, first_text_id=None):
+    def respond(self, *, conversation, texts, tools, history=()):
+        """``history``: the earlier texts (``context.recent_context``), oldest first."""
         from .engine import EngineReply
 
         usage = {"prompt": 0, "completion": 0, "cached": 0}
         facts = clinic_facts(conversation.clinic, tools.answers_version)
         allowed = self._allowed(conversation, tools)
-        messages = self.messages(conversation, texts, tools, first_text_id=first_text_id or 10**18)
+        messages = self.messages(conversation, texts, tools, history=history)
         regenerated = False
         try:
             for _ in range(settings.ASSISTANT_MAX_TOOL_ROUNDS):
