@@ -1,4 +1,9 @@
+import os
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
 import pytest
+import time_machine
 from django.contrib.auth.models import Permission, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -9,6 +14,46 @@ CONSENT = (
     "By checking this box I agree to receive appointment texts from {clinic}. "
     "Msg & data rates may apply. Reply STOP to opt out."
 )
+
+
+CLOCK_ZONE = ZoneInfo("America/New_York")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--clock",
+        default=os.environ.get("TEST_CLOCK", ""),
+        help="Pin 'now' for every test (not the e2e ones, whose servers keep the real clock): HH:MM in Boston on "
+        "today's date, or an ISO date-time (a naive one is Boston time). Env TEST_CLOCK. The clock ticks from there. "
+        "Proves the suite passes at any hour: .ci/run runs it at 02:30.",
+    )
+
+
+def pinned_clock(value: str) -> datetime | None:
+    """``--clock`` as an aware date-time, or None when the real clock is used."""
+    if not value:
+        return None
+    if len(value) <= 5 and ":" in value:
+        hour, minute = (int(part) for part in value.split(":"))
+        return datetime.combine(datetime.now(CLOCK_ZONE).date(), time(hour, minute), tzinfo=CLOCK_ZONE)
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=CLOCK_ZONE)
+
+
+def pytest_report_header(config):
+    moment = pinned_clock(config.getoption("--clock"))
+    return f"clock pinned at {moment.isoformat()} (--clock / TEST_CLOCK)" if moment else None
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock(request):
+    """With ``--clock``, each test starts at that moment (a test may still travel elsewhere itself)."""
+    moment = pinned_clock(request.config.getoption("--clock"))
+    if moment is None or any(request.node.get_closest_marker(m) for m in ("e2e", "worker", "real_clock")):
+        yield
+        return
+    with time_machine.travel(moment, tick=True):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -60,6 +60,12 @@ def commit(django_capture_on_commit_callbacks):
 
 
 @pytest.fixture
+def daytime(time_machine):
+    """Staff act at noon in Boston: the patient's confirmation text is inside the sending window."""
+    time_machine.move_to(datetime(2026, 11, 23, 17, 0, tzinfo=UTC), tick=False)
+
+
+@pytest.fixture
 def front_desk(demo):
     user = make_staff("frontdesk", demo)
     user.email = "frontdesk@glow.example"
@@ -103,7 +109,9 @@ def test_manual_booking_waits_for_staff_who_are_told_without_patient_data(demo, 
         hold(demo)
 
 
-def test_staff_mark_a_manual_booking_confirmed_and_the_patient_gets_one_text(demo, front_desk, sms_outbox, commit):
+def test_staff_mark_a_manual_booking_confirmed_and_the_patient_gets_one_text(
+    demo, front_desk, sms_outbox, commit, daytime
+):
     manual(demo)
     booking = booking_confirm(booking_id=hold(demo).pk)
     commit(booking_staff_confirm, booking_id=booking.pk, user=front_desk, emr_appointment_id="AR-5521")
@@ -116,13 +124,31 @@ def test_staff_mark_a_manual_booking_confirmed_and_the_patient_gets_one_text(dem
     assert AuditEvent.objects.filter(object_type="bookings.booking", object_id=str(booking.pk)).exists()
 
 
+def test_a_manual_booking_confirmed_at_night_texts_the_patient_when_the_window_opens(
+    demo, front_desk, sms_outbox, commit, time_machine
+):
+    from messaging.models import Message
+    from messaging.services import messages_release_due
+
+    manual(demo)
+    booking = booking_confirm(booking_id=hold(demo).pk)
+    time_machine.move_to(datetime(2026, 11, 23, 7, 30, tzinfo=UTC), tick=False)  # 02:30 in Boston
+    commit(booking_staff_confirm, booking_id=booking.pk, user=front_desk)
+    assert sms_outbox == []
+    waiting = Message.objects.get(to_number=PHONE, direction=Message.Direction.OUTBOUND)
+    assert waiting.status == Message.Status.SCHEDULED
+    assert waiting.due_at == datetime(2026, 11, 23, 13, 0, tzinfo=UTC)  # 08:00 in Boston
+    time_machine.move_to(datetime(2026, 11, 23, 13, 0, 1, tzinfo=UTC), tick=False)
+    assert messages_release_due() == [waiting.pk]
+
+
 def test_staff_cannot_confirm_a_booking_that_is_not_waiting_for_them(demo, front_desk):
     booking = hold(demo)
     with pytest.raises(BookingStateError):
         booking_staff_confirm(booking_id=booking.pk, user=front_desk)
 
 
-def test_manual_queue_in_the_admin_says_it_is_manual_and_confirms(client, demo, front_desk, sms_outbox):
+def test_manual_queue_in_the_admin_says_it_is_manual_and_confirms(client, demo, front_desk, sms_outbox, daytime):
     manual(demo)
     waiting = booking_confirm(booking_id=hold(demo).pk)
     other = hold(demo, hour=14)  # only held: not in the queue
