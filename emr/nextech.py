@@ -11,6 +11,11 @@ serialised from it (an invalid resource is an ``EmrError`` before anything is se
 and the Slot, Patient and Appointment resources in them, created resources) is validated by the model before we read
 it, so a malformed answer is an ``EmrError`` naming the resource and the failing fields, never a KeyError deep in
 here. Validation errors are reduced to field paths and error kinds: their values may be PHI.
+Slot searches are the exception: there one bad Slot (or Bundle entry) is skipped, logged by id and counted in
+``medspa_emr_resources_skipped_total`` (a time not offered is better than no times at all), and so is a Slot whose
+start or end has no UTC offset (docs/DECISIONS.md). A Patient or Appointment search stays strict: a skipped one could
+mean a duplicate chart or a second booking. Contained resources, which we never read, are dropped when they fail
+their own model (Nextech's samples have Practitioner names with an empty ``given``) instead of failing the resource.
 Log lines carry ids, methods and paths only: never names, phones or query strings (patient searches hold PHI).
 """
 
@@ -41,14 +46,17 @@ from .base import (
     Slot,
     SlotTakenError,
 )
+from .metrics import RESOURCES_SKIPPED
 
 # Nextech's ids are not always FHIR ids: its Schedules are "location_1_practitioner_9", and an underscore fails the
 # STU3 id pattern ([A-Za-z0-9.-]). fhir_core reads this (documented) setting when a model class is built, so it is set
 # before the first model import below; nothing else in the project loads fhir.resources. Ids are opaque to us.
 fhir_core.constraints.TYPES_ID_PATTERN = r"^[A-Za-z0-9\-._]+$"
 
+from fhir.resources.STU3 import get_fhir_model_class  # noqa: E402
 from fhir.resources.STU3.appointment import Appointment as FhirAppointment  # noqa: E402
 from fhir.resources.STU3.bundle import Bundle as FhirBundle  # noqa: E402
+from fhir.resources.STU3.bundle import BundleEntry as FhirBundleEntry  # noqa: E402
 from fhir.resources.STU3.patient import Patient as FhirPatient  # noqa: E402
 from fhir.resources.STU3.slot import Slot as FhirSlot  # noqa: E402
 
@@ -66,6 +74,7 @@ MAX_RETRY_AFTER = 60.0  # a worker never sleeps longer than this on one Retry-Af
 TOKEN_CACHE_SECONDS = 13 * 24 * 3600  # refresh tokens live 14 days
 FREE = "free"
 CLOSED_STATUSES = {"cancelled", "entered-in-error", "noshow"}
+SAFE_ID = re.compile(r"[A-Za-z0-9\-._]{1,64}")  # what a skipped resource's id must look like to be logged
 
 
 # httpx logs every request URL (with Patient search queries) at INFO: settings.LOGGING keeps it at WARNING.
@@ -91,22 +100,72 @@ def _problems(exc: ValidationError) -> str:
 
 def _parse(model, data, what: str):
     """An answer from Nextech validated by its STU3 model; EmrError (not transient) naming ``what`` when it is not.
-
-    Elements STU3 does not define (a vendor's additions) are dropped, logged by path, and the rest validated: a new
-    field in Nextech's answers must not stop every booking. Anything else malformed is an error.
     ``from None``: the ValidationError's text carries the values, which may be PHI."""
     try:
-        return model.model_validate(data)
+        return _validate(model, data, what)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        extras = [tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
-        if extras and len(extras) == len(errors) and isinstance(data, dict):
-            logger.warning("nextech %s: ignoring elements STU3 does not define: %s", what, _problems(exc))
-            try:
-                return model.model_validate(_without(data, extras))
-            except ValidationError as again:
-                exc = again
-        raise EmrError(f"Nextech answered a malformed {what}: {_problems(exc)}", transient=False) from None
+        problems = _problems(exc)
+    except KeyError:  # fhir_core looking up a contained resourceType it does not know
+        problems = "resourceType (unknown)"
+    raise EmrError(f"Nextech answered a malformed {what}: {problems}", transient=False) from None
+
+
+def _validate(model, data, what: str):
+    """``model.model_validate``, forgiving what we never read: contained resources that fail their own model are
+    dropped (``_valid_contained``), then elements STU3 does not define (``_without_undefined``)."""
+    try:
+        return model.model_validate(data)
+    except (ValidationError, KeyError) as exc:
+        contained = _valid_contained(data, what)
+        if contained is not None:  # all valid now: the next failure, if any, is not theirs
+            rest = {k: v for k, v in data.items() if k != "contained"}
+            return _validate(model, {**rest, "contained": contained} if contained else rest, what)
+        if isinstance(exc, KeyError):
+            raise
+        return _without_undefined(model, data, exc, what)
+
+
+def _without_undefined(model, data, exc: ValidationError, what: str):
+    """Elements STU3 does not define (a vendor's additions) are dropped, logged by path, and the rest validated: a
+    new field in Nextech's answers must not stop every booking. Anything else malformed re-raises ``exc``."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    extras = [tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
+    if not (extras and len(extras) == len(errors) and isinstance(data, dict)):
+        raise exc
+    logger.warning("nextech %s: ignoring elements STU3 does not define: %s", what, _problems(exc))
+    return model.model_validate(_without(data, extras))
+
+
+def _valid_contained(data, what: str) -> list | None:
+    """The contained resources of ``data`` that pass their own STU3 model, or None when none fails. We read nothing
+    in them, so one that fails (Nextech's own Slot sample: a Practitioner with ``"given": ["Sherri", ""]``) is
+    dropped, logged by type and id and counted, rather than losing the resource around it."""
+    contained = data.get("contained") if isinstance(data, dict) else None
+    if not isinstance(contained, list):
+        return None
+    kept = [item for item in contained if _contained_ok(item, what)]
+    return kept if len(kept) < len(contained) else None
+
+
+def _contained_ok(item, what: str) -> bool:
+    kind = item.get("resourceType") if isinstance(item, dict) else None
+    try:
+        _validate(get_fhir_model_class(kind), item, f"{kind} contained in {what}")
+        return True
+    except ValidationError as exc:
+        problems = _problems(exc)
+    except (KeyError, ValueError, TypeError):  # no STU3 model for its resourceType (or none given)
+        problems, kind = "resourceType (unknown)", "unknown"
+    _skipped(kind, item, "invalid", f"contained in {what}: {problems}")
+    return False
+
+
+def _skipped(resource_type: str, resource, reason: str, detail: str = "") -> None:
+    """Log (by id only, when it looks like one) and count a resource left out of an answer."""
+    ident = resource.get("id") if isinstance(resource, dict) else getattr(resource, "id", None)
+    ident = ident if isinstance(ident, str) and SAFE_ID.fullmatch(ident) else "(no id)"
+    logger.warning("nextech %s %s skipped (%s)%s", resource_type, ident, reason, f": {detail}" if detail else "")
+    RESOURCES_SKIPPED.labels("nextech", resource_type, reason).inc()
 
 
 def _without(data, paths):
@@ -187,31 +246,65 @@ def _retry_after(response: httpx.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def _bundle_resources(body, model) -> tuple[list, str]:
+def _bundle_resources(body, model, *, skip_bad: bool = False) -> tuple[list, str]:
     """The ``model`` resources of a searchset Bundle (each validated by its STU3 model) and the next page's URL.
 
-    The Bundle itself is validated without its entries' resources, then each resource of the searched type by its
-    own model: cheaper than validating the whole Bundle (which resolves every entry's class), the error names the
-    entry, and resources of other types (an OperationOutcome in search mode "outcome") are left alone."""
+    The Bundle itself is validated without its entries, then each entry on its own (``_entry``): cheaper than
+    validating the whole Bundle (which resolves every entry's class), the error names the entry, and resources of
+    other types (an OperationOutcome in search mode "outcome") are left alone. With ``skip_bad`` a malformed entry
+    is skipped (logged, counted) instead of failing the page; an answer that is not a Bundle always fails."""
     resource_type = model.get_resource_type()
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise EmrError(f"Nextech answered something other than a Bundle for {resource_type}", transient=False)
-    entries = body.get("entry")
-    envelope = body
-    if isinstance(entries, list):
-        envelope = {
-            **body,
-            "entry": [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e for e in entries],
-        }
-    bundle = _parse(FhirBundle, envelope, f"Bundle for {resource_type}")
-    resources = []
-    for index, entry in enumerate(entries or []):
-        resource = entry.get("resource")
-        if resource is None or (isinstance(resource, dict) and resource.get("resourceType") != resource_type):
-            continue
-        resources.append(_parse(model, resource, f"{resource_type} (Bundle entry {index})"))
+    bundle = _parse(FhirBundle, _envelope(body), f"Bundle for {resource_type}")
+    entries = body.get("entry") or []
+    resources = [_entry(entry, model, index, skip_bad=skip_bad) for index, entry in enumerate(entries)]
     next_url = next((link.url for link in bundle.link or [] if link.relation == "next" and link.url), "")
-    return resources, next_url
+    return [resource for resource in resources if resource is not None], next_url
+
+
+def _envelope(body: dict) -> dict:
+    """The Bundle without its entries (each is read on its own), as a searchset when it has no ``type``: STU3
+    requires one, and Nextech's own Slot and Appointment samples omit it (its other search samples carry it)."""
+    envelope = {"type": "searchset", **body}
+    if isinstance(body.get("entry"), list):
+        del envelope["entry"]
+    return envelope
+
+
+def _entry(entry, model, index: int, *, skip_bad: bool):
+    """One Bundle entry's resource of the searched type, validated; None for other types (and entries without a
+    resource). A malformed one is an EmrError, or with ``skip_bad`` None, logged by id and counted."""
+    resource_type = model.get_resource_type()
+    resource = entry.get("resource") if isinstance(entry, dict) else None
+    if isinstance(resource, dict) and resource.get("resourceType") != resource_type:
+        return None
+    envelope = {k: v for k, v in entry.items() if k != "resource"} if isinstance(entry, dict) else entry
+    try:
+        _parse(FhirBundleEntry, envelope, f"Bundle entry {index} for {resource_type}")
+        return None if resource is None else _parse(model, resource, f"{resource_type} (Bundle entry {index})")
+    except EmrError as exc:
+        if not skip_bad:
+            raise
+        _skipped(resource_type, resource, _skip_reason(resource), str(exc))
+        return None
+
+
+def _skip_reason(resource) -> str:
+    """The metric's reason for a resource that failed its model: "no_offset" when its start or end is a date-time
+    without a UTC offset (skipped, not guessed: docs/DECISIONS.md), else "invalid"."""
+    if isinstance(resource, dict) and any(_offsetless(resource.get(key)) for key in ("start", "end")):
+        return "no_offset"
+    return "invalid"
+
+
+def _offsetless(value) -> bool:
+    if not isinstance(value, str) or "T" not in value:
+        return False
+    try:
+        return datetime.fromisoformat(value).utcoffset() is None
+    except ValueError:
+        return False
 
 
 def _ref_id(reference, kind: str) -> str:
@@ -429,14 +522,14 @@ class NextechClient(EmrClient):
         except ValueError as exc:
             raise EmrError(f"Nextech answered {response.status_code} without JSON", transient=True) from exc
 
-    def _search(self, model, params) -> list:
+    def _search(self, model, params, *, skip_bad: bool = False) -> list:
         """Every resource of a search (validated ``model`` instances), following link[relation=next] (only on our
-        own API host: the bearer token goes nowhere else)."""
+        own API host: the bearer token goes nowhere else). ``skip_bad``: see ``_bundle_resources``."""
         path = f"/{model.get_resource_type()}"
         response = self._api("GET", path, params=params)
         found = []
         for _page in range(MAX_PAGES):
-            resources, next_url = _bundle_resources(self._json(response), model)
+            resources, next_url = _bundle_resources(self._json(response), model, skip_bad=skip_bad)
             found.extend(resources)
             if not next_url:
                 return found
@@ -466,7 +559,7 @@ class NextechClient(EmrClient):
             params.append(("schedule.actor", f"practitioner/{provider_ref}"))
         params += [("appointment-type", str(service_ref)), ("_count", str(PAGE_SIZE))]
         slots = {}
-        for resource in self._search(FhirSlot, params):
+        for resource in self._search(FhirSlot, params, skip_bad=True):
             slot = self._slot(resource, service_ref=str(service_ref), provider_ref=provider_ref)
             if slot and start <= slot.start < end:
                 slots[(slot.start, slot.provider_ref, slot.emr_slot_id)] = slot
@@ -479,14 +572,14 @@ class NextechClient(EmrClient):
             return None
         slot_start, slot_end = _aware(resource.start), _aware(resource.end)
         if not slot_start or not slot_end or slot_end <= slot_start:
-            logger.warning("nextech slot %s skipped: bad start/end", resource.id)
+            _skipped("Slot", resource, "bad_times", "end not after start")
             return None
         schedule = resource.schedule.reference or ""
         practitioner = re.search(r"practitioner_([^_/]+)", schedule)
         location = re.search(r"location_([^_/]+)", schedule)
         practitioner_id = practitioner.group(1) if practitioner else provider_ref
         if not practitioner_id:
-            logger.warning("nextech slot %s skipped: no practitioner in its schedule", resource.id)
+            _skipped("Slot", resource, "no_practitioner", "no practitioner in its schedule")
             return None
         if provider_ref and practitioner_id != str(provider_ref):
             return None

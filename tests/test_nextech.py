@@ -1,9 +1,12 @@
 """The Nextech adapter (emr/nextech.py) against a local fake Nextech (tests/fakes/nextech.py); never the internet."""
 
+import json
 import logging
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from emr.base import AVAILABILITY, WRITE, AppointmentRequest, EmrError, PatientInfo, Slot, SlotTakenError
 from emr.nextech import NextechClient, nextech_phone
@@ -18,6 +21,9 @@ CLIENT_ID, USERNAME, PASSWORD, PRACTICE_ID, LOCATION_ID = (
     "PRACTICE-1",
     "1",
 )
+
+# Nextech's own published sample answers (their sources: SOURCES.md in that folder).
+VENDOR_SAMPLES = Path("/work/shared/reference/vendor-samples/nextech")
 
 EST = timezone(timedelta(hours=-5))
 DAY = datetime(2026, 12, 1, tzinfo=EST)
@@ -63,6 +69,23 @@ def nextech(make_client):
 def slot_at(hour, provider="9", service="12"):
     start = DAY.replace(hour=hour)
     return Slot(start=start, end=start + timedelta(minutes=30), provider_ref=provider, service_ref=service)
+
+
+def skipped(resource="Slot", reason="invalid"):
+    labels = {"emr": "nextech", "resource": resource, "reason": reason}
+    return REGISTRY.get_sample_value("medspa_emr_resources_skipped_total", labels) or 0.0
+
+
+def serve_slots(fake_nextech, monkeypatch, change):
+    """The fake's Slot pages, passed through ``change(body)`` before they are answered."""
+    original = fake_nextech._slots
+
+    def changed(query):
+        status, body = original(query)
+        change(body)
+        return status, body
+
+    monkeypatch.setattr(fake_nextech, "_slots", changed)
 
 
 def request_for(slot, booking_id=41, patient_id="", comment=""):
@@ -482,35 +505,151 @@ def test_invalid_outgoing_resource_is_refused_before_sending(fake_nextech, nexte
     [
         pytest.param(lambda slot: slot.pop("start"), id="no-start"),
         pytest.param(lambda slot: slot.update(start="9am tomorrow"), id="start-not-a-datetime"),
-        pytest.param(lambda slot: slot.update(start="2026-12-01T09:00:00"), id="start-without-offset"),
+        pytest.param(lambda slot: slot.update(end="2026-12-01T25:00:00-05:00"), id="end-not-a-time"),
         pytest.param(lambda slot: slot.update(schedule="location_1_practitioner_9"), id="schedule-not-a-reference"),
     ],
 )
-def test_malformed_slot_in_a_bundle_is_a_permanent_error(fake_nextech, nextech, monkeypatch, change):
-    original = fake_nextech._slots
+def test_a_malformed_slot_is_skipped_logged_by_id_and_counted_and_the_others_kept(
+    fake_nextech, nextech, monkeypatch, caplog, change
+):
+    serve_slots(fake_nextech, monkeypatch, lambda body: change(body["entry"][1]["resource"]))
+    before = skipped()
 
-    def malformed(query):
-        status, body = original(query)
-        change(body["entry"][1]["resource"])
-        return status, body
+    slots = nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
 
-    monkeypatch.setattr(fake_nextech, "_slots", malformed)
+    assert [s.start.hour for s in slots] == [9, 11, 12]
+    assert skipped() == before + 1
+    assert "nextech Slot 1-9-202612011000 skipped (invalid)" in caplog.text
+    assert "malformed Slot (Bundle entry 1)" in caplog.text
+    assert "9am tomorrow" not in caplog.text and "25:00" not in caplog.text  # paths and kinds, never values
+
+
+def test_a_slot_with_a_garbage_start_is_skipped_and_counted(fake_nextech, nextech, monkeypatch):
+    serve_slots(fake_nextech, monkeypatch, lambda body: body["entry"][0]["resource"].update(start="soon-ish"))
+    before = skipped()
+
+    slots = nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
+
+    assert len(slots) == 3 and DAY.replace(hour=9) not in {s.start for s in slots}
+    assert skipped() == before + 1
+
+
+@pytest.mark.parametrize("field", ["start", "end"])
+def test_a_slot_time_without_a_utc_offset_is_skipped_and_the_good_ones_kept(
+    fake_nextech, nextech, monkeypatch, caplog, field
+):
+    # Decision (docs/DECISIONS.md): never guessed in the clinic's zone. 10:00 without an offset could be 10:00 EST
+    # or 10:00 UTC (05:00 EST): offering the wrong hour is worse than offering one time fewer.
+    naive = {"start": "2026-12-01T10:00:00", "end": "2026-12-01T10:30:00"}[field]
+    serve_slots(fake_nextech, monkeypatch, lambda body: body["entry"][1]["resource"].update({field: naive}))
+    before, before_invalid = skipped(reason="no_offset"), skipped()
+
+    slots = nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
+
+    assert [s.start for s in slots] == [DAY.replace(hour=9), DAY.replace(hour=11), DAY.replace(hour=12)]
+    assert all(s.start.utcoffset() == timedelta(hours=-5) for s in slots)
+    assert skipped(reason="no_offset") == before + 1 and skipped() == before_invalid
+    assert "nextech Slot 1-9-202612011000 skipped (no_offset)" in caplog.text
+
+
+def test_bundle_entries_that_are_not_resources_are_skipped_not_fatal(fake_nextech, nextech, monkeypatch):
+    def garbled(body):
+        body["entry"][1] = "not an entry"
+        body["entry"][2]["resource"] = ["not", "a", "resource"]
+        body["entry"][3]["fullUrl"] = 42
+
+    serve_slots(fake_nextech, monkeypatch, garbled)
+    before = skipped()
+
+    slots = nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
+
+    assert [s.start.hour for s in slots] == [9]
+    assert skipped() == before + 3
+
+
+def test_a_skipped_slots_id_is_logged_only_when_it_looks_like_an_id(fake_nextech, nextech, monkeypatch, caplog):
+    def garbled(body):
+        body["entry"][0]["resource"].update(id="Jane Doe 617-555-0123", start="soon")
+
+    serve_slots(fake_nextech, monkeypatch, garbled)
+    nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
+
+    assert "nextech Slot (no id) skipped (invalid)" in caplog.text
+    assert "Jane" not in caplog.text and "0123" not in caplog.text
+
+
+def test_nextechs_own_slot_sample_yields_its_slot_without_the_practitioner_stu3_refuses(
+    fake_nextech, nextech, monkeypatch, caplog
+):
+    # slot_search.json: Nextech's published "GET /Slot" sample (github.com/NextechSystems/selectapidocspub,
+    # source/includes/_slot.md lines 25-89, verbatim). It has no Bundle type, and its contained Practitioner's name
+    # is "given": ["Sherri", ""], which the STU3 model refuses: that Practitioner is dropped, the Slot kept.
+    sample = json.loads((VENDOR_SAMPLES / "slot_search.json").read_text())
+    monkeypatch.setattr(fake_nextech, "_slots", lambda query: (200, sample))
+    before = skipped("Practitioner")
+    day = datetime(2018, 2, 26, tzinfo=EST)
+
+    slots = nextech.availability(service_ref="9", start=day, end=day + timedelta(days=1))
+
+    assert slots == [
+        Slot(
+            start=datetime(2018, 2, 26, 14, tzinfo=EST),
+            end=datetime(2018, 2, 26, 15, tzinfo=EST),
+            provider_ref="9323",
+            service_ref="9",
+            location_ref="1",
+            emr_slot_id="",  # the sample's Slot has no id
+        )
+    ]
+    assert skipped("Practitioner") == before + 1
+    assert "nextech Practitioner 9323 skipped (invalid): contained in Slot (Bundle entry 0)" in caplog.text
+    assert "Sherri" not in caplog.text and "Walters" not in caplog.text
+
+
+def test_a_contained_resource_of_a_type_stu3_does_not_know_is_dropped_not_a_crash(fake_nextech, nextech, monkeypatch):
+    def with_unknown(body):
+        body["entry"][0]["resource"]["contained"] = [{"resourceType": "NxRoom", "id": "3"}, "junk"]
+
+    serve_slots(fake_nextech, monkeypatch, with_unknown)
+    before = skipped("unknown")
+
+    slots = nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
+
+    assert len(slots) == 4
+    assert skipped("unknown") == before + 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param({"resourceType": "Slot", "id": "1", "status": "free"}, id="a-bare-slot"),
+        pytest.param([{"resourceType": "Slot"}], id="a-json-list"),
+        pytest.param({"entry": []}, id="no-resource-type"),
+    ],
+)
+def test_an_answer_that_is_not_a_bundle_is_still_a_permanent_error(fake_nextech, nextech, monkeypatch, answer):
+    monkeypatch.setattr(fake_nextech, "_slots", lambda query: (200, answer))
+
     with pytest.raises(EmrError) as caught:
         nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
 
     assert caught.value.transient is False
-    assert "malformed Slot (Bundle entry 1)" in str(caught.value)
-    assert "9am tomorrow" not in str(caught.value)
-    assert caught.value.__cause__ is None and caught.value.__suppress_context__  # no pydantic text (values) chained
+    assert "something other than a Bundle for Slot" in str(caught.value)
+
+
+def test_a_bundle_without_a_type_is_read_as_a_searchset(fake_nextech, nextech, monkeypatch):
+    # Nextech's own Slot and Appointment samples omit it (STU3 requires it).
+    serve_slots(fake_nextech, monkeypatch, lambda body: body.pop("type"))
+    assert len(nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))) == 4
 
 
 def test_malformed_bundle_is_a_permanent_error(fake_nextech, nextech, monkeypatch):
-    monkeypatch.setattr(fake_nextech, "_slots", lambda query: (200, {"resourceType": "Bundle", "entry": []}))
+    monkeypatch.setattr(fake_nextech, "_slots", lambda query: (200, {"resourceType": "Bundle", "total": "many"}))
 
     with pytest.raises(EmrError) as caught:
         nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
 
-    assert caught.value.transient is False and "malformed Bundle for Slot: type" in str(caught.value)
+    assert caught.value.transient is False and "malformed Bundle for Slot: total" in str(caught.value)
 
 
 def test_elements_stu3_does_not_define_are_ignored_not_fatal(fake_nextech, nextech, monkeypatch, caplog):
