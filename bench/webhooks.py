@@ -160,7 +160,7 @@ def main():
     subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     subprocess.run([python, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     setup = (
-        "from medspa.models import Clinic; from messaging.models import PhoneNumber, Message, WebhookEvent;"
+        "from medspa.models import Clinic; from messaging.models import PhoneNumber, Message; from inbox.models import WebhookEvent;"
         "from conversation.models import Conversation;"
         "c, _ = Clinic.objects.get_or_create(slug='bench', defaults={'name': 'Bench Spa'});"
         "PhoneNumber.objects.get_or_create(number='+15555550100', defaults={'clinic': c});"

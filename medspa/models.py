@@ -360,6 +360,7 @@ class StaffAlert(models.Model):
         REFUND = "refund", "Refund"
         HANDOFF = "handoff", "Conversation needs a person"
         URGENT = "urgent", "Urgent patient message"
+        WEBHOOK = "webhook", "Provider event failed"
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="staff_alerts")
     kind = models.CharField(max_length=20, choices=Kind.choices)

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "axes",
     # Ours. medspa comes after the contrib and third-party apps so that its admin can re-register theirs.
     "medspa",
+    "inbox",
     "leads",
     "messaging",
     "conversation",
@@ -141,8 +142,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    # Webhook events whose task was lost (Redis flushed, worker killed) or whose retry time came.
+    "inbox-sweep": {"task": "inbox.sweep", "schedule": 10.0},
     # Deferred texts (quiet hours, retry backoff) live in the database with a due time; this releases them.
     "send-due-messages": {"task": "messaging.send_due_messages", "schedule": 5.0},
+    # Texts stuck in queued (task lost with Redis), sending (worker killed) or unknown (timeout): ask the provider.
+    "reconcile-messages": {"task": "messaging.reconcile_messages", "schedule": 30.0},
     "expire-booking-holds": {"task": "bookings.expire_holds", "schedule": 30.0},
     # Payment outbox steps that are due for a retry, or whose worker died mid-step.
     "payments-outbox-sweep": {"task": "payments.outbox_sweep", "schedule": 30.0},
@@ -258,11 +263,19 @@ TELNYX_BASE_URL = env.str("TELNYX_BASE_URL", default="")
 TELNYX_MESSAGING_PROFILE_ID = env.str("TELNYX_MESSAGING_PROFILE_ID", default="")
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = _secret("TWILIO_AUTH_TOKEN", "")
+# Twilio's shared-key webhook signatures (HMAC-SHA256, announced by X-Twilio-Webhooks-Signature-Settings): the key's
+# secret; a comma-separated list during rotation. Requests without that header are checked with TWILIO_AUTH_TOKEN.
+TWILIO_WEBHOOK_SHARED_KEY = _secret("TWILIO_WEBHOOK_SHARED_KEY", "")
 TWILIO_BASE_URL = env.str("TWILIO_BASE_URL", default="")
 if not SMS_BACKEND and not (TELNYX_API_KEY or TWILIO_ACCOUNT_SID):
     SMS_BACKEND = "console"  # the embedded default: texts are printed, not sent
+# A text still "sending" or "unknown" after this many seconds is settled by asking its provider (at least 60:
+# longer than a send attempt can last, so the sweep never races a request in flight). docs/DECISIONS.md.
+SMS_STUCK_SECONDS = env.int("SMS_STUCK_SECONDS", default=120)
 # Telnyx signs webhook timestamps; older than this (seconds) is refused as a replay.
 TELNYX_WEBHOOK_TOLERANCE = env.int("TELNYX_WEBHOOK_TOLERANCE", default=300)
+# No provider event comes near this (an MMS with ten media is a few KB): larger bodies are refused with a 413.
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 SQUARE_ACCESS_TOKEN = _secret("SQUARE_ACCESS_TOKEN", "")
 SQUARE_ENVIRONMENT = env.str("SQUARE_ENVIRONMENT", default="sandbox")
 SQUARE_BASE_URL = env.str("SQUARE_BASE_URL", default="")

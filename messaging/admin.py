@@ -2,12 +2,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
-from medspa.admin import ClinicAdmin, ClinicScopedAdmin, ClinicScopedInline, PatientDataAdmin, PlatformAdmin
+from medspa.admin import ClinicAdmin, ClinicScopedAdmin, ClinicScopedInline, PatientDataAdmin
 from medspa.audit import audit_record
 from medspa.models import AuditEvent
 from medspa.phones import normalize_phone
 
-from .models import ClinicMessaging, Message, OptOut, PhoneNumber, WebhookEvent, WebhookRejection
+from .models import ClinicMessaging, Message, OptOut, PhoneNumber
 from .services import message_retry, optout_record
 
 
@@ -110,7 +110,9 @@ def _run(modeladmin, request, label, func, objects):
 
 class PhoneNumberInline(ClinicScopedInline):
     model = PhoneNumber
-    fields = ["number", "provider", "sms", "mms", "voice", "status", "campaign_status", "messaging_profile_id"]
+    fields = [
+        "number", "provider", "is_default", "sms", "mms", "voice", "status", "campaign_status", "messaging_profile_id"
+    ]  # fmt: skip
     readonly_fields = ["campaign_status"]
 
 
@@ -119,7 +121,7 @@ ClinicAdmin.inlines = [*ClinicAdmin.inlines, PhoneNumberInline]
 
 @admin.register(PhoneNumber)
 class PhoneNumberAdmin(ClinicScopedAdmin):
-    list_display = ["number", "clinic", "provider", "status", "campaign_status", "hosted", "order_status"]
+    list_display = ["number", "clinic", "provider", "is_default", "status", "campaign_status", "hosted", "order_status"]
     list_filter = ["clinic", "provider", "status", "campaign_status"]
     list_select_related = ["clinic"]
     search_fields = ["number"]
@@ -206,30 +208,3 @@ class MessageAdmin(PatientDataAdmin):
     def retry_failed(self, request, queryset):
         retried = sum(message_retry(message=m) for m in queryset.filter(status=Message.Status.FAILED))
         self.message_user(request, f"{retried} message(s) queued again (opt-outs are checked before sending).")
-
-
-@admin.register(WebhookEvent)
-class WebhookEventAdmin(ClinicScopedAdmin):
-    list_display = ["received_at", "provider", "event_type", "status", "clinic", "event_id"]
-    list_filter = ["provider", "event_type", "status", "clinic"]
-    list_select_related = ["clinic"]
-    search_fields = ["event_id"]
-    show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(WebhookRejection)
-class WebhookRejectionAdmin(PlatformAdmin):
-    list_display = ["at", "provider", "path", "reason", "ip_address"]
-    list_filter = ["provider"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

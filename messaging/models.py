@@ -117,6 +117,12 @@ class PhoneNumber(models.Model):
     order_status = models.CharField(max_length=40, blank=True)
     campaign_status = models.CharField(max_length=20, choices=CampaignStatus.choices, default=CampaignStatus.NONE)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    is_default = models.BooleanField(
+        "default sender",
+        default=False,
+        help_text="Texts to a patient who has not used any of the clinic's numbers (web leads) go from this one. "
+        "Everyone else hears back from the number they texted or called.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -124,6 +130,11 @@ class PhoneNumber(models.Model):
 
     class Meta:
         ordering = ["clinic", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic"], condition=models.Q(is_default=True), name="phonenumber_one_default_per_clinic"
+            )
+        ]
 
     def __str__(self):
         return self.number
@@ -207,51 +218,3 @@ class Message(models.Model):
     @property
     def patient_phone(self):
         return self.from_number if self.direction == self.Direction.INBOUND else self.to_number
-
-
-class WebhookEvent(models.Model):
-    """Every verified webhook, recorded once under (provider, event id) before any work: a duplicate delivery finds
-    the row and changes nothing. The provider's event is kept for debugging."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        PROCESSED = "processed", "Processed"
-        IGNORED = "ignored", "Ignored"
-        FAILED = "failed", "Failed"
-
-    provider = models.CharField(max_length=10, choices=Provider.choices)
-    event_id = models.CharField(max_length=120)
-    event_type = models.CharField(max_length=60)
-    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
-    # Our number the event concerns: the worker files the event under that number's clinic.
-    our_number = models.CharField(max_length=16, blank=True)
-    payload = models.JSONField(default=dict)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    error = models.CharField(max_length=300, blank=True)
-    received_at = models.DateTimeField(auto_now_add=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ClinicScopedQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-received_at"]
-        constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="webhookevent_unique_event")]
-
-    def __str__(self):
-        return f"{self.provider} {self.event_type} {self.event_id}"
-
-
-class WebhookRejection(models.Model):
-    """A webhook that failed verification (forged, stale, unsigned) or could not be parsed. No body is kept."""
-
-    provider = models.CharField(max_length=10, choices=Provider.choices)
-    path = models.CharField(max_length=200)
-    reason = models.CharField(max_length=200)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-at"]
-
-    def __str__(self):
-        return f"{self.provider} rejected: {self.reason}"

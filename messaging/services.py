@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from conversation.models import Conversation
@@ -18,7 +18,7 @@ from medspa.phones import normalize_phone
 
 from .backends import OutboundSms, SendError, get_sms_backend
 from .compliance import Classification, Intent, classify, next_send_time
-from .metrics import INBOUND, MISSED_CALLS, SEND_SECONDS, SENDS
+from .metrics import INBOUND, MISSED_CALLS, RECONCILED, SEND_SECONDS, SENDS, STUCK
 from .models import Message, OptOut, PhoneNumber, Provider
 
 logger = logging.getLogger(__name__)
@@ -92,9 +92,36 @@ def optout_clear(*, clinic: Clinic, phone: str) -> bool:
 # --- Numbers ----------------------------------------------------------------------------------------------------
 
 
+def _senders(clinic: Clinic):
+    return PhoneNumber.objects.for_clinic(clinic).filter(status=PhoneNumber.Status.ACTIVE, sms=True)
+
+
 def clinic_sender(*, clinic: Clinic) -> PhoneNumber | None:
-    """The number a clinic texts from: its first active SMS number."""
-    return PhoneNumber.objects.for_clinic(clinic).filter(status=PhoneNumber.Status.ACTIVE, sms=True).first()
+    """The clinic's default sender (chosen in the admin), else its first active SMS number: for a patient who has
+    not used any of the clinic's numbers yet (a web lead)."""
+    return _senders(clinic).order_by("-is_default", "number").first()
+
+
+def patient_sender(*, clinic: Clinic, phone: str, conversation=None) -> PhoneNumber | None:
+    """The number to text this patient from: the clinic number of the latest text or call exchanged with them (a
+    patient always hears back from the number they used, whichever provider it is on), else the default sender."""
+    exchanged = Message.objects.filter(clinic=clinic)
+    if conversation is not None:
+        exchanged = exchanged.filter(conversation=conversation)
+    else:
+        exchanged = exchanged.filter(
+            Q(direction=Message.Direction.INBOUND, from_number=phone)
+            | Q(direction=Message.Direction.OUTBOUND, to_number=phone)
+        )
+    latest = exchanged.exclude(from_number="").order_by("-pk").values_list("direction", "from_number", "to_number")
+    row = latest.first()
+    if row is not None:
+        direction, from_number, to_number = row
+        ours = to_number if direction == Message.Direction.INBOUND else from_number
+        number = _senders(clinic).filter(number=ours).first()
+        if number is not None:
+            return number
+    return clinic_sender(clinic=clinic)
 
 
 def phone_number_route(*, number: str) -> PhoneNumber | None:
@@ -141,10 +168,12 @@ def message_queue(
     conversation=None,
     in_reply_to: Message | None = None,
     media_urls=(),
+    sender: PhoneNumber | None = None,
     now=None,
 ) -> list[Message]:
     """Write outbound message rows (one per part of a long text) before anything is sent, then enqueue the send.
 
+    They go from ``sender``, by default the number the patient last used (``patient_sender``).
     The same ``idempotency_key`` again returns the rows already written. A number opted out of this clinic gets
     nothing but compliance replies (the row is kept, status dropped). Texts that are not direct replies wait for
     the recipient's sending window (status scheduled, ``due_at``) and are sent by ``send_due_messages``.
@@ -155,7 +184,7 @@ def message_queue(
     if existing:
         return existing
     now = now or timezone.now()
-    sender = clinic_sender(clinic=clinic)
+    sender = sender or patient_sender(clinic=clinic, phone=to, conversation=conversation)
     if kind != Message.Kind.COMPLIANCE and is_opted_out(clinic=clinic, phone=to):
         status, due_at = Message.Status.DROPPED, None
     elif kind in DIRECT_KINDS:
@@ -217,16 +246,11 @@ def message_send(*, message_id: int) -> str:
     if message.kind != Message.Kind.COMPLIANCE and is_opted_out(clinic=message.clinic, phone=message.to_number):
         _finish(message, Message.Status.DROPPED)
         return "dropped"
-    sender = PhoneNumber.objects.filter(number=message.from_number).first()
-    sms = OutboundSms(
-        from_number=message.from_number,
-        to_number=message.to_number,
-        body=message.body,
-        idempotency_key=message.idempotency_key,
-        media_urls=[m["url"] for m in message.media],
-        messaging_profile_id=sender.messaging_profile_id if sender else "",
-        messaging_service_sid=sender.messaging_service_sid if sender else "",
-    )
+    sms = _outbound_sms(message)
+    # If this worker stalled for SMS_STUCK_SECONDS since its claim, the reconcile sweep may have taken the row back
+    # (provider: never got it) and queued it again: send only while the claim is still this run's.
+    if not Message.objects.filter(pk=message.pk, status=Message.Status.SENDING, attempts=message.attempts).exists():
+        return "skipped"
     started = time.perf_counter()
     try:
         result = get_sms_backend(message.provider).send(sms)  # outside any transaction
@@ -240,6 +264,19 @@ def message_send(*, message_id: int) -> str:
     SENDS.labels("sent").inc()
     logger.info("message sent message=%s attempt=%s", message.pk, message.attempts)
     return "sent"
+
+
+def _outbound_sms(message) -> OutboundSms:
+    sender = PhoneNumber.objects.filter(number=message.from_number).first()
+    return OutboundSms(
+        from_number=message.from_number,
+        to_number=message.to_number,
+        body=message.body,
+        idempotency_key=message.idempotency_key,
+        media_urls=[m["url"] for m in message.media],
+        messaging_profile_id=sender.messaging_profile_id if sender else "",
+        messaging_service_sid=sender.messaging_service_sid if sender else "",
+    )
 
 
 def _finish(message, status, **fields):
@@ -274,7 +311,10 @@ def messages_release_due(*, now=None) -> list[int]:
     now = now or timezone.now()
     released = []
     for pk in Message.objects.due(now).values_list("pk", flat=True)[:500]:
-        if Message.objects.filter(pk=pk, status=Message.Status.SCHEDULED).update(status=Message.Status.QUEUED):
+        if Message.objects.filter(pk=pk, status=Message.Status.SCHEDULED).update(
+            status=Message.Status.QUEUED,
+            updated_at=timezone.now(),  # queued since: the reconcile sweep's clock
+        ):
             released.append(pk)
     return released
 
@@ -347,6 +387,264 @@ def message_status_update(*, provider: str, provider_message_id: str, status: st
             )
     Message.objects.filter(pk=message.pk).update(**fields)
     return True
+
+
+# --- Stuck texts: the reconcile sweep ----------------------------------------------------------------------------
+
+QUEUED_STALE_SECONDS = 30  # queued this long: its task was lost (Redis flushed or restarted); enqueue it again
+STUCK_FLOOR_SECONDS = 60  # SMS_STUCK_SECONDS is never taken below this: longer than a send attempt can last
+LOOKUP_SKEW = timedelta(seconds=60)  # our clock against the provider's, when searching for a text we wrote
+RECONCILE_WITHIN = timedelta(hours=24)  # a text staff were told about is asked about for a day, then left to them
+PROVIDER_ERROR_GRACE = 5  # provider errors are retried quietly for 5 x SMS_STUCK_SECONDS before staff are told
+RECONCILE_BATCH = 50  # stuck rows asked about per sweep (each may be a provider request)
+RECONCILE_BUDGET_SECONDS = 10  # then the sweep stops asking, leaving the rest to the next: the sms worker is shared
+UNSETTLED_ALERT = "sms-unsettled:"  # + message id: the StaffAlert dedupe key
+
+
+def messages_reconcile(*, now=None) -> dict[str, list[int]]:
+    """Beat (``messaging.reconcile_messages``, every 30 s): outbound texts that got stuck.
+
+    - ``queued`` for QUEUED_STALE_SECONDS: the send task was lost (a flushed Redis). Enqueued again, at most once
+      per QUEUED_STALE_SECONDS; the conditional claim in ``message_send`` lets one task send.
+    - ``sending`` or ``unknown`` for SMS_STUCK_SECONDS (a worker killed mid-send, the database write after a send
+      lost, a read timeout): the provider is asked, by id (``fetch_status``) or, without one, by a search
+      (``find_sent``). It has it: its status is recorded (and its id). It certainly never got it: queued again
+      through the normal path under the same idempotency key. It cannot tell: status ``unknown``, the
+      conversation flagged for staff, one StaffAlert; asked again every SMS_STUCK_SECONDS for RECONCILE_WITHIN,
+      and the alert is closed if it settles. docs/DECISIONS.md says what counts as "certainly never got it".
+
+    Every change is a conditional update on the status and ``updated_at`` the sweep read, so a worker or a webhook
+    that moved the row in the meantime wins and the sweep does nothing (outcome ``raced``). Returns the message
+    ids by outcome.
+    """
+    from django.core.cache import cache
+
+    now = now or timezone.now()
+    report: dict[str, list[int]] = {}
+    if not cache.add("messaging:reconcile", 1, 300):  # the previous sweep is still asking providers
+        return report
+    try:
+        for pk, outcome in _queued_requeue(now=now):
+            report.setdefault(outcome, []).append(pk)
+        started = time.monotonic()
+        for message, outcome in _stuck_reconcile(now=now):
+            report.setdefault(outcome, []).append(message.pk)
+            RECONCILED.labels(message.provider, outcome).inc()
+            log = logger.info if outcome in ("sent", "delivered", "still_unsettled") else logger.warning
+            log("stuck text reconciled message=%s provider=%s outcome=%s", message.pk, message.provider, outcome)
+            if time.monotonic() - started > RECONCILE_BUDGET_SECONDS:
+                break
+    finally:
+        cache.delete("messaging:reconcile")
+    return report
+
+
+def _queued_requeue(*, now) -> list[tuple[int, str]]:
+    from .tasks import send_message
+
+    done = []
+    stale = Message.objects.select_related("clinic").filter(
+        direction=Message.Direction.OUTBOUND,
+        status=Message.Status.QUEUED,
+        updated_at__lte=now - timedelta(seconds=QUEUED_STALE_SECONDS),
+    )
+    for message in stale.order_by("updated_at")[:500]:
+        due = _window_due(message, now=now)
+        fields = {"updated_at": now}  # moves on: a worker that is only slow gets one more task per bound, no more
+        if due is not None:
+            fields.update(status=Message.Status.SCHEDULED, due_at=due)
+        if not Message.objects.filter(pk=message.pk, status=message.status, updated_at=message.updated_at).update(
+            **fields
+        ):
+            continue
+        STUCK.labels("queued").inc()
+        outcome = "requeued" if due is None else "deferred"
+        RECONCILED.labels(message.provider, outcome).inc()
+        if due is None:
+            transaction.on_commit(lambda pk=message.pk: send_message.delay(pk))
+        done.append((message.pk, outcome))
+    if done:
+        logger.warning("queued texts whose task was lost messages=%s", done)
+    return done
+
+
+def _window_due(message, *, now):
+    """None: it may go now. Else when its sending window opens: a text that is not a direct answer to the patient
+    (intro, notice, staff) and comes back late (hours after an outage) still respects quiet hours."""
+    if message.kind in DIRECT_KINDS:
+        return None
+    due = next_send_time(now, phone=message.to_number, clinic=message.clinic)
+    return due if due > now else None
+
+
+def _stuck_reconcile(*, now):
+    from django.conf import settings
+    from django.db.models import CharField, Exists, OuterRef, Value
+    from django.db.models.functions import Cast, Concat
+
+    from medspa.models import StaffAlert
+
+    bound = timedelta(seconds=max(settings.SMS_STUCK_SECONDS, STUCK_FLOOR_SECONDS))
+    alerts = StaffAlert.objects.filter(
+        dedupe_key=Concat(Value(UNSETTLED_ALERT), Cast(OuterRef("pk"), output_field=CharField()))
+    )
+    rows = (
+        Message.objects.select_related("clinic")
+        .filter(
+            direction=Message.Direction.OUTBOUND,
+            status__in=[Message.Status.SENDING, Message.Status.UNKNOWN],
+            updated_at__lte=now - bound,
+        )
+        .annotate(staff_told=Exists(alerts))
+        .filter(~Exists(alerts.filter(created_at__lt=now - RECONCILE_WITHIN)))
+        .order_by("updated_at")[:RECONCILE_BATCH]
+    )
+    for message in rows:
+        if not message.staff_told:
+            STUCK.labels(message.status).inc()
+        yield message, _stuck_settle(message, now=now, bound=bound)
+
+
+def _stuck_settle(message, *, now, bound) -> str:
+    backend = get_sms_backend(message.provider)
+    found = None
+    try:
+        if message.provider_message_id:  # the provider accepted it: ask what became of it (never a resend)
+            word = backend.fetch_status(message.provider_message_id)
+            verdict = "has" if word else "cannot_tell"
+        else:
+            verdict, found = _provider_search(message, backend)
+            word = found.status if found else ""
+    except Exception as exc:  # a SendError, or anything unexpected: one row never stops the sweep
+        if now - message.updated_at < bound * PROVIDER_ERROR_GRACE:
+            code = exc.code if isinstance(exc, SendError) else type(exc).__name__  # not str(exc): it may hold numbers
+            logger.warning("stuck text: provider lookup failed message=%s code=%s", message.pk, code)
+            return "provider_error"  # untouched: asked again on the next sweep
+        verdict, word = "cannot_tell", ""
+    if verdict == "never":
+        return _stuck_resend(message, now=now)
+    ours = DELIVERY_STATUS.get(word) if verdict == "has" else None
+    if ours is None:
+        return _stuck_unsettled(message, now=now, found=found)
+    fields = {"status": ours, "updated_at": now}
+    if found is not None:
+        fields["provider_message_id"] = found.provider_message_id
+    if ours in (Message.Status.SENT, Message.Status.DELIVERED) and message.sent_at is None:
+        fields["sent_at"] = (found.created_at if found else None) or now
+    if ours == Message.Status.DELIVERED:
+        fields["delivered_at"] = now
+    try:
+        with transaction.atomic():
+            taken = _stuck_take(message, **fields)
+    except IntegrityError:  # that provider id is already another row's
+        return _stuck_unsettled(message, now=now)
+    if not taken:
+        return "raced"
+    if ours == Message.Status.FAILED and message.conversation_id:
+        Conversation.objects.filter(pk=message.conversation_id).update(needs_staff=True)
+    _stuck_alert_resolve(message)
+    return ours
+
+
+def _provider_search(message, backend):
+    """("has", the provider's message) / ("never", None) / ("cannot_tell", None) for a row without a provider id.
+
+    "never" only when the provider's list is complete (``find_sent`` did not answer None) and holds no outbound
+    message from our sender to this recipient since the row was written, apart from those other rows of ours
+    already own. "has" when one of the others has exactly this text. Anything else cannot be told apart."""
+    listed = backend.find_sent(_outbound_sms(message), since=message.created_at - LOOKUP_SKEW)
+    if listed is None:
+        return "cannot_tell", None
+    ids = [m.provider_message_id for m in listed]
+    owned = set(
+        Message.objects.filter(provider=message.provider, provider_message_id__in=ids)
+        .exclude(pk=message.pk)
+        .values_list("provider_message_id", flat=True)
+    )
+    unowned = [m for m in listed if m.provider_message_id not in owned]
+    if not unowned:
+        return "never", None
+    same = [m for m in unowned if m.body == message.body]
+    if same:
+        return "has", min(same, key=lambda m: (m.created_at is None, m.created_at or 0))  # the earliest
+    return "cannot_tell", None
+
+
+def _stuck_take(message, **fields) -> bool:
+    """The sweep's only way to write: only if the row is as it was read."""
+    return bool(
+        Message.objects.filter(pk=message.pk, status=message.status, updated_at=message.updated_at).update(**fields)
+    )
+
+
+def _stuck_resend(message, *, now) -> str:
+    from .tasks import send_message
+
+    if message.attempts > len(RETRY_DELAYS):  # stuck again and again (a worker dying on it): a person decides
+        detail = f"not sent: the send stopped without an answer {message.attempts} times"
+        if not _stuck_take(message, status=Message.Status.FAILED, error_detail=detail, updated_at=now):
+            return "raced"
+        if message.conversation_id:
+            Conversation.objects.filter(pk=message.conversation_id).update(needs_staff=True)
+        _stuck_alert_resolve(message)
+        return "gave_up"
+    # Back to queued under the same idempotency key (message_send's conditional claim sends it once), or to
+    # scheduled when its sending window has closed meanwhile (messages_release_due sends it then).
+    due = _window_due(message, now=now)
+    fields = {"status": Message.Status.QUEUED, "updated_at": now}
+    if due is not None:
+        fields.update(status=Message.Status.SCHEDULED, due_at=due)
+    if not Message.objects.filter(
+        pk=message.pk, status=message.status, updated_at=message.updated_at, provider_message_id__isnull=True
+    ).update(**fields):
+        return "raced"
+    if due is None:
+        transaction.on_commit(lambda: send_message.delay(message.pk))
+    _stuck_alert_resolve(message)
+    return "resent" if due is None else "resent_later"
+
+
+def _stuck_unsettled(message, *, now, found=None) -> str:
+    """Cannot tell: never resent. Status unknown (a search that found it under an unmapped status keeps its id,
+    so its delivery receipt can settle it); the first time, the conversation is flagged and staff get one alert."""
+    from medspa.alerts import staff_alert
+    from medspa.models import StaffAlert
+
+    fields = {"status": Message.Status.UNKNOWN, "updated_at": now}
+    if found is not None:
+        fields["provider_message_id"] = found.provider_message_id
+    try:
+        with transaction.atomic():
+            taken = _stuck_take(message, **fields)
+    except IntegrityError:
+        fields.pop("provider_message_id")
+        taken = _stuck_take(message, **fields)
+    if not taken:
+        return "raced"
+    if message.staff_told:
+        return "still_unsettled"
+    if message.conversation_id:
+        Conversation.objects.filter(pk=message.conversation_id).update(needs_staff=True)
+    where = f"conversation #{message.conversation_id}" if message.conversation_id else "the patient"
+    staff_alert(
+        clinic=message.clinic,
+        kind=StaffAlert.Kind.HANDOFF,
+        text=(
+            f"Text #{message.pk} may not have reached the patient: it stopped while sending and {message.provider} "
+            f"cannot confirm it. Check the provider's message log; if it did not go, reply to {where}."
+        ),
+        obj=message,
+        dedupe_key=f"{UNSETTLED_ALERT}{message.pk}",
+    )
+    return "unsettled"
+
+
+def _stuck_alert_resolve(message) -> None:
+    from medspa.alerts import staff_alerts_resolve_for
+    from medspa.models import StaffAlert
+
+    if getattr(message, "staff_told", False):
+        staff_alerts_resolve_for(obj=message, kinds=[StaffAlert.Kind.HANDOFF])
 
 
 # --- Inbound texts ----------------------------------------------------------------------------------------------
@@ -439,7 +737,9 @@ def inbound_receive(
 # --- Intro texts: missed calls and web leads --------------------------------------------------------------------
 
 
-def intro_send(*, clinic: Clinic, phone: str, origin: str, now=None) -> list[Message]:
+def intro_send(
+    *, clinic: Clinic, phone: str, origin: str, sender: PhoneNumber | None = None, now=None
+) -> list[Message]:
     """The clinic's intro text, at most once per caller per clinic per clinic-local day, as part of the
     conversation's history (so the assistant does not greet twice). Deferred by quiet hours like any text that is
     not a direct reply; never sent to an opted-out number."""
@@ -460,6 +760,7 @@ def intro_send(*, clinic: Clinic, phone: str, origin: str, now=None) -> list[Mes
         kind=Message.Kind.INTRO,
         idempotency_key=f"intro:{clinic.pk}:{phone}:{today.isoformat()}",
         conversation=conversation,
+        sender=sender,
         now=now,
     )
 
@@ -469,7 +770,8 @@ MISSED_TWILIO_STATUSES = {"no-answer", "busy", "failed", "canceled"}
 
 
 def missed_call_receive(*, to_number: str, from_number: str) -> list[Message]:
-    """A call to a clinic number that nobody answered: open or resume the conversation and send the intro."""
+    """A call to a clinic number that nobody answered: open or resume the conversation and send the intro, from the
+    number the patient called."""
     number = phone_number_route(number=to_number)
     if number is None:
         MISSED_CALLS.labels("unknown_number").inc()
@@ -479,6 +781,6 @@ def missed_call_receive(*, to_number: str, from_number: str) -> list[Message]:
     except ValidationError:
         MISSED_CALLS.labels("unknown_caller").inc()  # withheld or not a mobile number we can text
         return []
-    messages = intro_send(clinic=number.clinic, phone=caller, origin=Conversation.Origin.MISSED_CALL)
+    messages = intro_send(clinic=number.clinic, phone=caller, origin=Conversation.Origin.MISSED_CALL, sender=number)
     MISSED_CALLS.labels("intro" if messages else "intro_already_sent").inc()
     return messages

@@ -1,8 +1,11 @@
-"""Celery tasks: thin, named, ids only (no numbers or texts in task arguments), safe to run twice."""
+"""Celery tasks: thin, named, ids only (no numbers or texts in task arguments), safe to run twice.
+
+Webhook events are processed by the inbox's task (``inbox.process_event``), which runs the handlers registered in
+``messaging.webhooks``."""
 
 from celery import shared_task
 
-from . import services, webhooks
+from . import services
 
 
 @shared_task(name="messaging.send_message", acks_late=True, reject_on_worker_lost=True)
@@ -20,7 +23,8 @@ def send_due_messages(**kwargs):
     return len(released)
 
 
-@shared_task(name="messaging.process_webhook_event", acks_late=True, reject_on_worker_lost=True)
-def process_webhook_event(event_id, **kwargs):
-    # Idempotent: the event row is claimed (pending -> processed) before its handler runs.
-    return webhooks.webhook_event_process(event_id=event_id)
+@shared_task(name="messaging.reconcile_messages")
+def reconcile_messages(**kwargs):
+    """Beat, every 30 s: texts stuck in queued (task lost), sending or unknown (worker killed, write lost, read
+    timeout) are enqueued again, settled by asking the provider, or shown to staff."""
+    return {outcome: len(ids) for outcome, ids in services.messages_reconcile().items()}

@@ -1,121 +1,47 @@
-"""Provider webhooks: one base view, a subclass per provider and endpoint.
+"""Telnyx and Twilio webhooks: how each provider signs and shapes its events, and what each event does.
 
-Each request: verify the signature on the raw body (constant-time; a key list allows rotation) -> parse into
-normalised events -> record each once under (provider, event id) -> enqueue its processing after commit -> 200.
-Forged, stale or unsigned: 403 and a ``WebhookRejection`` row (no body kept). Malformed: 400 with the reason.
-Unknown event types: 200 (so the provider stops retrying), logged and counted. A duplicate: 200, nothing changes.
+The views (one per endpoint, on the inbox's base view) verify and parse; the handlers, registered with the inbox,
+run in the worker. Parsing accepts every shape the providers document or are seen to send (Telnyx ``to`` as a
+list or a string, ``from`` as an object or a string, ``media`` absent, null or empty); the published examples
+these are tested against are in tests/data/providers/ with their sources.
 """
 
 import base64
 import binascii
-import json
 import logging
 import time
-from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.http import HttpResponse, JsonResponse
-from django.utils import timezone
-from django.utils.decorators import method_decorator
-from django.views import View
-from django.views.decorators.csrf import csrf_exempt
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import (
+    HMAC_SHA1,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
 
-from medspa.http import client_ip
+from inbox.clean import clean_id, clean_text
+from inbox.models import Provider as InboxProvider
+from inbox.models import WebhookEvent
+from inbox.services import NormalisedEvent, Outcome, handler
+from inbox.views import FormWebhookView, WebhookForbidden, WebhookMalformed, WebhookView, load_json, secret_list
 
 from . import services
-from .metrics import WEBHOOKS
-from .models import Provider, WebhookEvent, WebhookRejection
+from .models import Provider
 
 logger = logging.getLogger(__name__)
 
-
-class WebhookForbidden(Exception):
-    """Signature missing, wrong or stale."""
+MAX_TEXT = 1600  # carriers deliver at most 10 concatenated parts; anything longer is cut before the engine sees it
 
 
-class WebhookMalformed(Exception):
-    """Signed correctly but not a body we can read."""
-
-
-@dataclass
-class NormalisedEvent:
-    event_id: str
-    event_type: str
-    payload: dict = field(default_factory=dict)
-    clinic_number: str = ""  # our number the event concerns, to file the event under its clinic
-
-
-def _keys(setting_value: str) -> list[str]:
-    return [k.strip() for k in (setting_value or "").split(",") if k.strip()]
-
-
-@method_decorator(csrf_exempt, name="dispatch")
-class WebhookView(View):
-    provider = ""
-    http_method_names = ["post"]
-    handled_types: set[str] = set()
-
-    def post(self, request):
-        try:
-            self.verify(request)
-        except WebhookForbidden as exc:
-            return self._reject(request, str(exc), status=403)
-        try:
-            events = self.parse(request)
-        except WebhookMalformed as exc:
-            return self._reject(request, str(exc), status=400)
-        for event in events:
-            if event.event_type not in self.handled_types:
-                logger.info("webhook ignored provider=%s type=%s", self.provider, event.event_type)
-                WEBHOOKS.labels(self.provider, "ignored_type").inc()
-                continue
-            WEBHOOKS.labels(self.provider, "accepted" if self.record(event) else "duplicate").inc()
-        return self.acknowledge()
-
-    def record(self, event) -> bool:
-        """Store the event once and hand it to a task after commit; False for a duplicate."""
-        return webhook_event_record(self.provider, event)
-
-    def _reject(self, request, reason, *, status):
-        WebhookRejection.objects.create(
-            provider=self.provider, path=request.path[:200], reason=reason[:200], ip_address=client_ip(request)
-        )
-        WEBHOOKS.labels(self.provider, "forbidden" if status == 403 else "malformed").inc()
-        logger.warning("webhook rejected provider=%s status=%s reason=%s", self.provider, status, reason)
-        return JsonResponse({"error": reason}, status=status)
-
-    def acknowledge(self):
-        return JsonResponse({"status": "ok"})
-
-    def verify(self, request):
-        raise NotImplementedError
-
-    def parse(self, request) -> list[NormalisedEvent]:
-        raise NotImplementedError
-
-
-def webhook_event_record(provider: str, event: NormalisedEvent) -> bool:
-    """Insert the event once; enqueue it after commit. False for a duplicate. Nothing else happens here, so the
-    provider gets its 2xx fast: even routing to a clinic waits for the worker."""
-    try:
-        with transaction.atomic():
-            row = WebhookEvent.objects.create(
-                provider=provider,
-                event_id=event.event_id,
-                event_type=event.event_type,
-                our_number=event.clinic_number[:16],
-                payload=event.payload,
-            )
-            from .tasks import process_webhook_event
-
-            transaction.on_commit(lambda: process_webhook_event.delay(row.pk))
-    except IntegrityError:
-        return False
-    return True
+def first_number(value) -> str:
+    """A phone number from any of the shapes Telnyx uses: "+1...", {"phone_number": ...}, or a list of either."""
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    if isinstance(value, dict):
+        value = value.get("phone_number") or ""
+    return clean_text(str(value or "")).strip()[:32]
 
 
 # --- Telnyx -----------------------------------------------------------------------------------------------------
@@ -127,11 +53,12 @@ class TelnyxWebhookView(WebhookView):
     provider = Provider.TELNYX
 
     def verify(self, request):
-        keys = _keys(settings.TELNYX_PUBLIC_KEY)
+        keys = secret_list(settings.TELNYX_PUBLIC_KEY)
         if not keys:
             raise WebhookForbidden("TELNYX_PUBLIC_KEY is not configured")
-        signature = request.headers.get("telnyx-signature-ed25519", "")
-        timestamp = request.headers.get("telnyx-timestamp", "")
+        # Proxies and some HTTP stacks leave a trailing newline or spaces; the official SDK's verifier accepts them.
+        signature = request.headers.get("telnyx-signature-ed25519", "").strip()
+        timestamp = request.headers.get("telnyx-timestamp", "").strip()
         if not signature or not timestamp:
             raise WebhookForbidden("missing signature headers")
         if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > settings.TELNYX_WEBHOOK_TOLERANCE:
@@ -150,15 +77,19 @@ class TelnyxWebhookView(WebhookView):
         raise WebhookForbidden("signature does not match")
 
     def parse(self, request):
-        try:
-            body = json.loads(request.body)
-            data = body["data"]
-            event_id, event_type, payload = str(data["id"]), str(data["event_type"]), data["payload"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise WebhookMalformed(f"not a Telnyx event envelope ({type(exc).__name__}: {exc})") from None
+        body = load_json(request.body)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise WebhookMalformed("not a Telnyx event envelope (no data object)")
+        payload = data.get("payload")
         if not isinstance(payload, dict):
             raise WebhookMalformed("data.payload must be an object")
-        return [NormalisedEvent(event_id, event_type, data, self.clinic_number(event_type, payload))]
+        try:
+            event_id = clean_id(data.get("id"), name="data.id")
+            event_type = clean_id(data.get("event_type"), name="data.event_type", max_length=60)
+        except ValueError as exc:
+            raise WebhookMalformed(str(exc)) from None
+        return [NormalisedEvent(event_id, event_type, data, self.clinic_number(event_type, payload)[:16])]
 
     def clinic_number(self, event_type, payload):
         return ""
@@ -168,182 +99,207 @@ class TelnyxMessagesWebhook(TelnyxWebhookView):
     handled_types = {"message.received", "message.sent", "message.finalized"}
 
     def clinic_number(self, event_type, payload):
-        if event_type == "message.received":
-            to = payload.get("to") or [{}]
-            return (to[0] or {}).get("phone_number", "") if isinstance(to, list) else ""
-        return str((payload.get("from") or {}).get("phone_number", ""))
+        return first_number(payload.get("to") if event_type == "message.received" else payload.get("from"))
 
 
 class TelnyxVoiceWebhook(TelnyxWebhookView):
     handled_types = {"call.initiated", "call.answered", "call.hangup"}
 
     def clinic_number(self, event_type, payload):
-        return str(payload.get("to", ""))
+        return first_number(payload.get("to"))
 
 
 # --- Twilio -----------------------------------------------------------------------------------------------------
 
 
-class TwilioWebhookView(WebhookView):
-    """HMAC-SHA1 of the public URL + sorted form parameters (X-Twilio-Signature), via the SDK's validator."""
+class TwilioWebhookView(FormWebhookView):
+    """X-Twilio-Signature, checked with the official SDK's validator over the public URL and the full multi-value
+    form: HMAC-SHA1 with the account's auth token, or, when Twilio announces a shared key in
+    X-Twilio-Webhooks-Signature-Settings, HMAC-SHA256 with that key (TWILIO_WEBHOOK_SHARED_KEY)."""
 
     provider = Provider.TWILIO
 
     def verify(self, request):
-        tokens = _keys(settings.TWILIO_AUTH_TOKEN)
-        if not tokens:
-            raise WebhookForbidden("TWILIO_AUTH_TOKEN is not configured")
-        signature = request.headers.get("X-Twilio-Signature", "")
+        algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER, ""))
+        setting = "TWILIO_AUTH_TOKEN" if algorithm == HMAC_SHA1 else "TWILIO_WEBHOOK_SHARED_KEY"
+        secrets = secret_list(getattr(settings, setting))
+        if not secrets:
+            raise WebhookForbidden(f"{setting} is not configured ({algorithm} signature)")
+        signature = request.headers.get("X-Twilio-Signature", "").strip()
         if not signature:
             raise WebhookForbidden("missing X-Twilio-Signature")
         # The URL Twilio called, built from our public base URL (never the Host header a client controls).
         url = settings.PUBLIC_BASE_URL + request.get_full_path()
-        params = {key: request.POST.getlist(key)[-1] for key in request.POST}
-        if not any(RequestValidator(token).validate(url, params, signature) for token in tokens):
+        if not any(RequestValidator(s).validate(url, request.POST, signature, algorithm) for s in secrets):
             raise WebhookForbidden("signature does not match")
 
-    def acknowledge(self):
-        return HttpResponse('<?xml version="1.0" encoding="UTF-8"?><Response/>', content_type="text/xml")
+    def form(self, request) -> dict:
+        """The form as stored: one value per field (the last, as Django's QueryDict gives), cleaned."""
+        return {clean_text(key): clean_text(request.POST.get(key, "")) for key in request.POST}
 
-    def field(self, request, name):
-        value = request.POST.get(name, "").strip()
-        if not value:
-            raise WebhookMalformed(f"missing {name}")
-        return value
+    def field(self, form, name, *, max_length=64):
+        try:
+            return clean_id(form.get(name), name=name, max_length=max_length)
+        except ValueError as exc:
+            raise WebhookMalformed(str(exc)) from None
 
 
 class TwilioMessagesWebhook(TwilioWebhookView):
     handled_types = {"message.received"}
 
     def parse(self, request):
-        sid = self.field(request, "MessageSid")
-        payload = {key: request.POST.get(key) for key in request.POST}
-        return [NormalisedEvent(sid, "message.received", payload, self.field(request, "To"))]
+        form = self.form(request)
+        sid = self.field(form, "MessageSid")
+        return [NormalisedEvent(sid, "message.received", form, self.field(form, "To", max_length=16))]
 
 
 class TwilioStatusWebhook(TwilioWebhookView):
     handled_types = {"message.status"}
 
     def parse(self, request):
-        sid, status = self.field(request, "MessageSid"), self.field(request, "MessageStatus")
-        payload = {key: request.POST.get(key) for key in request.POST}
-        return [NormalisedEvent(f"{sid}:{status}", "message.status", payload, request.POST.get("From", ""))]
+        form = self.form(request)
+        sid, status = self.field(form, "MessageSid"), self.field(form, "MessageStatus", max_length=30)
+        return [NormalisedEvent(f"{sid}:{status}", "message.status", form, form.get("From", "")[:16])]
 
 
 class TwilioVoiceWebhook(TwilioWebhookView):
     handled_types = {"call.status"}
 
     def parse(self, request):
-        sid = self.field(request, "CallSid")
-        status = request.POST.get("DialCallStatus") or request.POST.get("CallStatus")
+        form = self.form(request)
+        sid = self.field(form, "CallSid")
+        status = form.get("DialCallStatus") or form.get("CallStatus")
         if not status:
             raise WebhookMalformed("missing DialCallStatus or CallStatus")
-        payload = {key: request.POST.get(key) for key in request.POST}
-        return [NormalisedEvent(f"{sid}:{status}", "call.status", payload, request.POST.get("To", ""))]
+        status = self.field({"status": status}, "status", max_length=30)
+        return [NormalisedEvent(f"{sid}:{status}", "call.status", form, form.get("To", "")[:16])]
 
 
-# --- Processing (in the worker) ---------------------------------------------------------------------------------
+# --- Processing (in the worker, through the inbox) ----------------------------------------------------------------
 
 
-def _telnyx_message_received(data):
-    p = data["payload"]
-    to = (p.get("to") or [{}])[0].get("phone_number", "")
-    media = [{"url": m.get("url"), "content_type": m.get("content_type")} for m in p.get("media") or []]
-    services.inbound_receive(
-        provider=Provider.TELNYX,
-        provider_message_id=str(p.get("id") or data["id"]),
-        from_number=(p.get("from") or {}).get("phone_number", ""),
-        to_number=to,
-        body=p.get("text") or "",
-        media=media,
+def route_by_number(event: WebhookEvent) -> int | None:
+    """The clinic an event belongs to: the owner of our number it concerns."""
+    number = services.phone_number_route(number=event.our_number) if event.our_number else None
+    return number.clinic_id if number else None
+
+
+def _received(message) -> Outcome:
+    if message is None:
+        return Outcome(WebhookEvent.Status.IGNORED, "duplicate text, or sent to a number that is not ours")
+    return Outcome(reason="text received", subject=message)
+
+
+def _telnyx_media(payload) -> list:
+    media = payload.get("media")
+    if not isinstance(media, list):
+        return []
+    return [
+        {"url": m.get("url"), "content_type": m.get("content_type")}
+        for m in media
+        if isinstance(m, dict) and m.get("url")
+    ]
+
+
+@handler(InboxProvider.TELNYX, "message.received", route=route_by_number)
+def telnyx_message_received(event):
+    p = event.payload["payload"]
+    try:
+        message_id = clean_id(p.get("id") or event.event_id, name="payload.id")
+    except ValueError:
+        message_id = event.event_id
+    return _received(
+        services.inbound_receive(
+            provider=Provider.TELNYX,
+            provider_message_id=message_id,
+            from_number=first_number(p.get("from")),
+            to_number=first_number(p.get("to")),
+            body=str(p.get("text") or "")[:MAX_TEXT],
+            media=_telnyx_media(p),
+        )
     )
 
 
-def _telnyx_message_status(data):
-    p = data["payload"]
-    to = (p.get("to") or [{}])[0]
-    errors = p.get("errors") or [{}]
-    services.message_status_update(
+@handler(InboxProvider.TELNYX, "message.sent", "message.finalized", route=route_by_number)
+def telnyx_message_status(event):
+    p = event.payload["payload"]
+    to = p.get("to")
+    recipient = (to[0] if isinstance(to, list) and to else to) or {}
+    status = recipient.get("status", "") if isinstance(recipient, dict) else ""
+    errors = p.get("errors") if isinstance(p.get("errors"), list) else []
+    first_error = errors[0] if errors and isinstance(errors[0], dict) else {}
+    updated = services.message_status_update(
         provider=Provider.TELNYX,
-        provider_message_id=str(p.get("id", "")),
-        status=to.get("status", ""),
-        error_code=str((errors[0] or {}).get("code", "")),
+        provider_message_id=str(p.get("id") or ""),
+        status=str(status or ""),
+        error_code=str(first_error.get("code") or ""),
     )
+    return _status_outcome(updated, status)
 
 
-def _telnyx_call_hangup(data):
-    p = data["payload"]
+def _status_outcome(updated, status) -> Outcome:
+    if updated:
+        return Outcome(reason=f"delivery status {status}"[:200])
+    return Outcome(WebhookEvent.Status.IGNORED, f"status {status or '(none)'} for no message of ours, or not newer")
+
+
+@handler(InboxProvider.TELNYX, "call.hangup", route=route_by_number)
+def telnyx_call_hangup(event):
+    p = event.payload["payload"]
     if p.get("direction") not in (None, "incoming") or p.get("hangup_cause") not in services.MISSED_TELNYX_CAUSES:
-        return
+        return Outcome(WebhookEvent.Status.IGNORED, "answered, outgoing or not a missed call")
     session = p.get("call_session_id")
-    answered = WebhookEvent.objects.filter(
-        provider=Provider.TELNYX, event_type="call.answered", payload__payload__call_session_id=session
-    ).exists()
-    if not answered:
-        services.missed_call_receive(to_number=str(p.get("to", "")), from_number=str(p.get("from", "")))
+    answered = (
+        session
+        and WebhookEvent.objects.filter(
+            provider=InboxProvider.TELNYX, event_type="call.answered", payload__payload__call_session_id=session
+        ).exists()
+    )
+    if answered:
+        return Outcome(WebhookEvent.Status.IGNORED, "the call was answered")
+    sent = services.missed_call_receive(to_number=first_number(p.get("to")), from_number=first_number(p.get("from")))
+    return Outcome(reason="missed call: intro queued" if sent else "missed call: no intro (sent today or not ours)")
 
 
-def _twilio_message_received(p):
-    count = int(p.get("NumMedia") or 0) if str(p.get("NumMedia") or "0").isdigit() else 0
-    media = [{"url": p.get(f"MediaUrl{i}"), "content_type": p.get(f"MediaContentType{i}")} for i in range(count)]
-    services.inbound_receive(
-        provider=Provider.TWILIO,
-        provider_message_id=p["MessageSid"],
-        from_number=p.get("From", ""),
-        to_number=p.get("To", ""),
-        body=p.get("Body", ""),
-        media=media,
+@handler(InboxProvider.TWILIO, "message.received", route=route_by_number)
+def twilio_message_received(event):
+    p = event.payload
+    count = int(p["NumMedia"]) if str(p.get("NumMedia") or "").isdigit() else 0
+    media = [
+        {"url": p.get(f"MediaUrl{i}"), "content_type": p.get(f"MediaContentType{i}")}
+        for i in range(min(count, 10))
+        if p.get(f"MediaUrl{i}")
+    ]
+    return _received(
+        services.inbound_receive(
+            provider=Provider.TWILIO,
+            provider_message_id=p["MessageSid"],
+            from_number=p.get("From", ""),
+            to_number=p.get("To", ""),
+            body=(p.get("Body") or "")[:MAX_TEXT],
+            media=media,
+        )
     )
 
 
-def _twilio_message_status(p):
-    services.message_status_update(
+@handler(InboxProvider.TWILIO, "message.status", route=route_by_number)
+def twilio_message_status(event):
+    p = event.payload
+    status = p.get("MessageStatus", "")
+    updated = services.message_status_update(
         provider=Provider.TWILIO,
         provider_message_id=p["MessageSid"],
-        status=p.get("MessageStatus", ""),
+        status=status,
         error_code=str(p.get("ErrorCode") or ""),
     )
+    return _status_outcome(updated, status)
 
 
-def _twilio_call_status(p):
+@handler(InboxProvider.TWILIO, "call.status", route=route_by_number)
+def twilio_call_status(event):
+    p = event.payload
     status = p.get("DialCallStatus") or p.get("CallStatus")
-    if status in services.MISSED_TWILIO_STATUSES:
-        services.missed_call_receive(to_number=p.get("To", ""), from_number=p.get("From", ""))
-
-
-HANDLERS = {
-    (Provider.TELNYX, "message.received"): _telnyx_message_received,
-    (Provider.TELNYX, "message.sent"): _telnyx_message_status,
-    (Provider.TELNYX, "message.finalized"): _telnyx_message_status,
-    (Provider.TELNYX, "call.hangup"): _telnyx_call_hangup,
-    (Provider.TWILIO, "message.received"): _twilio_message_received,
-    (Provider.TWILIO, "message.status"): _twilio_message_status,
-    (Provider.TWILIO, "call.status"): _twilio_call_status,
-}
-
-
-def webhook_event_process(*, event_id: int) -> str:
-    """Run a recorded event's handler. Handlers are idempotent (unique message ids, forward-only statuses, one
-    intro a day), so a second run after a crash changes nothing; the row says what happened."""
-    event = WebhookEvent.objects.filter(pk=event_id).first()
-    if event is None or event.status != WebhookEvent.Status.PENDING:
-        return "skipped"
-    if event.our_number and event.clinic_id is None:
-        number = services.phone_number_route(number=event.our_number)
-        if number is not None:
-            WebhookEvent.objects.filter(pk=event.pk).update(clinic=number.clinic)
-    handler = HANDLERS.get((event.provider, event.event_type))
-    if handler is None:  # recorded for correlation only (call.initiated, call.answered)
-        outcome, error = WebhookEvent.Status.IGNORED, ""
-    else:
-        try:
-            handler(event.payload)
-            outcome, error = WebhookEvent.Status.PROCESSED, ""
-        except Exception as exc:
-            WebhookEvent.objects.filter(pk=event.pk).update(
-                status=WebhookEvent.Status.FAILED, error=f"{type(exc).__name__}"[:300], processed_at=timezone.now()
-            )
-            logger.exception("webhook event failed event=%s type=%s", event.pk, event.event_type)
-            raise
-    WebhookEvent.objects.filter(pk=event.pk).update(status=outcome, error=error, processed_at=timezone.now())
-    return outcome
+    if status not in services.MISSED_TWILIO_STATUSES:
+        return Outcome(WebhookEvent.Status.IGNORED, f"call {status}: not a missed call")
+    sent = services.missed_call_receive(to_number=p.get("To", ""), from_number=p.get("From", ""))
+    return Outcome(reason="missed call: intro queued" if sent else "missed call: no intro (sent today or not ours)")

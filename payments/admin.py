@@ -5,7 +5,7 @@ from bookings.services import BookingStateError
 from medspa.admin import ClinicScopedAdmin, ClinicScopedInline
 
 from . import services
-from .models import OutboxItem, Payment, PaymentConfig, PaymentEvent
+from .models import OutboxItem, Payment, PaymentConfig
 
 
 @admin.register(PaymentConfig)
@@ -78,26 +78,6 @@ class PaymentAdmin(ClinicScopedAdmin):
     def mark_reviewed(self, request, queryset):
         updated = queryset.filter(needs_review=True).update(needs_review=False)
         self.message_user(request, f"{updated} payment(s) marked reviewed.")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(PaymentEvent)
-class PaymentEventAdmin(ClinicScopedAdmin):
-    """Every payment event received (Square webhooks, sandbox checkouts), once per event id. Events about an
-    order we do not know have no clinic: only platform operators see them."""
-
-    list_display = ["received_at", "provider", "event_type", "status", "outcome", "payment", "clinic"]
-    list_filter = ["status", "provider", "event_type"]
-    list_select_related = ["clinic", "payment"]
-    date_hierarchy = "received_at"
-    search_fields = ["event_id"]
-    readonly_fields = [f.name for f in PaymentEvent._meta.fields]
-    show_full_result_count = False
 
     def has_add_permission(self, request):
         return False

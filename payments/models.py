@@ -1,4 +1,4 @@
-"""Deposits: one payment per booking, the provider events we received, and the outbox that carries a completed
+"""Deposits: one payment per booking (provider events are in the inbox app), and the outbox that carries a completed
 payment through to a confirmed booking and a confirmation text."""
 
 import secrets
@@ -46,6 +46,7 @@ class Payment(models.Model):
         CREATED = "created", "Link sent, not paid"
         PAID = "paid", "Paid"
         REFUND_PENDING = "refund_pending", "Refund requested"
+        PARTIALLY_REFUNDED = "partially_refunded", "Partly refunded"
         REFUNDED = "refunded", "Refunded"
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="payments")
@@ -68,7 +69,10 @@ class Payment(models.Model):
     review_reason = models.CharField(max_length=200, blank=True)
     refund_id = models.CharField(max_length=100, blank=True)
     refund_status = models.CharField(max_length=20, blank=True)
-    refunded_cents = models.PositiveIntegerField(default=0)
+    refunded_cents = models.PositiveIntegerField(default=0, help_text="What the completed refunds add up to.")
+    refunds = models.JSONField(
+        default=dict, blank=True, help_text="Each refund the provider reported: {refund id: {status, amount}}."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -83,38 +87,6 @@ class Payment(models.Model):
     @property
     def amount_text(self) -> str:
         return format_cents(self.amount_cents)
-
-
-class PaymentEvent(models.Model):
-    """A payment event received once under (provider, event id): Square webhooks and sandbox checkouts alike.
-    Processing happens after commit in a task; a duplicate delivery finds the row and changes nothing."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        PROCESSED = "processed", "Processed"
-        IGNORED = "ignored", "Ignored"
-        FLAGGED = "flagged", "Flagged for staff"
-        FAILED = "failed", "Failed"
-
-    provider = models.CharField(max_length=10, choices=Provider.choices)
-    event_id = models.CharField(max_length=120)
-    event_type = models.CharField(max_length=60)
-    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
-    payment = models.ForeignKey(Payment, on_delete=models.SET_NULL, null=True, blank=True, related_name="events")
-    payload = models.JSONField(default=dict)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    outcome = models.CharField(max_length=200, blank=True)
-    received_at = models.DateTimeField(auto_now_add=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ClinicScopedQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-received_at"]
-        constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="paymentevent_unique_event")]
-
-    def __str__(self):
-        return f"{self.provider} {self.event_type} {self.event_id}"
 
 
 class OutboxItem(models.Model):

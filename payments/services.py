@@ -9,7 +9,6 @@ with a lease, so a crash anywhere resumes (the periodic sweep) and never doubles
 """
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -29,13 +28,16 @@ from bookings.services import (
     booking_revive,
 )
 from emr.base import EmrError
+from inbox.models import WebhookEvent
+from inbox.services import NormalisedEvent, Outcome, event_record
 from medspa.alerts import staff_alert
 from medspa.models import StaffAlert, format_cents
 
 from .backends.base import LinkRequest, PaymentBackend, PaymentError
-from .models import OutboxItem, Payment, PaymentConfig, PaymentEvent, Provider
+from .models import OutboxItem, Payment, PaymentConfig, Provider
 
 logger = logging.getLogger(__name__)
+Status = WebhookEvent.Status
 
 PAYMENT_EVENTS = Counter(
     "medspa_payment_events_total", "Payment events by provider and outcome.", ["provider", "outcome"]
@@ -165,92 +167,60 @@ def deposit_request(*, booking_id: int, now=None) -> Payment:
     return payment
 
 
-# --- Events (Square webhooks and sandbox checkouts) ---------------------------------------------------------------
+# --- Events (Square webhooks and sandbox checkouts, through the inbox) ----------------------------------------------
+#
+# The inbox records each event once and calls these in a worker, inside one transaction with the event's outcome.
+# Square sends a webhook for every payment of the seller, including the clinic's other sales: a payment for an order
+# we did not create is recorded and ignored, with no staff noise.
 
 
-@dataclass(frozen=True)
-class ReceivedEvent:
-    provider: str
-    event_id: str
-    event_type: str
-    payload: dict
+def payment_event_apply(*, provider: str, event_type: str, data: dict) -> Outcome:
+    """What one payment.* or refund.* event means (``data`` is the event's ``data.object``)."""
+    kind = event_type.split(".", 1)[0]
+    if kind == "payment":
+        return _payment_event(provider, data.get("payment") if isinstance(data.get("payment"), dict) else {})
+    if kind == "refund":
+        return _refund_event(data.get("refund") if isinstance(data.get("refund"), dict) else {})
+    return Outcome(Status.IGNORED, f"type {event_type} not handled")
 
 
-def payment_event_record(event: ReceivedEvent) -> PaymentEvent | None:
-    """Store the event once and hand it to a task after commit. None for a duplicate (nothing changes)."""
-    try:
-        with transaction.atomic():
-            row = PaymentEvent.objects.create(
-                provider=event.provider, event_id=event.event_id, event_type=event.event_type, payload=event.payload
-            )
-            from .tasks import process_payment_event
-
-            transaction.on_commit(lambda: process_payment_event.delay(row.pk))
-    except IntegrityError:
-        PAYMENT_EVENTS.labels(event.provider, "duplicate").inc()
-        return None
-    PAYMENT_EVENTS.labels(event.provider, "accepted").inc()
-    return row
-
-
-def payment_event_process(*, event_id: int) -> str:
-    """What a recorded event means. payment.* with COMPLETED for a known order and the full amount completes the
-    payment; a smaller amount or an unknown order is flagged for staff; other statuses are noted and leave the hold
-    to expire. refund.* updates the refund. Safe to run twice: a processed event is skipped, and every effect is
-    guarded by the payment's state."""
-    with transaction.atomic():
-        event = PaymentEvent.objects.select_for_update().filter(pk=event_id).first()
-        if event is None or event.status != PaymentEvent.Status.PENDING:
-            return "skipped"
-        kind = event.event_type.split(".", 1)[0]
-        obj = (event.payload.get("data") or {}).get("object") or {}
-        if kind == "payment":
-            status, outcome, payment = _payment_event(event, obj.get("payment") or {})
-        elif kind == "refund":
-            status, outcome, payment = _refund_event(obj.get("refund") or {})
-        else:
-            status, outcome, payment = PaymentEvent.Status.IGNORED, f"type {event.event_type} not handled", None
-        PaymentEvent.objects.filter(pk=event.pk).update(
-            status=status,
-            outcome=outcome[:200],
-            payment=payment,
-            clinic_id=payment.clinic_id if payment else None,
-            processed_at=timezone.now(),
-        )
-    PAYMENT_EVENTS.labels(event.provider, status).inc()
-    logger.info("payment event processed event=%s status=%s payment=%s", event.pk, status, payment and payment.pk)
-    return status
-
-
-def _payment_event(event, data):
+def _payment_event(provider, data) -> Outcome:
     order_id, status = str(data.get("order_id") or ""), str(data.get("status") or "").upper()
-    money = data.get("amount_money") or {}
-    payment = Payment.objects.select_for_update().filter(order_id=order_id, provider=event.provider).first()
-    if not order_id or payment is None:
-        return PaymentEvent.Status.FLAGGED, f"unknown order {order_id or '(none)'}: not ours, or not recorded", None
+    money = data.get("amount_money") if isinstance(data.get("amount_money"), dict) else {}
+    payment = (
+        Payment.objects.select_for_update().filter(order_id=order_id, provider=provider).first() if order_id else None
+    )
+    if payment is None:
+        PAYMENT_EVENTS.labels(provider, "not_ours").inc()
+        return Outcome(Status.IGNORED, "payment for an order we did not create (another sale of the clinic)")
     if payment.status != Payment.Status.CREATED:
-        return PaymentEvent.Status.IGNORED, f"payment already {payment.status}", payment
+        return Outcome(Status.IGNORED, f"payment already {payment.status}", payment)
     if status != "COMPLETED":
         # APPROVED / PENDING come before COMPLETED; FAILED / CANCELED leave the link usable until the hold expires.
         Payment.objects.filter(pk=payment.pk).update(
-            provider_status=status, payment_id=str(data.get("id") or payment.payment_id), updated_at=timezone.now()
-        )
-        return PaymentEvent.Status.PROCESSED, f"payment {status.lower() or 'without status'}", payment
+            provider_status=status[:20], payment_id=str(data.get("id") or payment.payment_id)[:100],
+            updated_at=timezone.now(),
+        )  # fmt: skip
+        return Outcome(Status.PROCESSED, f"payment {status.lower() or 'without status'}", payment)
     amount, currency = money.get("amount"), str(money.get("currency") or "")
     if not isinstance(amount, int) or amount < payment.amount_cents or currency.upper() != payment.currency:
-        payment_flag(payment=payment, reason=f"paid {amount} {currency}, expected {payment.amount_cents}")
-        return PaymentEvent.Status.FLAGGED, "amount lower than the deposit", payment
-    payment_completed(payment_id=payment.pk, provider_payment_id=str(data.get("id") or ""), amount_cents=amount)
-    return PaymentEvent.Status.PROCESSED, "payment completed", payment
+        payment_flag(payment=payment, reason=f"paid {amount} {currency[:3]}, expected {payment.amount_cents}")
+        return Outcome(Status.FLAGGED, "amount lower than the deposit", payment)
+    payment_completed(payment_id=payment.pk, provider_payment_id=str(data.get("id") or "")[:100], amount_cents=amount)
+    return Outcome(Status.PROCESSED, "payment completed", payment)
 
 
-def _refund_event(data):
-    payment = Payment.objects.select_for_update().filter(payment_id=str(data.get("payment_id") or "")).first()
-    if payment is None:
-        return PaymentEvent.Status.FLAGGED, "refund for a payment we do not know", None
-    status = str(data.get("status") or "").upper()
-    payment_refund_update(payment=payment, refund_id=str(data.get("id") or ""), status=status)
-    return PaymentEvent.Status.PROCESSED, f"refund {status.lower()}", payment
+def _refund_event(data) -> Outcome:
+    payment_id = str(data.get("payment_id") or "")
+    payment = Payment.objects.select_for_update().filter(payment_id=payment_id).first() if payment_id else None
+    if payment is None:  # a refund of another sale: not ours to track
+        return Outcome(Status.IGNORED, "refund of a payment we did not take")
+    status = str(data.get("status") or "").upper()[:20]
+    money = data.get("amount_money") if isinstance(data.get("amount_money"), dict) else {}
+    amount = money.get("amount") if isinstance(money.get("amount"), int) else None
+    refund_id = str(data.get("id") or "")[:100]
+    payment_refund_update(payment=payment, refund_id=refund_id, status=status, amount_cents=amount)
+    return Outcome(Status.PROCESSED, f"refund {status.lower() or 'without status'}", payment)
 
 
 def payment_flag(*, payment: Payment, reason: str) -> None:
@@ -438,15 +408,16 @@ def _step_refund(item, now):
     payment = Payment.objects.get(pk=item.payment_id)
     if payment.status == Payment.Status.REFUNDED or (payment.refund_id and payment.refund_status != "FAILED"):
         return None
+    remaining = (payment.paid_cents or payment.amount_cents) - payment.refunded_cents  # staff may have refunded part
     backend = payment_backend(clinic=payment.clinic, provider=payment.provider, public_token=payment.public_token)
     refund = backend.refund(  # idempotent by key: a retry after a timeout gets the same refund
         payment_id=payment.payment_id,
-        amount_cents=payment.paid_cents or payment.amount_cents,
+        amount_cents=remaining,
         currency=payment.currency,
         idempotency_key=f"refund-{payment.pk}-{int(payment.created_at.timestamp())}",
         reason=item.reason or "Deposit refund",
     )
-    payment_refund_update(payment=payment, refund_id=refund.refund_id, status=refund.status)
+    payment_refund_update(payment=payment, refund_id=refund.refund_id, status=refund.status, amount_cents=remaining)
     return None
 
 
@@ -497,21 +468,38 @@ def payment_refund_request(*, payment: Payment, reason: str, user=None) -> Outbo
     return item
 
 
-def payment_refund_update(*, payment: Payment, refund_id: str, status: str) -> None:
-    """A refund's status from the provider (the refund call's answer or a refund.* webhook)."""
-    fields = {"refund_status": status, "updated_at": timezone.now()}
-    if refund_id:
-        fields["refund_id"] = refund_id
-    if status == "COMPLETED":
-        fields.update(status=Payment.Status.REFUNDED, refunded_cents=payment.paid_cents or payment.amount_cents)
-    elif status in ("PENDING", "APPROVED"):
-        fields["status"] = Payment.Status.REFUND_PENDING
-    elif status in ("REJECTED", "FAILED"):
+def payment_refund_update(*, payment: Payment, refund_id: str, status: str, amount_cents: int | None = None) -> None:
+    """A refund's status from the provider (our refund call's answer, or a refund.* webhook, which also reports the
+    refunds staff make in Square's dashboard). Each refund is tracked by id with its amount; the payment is
+    refunded when the completed refunds add up to what was paid, partially refunded when they add up to less."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        refunds = dict(payment.refunds or {})
+        key = refund_id or "(no id)"
+        known = refunds.get(key, {})
+        if amount_cents is None:
+            outstanding = (payment.paid_cents or payment.amount_cents) - payment.refunded_cents
+            amount_cents = known.get("amount") or max(outstanding, 0)
+        refunds[key] = {"status": status, "amount": amount_cents}
+        refunded = sum(r["amount"] for r in refunds.values() if r["status"] == "COMPLETED")
+        paid = payment.paid_cents or payment.amount_cents
+        fields = {"refunds": refunds, "refund_status": status, "refunded_cents": min(refunded, paid)}
+        if refund_id:
+            fields["refund_id"] = refund_id
+        if refunded >= paid:
+            fields["status"] = Payment.Status.REFUNDED
+        elif refunded > 0:
+            fields["status"] = Payment.Status.PARTIALLY_REFUNDED
+        elif status in ("PENDING", "APPROVED"):
+            fields["status"] = Payment.Status.REFUND_PENDING
+        for name, value in fields.items():
+            setattr(payment, name, value)
+        payment.save(update_fields=[*fields, "updated_at"])
+    if status in ("REJECTED", "FAILED"):
         payment_flag(payment=payment, reason=f"refund {status.lower()}")
-    Payment.objects.filter(pk=payment.pk).exclude(status=Payment.Status.REFUNDED).update(**fields)
 
 
-def sandbox_pay(*, payment: Payment) -> PaymentEvent | None:
+def sandbox_pay(*, payment: Payment) -> str:
     """The sandbox checkout's "Pay" button: a ``payment.updated`` COMPLETED event in Square's shape, recorded and
     processed exactly like one from Square's webhook. Pressing it twice records one event."""
     if payment.provider != Provider.SANDBOX or not sandbox_enabled():
@@ -533,4 +521,5 @@ def sandbox_pay(*, payment: Payment) -> PaymentEvent | None:
             },
         },
     }
-    return payment_event_record(ReceivedEvent(Provider.SANDBOX, payload["event_id"], payload["type"], payload))
+    event = NormalisedEvent(payload["event_id"], payload["type"], payload)
+    return event_record(provider=Provider.SANDBOX, event=event)

@@ -16,11 +16,12 @@ from bookings.models import Booking
 from bookings.services import booking_cancel, booking_hold, bookings_expire_holds
 from emr.base import EmrError
 from emr.models import Provider
+from inbox.models import WebhookEvent as PaymentEvent  # the inbox: Square and sandbox events among the rest
+from inbox.models import WebhookRejection
 from medspa.models import Service, StaffAlert
-from messaging.models import WebhookRejection
 from payments import services
 from payments.backends.square import sign
-from payments.models import OutboxItem, Payment, PaymentEvent
+from payments.models import OutboxItem, Payment
 
 pytest_plugins = ["tests.fakes.square", "tests.browser"]
 
@@ -258,13 +259,14 @@ def test_a_lower_amount_is_flagged_for_staff_not_confirmed(client, square_paymen
     assert PaymentEvent.objects.get().status == "flagged" and sms_outbox == []
 
 
-def test_an_unknown_order_is_flagged_and_confirms_nothing(client, square_payment):
+def test_a_payment_for_another_sale_of_the_clinic_is_recorded_and_ignored_without_staff_noise(client, square_payment):
     body = square_payment_body(square_payment)
-    body["data"]["object"]["payment"]["order_id"] = "ORDER-NOT-OURS"
+    body["data"]["object"]["payment"]["order_id"] = "ORDER-NOT-OURS"  # Square sends every payment of the seller
     assert deliver(client, body).status_code == 200
     event = PaymentEvent.objects.get()
-    assert event.status == "flagged" and "unknown order" in event.outcome
+    assert event.status == "ignored" and "did not create" in event.reason
     assert Booking.objects.get(pk=square_payment.booking_id).status == Booking.Status.AWAITING_DEPOSIT
+    assert not StaffAlert.objects.exists()
 
 
 def test_failed_or_canceled_payment_leaves_the_hold_to_expire(client, square_payment):
@@ -453,3 +455,61 @@ def test_sandbox_checkout_in_headless_chromium(live_server, page, demo, settings
     assert booking.status == Booking.Status.CONFIRMED
     assert Payment.objects.get(pk=payment.pk).status == "paid"
     assert len(sms_outbox) == 1 and sms_outbox[0].to_number == PHONE
+
+
+def square_refund_body(payment, *, refund_id, amount, status, event_type="refund.updated"):
+    """A refund event in the shape of Square's refund.created / refund.updated reference examples."""
+    return {
+        "merchant_id": "ML-DEMO-MERCHANT",
+        "type": event_type,
+        "event_id": f"evt-{refund_id}-{status}",
+        "created_at": "2026-11-23T16:00:00Z",
+        "data": {
+            "type": "refund",
+            "id": refund_id,
+            "object": {
+                "refund": {
+                    "id": refund_id,
+                    "status": status,
+                    "amount_money": {"amount": amount, "currency": "USD"},
+                    "payment_id": payment.payment_id,
+                    "order_id": payment.order_id,
+                    "location_id": "L-DEMO",
+                    "created_at": "2026-11-23T16:00:00Z",
+                    "updated_at": "2026-11-23T16:00:00Z",
+                }
+            },
+        },
+    }
+
+
+def test_a_partial_refund_leaves_the_deposit_partly_refunded_until_the_refunds_add_up(client, square_payment):
+    deliver(client, square_payment_body(square_payment))
+    square_payment.refresh_from_db()
+    assert square_payment.status == "paid" and square_payment.paid_cents == 5000
+
+    # Staff refund $25 of the $50 in Square's dashboard: Square reports it as pending, then completed.
+    pending = square_refund_body(
+        square_payment, refund_id="R1", amount=2500, status="PENDING", event_type="refund.created"
+    )
+    deliver(client, pending)
+    square_payment.refresh_from_db()
+    assert square_payment.status == Payment.Status.REFUND_PENDING and square_payment.refunded_cents == 0
+    deliver(client, square_refund_body(square_payment, refund_id="R1", amount=2500, status="COMPLETED"))
+    square_payment.refresh_from_db()
+    assert square_payment.status == Payment.Status.PARTIALLY_REFUNDED and square_payment.refunded_cents == 2500
+
+    # The same event again changes nothing; the second half completes the refund.
+    deliver(client, square_refund_body(square_payment, refund_id="R1", amount=2500, status="COMPLETED"))
+    deliver(client, square_refund_body(square_payment, refund_id="R2", amount=2500, status="COMPLETED"))
+    square_payment.refresh_from_db()
+    assert square_payment.status == Payment.Status.REFUNDED and square_payment.refunded_cents == 5000
+    assert set(square_payment.refunds) == {"R1", "R2"}
+    assert PaymentEvent.objects.filter(event_type__startswith="refund.").count() == 3
+
+
+def test_a_refund_of_another_sale_is_recorded_and_ignored(client, square_payment):
+    other = Payment(payment_id="sq-pay-somebody-else", order_id="ORDER-X")
+    deliver(client, square_refund_body(other, refund_id="R9", amount=1000, status="COMPLETED"))
+    event = PaymentEvent.objects.get()
+    assert event.status == "ignored" and not StaffAlert.objects.exists()

@@ -12,13 +12,14 @@ from django.urls import reverse
 
 from conversation.models import Conversation
 from conversation.services import conversation_for
+from inbox.models import WebhookEvent
 from knowledge.models import KnowledgeDocument
 from leads.models import Lead
 from leads.services import lead_create
 from medspa.admin import ClinicScopedAdmin, PlatformAdmin
 from medspa.models import AuditEvent, Clinic, ClinicMembership, Service
 from medspa.tenancy import is_clinic_scoped
-from messaging.models import ClinicMessaging, Message, OptOut, PhoneNumber, WebhookEvent
+from messaging.models import ClinicMessaging, Message, OptOut, PhoneNumber
 from messaging.services import optout_record
 
 from .conftest import CONSENT, make_clinic, make_service, make_staff
@@ -152,15 +153,6 @@ def _payment(clinic):
     )
 
 
-def _payment_event(clinic):
-    from payments.models import PaymentEvent
-
-    payment = _payment(clinic)
-    return PaymentEvent.objects.create(
-        provider="square", event_id=f"e-{next(_counter)}", event_type="payment.updated", clinic=clinic, payment=payment
-    )
-
-
 def _outbox_item(clinic):
     from django.utils import timezone
 
@@ -192,7 +184,6 @@ FACTORIES = {
     "medspa.StaffAlert": _staff_alert,
     "payments.PaymentConfig": _payment_config,
     "payments.Payment": _payment,
-    "payments.PaymentEvent": _payment_event,
     "payments.OutboxItem": _outbox_item,
 }
 FACTORIES = {apps.get_model(k) if isinstance(k, str) else k: v for k, v in FACTORIES.items()}

@@ -57,7 +57,7 @@ def start_worker(env):
             "medspa",
             "worker",
             "-Q",
-            "sms,default",
+            "inbound,sms,default",
             "--pool",
             "solo",
             "--concurrency",

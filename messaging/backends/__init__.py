@@ -4,9 +4,13 @@
 ``SMS_BACKEND`` names one backend for everything (``console`` in development, ``locmem`` in tests).
 Every backend turns its transport and API errors into ``SendError`` with ``transient`` / ``opted_out`` /
 ``may_have_sent`` set, so the sending code has one place to decide between retry, opt-out and failure.
+
+Backends can also be asked what became of a text (``messaging.services.messages_reconcile``): ``fetch_status`` by
+the provider's message id, and, where the provider can search, ``find_sent`` for a text whose id we never learnt.
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -47,11 +51,34 @@ class SendError(Exception):
         self.transient, self.opted_out, self.may_have_sent = transient, opted_out, may_have_sent
 
 
+@dataclass(frozen=True)
+class ProviderMessage:
+    """An outbound message as the provider holds it (found by ``find_sent``). ``body`` is compared in memory with
+    ours, never logged."""
+
+    provider_message_id: str
+    status: str  # the provider's own word (Telnyx to[0].status, Twilio status), mapped by services.DELIVERY_STATUS
+    body: str = ""
+    created_at: datetime | None = None
+
+
 class BaseSmsBackend:
     name = ""
 
     def send(self, sms: OutboundSms) -> SendResult:
         raise NotImplementedError
+
+    def fetch_status(self, provider_message_id: str) -> str | None:
+        """The provider's status word for a message it accepted under this id, or None when it cannot tell (an id
+        it does not know, or no longer keeps). None never means "not sent": we hold the id, so it was accepted.
+        Transport and API errors raise SendError."""
+        return None
+
+    def find_sent(self, sms: OutboundSms, *, since: datetime) -> list[ProviderMessage] | None:
+        """Every outbound message the provider holds from ``sms``'s sender to its recipient created at or after
+        ``since``, complete, or None when the provider cannot list them completely (no search API, too many to
+        list). An empty list is the provider saying it has no such message. Errors raise SendError."""
+        return None
 
 
 def get_sms_backend(provider: str = "") -> BaseSmsBackend:

@@ -3,6 +3,8 @@ import uuid
 
 from . import BaseSmsBackend, OutboundSms, SendResult
 
+PREFIX = "console-"
+
 
 class ConsoleBackend(BaseSmsBackend):
     """Development: prints each text to standard output instead of sending it (the embedded default)."""
@@ -16,4 +18,10 @@ class ConsoleBackend(BaseSmsBackend):
         for url in sms.media_urls:
             stream.write(f"[media] {url}\n")
         stream.flush()
-        return SendResult(provider_message_id=f"console-{uuid.uuid4()}")
+        return SendResult(provider_message_id=f"{PREFIX}{uuid.uuid4()}")
+
+    def fetch_status(self, provider_message_id: str) -> str | None:
+        """What it printed counts as sent (any process's: the id says it was the console's)."""
+        return "sent" if provider_message_id.startswith(PREFIX) else None
+
+    # find_sent: cannot tell (None, the default): nothing is kept of what was printed.

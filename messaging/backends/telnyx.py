@@ -1,7 +1,7 @@
 import telnyx
 from django.conf import settings
 
-from . import BaseSmsBackend, OutboundSms, SendError, SendResult
+from . import BaseSmsBackend, OutboundSms, ProviderMessage, SendError, SendResult
 
 OPTED_OUT_CODES = {"40300"}  # "Blocked due to STOP message"
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -54,3 +54,30 @@ class TelnyxBackend(BaseSmsBackend):
                 transient=exc.status_code in TRANSIENT_STATUS,
             ) from exc
         return SendResult(provider_message_id=response.data.id)
+
+    def fetch_status(self, provider_message_id: str) -> str | None:
+        """``GET {TELNYX_BASE_URL}/messages/{id}`` (the SDK's ``messages.retrieve``): the recipient's
+        ``to[0].status``. Telnyx keeps messages there for 10 days; 404 (unknown or older) is None."""
+        try:
+            response = client().messages.retrieve(provider_message_id)
+        except telnyx.NotFoundError:
+            return None
+        except telnyx.APITimeoutError as exc:
+            raise SendError(f"timeout: {exc}", transient=True) from exc
+        except telnyx.APIConnectionError as exc:
+            raise SendError(f"connection failed: {exc}", transient=True) from exc
+        except telnyx.APIStatusError as exc:
+            code, detail = _error_code(exc)
+            raise SendError(
+                f"HTTP {exc.status_code}: {detail}",
+                code=code or str(exc.status_code),
+                transient=exc.status_code in TRANSIENT_STATUS,
+            ) from exc
+        recipients = getattr(response.data, "to", None) or []
+        return (recipients[0].status or None) if recipients else None
+
+    def find_sent(self, sms: OutboundSms, *, since) -> list[ProviderMessage] | None:
+        """Cannot tell: the Messaging API has no search by sender, recipient and time (``GET /messages/{id}`` needs
+        the id we never got). Detail records (``detail_records.list`` with record_type messaging) are billing
+        records written with a delay, so finding nothing there would prove nothing."""
+        return None

@@ -4,11 +4,14 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from . import BaseSmsBackend, OutboundSms, SendError, SendResult
+from . import BaseSmsBackend, OutboundSms, ProviderMessage, SendError, SendResult
 
 OPTED_OUT_CODES = {"21610"}  # "Attempt to send to unsubscribed recipient"
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 TWILIO_API = "https://api.twilio.com"
+# find_sent reads at most this many messages between the two numbers (newest first); reaching it: cannot tell.
+LOOKUP_LIMIT = 1000
+LOOKUP_PAGE_SIZE = 200
 
 
 class _BaseUrlHttpClient(TwilioHttpClient):
@@ -58,3 +61,57 @@ class TwilioBackend(BaseSmsBackend):
                 f"HTTP {exc.status}: {exc.msg}", code=code, transient=exc.status in TRANSIENT_STATUS
             ) from exc
         return SendResult(provider_message_id=message.sid, status=message.status or "queued")
+
+    def fetch_status(self, provider_message_id: str) -> str | None:
+        """``client.messages(sid).fetch()``: the message's ``status``; 404 (unknown sid) is None."""
+        try:
+            message = client().messages(provider_message_id).fetch()
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return None
+            raise _lookup_error(exc) from exc
+        except requests.RequestException as exc:
+            raise SendError(f"status lookup failed: {type(exc).__name__}", transient=True) from exc
+        return str(message.status) if message.status else None
+
+    def find_sent(self, sms: OutboundSms, *, since) -> list[ProviderMessage] | None:
+        """``client.messages.list(to=, from_=)``, newest first, kept if outbound and created at or after ``since``.
+
+        No ``date_sent_after`` filter: a message Twilio still queues has no ``date_sent`` yet, so a DateSent filter
+        could hide the very message we look for (and DateSent only has day precision). Sent through a Messaging
+        Service, a queued message has no ``from`` yet either: then we list by recipient and keep the service's
+        messages. The list is complete only when it ends before LOOKUP_LIMIT; otherwise None (cannot tell)."""
+        params = {"to": sms.to_number}
+        if not sms.messaging_service_sid:
+            params["from_"] = sms.from_number
+        try:
+            messages = client().messages.list(**params, limit=LOOKUP_LIMIT, page_size=LOOKUP_PAGE_SIZE)
+        except TwilioRestException as exc:
+            raise _lookup_error(exc) from exc
+        except requests.RequestException as exc:
+            raise SendError(f"message search failed: {type(exc).__name__}", transient=True) from exc
+        if len(messages) >= LOOKUP_LIMIT:
+            return None
+        found = []
+        for message in messages:
+            if not str(message.direction or "").startswith("outbound"):
+                continue
+            if sms.messaging_service_sid and message.messaging_service_sid != sms.messaging_service_sid:
+                continue
+            if message.date_created is not None and message.date_created < since:
+                continue  # (an unreadable date is kept: it could be ours)
+            found.append(
+                ProviderMessage(
+                    provider_message_id=message.sid,
+                    status=str(message.status or ""),
+                    body=message.body or "",
+                    created_at=message.date_created,
+                )
+            )
+        return found
+
+
+def _lookup_error(exc: TwilioRestException) -> SendError:
+    return SendError(
+        f"HTTP {exc.status}: {exc.msg}", code=str(exc.code or exc.status), transient=exc.status in TRANSIENT_STATUS
+    )

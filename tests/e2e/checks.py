@@ -6,8 +6,9 @@ from datetime import datetime, timedelta
 
 from bookings.models import Booking
 from conversation.models import Conversation, Turn
-from messaging.models import Message, WebhookEvent
-from payments.models import OutboxItem, Payment, PaymentEvent
+from inbox.models import WebhookEvent
+from messaging.models import Message
+from payments.models import OutboxItem, Payment
 
 from .flow import Expected, Patient, Setup, wait_for
 from .stack import TELNYX_API_KEY
@@ -74,11 +75,11 @@ def assert_booked(
     assert payment.status == Payment.Status.PAID and payment.paid_cents == payment.amount_cents == 5000
     assert payment.provider == "square" and payment.provider_status == "COMPLETED"
     assert payment.payment_id == patient.paid["payment"]["id"]
-    events = dict(PaymentEvent.objects.filter(payment=payment).values_list("event_type", "status"))
+    events = dict(WebhookEvent.objects.about(payment).values_list("event_type", "status"))
     # Each recorded once. payment.created (APPROVED) is noted, or ignored when payment.updated (COMPLETED) was
     # processed first: events queued while the workers were down are taken in any order, as Square may send them.
     assert events["payment.updated"] == "processed" and events["payment.created"] in ("processed", "ignored")
-    assert PaymentEvent.objects.filter(payment=payment).count() == 2
+    assert WebhookEvent.objects.about(payment).count() == 2
     assert list(OutboxItem.objects.filter(payment=payment).values_list("kind", "status").order_by("pk")) == [
         ("confirm_booking", "done"),
         ("send_confirmation", "done"),

@@ -79,8 +79,9 @@ def write(path, transcripts, *, stack, wall_seconds):
         f"`{commit}`{dirty}. Do not edit by hand: run the command again.",
         "",
         "What ran: the web app served by gunicorn (`medspa.wsgi`, 2 workers), Celery workers `worker` "
-        "(queues default, ai, emr, periodic) and `worker-sms` (sms) and Celery beat, as separate processes on "
-        "PostgreSQL (the pytest test database) and Redis; Telnyx, Square, Nextech and OpenAI were local fakes, each "
+        "(queues default, ai, emr, periodic), `worker-sms` (sms), `worker-inbound` (inbound) and Celery beat, as "
+        "separate processes on PostgreSQL (the pytest test database) and Redis; Telnyx, Square, Nextech and OpenAI "
+        "were local fakes, each "
         "in its own process, speaking the providers' documented wire formats. Every event reached the app the way "
         "the provider delivers it: signed webhooks over HTTP (Telnyx Ed25519, Square HMAC-SHA256), the web form as "
         "a POST to /api/leads. The clinic's texts below are what the fake Telnyx API received from the workers; "

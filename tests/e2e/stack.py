@@ -6,6 +6,7 @@ Layout (as docker-compose.yml runs production):
 - ``web``: ``gunicorn medspa.wsgi:application`` on a free local port; PUBLIC_BASE_URL is its URL, so signatures and
   links are built for it;
 - ``worker``: ``celery worker -Q default,ai,emr,periodic``; ``worker-sms``: ``celery worker -Q sms``;
+  ``worker-inbound``: ``celery worker -Q inbound`` (webhook events);
 - ``beat``: ``celery beat`` (deferred texts every 5 s, hold expiry and the payment outbox sweep every 30 s);
 - ``telnyx``, ``square``, ``nextech``, ``openai``: ``python -m tests.e2e.fakeproc KIND`` (see that module).
 
@@ -39,6 +40,7 @@ WORKERS = {
     # name: (queues, threads); the queues of docker-compose.yml's worker and worker-sms services
     "worker": ("default,ai,emr,periodic", "4"),
     "worker-sms": ("sms", "2"),
+    "worker-inbound": ("inbound", "2"),
 }
 
 
@@ -347,7 +349,7 @@ class Stack:
         raise RuntimeError(f"{what} was not ready within {seconds} s:\n{tail}")
 
     def stop(self):
-        for name in ("beat", "worker", "worker-sms", "web", *FAKES):
+        for name in ("beat", "worker", "worker-sms", "worker-inbound", "web", *FAKES):
             process = self.processes.get(name)
             if process is not None:
                 process.stop()

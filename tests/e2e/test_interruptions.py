@@ -8,8 +8,8 @@ import redis
 
 from bookings.models import Booking
 from conversation.models import Conversation
-from messaging.models import Message, OptOut, WebhookEvent
-from payments.models import PaymentEvent
+from inbox.models import WebhookEvent
+from messaging.models import Message, OptOut
 
 from .checks import (
     PATIENT_TEXTS,
@@ -109,7 +109,7 @@ def test_every_webhook_delivered_twice_changes_nothing(clinic_factory, patient_f
     assert_nextech(patient, booking)
     telnyx_ids, square_ids = patient.webhook_ids["telnyx"], patient.webhook_ids["square"]
     assert WebhookEvent.objects.filter(event_id__in=telnyx_ids).count() == len(telnyx_ids)
-    assert PaymentEvent.objects.filter(event_id__in=square_ids).count() == len(square_ids) == 2
+    assert WebhookEvent.objects.filter(provider="square", event_id__in=square_ids).count() == len(square_ids) == 2
     deliveries = 2 * (len(telnyx_ids) + len(square_ids))
     patient.transcript.check(
         f"{deliveries} webhook deliveries ({len(telnyx_ids)} Telnyx and {len(square_ids)} Square events, each twice "

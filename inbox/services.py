@@ -1,0 +1,276 @@
+"""The webhook inbox: record each provider event once, process it in a task, retry what failed, never lose one.
+
+Apps register a handler per (provider, event type) with ``handler``; the inbox knows nothing of texts or payments.
+
+- ``event_record``: insert the event under (provider, event id) and queue its processing after commit. A second
+  delivery of an event that was not processed yet (pending, failed, or held by a worker that died) queues it again;
+  one that was processed changes nothing.
+- ``event_process``: claim the row (a conditional update, so two workers never both run it), run the handler and
+  write its outcome in one transaction. A crash rolls the handler's writes back, records the error class and a
+  short reason, and dates the next attempt (backoff); after ``MAX_ATTEMPTS`` the event waits for staff, who can
+  reprocess it from the admin.
+- ``events_sweep`` (beat): rows whose task was lost (Redis flushed or down when it was queued, worker killed, the
+  database connection dropped mid-handler) and failed rows whose time has come go back to the queue.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from medspa.logging import redact
+
+from .metrics import ENQUEUE_FAILED, EVENTS, SWEEP_REQUEUED
+from .models import WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)  # a handler that runs longer than this is taken for dead and run again
+PENDING_GRACE = timedelta(seconds=20)  # a pending row older than this lost its task (or waits in a long queue)
+REQUEUE_EVERY = timedelta(seconds=60)  # the sweep hands one pending row back at most once a minute
+RETRY_DELAYS = [10, 30, 120, 600, 1800, 3600]  # seconds before attempts 2..7; then staff decide
+MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+Status = WebhookEvent.Status
+
+
+@dataclass(frozen=True)
+class NormalisedEvent:
+    """A provider's event as the webhook view parsed it."""
+
+    event_id: str
+    event_type: str
+    payload: dict = field(default_factory=dict)
+    clinic_number: str = ""  # our number the event concerns, to file the event under its clinic
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a handler did. ``status`` processed, ignored or flagged (processed, but a person should look);
+    ``subject`` the row it was about (filed on the event, and its clinic with it)."""
+
+    status: str = Status.PROCESSED
+    reason: str = ""
+    subject: object = None
+    clinic_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Handler:
+    run: Callable[[WebhookEvent], Outcome | None]
+    route: Callable[[WebhookEvent], int | None] | None = None  # the clinic an event belongs to, before it runs
+
+
+HANDLERS: dict[tuple[str, str], Handler] = {}
+
+
+def handler(provider: str, *event_types: str, route=None):
+    """Register ``fn(event) -> Outcome | None`` for these event types of ``provider`` (a decorator)."""
+
+    def register(fn):
+        for event_type in event_types:
+            HANDLERS[(provider, event_type)] = Handler(fn, route)
+        return fn
+
+    return register
+
+
+def handled(provider: str, event_type: str) -> bool:
+    return (provider, event_type) in HANDLERS
+
+
+# --- Recording (in the web process) -------------------------------------------------------------------------------
+
+
+def event_record(*, provider: str, event: NormalisedEvent, now=None) -> str:
+    """Store the event once and queue it after commit. Returns accepted, duplicate (already done: nothing
+    changes) or redelivered (not done yet: queued again, so a provider's retry is never swallowed)."""
+    now = now or timezone.now()
+    try:
+        with transaction.atomic():
+            row = WebhookEvent.objects.create(
+                provider=provider,
+                event_id=event.event_id,
+                event_type=event.event_type,
+                our_number=event.clinic_number[:16],
+                payload=event.payload,
+            )
+            transaction.on_commit(lambda: enqueue(row.pk))
+    except IntegrityError:
+        return _redelivered(provider, event.event_id, now)
+    EVENTS.labels(provider, "received").inc()
+    return "accepted"
+
+
+def _redelivered(provider: str, event_id: str, now) -> str:
+    undone = Q(status__in=[Status.PENDING, Status.FAILED]) | Q(status=Status.PROCESSING, lease_until__lte=now)
+    rows = WebhookEvent.objects.filter(provider=provider, event_id=event_id)
+    rows.update(deliveries=F("deliveries") + 1)
+    pk = rows.filter(undone).values_list("pk", flat=True).first()
+    if pk is None:
+        EVENTS.labels(provider, "duplicate").inc()
+        return "duplicate"
+    rows.filter(pk=pk, status=Status.FAILED).update(next_attempt_at=now)
+    transaction.on_commit(lambda: enqueue(pk))
+    EVENTS.labels(provider, "redelivered").inc()
+    logger.info("webhook event redelivered event=%s: queued again", pk)
+    return "redelivered"
+
+
+def enqueue(event_id: int) -> None:
+    """Queue the processing task. A broker that is down loses nothing: the row is in the database and the sweep
+    queues it again, so the provider still gets its 2xx."""
+    from .tasks import process_event
+
+    try:
+        process_event.delay(event_id)
+    except Exception:  # kombu/redis errors: the sweep will find the row
+        ENQUEUE_FAILED.labels("inbox.process_event").inc()
+        logger.warning("could not queue event=%s; the sweep will pick it up", event_id, exc_info=True)
+
+
+# --- Processing (in the worker) -----------------------------------------------------------------------------------
+
+
+def _claimable(now) -> Q:
+    return (
+        Q(status=Status.PENDING)
+        | Q(status=Status.FAILED, next_attempt_at__lte=now)
+        | Q(status=Status.PROCESSING, lease_until__lte=now)
+    )
+
+
+def event_process(*, event_id: int, now=None) -> str:
+    """Run a recorded event's handler once. Returns the outcome, or "skipped" when another run has it or it is
+    done. Handlers are idempotent and run in one transaction with the outcome, so a crash leaves no half-done work
+    and the next attempt starts clean."""
+    now = now or timezone.now()
+    claimed = (
+        WebhookEvent.objects.filter(pk=event_id)
+        .filter(_claimable(now))
+        .update(status=Status.PROCESSING, lease_until=now + LEASE, attempts=F("attempts") + 1)
+    )
+    if not claimed:
+        return "skipped"
+    event = WebhookEvent.objects.get(pk=event_id)
+    registered = HANDLERS.get((event.provider, event.event_type))
+    if registered is not None and registered.route is not None and event.clinic_id is None:
+        event.clinic_id = registered.route(event)
+        if event.clinic_id:
+            WebhookEvent.objects.filter(pk=event.pk).update(clinic_id=event.clinic_id)
+    try:
+        with transaction.atomic():
+            if registered is None:  # recorded for correlation only (e.g. call.initiated, call.answered)
+                outcome = Outcome(Status.IGNORED, "recorded, nothing to do")
+            else:
+                outcome = registered.run(event) or Outcome()
+            _finish(event, outcome, now)
+    except Exception as exc:  # recorded, logged and retried by the sweep: never swallowed
+        return _failed(event, exc, now)
+    EVENTS.labels(event.provider, outcome.status).inc()
+    logger.info("webhook event %s event=%s type=%s", outcome.status, event.pk, event.event_type)
+    return outcome.status
+
+
+def _finish(event, outcome: Outcome, now):
+    fields = {
+        "status": outcome.status,
+        "reason": outcome.reason[:200],
+        "error_class": "",
+        "lease_until": None,
+        "next_attempt_at": None,
+        "processed_at": now,
+    }
+    subject = outcome.subject
+    if subject is not None:
+        fields.update(subject_type=subject._meta.label_lower, subject_id=str(subject.pk))
+        fields["clinic_id"] = getattr(subject, "clinic_id", None) or event.clinic_id
+    if outcome.clinic_id:
+        fields["clinic_id"] = outcome.clinic_id
+    WebhookEvent.objects.filter(pk=event.pk).update(**fields)
+
+
+def error_reason(exc: BaseException) -> str:
+    """A short reason for an exception, fit for the admin: the class and the first line, phones and e-mails
+    masked (database errors quote values)."""
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return redact(f"{type(exc).__name__}: {first_line}")[:200]
+
+
+def _failed(event, exc, now) -> str:
+    attempts = WebhookEvent.objects.filter(pk=event.pk).values_list("attempts", flat=True).first() or 1
+    gave_up = attempts >= MAX_ATTEMPTS
+    next_attempt = None if gave_up else now + timedelta(seconds=RETRY_DELAYS[attempts - 1])
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        status=Status.FAILED,
+        error_class=type(exc).__name__[:80],
+        reason=error_reason(exc),
+        lease_until=None,
+        next_attempt_at=next_attempt,
+        processed_at=now,
+    )
+    EVENTS.labels(event.provider, "gave_up" if gave_up else "failed").inc()
+    logger.error(
+        "webhook event failed event=%s type=%s attempt=%s error=%s%s",
+        event.pk,
+        event.event_type,
+        attempts,
+        type(exc).__name__,
+        ": staff decide" if gave_up else "",
+        exc_info=exc,
+    )
+    if gave_up:
+        _alert_staff(event)
+    return "failed"
+
+
+def _alert_staff(event):
+    from medspa.alerts import staff_alert
+    from medspa.models import Clinic, StaffAlert
+
+    clinic = Clinic.objects.filter(pk=event.clinic_id).first() if event.clinic_id else None
+    if clinic is None:  # not filed under a clinic: platform operators see it in the admin and in the metrics
+        return
+    staff_alert(
+        clinic=clinic,
+        kind=StaffAlert.Kind.WEBHOOK,
+        text=f"{event.get_provider_display()} event #{event.pk} ({event.event_type}) failed {MAX_ATTEMPTS} times. "
+        "Fix the cause, then reprocess it from the Webhook events list.",
+        obj=event,
+    )
+
+
+# --- The sweep and staff reprocessing -----------------------------------------------------------------------------
+
+
+def events_sweep(*, now=None, limit: int = 500) -> list[int]:
+    """Queue again what the database says is still to do: pending rows whose task was lost, failed rows due for
+    their retry, and rows whose worker died while holding them. A pending row is handed back at most once a
+    minute, so a long queue is not flooded with copies (a copy would find the row claimed and do nothing)."""
+    now = now or timezone.now()
+    lost = Q(status=Status.PENDING, received_at__lte=now - PENDING_GRACE) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+    due = Q(status=Status.FAILED, next_attempt_at__lte=now) | Q(status=Status.PROCESSING, lease_until__lte=now)
+    ids = list(WebhookEvent.objects.filter(lost | due).order_by("received_at").values_list("pk", flat=True)[:limit])
+    if ids:
+        WebhookEvent.objects.filter(pk__in=ids, status=Status.PENDING).update(next_attempt_at=now + REQUEUE_EVERY)
+        for pk in ids:
+            enqueue(pk)
+        SWEEP_REQUEUED.labels("inbox").inc(len(ids))
+        logger.info("inbox sweep queued %s event(s) again", len(ids))
+    return ids
+
+
+def event_reprocess(*, event: WebhookEvent, now=None) -> bool:
+    """Staff: run a failed event again now (after fixing its cause). Processed, ignored or flagged events are
+    final: their effects happened once and must not happen twice."""
+    now = now or timezone.now()
+    updated = WebhookEvent.objects.filter(pk=event.pk, status=Status.FAILED).update(next_attempt_at=now)
+    if updated:
+        transaction.on_commit(lambda: enqueue(event.pk))
+        EVENTS.labels(event.provider, "reprocessed").inc()
+    return bool(updated)
