@@ -14,6 +14,17 @@ class BookingQuerySet(ClinicScopedQuerySet):
     def overlapping(self, *, provider, start, end):
         return self.active().filter(provider=provider, start__lt=end, end__gt=start)
 
+    def patients_conflicting(self, *, clinic, patient_phone, service, start, end, now):
+        """The patient's other active, not yet over bookings that a new one at [start, end) for ``service`` would
+        double: the same service at any time, or any service at an overlapping time."""
+        from django.db.models import Q
+
+        return (
+            self.active()
+            .filter(clinic=clinic, patient_phone=patient_phone, end__gt=now)
+            .filter(Q(service=service) | Q(start__lt=end, end__gt=start))
+        )
+
 
 class Booking(models.Model):
     """A patient's appointment from hold to confirmation. While held, awaiting a deposit, awaiting staff (paid, on

@@ -28,6 +28,15 @@ class BookingStateError(Exception):
     """The booking is not in a state that allows this step."""
 
 
+class AlreadyBooked(Exception):
+    """The patient already has an active booking of the same service, or one at an overlapping time: a second one
+    needs their explicit yes (``allow_another``), and moving it is a reschedule (``replacing``)."""
+
+    def __init__(self, booking):
+        super().__init__(f"patient already has booking {booking.pk}")
+        self.booking = booking
+
+
 class CancellationTooLate(Exception):
     """The patient asked to cancel inside the clinic's notice window: staff decide (and about the deposit)."""
 
@@ -43,6 +52,24 @@ def _ensure_free(*, provider_id, start, end, exclude_pk=None) -> None:
         raise SlotUnavailable(f"provider {provider_id} is busy then")
 
 
+def _ensure_not_doubled(booking, *, replacing, allow_another, now) -> None:
+    conflicts = Booking.objects.patients_conflicting(
+        clinic=booking.clinic,
+        patient_phone=booking.patient_phone,
+        service=booking.service,
+        start=booking.start,
+        end=booking.end,
+        now=now,
+    )
+    if replacing is not None:
+        conflicts = conflicts.exclude(pk=replacing.pk)
+    if allow_another:
+        conflicts = conflicts.filter(start__lt=booking.end, end__gt=booking.start)
+    existing = conflicts.select_related("service").order_by("start").first()
+    if existing is not None:
+        raise AlreadyBooked(existing)
+
+
 def booking_hold(
     *,
     clinic,
@@ -53,14 +80,21 @@ def booking_hold(
     patient_name="",
     conversation=None,
     hold_minutes=HOLD_MINUTES,
+    replacing=None,
+    allow_another=False,
     now=None,
 ) -> Booking:
     """Hold ``start`` for the service's duration with ``provider``, or raise SlotUnavailable.
 
     One provider's active bookings never overlap: on PostgreSQL the exclusion constraint refuses the insert even
-    when many holds race; elsewhere the provider's row is locked while checking and inserting."""
+    when many holds race; elsewhere the provider's row is locked while checking and inserting.
+
+    One patient never holds two bookings of the same service, or two at overlapping times, by accident:
+    AlreadyBooked names the one they have, unless it is the booking being moved (``replacing``) or the patient
+    said yes to a second appointment (``allow_another``; an overlapping time is refused even then)."""
     now = now or timezone.now()
     end = start + timedelta(minutes=service.duration_minutes)
+
     booking = Booking(
         clinic=clinic,
         conversation=conversation,
@@ -77,6 +111,7 @@ def booking_hold(
     try:
         with transaction.atomic():
             _ensure_free(provider_id=provider.pk, start=start, end=end)
+            _ensure_not_doubled(booking, replacing=replacing, allow_another=allow_another, now=now)
             booking.save()
             transaction.on_commit(lambda: availability_invalidate(clinic_id=clinic.pk))
     except IntegrityError as exc:  # PostgreSQL's exclusion constraint: another hold won the race

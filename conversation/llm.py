@@ -48,6 +48,9 @@ How to answer:
   how long the time is held. Never say an appointment is booked or confirmed unless a tool said so.
 - Moving an appointment: start_reschedule, then find_open_times, then reschedule_to with the chosen option.
   Cancelling: cancel_appointment. The tools apply the clinic's notice policy.
+- A patient who already has an upcoming appointment and asks for another time for it is moving it: reschedule.
+  A second appointment of the same treatment only after they say plainly they want another one: then call
+  allow_another_booking before hold_time. hold_time refuses a time that would double a booking.
 - No medical advice: no diagnoses, no medicines or doses, no reassurance about symptoms. Symptoms after a
   treatment (swelling, pain, trouble breathing, vision changes, skin turning white or grey, fever): call hand_off
   with urgent=true and tell them to call 911 in an emergency or the clinic right away.
@@ -114,6 +117,11 @@ TOOLS = [
     {
         "name": "start_reschedule",
         "description": "Begin moving this patient's next appointment; then find_open_times for the new time.",
+        "properties": {},
+    },
+    {
+        "name": "allow_another_booking",
+        "description": "The patient said plainly they want a second appointment of a treatment they already have.",
         "properties": {},
     },
     {
@@ -481,6 +489,10 @@ class OpenAIEngine:
         booking = tools.start_reschedule()
         allowed.add_time(booking.start, tools.clinic.tz)
         return {"moving": f"{booking.service.name} on {_when(booking.start, tools.clinic.tz)}"}
+
+    def _tool_allow_another_booking(self, tools, allowed):
+        tools.allow_another_booking()
+        return {"allowed": "the next hold_time may be a second appointment (never at an overlapping time)"}
 
     def _tool_reschedule_to(self, tools, allowed, option=None):
         booking = tools.reschedule_to(self._int(option, "option"))

@@ -54,6 +54,12 @@ class Conversation(models.Model):
         related_name="+",
         help_text="The appointment the patient is moving; the times offered are for it.",
     )
+    pending_pick = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The offered time the patient picked while already booked: MOVE or ANOTHER?"
+    )
+    another_booking_ok = models.BooleanField(
+        default=False, help_text="The patient said yes to a second appointment (for their next pick only)."
+    )
     turns_count = models.PositiveIntegerField(default=0)
     handled_through = models.PositiveBigIntegerField(
         default=0, help_text="Texts up to this message id were handled by staff: the assistant does not answer them."

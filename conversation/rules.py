@@ -35,6 +35,10 @@ POSSESSIVE = re.compile(
 NOT_SOMEONE = {"today", "tomorrow", "yesterday", "tonight", "week", "month", "clinic", "spa", "office", "doctor"} | {
     f"{day}day" for day in ("mon", "tues", "wednes", "thurs", "fri", "satur", "sun")
 }
+MOVE = re.compile(r"\b(move|moving|reschedule|switch|swap|change it|instead)\b")
+ANOTHER = re.compile(
+    r"\b(another|second|2nd|additional|extra|both|keep (it|both|the other|my other)|new appointment|as well|also)\b"
+)
 PAYING = re.compile(r"\b(pay|paid|paying|payment|link|deposit|card|checkout)\b")
 NAME_PHRASE = re.compile(
     r"\b(?:my name is|my name's|name is|name's|i am|i'm|this is|it's|under)\s+([a-z][a-z'\-]+(?:\s+[a-z][a-z'\-]+)?)",
@@ -77,6 +81,11 @@ class RulesEngine:
                         return self._lapsed(c, tools, held, tz)
                 elif c.state == Conversation.State.AWAITING_DEPOSIT and PAYING.search(lowered):
                     return self._deposit(tools, tz)  # the same link again
+            if c.pending_pick and c.state == Conversation.State.OFFERING:
+                decided = self._already_booked(c, tools, lowered, wants, tz)
+                if decided:
+                    return decided
+
             if "cancel" in wants and c.state != Conversation.State.OFFERING:
                 return self._cancel(tools, tz)
             if "reschedule" in wants and tools.upcoming_booking() is not None:
@@ -124,6 +133,7 @@ class RulesEngine:
             if c.state == Conversation.State.OFFERING and ("no" in wants or when is not None):
                 booking_talk = True
             if booking_talk or (mentioned and "question" not in wants):
+                self._moving_unless_another(c, tools, lowered)
                 return self._book(c, tools, when, wants, tz)
 
             if "yes" in wants and c.service_id and not c.offered_slots and c.time_preference:
@@ -159,6 +169,34 @@ class RulesEngine:
         return ""
 
     # --- Pieces of the dialogue -----------------------------------------------------------------------------------
+
+    def _moving_unless_another(self, c, tools, lowered):
+        """A patient with an upcoming appointment who asks for a time for the same treatment is moving it, unless
+        they say they want another one (then the next pick may be a second appointment)."""
+        if c.rescheduling_id:
+            return
+        upcoming = tools.upcoming_booking()
+        if upcoming is None or (c.service_id and c.service_id != upcoming.service_id):
+            return
+        if ANOTHER.search(lowered):
+            tools.allow_another_booking()
+            return
+        tools.start_reschedule()
+
+    def _already_booked(self, c, tools, lowered, wants, tz):
+        """The patient picked a time while already booked for the same treatment: MOVE moves the appointment
+        there, ANOTHER books it as a second one. Anything else goes on as usual."""
+        index = c.pending_pick
+        if MOVE.search(lowered) or wants & {"reschedule", "yes"}:
+            tools.start_reschedule(keep_offered=True)
+            return self._moved(tools.reschedule_to(index), tz)
+        if ANOTHER.search(lowered):
+            tools.allow_another_booking()
+            tools.hold_time(index)
+            if not c.patient_name:
+                return "Great choice! What name should I put the appointment under?"
+            return self._deposit(tools, tz)
+        return ""
 
     def _cancel(self, tools, tz):
         booking = tools.cancel_booking()

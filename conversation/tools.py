@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from bookings.models import Booking
 from bookings.services import (
+    AlreadyBooked,
     BookingStateError,
     CancellationTooLate,
     SlotUnavailable,
@@ -215,14 +216,42 @@ class Tools:
                 patient_phone=self.conversation.patient_phone,
                 patient_name=self.conversation.patient_name,
                 conversation=self.conversation,
+                replacing=self.conversation.rescheduling,
+                allow_another=self.conversation.another_booking_ok,
                 now=self.now,
             )
         except SlotUnavailable:
             self._record("hold_time", "taken", index=index)
             raise ToolRefused("Sorry, that time was just taken.") from None
-        self._save(booking=booking, state=Conversation.State.HOLDING)
+        except AlreadyBooked as already:
+            self._save(pending_pick=index)
+            self._record("hold_time", "already booked", index=index, booking_id=already.booking.pk)
+            raise ToolRefused(self._already_booked_question(already.booking, choice)) from None
+        self._save(booking=booking, state=Conversation.State.HOLDING, pending_pick=None, another_booking_ok=False)
         self._record("hold_time", "held", index=index, booking_id=booking.pk)
         return booking
+
+    def _already_booked_question(self, existing: Booking, choice) -> str:
+        when = timezone.localtime(existing.start, self.clinic.tz).strftime("%a %b %-d at %-I:%M %p")
+        new = timezone.localtime(choice.start, self.clinic.tz).strftime("%a %b %-d at %-I:%M %p")
+        overlapping = existing.start < choice.end and existing.end > choice.start
+        movable = existing.service_id == self.conversation.service_id and existing.status in (
+            Booking.Status.CONFIRMED,
+            Booking.Status.AWAITING_STAFF,
+        )
+        if not movable:
+            return f"That overlaps your {existing.service.name} on {when}. Please pick another time."
+        if overlapping:
+            return f"You already have {existing.service.name} on {when}. Reply MOVE to move it to {new}."
+        return (
+            f"You already have {existing.service.name} on {when}. Reply MOVE to move it to {new}, "
+            "or ANOTHER to book a second appointment."
+        )
+
+    def allow_another_booking(self) -> None:
+        """The patient said yes to a second appointment (never at an overlapping time)."""
+        self._save(another_booking_ok=True)
+        self._record("allow_another_booking", "ok")
 
     def release_hold(self) -> None:
         booking = self.conversation.booking
@@ -331,9 +360,10 @@ class Tools:
         self._record("cancel_booking", "cancelled", booking_id=booking.pk)
         return booking
 
-    def start_reschedule(self) -> Booking:
+    def start_reschedule(self, *, keep_offered: bool = False) -> Booking:
         """The patient wants to move their next appointment: remember it (the times offered next are for its
-        service), or refuse when it is inside the clinic's notice, where staff decide."""
+        service), or refuse when it is inside the clinic's notice, where staff decide. ``keep_offered``: the times
+        already on offer are for its service and the patient picks among them."""
         booking = self.upcoming_booking()
         if booking is None:
             raise ToolRefused("I don't see an upcoming appointment for this number.")
@@ -345,7 +375,9 @@ class Tools:
                 f"Your appointment is less than {hours} hours away, so our front desk will help you move it. "
                 "They'll text you shortly."
             )
-        fields = {"rescheduling": booking, "service": booking.service, "offered_slots": []}
+        fields = {"rescheduling": booking, "service": booking.service, "pending_pick": None}
+        if keep_offered is False or booking.service_id != self.conversation.service_id:
+            fields["offered_slots"] = []
         if not self.conversation.patient_name and booking.patient_name:
             fields["patient_name"] = booking.patient_name
         self._save(**fields)

@@ -32,13 +32,13 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # Monday 07:00 in Boston
 PHONE, NAME = "+16175550123", "Jane Doe"
 
 
-def hold(clinic, day=24, hour=11, service="Botox", provider="Dr. Sarah Smith", now=NOW):
+def hold(clinic, day=24, hour=11, service="Botox", provider="Dr. Sarah Smith", now=NOW, phone=PHONE):
     return booking_hold(
         clinic=clinic,
         service=Service.objects.get(clinic=clinic, name=service),
         provider=Provider.objects.get(clinic=clinic, name=provider),
         start=datetime(2026, 11, day, hour, tzinfo=clinic.tz),
-        patient_phone=PHONE,
+        patient_phone=phone,
         patient_name=NAME,
         now=now,
     )
@@ -151,7 +151,7 @@ def test_staff_cannot_confirm_a_booking_that_is_not_waiting_for_them(demo, front
 def test_manual_queue_in_the_admin_says_it_is_manual_and_confirms(client, demo, front_desk, sms_outbox, daytime):
     manual(demo)
     waiting = booking_confirm(booking_id=hold(demo).pk)
-    other = hold(demo, hour=14)  # only held: not in the queue
+    other = hold(demo, hour=14, phone="+16175550124")  # only held: not in the queue
     client.force_login(front_desk)
     url = reverse("admin:bookings_manualbookingrequest_changelist")
     page = client.get(url)

@@ -43,8 +43,9 @@ def square_webhooks(settings):
     settings.SQUARE_WEBHOOK_URL = WEBHOOK_URL
 
 
-def hold(clinic, hour=11, day=24, provider="Dr. Sarah Smith", phone=PHONE):
+def hold(clinic, hour=11, day=24, provider="Dr. Sarah Smith", phone=PHONE, **extra):
     return booking_hold(
+        **extra,
         clinic=clinic,
         service=Service.objects.get(clinic=clinic, name="Botox"),
         provider=Provider.objects.get(clinic=clinic, name=provider),
@@ -109,7 +110,7 @@ def test_returning_clients_pay_no_deposit_when_the_service_says_new_clients_only
     from bookings.services import booking_confirm
 
     booking_confirm(booking_id=hold(demo, hour=9).pk)  # a past visit, confirmed
-    again = hold(demo, hour=13)
+    again = hold(demo, hour=13, allow_another=True)  # the patient said yes to a second appointment
     with pytest.raises(services.BookingStateError):
         services.deposit_request(booking_id=again.pk)
 
@@ -432,7 +433,7 @@ def test_sandbox_is_off_in_production_unless_enabled(client, demo, settings):
     settings.PAYMENTS_SANDBOX_ENABLED = False
     assert client.get(reverse("payments:sandbox-checkout", args=[payment.public_token])).status_code == 404
     with pytest.raises(services.PaymentConfigError):
-        services.deposit_request(booking_id=hold(demo, hour=14).pk)
+        services.deposit_request(booking_id=hold(demo, hour=14, phone="+16175550124").pk)
 
 
 # --- The sandbox checkout in a real browser ------------------------------------------------------------------------
