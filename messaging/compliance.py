@@ -54,9 +54,17 @@ OPT_OUT_KEYWORDS = {
     "stop messaging",
     "stop texts",
     "unsub",
+    # Spanish (about 13% of US residents speak it at home) and the French ARRET carriers list beside STOP.
+    "alto",
+    "parar",
+    "para",
+    "detener",
+    "baja",
+    "darme de baja",
+    "arret",
 }
 # Alone, "cancel" is an opt-out keyword; in a sentence ("cancel my appointment") it is a booking request.
-CANCEL = "cancel"
+CANCEL = {"cancel", "cancelar"}
 OPT_IN_KEYWORDS = {"start", "unstop", "subscribe", "resubscribe"}
 YES_WORDS = {"yes", "y", "yes please", "yeah", "yep", "si"}
 HELP_KEYWORDS = {"help", "info", "information", "ayuda"}
@@ -70,17 +78,23 @@ REVOCATION_PATTERNS = [
     r"\b(remove|take|delete|drop)\b.{0,12}\b(me|my number|this number)\b.{0,25}\b(list|texts?|messages?|contact|"
     r"database|system)\b",
     r"\b(remove me|take me off|delete my number|lose my number)\b",
+    r"\b(remove|delete|erase|take off) (my|this) (number|phone|cell)\b",
+    r"\bnever (signed up|subscribed|opted in|agreed)\b",
     r"\b(unsubscribe|opt me out|opt out|optout|revoke|i revoke)\b",
     r"\bleave me alone\b",
     r"\bwrong number\b",
     r"\bno mas\b",
-    r"\b(deja|dejen) de (escribir|mandar|enviar)",
+    r"\b(deja|dejen|dejar) de (escribir|mandar|enviar|textear)",
+    r"\bno (me )?(manden|envien|escriban|mande|envie|escriba)\b",
+    r"\b(darme|dame|denme|me doy) de baja\b",
     r"\b(not interested|no interest)\b.{0,20}\b(texts?|messages?|stop)\b",
 ]
 REVOCATION_RE = re.compile("|".join(f"(?:{p})" for p in REVOCATION_PATTERNS))
 # A short text carrying one of these words is taken as an opt-out (fail closed) unless it is clearly about booking.
 STRONG_WORDS = {"stop", "unsubscribe", "optout", "revoke", "stopall", "quit"}
 SHORT_TEXT_WORDS = 4
+# "closest T stop?", "can i stop by": "stop" as a place or a visit, not a request to stop texting.
+PLACE_STOP = re.compile(r"\b(t|bus|train|subway|metro|red line|green line|orange line|next|last) stop\b|\bstop (by|in)\b")
 
 
 def normalise(text: str) -> str:
@@ -108,7 +122,7 @@ def classify(text: str, *, opted_out: bool = False) -> Classification:
         return Classification(Intent.NONE)
     if words in OPT_OUT_KEYWORDS:
         return Classification(Intent.OPT_OUT, reason="keyword")
-    if words == CANCEL:
+    if words in CANCEL:
         return Classification(Intent.OPT_OUT, alert_staff=True, reason="cancel alone: may have meant the appointment")
     if words in OPT_IN_KEYWORDS or (opted_out and words in YES_WORDS):
         return Classification(Intent.OPT_IN, reason="keyword")
@@ -117,7 +131,7 @@ def classify(text: str, *, opted_out: bool = False) -> Classification:
     if REVOCATION_RE.search(words):
         return Classification(Intent.OPT_OUT, reason="revocation phrase")
     tokens = words.split()
-    if len(tokens) <= SHORT_TEXT_WORDS and STRONG_WORDS & set(tokens):
+    if len(tokens) <= SHORT_TEXT_WORDS and STRONG_WORDS & set(tokens) and not PLACE_STOP.search(words):
         return Classification(Intent.OPT_OUT, alert_staff=True, reason="short text with an opt-out word")
     return Classification(Intent.NONE)
 

@@ -16,11 +16,15 @@ OPT_OUTS = [
     "please stop texting me", "Stop texting me!", "stop sending me messages", "no more texts", "No more messages pls",
     "please remove me", "Remove me from your list", "take me off your list", "do not text me again",
     "don't contact me", "unsubscribe me", "no más", "No mas mensajes", "leave me alone", "wrong number",
+    # Spanish keywords and plain words, and ARRET (carriers list it beside STOP)
+    "Alto", "PARAR", "Baja", "arrêt", "no me envíen más textos", "dejen de mandarme cosas", "quiero darme de baja",
+    "delete my number please", "i never subscribed to this",
 ]  # fmt: skip
 NOT_OPT_OUTS = [
     "I want Botox", "how much is botox?", "Cancel my appointment tomorrow", "can I cancel my appointment?",
     "can I stop by at 3?", "Thursday at 2 works", "2", "yes", "What's your address?", "the end of the week",
-    "I'd like to reschedule", "do you have parking?",
+    "I'd like to reschedule", "do you have parking?", "which bus stop is nearest?", "nearest T stop",
+    "para el jueves", "alto precio?",
 ]  # fmt: skip
 
 
@@ -37,6 +41,11 @@ def test_ordinary_texts_are_not_opt_outs(text):
 def test_cancel_alone_is_an_opt_out_that_alerts_staff():
     result = classify("Cancel")
     assert result.intent == Intent.OPT_OUT and result.alert_staff and "appointment" in result.reason
+
+
+def test_cancelar_alone_is_an_opt_out_that_alerts_staff_too():
+    result = classify("CANCELAR")
+    assert result.intent == Intent.OPT_OUT and result.alert_staff
 
 
 def test_unclear_short_text_fails_closed_and_alerts_staff():
