@@ -111,7 +111,8 @@ TOOLS = [
     },
     {
         "name": "cancel_appointment",
-        "description": "Cancel this patient's next appointment (within the clinic's notice policy).",
+        "description": "Cancel this patient's next appointment (within the clinic's notice policy). The first call "
+        "only asks: tell the patient to reply YES; call it again after their yes.",
         "properties": {},
     },
     {
@@ -482,6 +483,17 @@ class OpenAIEngine:
         }
 
     def _tool_cancel_appointment(self, tools, allowed):
+        """Asks first: the first call records the request and tells the model to ask the patient; only a call in a
+        later turn, after the patient's yes, cancels."""
+        asked = tools.conversation.confirming_cancel_id and not getattr(tools, "cancel_asked_now", False)
+        if not asked:
+            booking = tools.ask_cancel()
+            tools.cancel_asked_now = True
+            allowed.add_time(booking.start, tools.clinic.tz)
+            return {
+                "ask_first": f"Ask the patient to reply YES to cancel {booking.service.name} on "
+                f"{_when(booking.start, tools.clinic.tz)}; call cancel_appointment again only after their yes."
+            }
         booking = tools.cancel_booking()
         return {"cancelled": f"{booking.service.name} on {_when(booking.start, tools.clinic.tz)}"}
 

@@ -60,6 +60,14 @@ class Conversation(models.Model):
     another_booking_ok = models.BooleanField(
         default=False, help_text="The patient said yes to a second appointment (for their next pick only)."
     )
+    confirming_cancel = models.ForeignKey(
+        "bookings.Booking",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The appointment the patient asked to cancel: it is cancelled when they reply YES.",
+    )
     turns_count = models.PositiveIntegerField(default=0)
     handled_through = models.PositiveBigIntegerField(
         default=0, help_text="Texts up to this message id were handled by staff: the assistant does not answer them."

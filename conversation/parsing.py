@@ -195,6 +195,54 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
 }.items()}  # fmt: skip
 _WANT = re.compile(r"\b(want|would like|id like|appointments?|schedul(e|ing)|any ?time)\b")
 _QUESTION_START = re.compile(r"^(what|whats|how|do|does|is|are|can|could|would|will|when|where|why|which|who|should)\b")
+# A question that asks for a booking ("do you have anything thursday?", "can i come in at 3?", "when can i come in")
+# rather than for information ("what time do you close on wednesdays?", "do i need to bring anything thursday?").
+_REQUEST = re.compile(
+    r"\b(book|booking|schedule me|sign me up|fit me in|reserve|squeeze me in|"
+    r"(can|could|may) i (come|get|book|schedule|make|have|do) (in|by|an? |a time|a spot|an appointment|appointment)|"
+    r"(can|could|may) i (book|schedule|come|get in|get|have|do)|available|availability|"
+    r"(a )?(different|another|other) (time|day|date)|(earliest|soonest|first|next) (you|one|time|thing)|"
+    r"(do|does) (you|she|he|dr \w+) have (any|anything|an? |time|openings?|availability|spots?|slots?|room)|"
+    r"(any|anything) (open|available|free|left)|any (openings?|availability|spots?|slots?|times?)\b|"
+    r"(is|are) (there )?(any )?(openings?|spots?|slots?|times?|availability)|"
+    r"(is|are) (\w+ )?(\d{1,2}(:\d\d)?( ?[ap]m)?|monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow) "
+    r"(open|available|free|ok|okay|good)|"
+    r"when can (i|you) (come|get|book|see|fit)|when (is|are) (your|the) (next|soonest|earliest)|"
+    r"(next|soonest|earliest|first) (available|opening|appointment|spot|slot)|"
+    r"(want|would like|like|need|wanna) (to )?(book|schedule|come in|get|make|an appointment|appointment)|"
+    r"i (want|need|would like|d like|wanna) (some |a |an )?(botox|filler|appointment)|"
+    r"(do|does) (you|she|he|dr \w+) have .{0,30}\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|"
+    r"today|tonight|morning|afternoon|evening|week|weekend|open)|"
+    r"(any|anything|something) (on |for |this |next |later )?(monday|tuesday|wednesday|thursday|friday|saturday|"
+    r"sunday|tomorrow|today|week|weekend|morning|afternoon|evening))\b"
+)
+# A health or safety question is never a booking request, however it is worded ("can i get botox if pregnant?").
+_SAFETY_CUE = re.compile(
+    r"\b(pregnan\w*|breast ?feeding|nursing|trying to conceive|safe|safety|allerg\w*|medication|medicine|blood "
+    r"thinners?|aspirin|ibuprofen|advil|fish oil|accutane|antibiotics?|cold sore|if i (have|am|had|take)|while i)\b"
+)
+# Words of a question about information, not about a time: "what do i bring", "how long does it take".
+_INFO_CUE = re.compile(
+    r"\b(avoid|bring|wear|take|takes|last|lasts|long|close|closing|closed|open|opens|hours|park|parking|eat|drink|"
+    r"alcohol|wine|exercise|work ?out|workout|gym|lie down|shower|makeup|hurt|pain|painful|safe|ok to|okay to|should i|"
+    r"do i need|before|after|results|prepare|policy|work|works|happens?|allowed|early|late|latest|bad idea|still ok|"
+    r"who|where|why|which)\b"
+)
+# Asking how a policy or a booking works is a question, never a cancellation ("what's your cancellation policy?").
+_ABOUT_POLICY = re.compile(
+    r"\b(policy|policies|rules?|fee|fees|charge|work|works|happens?|if i|do you|refund|notice)\b"
+)
+
+
+def is_request(text: str) -> bool:
+    """Whether a question-shaped text asks for a booking (or a time) rather than for information: a request pattern,
+    or no question word and no word of an information question ("next wed?", "botox thursday?")."""
+    s = normalise(text)
+    if _SAFETY_CUE.search(s):
+        return False
+    if _REQUEST.search(s):
+        return True
+    return not _QUESTION_START.match(s) and not _INFO_CUE.search(s)
 
 
 def intents(text: str) -> set[str]:
@@ -214,7 +262,17 @@ def intents(text: str) -> set[str]:
         found.discard("cancel")
     if "no" in found and re.search(r"\b(not|none of) (that|those|these)\b", s):
         found.discard("yes")
-    if ("?" in s or _QUESTION_START.match(s)) and not found & {"price", "book", "cancel", "reschedule", "human"}:
+    starts_as_question = bool(_QUESTION_START.match(s))
+    asking = ("?" in s or starts_as_question) and (starts_as_question or bool(_INFO_CUE.search(s)))
+    if asking and (_SAFETY_CUE.search(s) or not _REQUEST.search(s)):
+        # A question first: "what time do you close on wednesdays?" is answered, not taken for a booking; "what's
+        # your cancellation policy?" or "how does rescheduling work?" cancels nothing.
+        found.discard("book")
+        if found & {"cancel", "reschedule"} and _ABOUT_POLICY.search(s) and not re.search(r"\b(my|our) ", s):
+            found -= {"cancel", "reschedule"}
+        if found & {"cancel", "reschedule"} and re.search(r"^(how|what|whats|is|does|do you)\b", s):
+            found -= {"cancel", "reschedule"}
+    if ("?" in s or starts_as_question) and not found & {"price", "book", "cancel", "reschedule", "human"}:
         found.add("question")
     return found
 
@@ -536,6 +594,21 @@ def parse_when(text: str, *, now: datetime, tz: tzinfo) -> TimeWindow | None:
 
 # ------------------------------------------------------------------------------------------------------------- choice
 _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "former": 0, "middle": 1}
+_ORDINALS |= {"primera": 0, "primero": 0, "segunda": 1, "segundo": 1, "tercera": 2, "tercero": 2}
+_CLOCK_WORDS = frozenset({"am", "pm", "oclock", "o", "in", "hours", "hrs", "minutes", "min", "mins", "people", "units"})
+_CORRECTION = re.compile(r"\b(wait|actually|instead|sorry|make it|change (it )?to|switch to|rather)\b")
+
+
+def _correction(s: str, n: int) -> int | None:
+    """A pick changed in the same text: the last offered number after a word of correction."""
+    if not _CORRECTION.search(s) or re.search(r"\b(not|none|neither)\b", s):
+        return None
+    numbers = [int(w) for w in s.split() if w.isdigit() and 1 <= int(w) <= n]
+    later = s[_CORRECTION.search(s).start() :]
+    after = [int(w) for w in later.split() if w.isdigit() and 1 <= int(w) <= n]
+    return (after or numbers or [None])[-1] - 1 if (after or numbers) else None
+
+
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3}
 _FILLER = frozenset(
     _words(
@@ -575,11 +648,19 @@ def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | Non
     and requests for others ("not 2", "none", "neither", "anything earlier?") give None."""
     n = len(offered)
     s = " ".join(_when_word(w) for w in normalise(text).replace("?", " ").split())
-    if not n or not s or _CHOICE_NO.search(s):
+    if not n or not s:
+        return None
+    corrected = _correction(s, n)
+    if corrected is not None:  # "2. wait no, 3", "can i do 3 instead": the last number they gave
+        return corrected
+    if _CHOICE_NO.search(s):
         return None
     times = [t.astimezone(tz) for t in offered]
     rest = [w for w in s.split() if w not in _FILLER]
-    picked = re.search(r"\b(?:option|number|choice|slot)\s*(\d)\b", s)
+    picked = re.search(r"\b(?:option|number|choice|slot|el|la|numero|opcion)\s*(\d)\b", s)
+    leading = rest and rest[0].isdigit() and 1 <= int(rest[0]) <= n and (len(rest) == 1 or rest[1] not in _CLOCK_WORDS)
+    if leading and not picked:  # "2 please. it's Chloe", "3, yes please switch it"
+        return int(rest[0]) - 1
     if picked or (len(rest) == 1 and rest[0].isdigit()) or s in _NUMBER_WORDS:
         k = int(picked[1] if picked else rest[0] if rest else _NUMBER_WORDS[s])
         if 1 <= k <= n or picked:
@@ -589,7 +670,10 @@ def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | Non
     if order := _CHOICE_ORDER.search(s):
         pick = max if (order[1] or order[3] or "") in ("later", "latest") else min
         return pick(range(n), key=lambda i: times[i])
-    ordinal = re.search(r"\b(first|1st|second|2nd|third|3rd|former|middle)\b(?! thing)", s)
+    ordinal = re.search(
+        r"\b(first|1st|second|2nd|third|3rd|former|middle|primera|primero|segunda|segundo|tercera|tercero)\b(?! thing)",
+        s,
+    )
     if ordinal and not re.search(rf"\b({_MON})\b", s):
         k = _ORDINALS[ordinal[1]]
         return k if k < n and (ordinal[1] != "middle" or n == 3) else None

@@ -10,6 +10,8 @@ import re
 
 from django.utils import timezone
 
+from medspa.models import format_cents
+
 from . import parsing
 from .engine import EngineReply
 from .models import Conversation
@@ -39,6 +41,7 @@ MOVE = re.compile(r"\b(move|moving|reschedule|switch|swap|change it|instead)\b")
 ANOTHER = re.compile(
     r"\b(another|second|2nd|additional|extra|both|keep (it|both|the other|my other)|new appointment|as well|also)\b"
 )
+MY_APPOINTMENT = re.compile(r"\b(my|our) (appointment|booking|visit|botox|filler|treatment)\b")
 PAYING = re.compile(r"\b(pay|paid|paying|payment|link|deposit|card|checkout)\b")
 NAME_PHRASE = re.compile(
     r"\b(?:my name is|my name's|name is|name's|i am|i'm|this is|it's|under)\s+([a-z][a-z'\-]+(?:\s+[a-z][a-z'\-]+)?)",
@@ -86,9 +89,14 @@ class RulesEngine:
                 if decided:
                     return decided
 
-            if "cancel" in wants and c.state != Conversation.State.OFFERING:
-                return self._cancel(tools, tz)
-            if "reschedule" in wants and tools.upcoming_booking() is not None:
+            if c.confirming_cancel_id:
+                decided = self._confirm_cancel(c, tools, lowered, wants, tz)
+                if decided:
+                    return decided
+            if "cancel" in wants:  # from any state, offering times included: ask once, then cancel
+                return self._ask_cancel(c, tools, tz)
+            picking_new_time = c.rescheduling_id and c.state == Conversation.State.OFFERING and c.offered_slots
+            if "reschedule" in wants and not picking_new_time and tools.upcoming_booking() is not None:
                 booking = tools.start_reschedule()
                 when = parsing.parse_when(text, now=tools.now, tz=tz)
                 if when is None:
@@ -97,6 +105,15 @@ class RulesEngine:
                         "What day and time would work better?"
                     )
                 return self._offer(c, tools, when, tz)
+
+            if c.state == Conversation.State.HOLDING and c.offered_slots and not c.rescheduling_id:
+                offered = tools.offered()
+                repick = parsing.parse_choice(text, [o.start for o in offered], tz=tz)
+                if repick is not None and offered[repick].start != c.booking.start:  # "actually can i do 3 instead"
+                    tools.hold_time(repick + 1)
+                    if not c.patient_name:
+                        return "No problem, I've switched it. What name should I put the appointment under?"
+                    return self._deposit(tools, tz)
 
             if c.state == Conversation.State.HOLDING and not c.patient_name:
                 name = parsing.parse_name(text)
@@ -128,6 +145,15 @@ class RulesEngine:
 
             if "price" in wants:
                 return self._price(c, tools, mentioned, catalog)
+
+            if "question" in wants and not parsing.is_request(text):
+                upcoming = tools.upcoming_booking() if MY_APPOINTMENT.search(lowered) else None
+                if upcoming is not None:  # "what time is my appointment?", "is my appt still on?"
+                    return (
+                        f"Yes: your {upcoming.service.name} is on {_when_text(upcoming.start, tz)} with "
+                        f"{upcoming.provider.name}. See you then!"
+                    )
+                return self._answer(c, tools, text)  # a question is answered first, whatever day or service it names
 
             booking_talk = "book" in wants or when is not None or (mentioned and c.state == Conversation.State.NEW)
             if c.state == Conversation.State.OFFERING and ("no" in wants or when is not None):
@@ -198,9 +224,33 @@ class RulesEngine:
             return self._deposit(tools, tz)
         return ""
 
-    def _cancel(self, tools, tz):
-        booking = tools.cancel_booking()
-        refund = " Your deposit will be refunded." if getattr(booking, "deposit_cents", 0) else ""
+    def _ask_cancel(self, c, tools, tz):
+        if tools.upcoming_booking() is None and c.state == Conversation.State.OFFERING:
+            tools.release_hold()
+            tools.forget_offer()
+            return "No problem, I won't book anything. Text me any time you'd like to find a time."
+        booking = tools.ask_cancel()
+        deposit = _deposit_cents(booking)
+        refund = f"; your {format_cents(deposit)} deposit will be refunded" if deposit else ""
+        return (
+            f"Reply YES to cancel your {booking.service.name} on {_when_text(booking.start, tz)}{refund}. "
+            "Or reply NO to keep it."
+        )
+
+    def _confirm_cancel(self, c, tools, lowered, wants, tz):
+        """The answer to "Reply YES to cancel": YES cancels, NO (or "don't cancel") keeps it, anything else goes on
+        as a new text (the question lapses)."""
+        if ("yes" in wants or "cancel" in wants) and not re.search(r"\b(dont|do not|no|not)\b", lowered):
+            return self._cancelled(tools.cancel_booking(), tz)
+        booking = c.confirming_cancel
+        tools.keep_booking()
+        if "no" in wants or re.search(r"\b(dont|do not) cancel|keep (it|my)\b", lowered):
+            return f"No problem: your {booking.service.name} on {_when_text(booking.start, tz)} stays booked."
+        return ""
+
+    def _cancelled(self, booking, tz):
+        deposit = _deposit_cents(booking)
+        refund = f" Your {format_cents(deposit)} deposit will be refunded." if deposit else ""
         return (
             f"Done: your {booking.service.name} on {_when_text(booking.start, tz)} is cancelled.{refund} "
             "Want to pick another time?"
@@ -224,8 +274,21 @@ class RulesEngine:
         if when is None:
             if c.state == Conversation.State.OFFERING and "no" in wants:
                 return "No problem. What day or time would work better for you?"
-            return f'Great, {c.service.name}! What day and time work best for you? (e.g. "Thursday afternoon")'
+            return self._offer_soonest(c, tools, tz)
         return self._offer(c, tools, when, tz)
+
+    def _offer_soonest(self, c, tools, tz):
+        """ "I want Botox": its price (unless already given) and the soonest open times, in one reply."""
+        from datetime import timedelta
+
+        window = parsing.TimeWindow(start=tools.now, end=tools.now + timedelta(days=7), label="soonest", asap=True)
+        offered = tools.find_open_times(start=window.start, end=window.end, label=window.label)
+        if not offered:
+            return f'Great, {c.service.name}! What day and time work best for you? (e.g. "Thursday afternoon")'
+        price = tools.lookup_service(c.service_id)["price"]
+        said = c.messages.filter(direction="outbound", body__contains=price).exists()
+        lead = "" if said else f"{c.service.name} is {price}. "
+        return f"{lead}{_offer_text(c.service.name, offered, tz)[:-1]}, or tell me a day that suits you."
 
     def _offer(self, c, tools, when, tz):
         offered = tools.find_open_times(
@@ -318,6 +381,12 @@ class RulesEngine:
             tools.hand_off("a question the clinic's information does not answer")
             return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
         return _sentence_snippet(results[0]["snippet"]) + steer
+
+
+def _deposit_cents(booking) -> int:
+    """The deposit paid for this booking (refunded on a cancellation within the notice), 0 when none was paid."""
+    payment = getattr(booking, "payment", None) if hasattr(booking, "payment") else None
+    return payment.paid_cents if payment is not None and payment.status == "paid" else 0
 
 
 def _someone_elses(text: str) -> bool:

@@ -338,9 +338,34 @@ class Tools:
             .first()
         )
 
+    def ask_cancel(self) -> Booking:
+        """The patient asked to cancel their next appointment: nothing happens until they confirm (``cancel_booking``
+        after a YES). Inside the clinic's notice staff decide, at once, as for the cancellation itself."""
+        booking = self.upcoming_booking()
+        if booking is None:
+            raise ToolRefused("I don't see an upcoming appointment for this number.")
+        hours = self.clinic.cancellation_notice_hours
+        if booking.start - self.now < timedelta(hours=hours):
+            return self.cancel_booking()  # refuses and hands off
+        self.release_hold()
+        self._save(confirming_cancel=booking, pending_pick=None, offered_slots=[], rescheduling=None)
+        self._record("ask_cancel", "asked", booking_id=booking.pk)
+        return booking
+
+    def forget_offer(self) -> None:
+        """The patient no longer wants the times on offer."""
+        self._save(offered_slots=[], pending_pick=None, state=Conversation.State.ENGAGED)
+        self._record("forget_offer", "ok")
+
+    def keep_booking(self) -> None:
+        """The patient did not confirm the cancellation: nothing changes."""
+        if self.conversation.confirming_cancel_id:
+            self._record("ask_cancel", "kept", booking_id=self.conversation.confirming_cancel_id)
+        self._save(confirming_cancel=None)
+
     def cancel_booking(self) -> Booking:
         """Cancel the patient's next appointment, within the clinic's notice; later than that, staff decide."""
-        booking = self.upcoming_booking()
+        booking = self.conversation.confirming_cancel or self.upcoming_booking()
         if booking is None:
             raise ToolRefused("I don't see an upcoming appointment for this number.")
         try:
@@ -356,7 +381,9 @@ class Tools:
         except EmrError:
             self.hand_off("the EMR did not take a cancellation")
             raise ToolRefused("I couldn't cancel that myself; our front desk will text you shortly.") from None
-        self._save(state=Conversation.State.ENGAGED, booking=None, rescheduling=None, offered_slots=[])
+        self._save(
+            state=Conversation.State.ENGAGED, booking=None, rescheduling=None, offered_slots=[], confirming_cancel=None
+        )
         self._record("cancel_booking", "cancelled", booking_id=booking.pk)
         return booking
 

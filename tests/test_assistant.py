@@ -190,9 +190,34 @@ def test_stop_in_the_middle_of_booking(patient):
 def test_cancel_an_existing_appointment(patient):
     patient.say("botox friday", "1", "jane doe")
     patient.pay()
-    text = patient.reply("i need to cancel my appointment")
-    assert "is cancelled" in text and "refunded" in text
+    question = patient.reply("i need to cancel my appointment")
+    assert (
+        question.startswith("Reply YES to cancel your Botox on Fri Nov 27")
+        and "$50 deposit will be refunded" in question
+    )
+    assert booked().exists()  # nothing happens before the patient confirms
+    text = patient.reply("yes")
+    assert "is cancelled" in text and "Your $50 deposit will be refunded" in text
     assert not booked().exists()
+
+
+def test_a_cancellation_not_confirmed_keeps_the_appointment(patient):
+    patient.say("botox friday", "1", "jane doe")
+    patient.pay()
+    patient.reply("please cancel my botox")
+    kept = patient.reply("no, keep it")
+    assert kept.startswith("No problem: your Botox on Fri Nov 27") and booked().get().status == "confirmed"
+    assert patient.conversation.confirming_cancel_id is None
+
+
+def test_cancel_while_times_are_on_offer_asks_once(patient):
+    patient.say("botox friday", "1", "jane doe")
+    patient.pay()
+    offer = patient.reply("i want another botox appointment next week")
+    assert "Here are open times" in offer
+    question = patient.reply("actually cancel my appointment")
+    assert question.startswith("Reply YES to cancel your Botox on Fri Nov 27")
+    assert "is cancelled" in patient.reply("yes") and not booked().exists()
 
 
 def test_reschedule_an_existing_appointment(patient):
@@ -305,10 +330,10 @@ def test_late_cancellation_goes_to_staff(patient):
 
 
 def test_earliest_time_then_paid(patient):
-    patient.reply("Hi!! wondering about laser hair removal")
-    offer = patient.reply("whats the earliest you have")
-    assert "1. Mon Nov 23 at 12:15 PM" in offer
-    patient.reply("1")
+    offer = patient.reply("Hi!! wondering about laser hair removal")  # the price and the soonest times at once
+    assert offer.startswith("Laser Hair Removal is $150-$450 per session.") and "1. Mon Nov 23 at 12:15 PM" in offer
+    assert offer.endswith("or tell me a day that suits you.")
+    assert "What name" in patient.reply("whats the earliest you have")  # the earliest of those: 1
     assert "Thanks, Priya!" in patient.reply("my name is Priya Patel")
     (confirmation,) = patient.pay()
     assert "You're booked: Laser Hair Removal" in confirmation
