@@ -5,8 +5,12 @@ Without REDIS_URL the settings make every task run eagerly in the calling proces
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
+
+# First thing in every process (the medspa package imports this module): in Prometheus multiprocess mode it names
+# metric files by host and pid before any metric exists. medspa/worker_metrics.py explains the rest.
+from . import worker_metrics
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medspa.settings")
 
@@ -27,3 +31,23 @@ app.conf.task_routes = {
     "bookings.*": {"queue": "periodic"},
 }
 app.autodiscover_tasks()
+
+# Metrics (medspa/worker_metrics.py): queue waits, sweep runs, multiprocess bookkeeping, the worker's exporter.
+signals.before_task_publish.connect(worker_metrics.publish_stamp, weak=False)
+signals.task_prerun.connect(worker_metrics.queue_wait_observe, weak=False)
+signals.task_postrun.connect(worker_metrics.sweep_run_count, weak=False)
+signals.worker_process_shutdown.connect(worker_metrics.process_shutdown, weak=False)
+signals.worker_shutdown.connect(worker_metrics.process_shutdown, weak=False)
+signals.worker_ready.connect(worker_metrics.worker_ready, weak=False)
+
+
+def _filter_logs(logger=None, **kwargs):
+    """A worker or beat logs through Celery's handlers, which replace LOGGING's console: they get its filters
+    (patient data redacted, client errors without tracebacks; medspa/logging.py)."""
+    from .logging import filter_celery_handlers
+
+    filter_celery_handlers(logger=logger)
+
+
+signals.after_setup_logger.connect(_filter_logs, weak=False)
+signals.after_setup_task_logger.connect(_filter_logs, weak=False)

@@ -1,15 +1,19 @@
 """With PostgreSQL and Redis (CI): a real Celery worker process takes the webhook's task from the broker and the
-text reaches the (fake) Telnyx API over HTTP. Skipped on the embedded defaults, where tasks run in-process."""
+text reaches the (fake) Telnyx API over HTTP, and what the worker counts reaches /metrics (Prometheus multiprocess
+mode, and the worker's own exporter). Skipped on the embedded defaults, where tasks run in-process."""
 
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from django.conf import settings
 from django.db import connection
+from prometheus_client.parser import text_string_to_metric_families
 
 from messaging.models import Message, PhoneNumber
 
@@ -76,6 +80,21 @@ def start_worker(env):
     )
 
 
+def metric(text, name, **labels) -> float | None:
+    """One sample's value in a Prometheus text page."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def wait_for(predicate, seconds=30):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -86,7 +105,7 @@ def wait_for(predicate, seconds=30):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_real_worker_answers_help_through_the_broker(client, worker_env, settings):
+def test_real_worker_answers_help_through_the_broker(client, worker_env, settings, tmp_path, monkeypatch):
     from medspa.celery import app
 
     fake, env = worker_env
@@ -95,6 +114,10 @@ def test_real_worker_answers_help_through_the_broker(client, worker_env, setting
     clinic = make_clinic("worker-clinic", name="Glow")
     PhoneNumber.objects.create(clinic=clinic, number="+15555550100", provider="telnyx")
     app.control.purge()
+    # The worker writes its metrics to a multiprocess directory and serves them itself too (WORKER_METRICS_PORT).
+    metrics_dir, metrics_port = tmp_path / "prometheus", free_port()
+    metrics_dir.mkdir()
+    env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "WORKER_METRICS_PORT": str(metrics_port)}
     worker = start_worker(env)
     try:
         body = telnyx_inbound("HELP")
@@ -107,6 +130,21 @@ def test_real_worker_answers_help_through_the_broker(client, worker_env, setting
         assert request["headers"]["Authorization"] == "Bearer KEY_worker"
         assert request["json"]["to"] == "+16175550123" and "STOP" in request["json"]["text"]
         assert wait_for(lambda: Message.objects.filter(direction="outbound", status="sent").exists(), 10)
+
+        # What the worker counted, at the web's /metrics: this process serves the directory the worker writes to
+        # (django-prometheus reads PROMETHEUS_MULTIPROC_DIR per request); its own counters are not in it.
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+        web = lambda: client.get("/metrics").content.decode()  # noqa: E731
+        assert wait_for(lambda: metric(web(), "medspa_sms_sends_total", outcome="sent") == 1, 10), web()
+        page = web()
+        assert metric(page, "medspa_webhook_events_total", provider="telnyx", outcome="processed") == 1
+        assert metric(page, "medspa_task_queue_wait_seconds_count", queue="inbound") >= 1  # published here
+        assert metric(page, "medspa_task_queue_wait_seconds_count", queue="sms") >= 1  # published by the worker
+        assert metric(page, "medspa_webhook_events_total", outcome="received") is None  # counted here: not a file
+        # The same from the worker's exporter (the solo pool: its main process ran the tasks).
+        exported = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert metric(exported, "medspa_sms_sends_total", outcome="sent") == 1
+        assert metric(exported, "medspa_task_queue_wait_seconds_count", queue="inbound") >= 1
     finally:
         worker.terminate()
         output, _ = worker.communicate(timeout=20)
