@@ -1,5 +1,6 @@
 """Staff API for a clinic's knowledge: list, add (one or bulk), search."""
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
@@ -30,7 +31,10 @@ class KnowledgeInputSerializer(serializers.Serializer):
 
 class KnowledgeView(ClinicScopedListView):
     """GET: the clinic's documents. POST: one ``{title, content}``, or ``{"clinic_id": SLUG, "documents": [...]}``.
-    A document with an existing title replaces that document's text."""
+    A document with an existing title replaces that document's text.
+
+    GET needs ``knowledge.view_knowledgedocument``, POST ``add_`` and, to replace a text, ``change_``: the front
+    desk reads what the assistant knows, managers and owners write it (medspa/roles.py)."""
 
     model = KnowledgeDocument
     serializer_class = KnowledgeDocumentSerializer
@@ -66,17 +70,23 @@ class KnowledgeView(ClinicScopedListView):
         else:
             documents = [{"title": data.get("title", ""), "content": data.get("content", "")}]
         try:
-            if "documents" in data:
-                results = documents_load(clinic=clinic, documents=documents, source=KnowledgeDocument.Source.API)
-            else:
-                results = [
-                    document_upsert(
-                        clinic=clinic,
-                        title=documents[0]["title"],
-                        body=documents[0]["content"],
-                        source=KnowledgeDocument.Source.API,
-                    )
-                ]
+            # Adding needs add (checked before we get here); replacing an existing document's text needs change
+            # too. Which titles exist is the upsert's own decision, so it runs in a transaction that a refusal
+            # rolls back: nothing is written.
+            with transaction.atomic():
+                if "documents" in data:
+                    results = documents_load(clinic=clinic, documents=documents, source=KnowledgeDocument.Source.API)
+                else:
+                    results = [
+                        document_upsert(
+                            clinic=clinic,
+                            title=documents[0]["title"],
+                            body=documents[0]["content"],
+                            source=KnowledgeDocument.Source.API,
+                        )
+                    ]
+                if any(outcome == "updated" for _, outcome in results):
+                    self.require_model_permission("change")
         except KnowledgeError as exc:
             raise ValidationError(exc.args[0]) from None
         counts = {"created": 0, "updated": 0, "unchanged": 0}
@@ -95,7 +105,8 @@ class KnowledgeView(ClinicScopedListView):
 
 
 class KnowledgeSearchView(ClinicScopedListView):
-    """GET ?q=...&k=5: ranked snippets with title, score and source (catalog or knowledge)."""
+    """GET ?q=...&k=5: ranked snippets with title, score and source (catalog or knowledge). Needs
+    ``knowledge.view_knowledgedocument`` (the base view's permission for GET on ``model``)."""
 
     model = KnowledgeDocument
     pagination_class = None

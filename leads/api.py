@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import ParseError, PermissionDenied, Throttled
+from rest_framework.exceptions import APIException, ParseError, PermissionDenied, Throttled
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -16,6 +16,8 @@ from medspa.http import client_ip
 from medspa.models import Clinic
 
 from .cors import origin_allowed_for
+from .forms import PUBLIC_MESSAGE_MAX_LENGTH, PUBLIC_MESSAGE_TOO_LONG
+from .limits import BodyRefused, check_body
 from .metrics import LEAD_SUBMISSIONS
 from .models import Lead
 from .services import lead_create
@@ -26,6 +28,22 @@ class LeadThrottle(ScopedRateThrottle):
 
     def get_ident(self, request):
         return client_ip(request) or "unknown"
+
+
+class BodyTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+
+class LeadJSONParser(JSONParser):
+    """JSON, where a document nested deeper than Python's recursion limit (a few KB of ``[``) is a 400 like any
+    other unreadable body, not a server error."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
 
 
 class LeadSubmissionSerializer(serializers.Serializer):
@@ -47,12 +65,15 @@ class LeadSubmissionSerializer(serializers.Serializer):
     message = serializers.CharField(
         required=False,
         allow_blank=True,
-        max_length=2000,
-        error_messages={"max_length": "Keep the message under 2000 characters."},
+        max_length=PUBLIC_MESSAGE_MAX_LENGTH,
+        error_messages={"max_length": PUBLIC_MESSAGE_TOO_LONG},
     )
     sms_consent = serializers.BooleanField(required=False, default=False)
     consent_text = serializers.CharField(
-        required=False, allow_blank=True, max_length=2000, help_text="The exact consent wording the person saw."
+        required=False,
+        allow_blank=True,
+        max_length=PUBLIC_MESSAGE_MAX_LENGTH,
+        help_text="The exact consent wording the person saw.",
     )
     source_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
 
@@ -64,6 +85,10 @@ class LeadSubmissionSerializer(serializers.Serializer):
             data = data.dict()
         elif not isinstance(data, dict):
             raise serializers.ValidationError({"non_field_errors": ["Send a JSON object or a form."]})
+        if len(data) > settings.LEAD_MAX_FIELDS:  # forms were counted before parsing (leads/limits.py); JSON here
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"Too many fields: at most {settings.LEAD_MAX_FIELDS}."]}
+            )
         data = dict(data)
         for alias, name in self.ALIASES.items():
             if alias in data and name not in data:
@@ -82,15 +107,17 @@ class LeadCreateView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [LeadJSONParser, FormParser, MultiPartParser]
     throttle_classes = [LeadThrottle]
     throttle_scope = "leads"
 
     def initial(self, request, *args, **kwargs):
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if not length.isdigit() or int(length) > settings.LEAD_MAX_BODY_BYTES:
+        # The hosted form's limits (leads/limits.py), before DRF parses anything: 413 too large, 400 too many fields.
+        try:
+            check_body(request._request, endpoint="api_leads")  # Django's request: its content_type is parsed
+        except BodyRefused as refused:
             LEAD_SUBMISSIONS.labels("invalid").inc()
-            raise ParseError(f"Request body too large: at most {settings.LEAD_MAX_BODY_BYTES} bytes.")
+            raise (BodyTooLarge if refused.status == 413 else ParseError)(refused.reason) from None
         super().initial(request, *args, **kwargs)
 
     def throttled(self, request, wait):
@@ -106,6 +133,7 @@ class LeadCreateView(APIView):
             200: OpenApiResponse(description="The same submission was received moments ago: its lead id."),
             400: OpenApiResponse(description="A message per invalid field."),
             403: OpenApiResponse(description="The page's origin may not send leads for this clinic."),
+            413: OpenApiResponse(description="The body is larger than LEAD_MAX_BODY_BYTES."),
             415: OpenApiResponse(description="Neither JSON nor a form."),
             429: OpenApiResponse(description="Too many submissions from this address."),
         },

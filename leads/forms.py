@@ -9,11 +9,17 @@ from django.core.validators import URLValidator
 from medspa.models import Clinic, Service
 from medspa.phones import normalize_phone
 
-from .models import MESSAGE_MAX_LENGTH, Lead
+from .models import Lead
 
 NOT_SURE = ""
 HONEYPOT = "website"
 SOURCE_URL_MAX_LENGTH = Lead._meta.get_field("source_url").max_length
+# What the public (this form and /api/leads) may write in a text field: what carriers deliver as one text (10
+# segments of 160). Longer is refused with the field's error, not cut: the end may be what mattered, and the form
+# keeps what was typed so it can be shortened. The field's maxlength stops a browser at it already. (The model and
+# lead_create allow MESSAGE_MAX_LENGTH; this form and the API, the ways in, cap lower.)
+PUBLIC_MESSAGE_MAX_LENGTH = 1600
+PUBLIC_MESSAGE_TOO_LONG = f"Keep the message to {PUBLIC_MESSAGE_MAX_LENGTH} characters or fewer."
 
 
 def consent_wording(clinic: Clinic) -> str:
@@ -68,8 +74,8 @@ class LeadForm(forms.Form):
     message = forms.CharField(
         label="Message (optional)",
         required=False,
-        max_length=MESSAGE_MAX_LENGTH,
-        error_messages={"max_length": f"Keep the message under {MESSAGE_MAX_LENGTH} characters."},
+        max_length=PUBLIC_MESSAGE_MAX_LENGTH,
+        error_messages={"max_length": PUBLIC_MESSAGE_TOO_LONG},
         widget=forms.Textarea(attrs={"rows": 4}),
     )
     sms_consent = forms.BooleanField(required=False)

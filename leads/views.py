@@ -1,8 +1,11 @@
 """The hosted lead form (``/l/<slug>/``) and the script that embeds it in a clinic's website (``embed.js``).
 
-The form page may be framed by any site (it is made to be embedded); nothing else changes its framing policy.
+The form page is made to be embedded: it is exempt from X-Frame-Options, and its Content-Security-Policy
+``frame-ancestors`` lists our own origin and the clinic's (``Clinic.lead_origins``: its website and allowed origins,
+the list CORS uses for the lead API); every other page keeps ``frame-ancestors 'none'``.
 Submitting goes through ``leads.services.lead_create`` like the API. Spam: a honeypot field (a filled one looks
-like a success and stores nothing) and a per-client-IP, per-clinic limit at the API's LEAD_RATE_LIMIT.
+like a success and stores nothing) and a per-client-IP, per-clinic limit at the API's LEAD_RATE_LIMIT. Size: the
+API's body and field limits (leads/limits.py), checked before the body is read, answered with the form page.
 
 Cross-site request forgery: Django's CSRF check needs its cookie, and a form inside another site's iframe gets no
 cookie (SameSite=Lax is withheld from cross-site frames; Safari and private windows block third-party cookies
@@ -16,6 +19,8 @@ import math
 import time
 
 import phonenumbers
+from csp.constants import SELF
+from csp.decorators import csp_replace
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -33,6 +38,7 @@ from medspa.http import client_ip, origin_of
 from medspa.models import Clinic
 
 from .forms import LeadForm, valid_source_url
+from .limits import BodyRefused, check_body
 from .metrics import LEAD_SUBMISSIONS
 from .models import Lead
 from .services import lead_create
@@ -109,7 +115,14 @@ def _page(request, clinic, form, *, status=200, notice="", thanks=False, consent
         "phone_display": _phone_display(clinic.front_desk_phone),
     }
     template = "leads/thanks.html" if thanks else "leads/form.html"
-    return render(request, template, context, status=status)
+    response = render(request, template, context, status=status)
+    return frameable_by_clinic(response, clinic)
+
+
+def frameable_by_clinic(response, clinic):
+    """The form's CSP ``frame-ancestors``: 'self' and the clinic's own sites (the origins its leads may come from)."""
+    ancestors = [SELF, *sorted(clinic.lead_origins())]
+    return csp_replace({"frame-ancestors": ancestors})(lambda: response)()  # django-csp's decorator, on this response
 
 
 @csrf_exempt  # see the module docstring: _cross_site() refuses POSTs from other sites' pages instead
@@ -121,6 +134,18 @@ def lead_form(request, slug):
     if request.method != "POST":
         src = valid_source_url(request.GET.get("src", ""))  # the embedding page, passed on by embed.js
         return _page(request, clinic, LeadForm(clinic=clinic, initial={"source_url": src}))
+
+    try:
+        check_body(request, endpoint="lead_form")
+    except BodyRefused as refused:
+        # Nothing of the body was parsed (too large: not even read), so the form comes back empty, with a notice.
+        LEAD_SUBMISSIONS.labels("invalid").inc()
+        notice = (
+            "Your request was too large to send. Please keep the message shorter and send again."
+            if refused.status == 413
+            else "Your request could not be read. Please fill in the form and send again."
+        )
+        return _page(request, clinic, LeadForm(clinic=clinic), status=refused.status, notice=notice)
 
     if _cross_site(request):
         LEAD_SUBMISSIONS.labels("origin_refused").inc()

@@ -14,10 +14,14 @@ from .audit import audit_record
 from .fields import CommaSeparatedListField, DollarsField
 from .models import AuditEvent, Clinic, ClinicMembership, Service, StaffAlert
 from .tenancy import is_clinic_scoped, user_clinic_ids
+from .two_factor import admin_setup as two_factor_admin_setup
+from .two_factor import can_require
 
 admin.site.site_header = "Medspa front desk"
 admin.site.site_title = "Front desk admin"
 admin.site.index_title = "Back office"
+# The index links each user's two-factor login page (medspa/two_factor.py).
+admin.site.index_template = "medspa/two_factor/admin_index.html"
 
 
 def scoped_choices(model, user):
@@ -207,11 +211,31 @@ class ClinicAdmin(ClinicScopedAdmin):
             },
         ),
         ("Policies", {"fields": ["deposit_policy", "cancellation_policy", "cancellation_notice_hours"]}),
+        ("Security", {"fields": ["require_two_factor"]}),
     ]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not can_require(request.user, obj):
+            readonly.append("require_two_factor")  # the owner's decision (or a superuser's)
+        return readonly
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "require_two_factor" in form.changed_data:
+            audit_record(
+                action=AuditEvent.Action.CHANGE, obj=obj, request=request, detail={"fields": ["require_two_factor"]}
+            )
 
     @admin.display(description="services")
     def service_count(self, obj):
         return obj.services.filter(active=True).count()
+
+    def save_formset(self, request, form, formset, change):
+        users = _membership_users(formset) if formset.model is ClinicMembership else set()
+        super().save_formset(request, form, formset, change)
+        if formset.model is ClinicMembership:
+            _sync_role_groups(users | _membership_users(formset))
 
     def has_add_permission(self, request):
         # Onboarding a new clinic is a platform task.
@@ -258,6 +282,40 @@ class ClinicMembershipAdmin(ClinicScopedAdmin):
         return request.user.is_superuser
 
     has_add_permission = has_change_permission = has_delete_permission = _platform_only
+
+    # A role is a permission group (medspa/roles.py): every save or delete re-syncs the user's groups, and the
+    # previous user's when the membership was moved to someone else.
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        _sync_role_groups({obj.user_id, form.initial.get("user")})
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        _sync_role_groups({obj.user_id})
+
+    def delete_queryset(self, request, queryset):
+        users = set(queryset.values_list("user_id", flat=True))
+        super().delete_queryset(request, queryset)
+        _sync_role_groups(users)
+
+
+def _membership_users(formset):
+    """Users a membership formset touches: each row's user before and after the edit, and deleted rows'."""
+    users = set()
+    for row_form in formset.forms:
+        users.add(row_form.initial.get("user"))
+        users.add(row_form.instance.user_id)
+    users.update(obj.user_id for obj in getattr(formset, "deleted_objects", []))
+    return users
+
+
+def _sync_role_groups(user_ids):
+    from django.contrib.auth import get_user_model
+
+    from .roles import role_groups_sync
+
+    for user in get_user_model().objects.filter(pk__in={pk for pk in user_ids if pk}):
+        role_groups_sync(user)
 
 
 @admin.register(AuditEvent)
@@ -344,3 +402,7 @@ for _model, _model_admin in list(admin.site._registry.items()):
         _base = type(_model_admin)
         admin.site.unregister(_model)
         admin.site.register(_model, type(f"Platform{_base.__name__}", (PlatformAdmin, _base), {}))
+
+# Two-factor login: no admin for the OTP device tables (secrets); the user admin shows who has it and lets a
+# superuser reset it.
+two_factor_admin_setup(admin.site)

@@ -1,4 +1,5 @@
-"""System checks: refuse development secrets in production, warn about providers without webhook secrets."""
+"""System checks: refuse development secrets in production, warn about providers without webhook secrets and an
+unguarded /metrics."""
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
@@ -36,7 +37,27 @@ def insecure_defaults(app_configs, **kwargs):
                     id="medspa.W003",
                 )
             )
+        if not settings.METRICS_TOKEN and not settings.METRICS_ALLOWED_IPS:
+            errors.append(
+                Warning(
+                    "/metrics answers anyone: neither METRICS_TOKEN nor METRICS_ALLOWED_IPS is set.",
+                    hint="Set METRICS_TOKEN (Prometheus sends it as a bearer token) and/or METRICS_ALLOWED_IPS.",
+                    id="medspa.W005",
+                )
+            )
     return errors
+
+
+@register(Tags.security)
+def metrics_allowed_ips(app_configs, **kwargs):
+    """A typo in METRICS_ALLOWED_IPS would shut Prometheus out (medspa.ops lets nobody in rather than everybody)."""
+    from .ops import metrics_networks
+
+    try:
+        metrics_networks()
+    except ValueError as exc:
+        return [Error(str(exc), hint="Addresses or networks, comma separated: 10.0.0.5,10.1.0.0/16.", id="medspa.E005")]
+    return []
 
 
 # provider: (setting that turns it on, webhook secret it then needs, what the secret is)

@@ -88,6 +88,12 @@ class Clinic(models.Model):
     cancellation_policy = models.TextField(blank=True)
     cancellation_notice_hours = models.PositiveIntegerField(default=24)
     ai_enabled = models.BooleanField("assistant on", default=True, help_text="Off: texts are left for staff.")
+    require_two_factor = models.BooleanField(
+        "require two-factor login",
+        default=False,
+        help_text="On: every staff member of this clinic must set up an authenticator app before using the admin. "
+        "Only the clinic's owner can change this.",
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp import constants as csp
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -54,6 +55,10 @@ INSTALLED_APPS = [
     "corsheaders",
     "django_prometheus",
     "axes",
+    # Two-factor login for staff (medspa/two_factor.py): authenticator apps and recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     # Ours. medspa comes after the contrib and third-party apps so that its admin can re-register theirs.
     "medspa",
     "inbox",
@@ -68,12 +73,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Outermost of ours, so every response gets a Content-Security-Policy (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "medspa.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -141,6 +150,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Longer than any countdown we use: far-future sends are scheduled from the database, not the broker.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
+# A Celery worker's main process serves Prometheus /metrics on this port (unset: off); for workers on hosts without
+# a web process. With PROMETHEUS_MULTIPROC_DIR it serves that directory (medspa/worker_metrics.py).
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=None)
 CELERY_BEAT_SCHEDULE = {
     # Webhook events whose task was lost (Redis flushed, worker killed) or whose retry time came.
     "inbox-sweep": {"task": "inbox.sweep", "schedule": 10.0},
@@ -181,17 +193,47 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+# Two limits (medspa/lockout.py): failures for one username from one IP, and, higher, from one IP over any
+# usernames (password spraying).
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_IP_FAILURE_LIMIT = env.int("LOGIN_IP_FAILURE_LIMIT", default=20)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=30))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "medspa.lockout.LoginLockoutHandler"
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "medspa.http.client_ip"
 AXES_VERBOSE = False
+
+# Two-factor login (medspa/two_factor.py): optional for staff, required for members of a clinic whose owner turned on
+# "require two-factor login", and for superusers when this is on (by default with DEBUG off, i.e. in production).
+STAFF_2FA_REQUIRED_FOR_SUPERUSERS = env.bool("STAFF_2FA_REQUIRED_FOR_SUPERUSERS", default=not DEBUG)
+# The name authenticator apps show next to the username.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Medspa front desk")
+# Wrong codes: after n consecutive failures a device accepts no code for factor * 2**(n-1) seconds.
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
 
 # --- Security headers (production: DEBUG off) ---------------------------------------------------------------------
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp) on every response. Inline <script>/<style> carry the request's nonce
+# ({{ request.csp_nonce }}); nothing inline without one runs, nothing is loaded from another origin, no eval. The
+# admin (Django 5.2 has no inline scripts) and Swagger UI (medspa/templates/medspa/swagger_ui.html) need nothing
+# more; data: images are Swagger UI's icons. The lead form alone replaces frame-ancestors with 'self' and its
+# clinic's origins (leads/views.py). docs/ARCHITECTURE.md, "Security baseline".
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF, csp.NONCE],
+        "style-src": [csp.SELF, csp.NONCE],
+        "img-src": [csp.SELF, "data:"],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.SELF],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    }
+}
 if env.bool("BEHIND_TLS_PROXY", default=not DEBUG):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -227,12 +269,25 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "PREPROCESSING_HOOKS": ["medspa.routes.drop_slash_twins"],
+    # No badge from validator.swagger.io: it would send it our schema's URL (and break img-src 'self').
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
+# /api/schema and /api/docs answer staff only (is_staff, session or token) unless this is on; then anyone, and a
+# caller who is not staff sees only the endpoints it may call (lead capture). medspa/ops.py, docs/DECISIONS.md.
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=False)
+# /metrics (medspa/ops.py): a Prometheus bearer token and/or client addresses or networks (medspa.http.client_ip);
+# when both are set a scrape needs both. Neither set: open, as in development; `check --deploy` warns (W005).
+METRICS_TOKEN = _secret("METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 
 # Lead capture: only /api/leads answers cross-origin, and only to origins a clinic lists (leads/cors.py).
 CORS_URLS_REGEX = r"^/api/leads/?$"
 CORS_ALLOW_METHODS = ["OPTIONS", "POST"]
-LEAD_MAX_BODY_BYTES = env.int("LEAD_MAX_BODY_BYTES", default=16 * 1024)
+# The public lead endpoints (the hosted form /l/<slug>/ and /api/leads): one body limit, refused with a 413 before
+# the body is read, and a field count (no files at all); leads/limits.py. 32 KiB holds a 1,600-character message
+# of emoji percent-encoded (19,200 bytes) with every other field at its longest.
+LEAD_MAX_BODY_BYTES = env.int("LEAD_MAX_BODY_BYTES", default=32 * 1024)
+LEAD_MAX_FIELDS = env.int("LEAD_MAX_FIELDS", default=30)
 # A second identical submission inside this window returns the first lead instead of a new one.
 LEAD_DUPLICATE_WINDOW = timedelta(minutes=env.int("LEAD_DUPLICATE_WINDOW_MINUTES", default=10))
 
@@ -318,11 +373,24 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "medspa.logging.RedactPatientDataFilter"}},
+    "filters": {
+        # Client-caused (django.security.*, 4xx): WARNING, no traceback. Then redaction, traceback included.
+        "client_errors": {"()": "medspa.logging.ClientErrorFilter"},
+        "redact": {"()": "medspa.logging.RedactPatientDataFilter"},
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["client_errors", "redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own handlers go (DEFAULT_LOGGING's console, unfiltered, in DEBUG; mail_admins; runserver's
+        # django.server): every django.* record reaches the console above, through its filters.
+        "django": {"handlers": []},
         # Django logs the request line of 4xx/5xx; our filter strips phone numbers and e-mails from it.
         "django.request": {"level": "WARNING"},
         "django.db.backends": {"level": "WARNING"},

@@ -1,17 +1,18 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import health
+from . import health, ops, two_factor
 from .routes import slash_optional
 
 urlpatterns = [
+    path("admin/two-factor/", include(two_factor.urlpatterns())),  # before the admin: its catch-all is a 404
     path("admin/", admin.site.urls),
     *slash_optional("healthz", health.healthz, "healthz"),
     *slash_optional("readyz", health.readyz, "readyz"),
-    path("", include("django_prometheus.urls")),  # /metrics
-    *slash_optional("api/schema", SpectacularAPIView.as_view(), "schema"),
-    *slash_optional("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), "api-docs"),
+    # Behind METRICS_TOKEN / METRICS_ALLOWED_IPS; staff-only schema and docs unless API_DOCS_PUBLIC (medspa/ops.py).
+    path("metrics", ops.metrics, name="prometheus-django-metrics"),
+    *slash_optional("api/schema", ops.ApiSchemaView.as_view(), "schema"),
+    *slash_optional("api/docs", ops.ApiDocsView.as_view(url_name="schema"), "api-docs"),
     path("", include("leads.urls")),
     path("", include("messaging.urls")),
     path("", include("knowledge.urls")),

@@ -64,7 +64,9 @@ def test_metrics_exposes_lead_counters_without_patient_data(client, api_client, 
     assert "Jane" not in text and "5550123" not in text
 
 
-def test_openapi_schema_and_docs(client, db):
+def test_openapi_schema_and_docs(admin_client):
+    """For staff (anyone else: tests/test_csp.py, API_DOCS_PUBLIC)."""
+    client = admin_client
     response = client.get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     schema = response.json()

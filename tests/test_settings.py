@@ -63,6 +63,7 @@ PRODUCTION = {
     "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
     "ALLOWED_HOSTS": "frontdesk.example.com",
     "PUBLIC_BASE_URL": "https://frontdesk.example.com",
+    "METRICS_TOKEN": "prometheus-scrape-token-0123456789abcdef",
 }
 
 
