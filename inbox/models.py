@@ -24,7 +24,7 @@ class WebhookEventQuerySet(ClinicScopedQuerySet):
 
 
 class WebhookEvent(models.Model):
-    """The one inbox: every verified provider event, recorded once under (provider, event id) before any work.
+    """The one inbox: every verified provider event, recorded once under (provider, event id, type) before any work.
 
     The database is the source of truth for what is still to do: a task processes the row after commit, and the
     sweep (``inbox.sweep``) picks up rows whose task was lost (Redis flushed, worker killed) and failed rows whose
@@ -65,7 +65,10 @@ class WebhookEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
-        constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="inbox_unique_event")]
+        # The type too, as Saleor does: a provider's copy of an event under another type is another event.
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id", "event_type"], name="inbox_unique_event")
+        ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="inbox_status_next"),
             models.Index(fields=["subject_type", "subject_id"], name="inbox_subject"),

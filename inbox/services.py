@@ -2,7 +2,7 @@
 
 Apps register a handler per (provider, event type) with ``handler``; the inbox knows nothing of texts or payments.
 
-- ``event_record``: insert the event under (provider, event id) and queue its processing after commit. A second
+- ``event_record``: insert the event under (provider, event id, type) and queue its processing after commit. A second
   delivery of an event that was not processed yet (pending, failed, or held by a worker that died) queues it again;
   one that was processed changes nothing.
 - ``event_process``: claim the row (a conditional update, so two workers never both run it), run the handler and
@@ -100,14 +100,14 @@ def event_record(*, provider: str, event: NormalisedEvent, now=None) -> str:
             )
             transaction.on_commit(lambda: enqueue(row.pk))
     except IntegrityError:
-        return _redelivered(provider, event.event_id, now)
+        return _redelivered(provider, event, now)
     EVENTS.labels(provider, "received").inc()
     return "accepted"
 
 
-def _redelivered(provider: str, event_id: str, now) -> str:
+def _redelivered(provider: str, event: NormalisedEvent, now) -> str:
     undone = Q(status__in=[Status.PENDING, Status.FAILED]) | Q(status=Status.PROCESSING, lease_until__lte=now)
-    rows = WebhookEvent.objects.filter(provider=provider, event_id=event_id)
+    rows = WebhookEvent.objects.filter(provider=provider, event_id=event.event_id, event_type=event.event_type)
     rows.update(deliveries=F("deliveries") + 1)
     pk = rows.filter(undone).values_list("pk", flat=True).first()
     if pk is None:

@@ -94,7 +94,9 @@ REVOCATION_RE = re.compile("|".join(f"(?:{p})" for p in REVOCATION_PATTERNS))
 STRONG_WORDS = {"stop", "unsubscribe", "optout", "revoke", "stopall", "quit"}
 SHORT_TEXT_WORDS = 4
 # "closest T stop?", "can i stop by": "stop" as a place or a visit, not a request to stop texting.
-PLACE_STOP = re.compile(r"\b(t|bus|train|subway|metro|red line|green line|orange line|next|last) stop\b|\bstop (by|in)\b")
+PLACE_STOP = re.compile(
+    r"\b(t|bus|train|subway|metro|red line|green line|orange line|next|last) stop\b|\bstop (by|in)\b"
+)
 
 
 def normalise(text: str) -> str:
