@@ -40,10 +40,13 @@ def conversation_receive(*, message) -> None:
     Conversation.objects.filter(pk=conversation.pk).update(**updates)
     logger.info("conversation inbound conversation=%s message=%s", conversation.pk, message.pk)
     if "needs_staff" not in updates:
+        delay = settings.CONVERSATION_DEBOUNCE_SECONDS
+        from medspa.queueing import enqueue
+
         from .tasks import respond
 
-        delay = settings.CONVERSATION_DEBOUNCE_SECONDS
-        transaction.on_commit(lambda: respond.apply_async((conversation.pk,), countdown=delay))
+        # A broker that is down loses nothing: conversations_resume_unanswered (beat) answers the stored text.
+        transaction.on_commit(lambda: enqueue(respond, conversation.pk, countdown=delay))
 
 
 RESUME_WITHIN = timedelta(hours=6)  # older unanswered texts are left to staff (the "needs a person" filter)

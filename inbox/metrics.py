@@ -10,6 +10,3 @@ EVENTS = Counter(
 SWEEP_REQUEUED = Counter(
     "medspa_sweep_requeued_total", "Rows a periodic sweep handed back to the queue, by sweep.", ["sweep"]
 )
-ENQUEUE_FAILED = Counter(
-    "medspa_enqueue_failed_total", "Tasks that could not be queued (broker down): the sweep picks them up.", ["task"]
-)

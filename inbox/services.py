@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from medspa.logging import redact
 
-from .metrics import ENQUEUE_FAILED, EVENTS, SWEEP_REQUEUED
+from .metrics import EVENTS, SWEEP_REQUEUED
 from .models import WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -123,13 +123,11 @@ def _redelivered(provider: str, event: NormalisedEvent, now) -> str:
 def enqueue(event_id: int) -> None:
     """Queue the processing task. A broker that is down loses nothing: the row is in the database and the sweep
     queues it again, so the provider still gets its 2xx."""
+    from medspa.queueing import enqueue as enqueue_task
+
     from .tasks import process_event
 
-    try:
-        process_event.delay(event_id)
-    except Exception:  # kombu/redis errors: the sweep will find the row
-        ENQUEUE_FAILED.labels("inbox.process_event").inc()
-        logger.warning("could not queue event=%s; the sweep will pick it up", event_id, exc_info=True)
+    enqueue_task(process_event, event_id)
 
 
 # --- Processing (in the worker) -----------------------------------------------------------------------------------

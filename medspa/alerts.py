@@ -34,9 +34,10 @@ def staff_alert(*, clinic, kind: str, text: str, obj=None, dedupe_key: str = "")
             )
     except IntegrityError:  # raised concurrently by another worker
         return StaffAlert.objects.get(dedupe_key=dedupe_key)
+    from .queueing import enqueue
     from .tasks import email_staff_alert
 
-    transaction.on_commit(lambda: email_staff_alert.delay(alert.pk))
+    transaction.on_commit(lambda: enqueue(email_staff_alert, alert.pk))  # else staff_alerts_email_unsent sends it
     logger.info("staff alert raised alert=%s clinic=%s kind=%s", alert.pk, clinic.pk, kind)
     return alert
 
@@ -79,3 +80,25 @@ def staff_alerts_resolve_for(*, obj, kinds) -> int:
     return StaffAlert.objects.filter(
         object_type=obj._meta.label_lower, object_id=str(obj.pk), kind__in=kinds, resolved_at__isnull=True
     ).update(resolved_at=timezone.now(), resolved_by="system")
+
+
+def staff_alerts_email_unsent(*, now=None) -> list[int]:
+    """Alerts whose email task was lost (broker down when raised, Redis flushed): queued again once they are a
+    minute old, for a day (after that the admin list is where staff see them)."""
+    from datetime import timedelta
+
+    from .queueing import enqueue
+    from .tasks import email_staff_alert
+
+    now = now or timezone.now()
+    ids = list(
+        StaffAlert.objects.filter(
+            emailed_at__isnull=True,
+            resolved_at__isnull=True,
+            created_at__lte=now - timedelta(minutes=1),
+            created_at__gte=now - timedelta(days=1),
+        ).values_list("pk", flat=True)[:200]
+    )
+    for pk in ids:
+        enqueue(email_staff_alert, pk)
+    return ids

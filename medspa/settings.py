@@ -159,6 +159,8 @@ CELERY_BEAT_SCHEDULE = {
     # Deferred texts (quiet hours, retry backoff) live in the database with a due time; this releases them.
     "send-due-messages": {"task": "messaging.send_due_messages", "schedule": 5.0},
     # Texts stuck in queued (task lost with Redis), sending (worker killed) or unknown (timeout): ask the provider.
+    # Staff alerts whose email task was lost with the broker.
+    "email-unsent-alerts": {"task": "medspa.email_unsent_alerts", "schedule": 60.0},
     "reconcile-messages": {"task": "messaging.reconcile_messages", "schedule": 30.0},
     "expire-booking-holds": {"task": "bookings.expire_holds", "schedule": 30.0},
     # Payment outbox steps that are due for a retry, or whose worker died mid-step.

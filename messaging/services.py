@@ -15,6 +15,7 @@ from conversation.models import Conversation
 from conversation.services import conversation_for, conversation_receive
 from medspa.models import Clinic
 from medspa.phones import normalize_phone
+from medspa.queueing import enqueue
 
 from .backends import OutboundSms, SendError, get_sms_backend
 from .compliance import Classification, Intent, classify, next_send_time
@@ -216,12 +217,17 @@ def message_queue(
     except IntegrityError:  # a concurrent call with the same key won
         return list(Message.objects.filter(idempotency_key__startswith=f"{idempotency_key}#").order_by("pk"))
     if status == Message.Status.QUEUED:
-        from .tasks import send_message
-
         for row in rows:
-            transaction.on_commit(lambda pk=row.pk: send_message.delay(pk))
+            transaction.on_commit(lambda pk=row.pk: send_enqueue(pk))
     logger.info("message queued clinic=%s messages=%s kind=%s status=%s", clinic.pk, [r.pk for r in rows], kind, status)
     return rows
+
+
+def send_enqueue(message_id: int) -> None:
+    """Queue a queued row's send after commit; with the broker down the reconcile sweep queues it again."""
+    from .tasks import send_message
+
+    enqueue(send_message, message_id)
 
 
 def _retry_delay(attempts: int) -> float:
@@ -337,9 +343,7 @@ def message_retry(*, message: Message, now=None) -> bool:
         updated_at=now,
     )
     if updated and not waits:
-        from .tasks import send_message
-
-        transaction.on_commit(lambda: send_message.delay(message.pk))
+        transaction.on_commit(lambda: send_enqueue(message.pk))
     return bool(updated)
 
 
@@ -672,6 +676,10 @@ def inbound_receive(
     clinic = number.clinic
     with contextlib.suppress(ValidationError):  # short codes and alphanumeric senders are kept as sent
         from_number = normalize_phone(from_number)
+    if PhoneNumber.objects.filter(number=from_number).exists():  # one of our numbers: a loop, never answered
+        logger.info("inbound from one of our own numbers ignored provider=%s", provider)
+        INBOUND.labels("our_own_number").inc()
+        return None
     conversation = conversation_for(clinic=clinic, patient_phone=from_number, origin=Conversation.Origin.INBOUND_TEXT)
     try:
         with transaction.atomic():
@@ -780,6 +788,9 @@ def missed_call_receive(*, to_number: str, from_number: str) -> list[Message]:
         caller = normalize_phone(from_number)
     except ValidationError:
         MISSED_CALLS.labels("unknown_caller").inc()  # withheld or not a mobile number we can text
+        return []
+    if PhoneNumber.objects.filter(number=caller).exists():  # a looped or spoofed caller ID: never text ourselves
+        MISSED_CALLS.labels("our_own_number").inc()
         return []
     messages = intro_send(clinic=number.clinic, phone=caller, origin=Conversation.Origin.MISSED_CALL, sender=number)
     MISSED_CALLS.labels("intro" if messages else "intro_already_sent").inc()

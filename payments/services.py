@@ -267,10 +267,17 @@ def outbox_add(*, payment: Payment, kind: str, reason: str = "", now=None) -> Ou
         defaults={"clinic_id": payment.clinic_id, "reason": reason, "next_attempt_at": now or timezone.now()},
     )
     if created:
-        from .tasks import run_outbox_item
-
-        transaction.on_commit(lambda: run_outbox_item.delay(item.pk))
+        transaction.on_commit(lambda: _outbox_enqueue(item.pk))
     return item
+
+
+def _outbox_enqueue(item_id: int) -> None:
+    """Run a new step soon; with the broker down ``payments.outbox_sweep`` runs the due row."""
+    from medspa.queueing import enqueue
+
+    from .tasks import run_outbox_item
+
+    enqueue(run_outbox_item, item_id)
 
 
 def _claimable(now) -> Q:

@@ -177,7 +177,7 @@ def test_with_the_broker_down_the_provider_gets_200_and_the_sweep_processes_the_
     def broker_down(*args, **kwargs):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.process_event, "delay", broker_down)
+    monkeypatch.setattr(tasks.process_event, "apply_async", broker_down)
     assert post_telnyx(client, TELNYX, telnyx_inbound("hi")).status_code == 200
     event = WebhookEvent.objects.get()
     assert event.status == WebhookEvent.Status.PENDING

@@ -328,7 +328,7 @@ def test_a_crash_between_steps_resumes_and_never_doubles(
     from payments import tasks
 
     # The worker dies right after the payment is marked paid: the confirm step is written but never runs.
-    monkeypatch.setattr(tasks.run_outbox_item, "delay", lambda *a, **k: None)
+    monkeypatch.setattr(tasks.run_outbox_item, "apply_async", lambda *a, **k: None)
     deliver(client, square_payment_body(square_payment))
     item = OutboxItem.objects.get()
     assert item.status == "pending" and Booking.objects.get(pk=square_payment.booking_id).status != "confirmed"
