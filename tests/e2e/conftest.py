@@ -6,11 +6,15 @@ unless CI=1 says this run must have them: then a missing service fails the run i
 ``make e2e-report`` also writes docs/E2E_TEST_RESULTS.md from the run.
 
 The processes start once for the package (a few seconds) and serve every scenario; each scenario gets a fresh
-clinic, number and patient, and the fakes forget what they recorded.
+clinic, number and patient, and the fakes forget what they recorded. They run on their own redis-server (started
+here, on a free port, without persistence), which the test process uses too: a scenario may flush or restart it,
+and the Redis of REDIS_URL (CI's, shared) is never flushed by these tests.
 """
 
+import contextlib
 import importlib.util
 import os
+import shutil
 import time
 
 import pytest
@@ -38,6 +42,8 @@ def services_missing() -> str:
     for module in ("gunicorn", "celery", "redis"):
         if importlib.util.find_spec(module) is None:
             return f"{module} is not installed"
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed (the stack runs its own)"
     return ""
 
 
@@ -65,7 +71,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _isolated_cache():
     """Override: the suite's fixture flushes the Redis database, which is also the Celery broker the workers are
-    listening on (it would drop its queue bindings). Here only the app's cache keys go."""
+    listening on (it would drop its queue bindings). Here only the app's cache keys go (of the stack's Redis, which
+    the stack fixture made settings.REDIS_URL for the test process)."""
     import redis
 
     client = redis.Redis.from_url(settings.REDIS_URL)
@@ -98,25 +105,43 @@ def sms_outbox():
 
 @pytest.fixture(scope="package")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
-    """The web app, workers, beat and the fakes, running until the last e2e test of the run is done."""
-    import redis
-
+    """The web app, workers, beat, the fakes and their own Redis, running until the last e2e test of the run is
+    done. The test process's cache and Celery broker point at that Redis meanwhile (what it enqueues reaches the
+    workers; what it invalidates is what they read)."""
     from tests.messaging_helpers import TELNYX_PUBLIC
 
     with django_db_blocker.unblock():
         url = database_url(connection.settings_dict)
-        versions = report.versions(settings.REDIS_URL)
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.flushdb()  # this run's Redis database: no queued task or cache entry from an earlier run
-    client.close()
-    running = Stack(tmp=tmp_path_factory.mktemp("e2e"), database_url=url, redis_url=settings.REDIS_URL)
-    running.versions = versions
+    running = Stack(tmp=tmp_path_factory.mktemp("e2e"), database_url=url)
     STACK["stack"] = running
     try:
-        running.start(telnyx_public_key=TELNYX_PUBLIC)
-        yield running
+        running.start_redis()
+        with django_db_blocker.unblock():
+            running.versions = report.versions(running.redis_url)
+        with _test_process_on(running.redis_url):
+            running.start(telnyx_public_key=TELNYX_PUBLIC)
+            yield running
     finally:
         running.stop()
+
+
+@contextlib.contextmanager
+def _test_process_on(redis_url):
+    """The test process's Django cache and Celery broker on the stack's Redis, for the package's duration."""
+    from django.test import override_settings
+
+    from medspa.celery import app
+
+    caches = {"default": {**settings.CACHES["default"], "LOCATION": redis_url}}
+    previous = app.conf.broker_url
+    app.close()  # the producer pool of the old broker
+    app.conf.broker_url = redis_url
+    try:
+        with override_settings(REDIS_URL=redis_url, CELERY_BROKER_URL=redis_url, CACHES=caches):
+            yield
+    finally:
+        app.close()
+        app.conf.broker_url = previous
 
 
 @pytest.fixture
@@ -127,6 +152,7 @@ def e2e(stack, transactional_db):
         fake.reset()
     stack.scenario_log_offsets = stack.log_offsets()
     yield stack
+    stack.revive()  # a scenario that failed with Redis or a worker down leaves it down for none of the next
     _quiesce(stack)
 
 
@@ -138,7 +164,7 @@ def _quiesce(stack, timeout=10):
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            queued = sum(client.llen(q) for q in ("default", "sms", "ai", "emr", "periodic"))
+            queued = sum(client.llen(q) for q in ("default", "inbound", "sms", "ai", "emr", "periodic"))
             if not queued and not client.hlen("unacked"):
                 return
             time.sleep(0.1)

@@ -12,7 +12,12 @@ under ``/_fake/`` let the test process read and steer it over HTTP:
 - ``POST /_fake/reset``: forget the recorded calls and state (a new scenario);
 - ``POST /_fake/fail {"status", "times"}``: the next ``times`` provider requests fail with ``status``;
 - ``POST /_fake/config {name: value}``: set a documented knob (Nextech ``utc_offset_minutes``, ``first_hour``;
-  Square ``refund_status``);
+  Square ``refund_status``; Telnyx ``send_delay``: seconds a send waits, once it has arrived, before the fake takes
+  it and answers: a slow provider, so a test can kill the sender mid-request; the fake still takes and answers it);
+- ``GET /_fake/state`` (Telnyx): ``in_flight``, the sends that arrived while ``send_delay`` held them (to, text,
+  arrival time, ``done`` once taken); ``lookups``, the ``GET /v2/messages/{id}`` requests; ``messages``, what
+  each id would answer;
+- ``POST /_fake/status {"id", "status"}`` (Telnyx): what became of an accepted text at the carrier (``delivered``);
 - ``POST /_fake/patient {"first", "last", "phone"}`` (Nextech): a patient already on file;
 - ``POST /_fake/pay {"url"}`` (Square): the buyer pays the link with that URL; answers the payment and Square's
   ``payment.created`` / ``payment.updated`` webhook bodies for it (the test process signs and posts them);
@@ -24,6 +29,7 @@ The process exits when its parent (the test run) goes away, so a killed test run
 import argparse
 import copy
 import dataclasses
+import io
 import json
 import os
 import sys
@@ -84,11 +90,58 @@ class Control:
 
 
 class TelnyxControl(Control):
+    knobs = ("send_delay",)
+
+    def __init__(self, fake):
+        super().__init__(fake)
+        fake.send_delay = 0
+        self.in_flight = []
+
     def post_reset(self, body):
         with self.fake.lock:
             self.fake.requests.clear()
             self.fake.responses.clear()
+            self.fake.messages.clear()
+            self.fake.lookups.clear()
+            self.fake.get_responses.clear()
+            self.fake.send_delay = 0
+            self.in_flight.clear()
         return {"ok": True}
+
+    def get_state(self, body):
+        with self.fake.lock:
+            return _jsonable(
+                {"in_flight": self.in_flight, "lookups": self.fake.lookups, "messages": self.fake.messages}
+            )
+
+    def post_status(self, body):
+        self.fake.set_status(body["id"], body["status"])  # takes the lock itself
+        return {"ok": True}
+
+    def hold(self, handler):
+        """``send_delay``: the request has arrived (its body is read and noted in ``in_flight``), then waits before
+        the fake takes it, records it and answers, whether or not the sender is still there to read the answer."""
+        with self.fake.lock:
+            delay = float(self.fake.send_delay or 0)
+        if handler.command != "POST" or delay <= 0:
+            return None
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        handler.rfile = io.BytesIO(raw)  # the fake reads the body from here
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {}
+        entry = {"to": body.get("to"), "text": body.get("text"), "arrived": time.time(), "done": False}
+        with self.fake.lock:
+            self.in_flight.append(entry)
+        time.sleep(delay)
+        return entry
+
+    def done(self, entry):
+        if entry is not None:
+            with self.fake.lock:
+                entry["done"] = True
 
     def post_fail(self, body):
         status, times = int(body.get("status", 503)), int(body.get("times", 1))
@@ -213,7 +266,13 @@ def build(kind):
             def do_POST(self):
                 if self.path.startswith(CONTROL):
                     return _serve_control(self, control)
-                fake.handle(self)
+                held = control.hold(self)
+                try:
+                    fake.handle(self)
+                except (BrokenPipeError, ConnectionResetError):  # the sender died while the send was held
+                    self.close_connection = True
+                finally:
+                    control.done(held)
 
             do_GET = do_POST
 

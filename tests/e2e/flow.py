@@ -259,11 +259,13 @@ class Patient:
     """A patient of ``setup``'s clinic. Every action posts what the provider would (signed, over HTTP, to the web
     process) and waits for the clinic's texts at the fake Telnyx, answering each with its delivery receipts
     (``message.sent``, then ``message.finalized`` delivered), as Telnyx does. ``duplicates``: every webhook is
-    delivered twice at the same moment (same event id), as providers sometimes do."""
+    delivered twice at the same moment (same event id), as providers sometimes do. ``receipts=False``: no delivery
+    receipts (a scenario about texts whose fate only the provider's API can tell)."""
 
-    def __init__(self, stack, setup: Setup, transcript, *, duplicates=False, name="Jane Doe"):
+    def __init__(self, stack, setup: Setup, transcript, *, duplicates=False, name="Jane Doe", receipts=True):
         self.stack, self.setup, self.transcript = stack, setup, transcript
         self.phone, self.name, self.duplicates = setup.patient_phone, name, duplicates
+        self.receipts = receipts
         self.http = httpx.Client(base_url=stack.base_url, timeout=15)
         self.seen = 0
         self.pool = ThreadPoolExecutor(max_workers=4)
@@ -335,7 +337,7 @@ class Patient:
     def _receipts(self, send):
         """Telnyx's delivery receipts for a text it accepted: after its answer reached our worker (the message row
         carries the id), message.sent then message.finalized (delivered)."""
-        if send.get("status") != 200:
+        if send.get("status") != 200 or not self.receipts:
             return
         provider_id = send["response"]["data"]["id"]
         deadline = time.monotonic() + 10

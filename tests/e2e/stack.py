@@ -8,7 +8,10 @@ Layout (as docker-compose.yml runs production):
 - ``worker``: ``celery worker -Q default,ai,emr,periodic``; ``worker-sms``: ``celery worker -Q sms``;
   ``worker-inbound``: ``celery worker -Q inbound`` (webhook events);
 - ``beat``: ``celery beat`` (deferred texts every 5 s, hold expiry and the payment outbox sweep every 30 s);
-- ``telnyx``, ``square``, ``nextech``, ``openai``: ``python -m tests.e2e.fakeproc KIND`` (see that module).
+- ``telnyx``, ``square``, ``nextech``, ``openai``: ``python -m tests.e2e.fakeproc KIND`` (see that module);
+- ``redis``: the run's own ``redis-server`` on a free local port, without persistence (``--save "" --appendonly no``,
+  as docker-compose.yml runs it), the broker and cache of every process above and of the test process. A scenario may
+  flush it (``flush_redis``) or kill and start it again (``restart_redis``); CI's shared Redis is never touched.
 
 Every process gets its own session (process group) and, on Linux, is told to terminate when the test run dies;
 ``Stack.stop`` ends each group by its id (TERM, then KILL). Logs go to files under the run's temporary directory
@@ -18,6 +21,7 @@ and their tails are attached to a failing test's report.
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +40,10 @@ TELNYX_API_KEY = "KEY_e2e_telnyx"
 OPENAI_API_KEY = "sk-e2e-fake"
 # Short, so a scenario's turns follow each other quickly; still long enough to join texts sent in a row.
 DEBOUNCE_SECONDS = "0.2"
+# The reconcile sweep's bound for texts stuck in sending / unknown: its floor (60 s, messaging.services), so the
+# scenarios that strand a text wait one minute for it rather than two.
+SMS_STUCK_SECONDS = "60"
+REDIS_SERVER = shutil.which("redis-server") or ""
 WORKERS = {
     # name: (queues, threads); the queues of docker-compose.yml's worker and worker-sms services
     "worker": ("default,ai,emr,periodic", "4"),
@@ -157,13 +165,18 @@ class FakeClient:
     def script(self, *items):
         return self._control("POST", "script", {"items": list(items)})
 
+    def set_status(self, message_id, status):
+        """Telnyx: what became of an accepted text at the carrier (what GET /v2/messages/{id} answers)."""
+        return self._control("POST", "status", {"id": message_id, "status": status})
+
 
 @dataclass
 class Stack:
     tmp: Path
     database_url: str
-    redis_url: str
+    redis_url: str = ""  # set by start_redis: the run's own redis-server
     web_port: int = field(default_factory=free_port)
+    redis_port: int = field(default_factory=free_port)
     processes: dict = field(default_factory=dict)
     fakes: dict = field(default_factory=dict)
     started_in: float = 0.0
@@ -210,6 +223,7 @@ class Stack:
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "PUBLIC_BASE_URL": self.base_url,
                 "LOG_LEVEL": "INFO",
+                "SMS_STUCK_SECONDS": SMS_STUCK_SECONDS,
                 # Texts: each clinic number's provider (Telnyx), at the fake.
                 "SMS_BACKEND": "",
                 "TELNYX_API_KEY": TELNYX_API_KEY,
@@ -264,11 +278,86 @@ class Stack:
         self.started_in = time.monotonic() - started
         return self
 
+    # --- the run's Redis ------------------------------------------------------------------------------------------
+
+    def redis_command(self):
+        return [
+            REDIS_SERVER,
+            "--port",
+            str(self.redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.tmp),
+            "--daemonize",
+            "no",
+        ]
+
+    def redis_client(self):
+        import redis
+
+        return redis.Redis.from_url(self.redis_url, socket_timeout=5)
+
+    def _redis_up(self) -> bool:
+        import redis
+
+        client = self.redis_client()
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def start_redis(self):
+        """Start (or start again, on the same port) the run's redis-server: empty, since nothing is persisted."""
+        previous = self.processes.get("redis")
+        if previous is not None and previous.alive:
+            raise RuntimeError("redis is still running")
+        if not REDIS_SERVER:
+            raise RuntimeError("redis-server is not installed")
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        process = self._process("redis", self.redis_command(), {**os.environ})
+        self._wait(self._redis_up, "redis-server", process, 30)
+        return process
+
+    def kill_redis(self):
+        """SIGKILL the run's Redis: every queued task, every unacked delivery and every cache entry is gone."""
+        self.processes["redis"].kill()
+
+    def restart_redis(self, down_seconds=0.0):
+        self.kill_redis()
+        time.sleep(down_seconds)
+        return self.start_redis()
+
+    def flush_redis(self):
+        """FLUSHALL: what an operator's mistake, or a Redis that restarted empty, does to the queues and the cache."""
+        client = self.redis_client()
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
+    def queued(self, *queues) -> int:
+        """Tasks waiting in these broker queues (all of them by default)."""
+        from medspa.celery import QUEUES
+
+        client = self.redis_client()
+        try:
+            return sum(client.llen(q) for q in queues or QUEUES)
+        finally:
+            client.close()
+
     def gunicorn_command(self):
         return [
             sys.executable,
             "-m",
             "gunicorn",
+            "--config=medspa/gunicorn.conf.py",  # production's hooks (docker-compose.yml)
             "medspa.wsgi:application",
             f"--bind=127.0.0.1:{self.web_port}",
             "--workers=2",
@@ -323,6 +412,18 @@ class Stack:
     def kill_worker(self, name):
         self.processes[name].kill()
 
+    def revive(self) -> list[str]:
+        """Start again whatever a scenario left stopped (Redis, a worker), e.g. one that failed half-way."""
+        revived = []
+        if not self.processes["redis"].alive:
+            self.start_redis()
+            revived.append("redis")
+        for name in WORKERS:
+            if not self.processes[name].alive:
+                self.start_worker(name)
+                revived.append(name)
+        return revived
+
     def restart_worker(self, name, **env_overrides):
         process = self.processes[name]
         process.stop()
@@ -349,7 +450,7 @@ class Stack:
         raise RuntimeError(f"{what} was not ready within {seconds} s:\n{tail}")
 
     def stop(self):
-        for name in ("beat", "worker", "worker-sms", "worker-inbound", "web", *FAKES):
+        for name in ("beat", "worker", "worker-sms", "worker-inbound", "web", *FAKES, "redis"):
             process = self.processes.get(name)
             if process is not None:
                 process.stop()
@@ -370,17 +471,32 @@ class Stack:
         offsets = self.scenario_log_offsets
         return {name: p.log_text()[offsets.get(name, 0) :] for name, p in self.processes.items()}
 
-    def assert_no_errors(self, allow=()):
-        """No traceback and no ERROR line in the app's logs during the scenario (``allow``: expected substrings)."""
+    def logs_between(self, start: dict, end: dict | None = None) -> dict:
+        """What each process logged between two ``log_offsets()`` (``end`` None: until now)."""
+        end = end or {}
+        texts = {}
+        for name, p in self.processes.items():
+            text = p.log_text()
+            texts[name] = text[start.get(name, 0) : end.get(name, len(text))]
+        return texts
+
+    def error_lines(self, texts: dict, allow=()) -> list[str]:
+        """Tracebacks, ERROR and CRITICAL lines of the app's processes (not the fakes' or Redis's own)."""
         problems = []
-        for name, text in self.scenario_logs().items():
-            if name in FAKES:
+        for name, text in texts.items():
+            if name in FAKES or name == "redis":
                 continue
             for line in text.splitlines():
                 if ("Traceback" in line or " ERROR " in line or "CRITICAL" in line) and not any(
                     a in line for a in allow
                 ):
                     problems.append(f"{name}: {line}")
+        return problems
+
+    def assert_no_errors(self, allow=(), texts=None):
+        """No traceback and no ERROR line in the app's logs during the scenario (``allow``: expected substrings;
+        ``texts``: only these log extracts, from ``logs_between``)."""
+        problems = self.error_lines(self.scenario_logs() if texts is None else texts, allow)
         assert not problems, "errors in the app's logs:\n" + "\n".join(problems[:20])
 
 

@@ -200,7 +200,7 @@ def idle(stack) -> bool:
     """No task queued or in a worker's hands, and no webhook waiting to be processed."""
     client = redis.Redis.from_url(stack.redis_url)
     try:
-        queued = sum(client.llen(q) for q in ("default", "sms", "ai", "emr", "periodic"))
+        queued = sum(client.llen(q) for q in ("default", "inbound", "sms", "ai", "emr", "periodic"))
         busy = queued or client.hlen("unacked")
     finally:
         client.close()
