@@ -23,7 +23,7 @@ CLIENT_ID, USERNAME, PASSWORD, PRACTICE_ID, LOCATION_ID = (
 )
 
 # Nextech's own published sample answers (their sources: SOURCES.md in that folder).
-VENDOR_SAMPLES = Path("/work/shared/reference/vendor-samples/nextech")
+VENDOR_SAMPLES = Path(__file__).parent / "data" / "providers" / "nextech" / "vendor-samples"
 
 EST = timezone(timedelta(hours=-5))
 DAY = datetime(2026, 12, 1, tzinfo=EST)

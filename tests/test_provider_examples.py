@@ -56,7 +56,7 @@ from .messaging_helpers import TELNYX_PUBLIC, TWILIO_TOKEN, post_twilio, telnyx_
 pytest_plugins = ["tests.fakes.square"]  # the fake_square fixture
 
 DATA = Path(__file__).parent / "data" / "providers"
-NEXTECH_VENDOR = Path("/work/shared/reference/vendor-samples/nextech")
+NEXTECH_VENDOR = Path(__file__).parent / "data" / "providers" / "nextech" / "vendor-samples"
 
 TELNYX_MESSAGES, TELNYX_VOICE = "/webhooks/telnyx/messages", "/webhooks/telnyx/voice"
 TWILIO_MESSAGES, TWILIO_STATUS, TWILIO_VOICE = (
