@@ -22,7 +22,8 @@ URGENT = re.compile(
     r"(closing|swelling|swollen)|chest pain|faint(ed|ing)?|pass(ed|ing) out|severe (pain|swelling|headache)|"
     r"vision (loss|problems?|changes?)|can'?t see|blurr?y vision|(skin|lip|area) (is )?(turning )?(white|gr[ae]y|"
     r"blue|dusky)|blanch(ed|ing)|droop(y|ing)?|allergic reaction|hives|anaphyla\w*|infect(ed|ion)|pus|fever|"
-    r"bleeding (a lot|heavily|won'?t stop)|emergency)\b"
+    r"bleeding (a lot|heavily|won'?t stop)|emergency|dusky|gr[ae]yish|bluish|mottled|"
+    r"(pain|swelling|redness) (is |keeps )?(getting |gets )?worse|worse and worse|worsening)\b"
 )
 OTHER_PATIENT = re.compile(
     r"\b(my (friend|sister|brother|mom|mother|dad|husband|wife|partner|daughter|son|coworker)'?s? "
@@ -75,6 +76,13 @@ class RulesEngine:
         safety = self.safety_reply(c, text, tools)
         if safety:
             return safety
+        if not text.strip():  # a photo (or an empty text): a person looks at it; the assistant stays on
+            tools.flag_for_staff("the patient sent a photo without text")
+            phone = f" at {clinic.front_desk_phone}" if clinic.front_desk_phone else ""
+            return (
+                "Thanks for the photo! I've shared it with our team and someone will text you back. If it's about a "
+                f"reaction after a treatment and it's urgent, please call us{phone}."
+            )
 
         try:
             if c.state in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT) and c.booking_id:
@@ -124,6 +132,9 @@ class RulesEngine:
             if c.state == Conversation.State.OFFERING and c.offered_slots:
                 offered = tools.offered()
                 choice = parsing.parse_choice(text, [o.start for o in offered], tz=tz)
+                if choice is None and lowered.isdigit() and int(lowered) > len(offered):  # "6" of three
+                    prompt = _pick_prompt(offered)
+                    return f"I offered {len(offered)} times: r{prompt[1:]}, or tell me another day."
                 if choice is not None and c.rescheduling_id:
                     return self._moved(tools.reschedule_to(choice + 1), tz)
                 if choice is not None:

@@ -440,6 +440,19 @@ class Tools:
 
     # --- People --------------------------------------------------------------------------------------------------
 
+    def flag_for_staff(self, reason: str) -> None:
+        """A person should look (a photo, say) while the assistant goes on answering."""
+        with transaction.atomic():
+            self._save(needs_staff=True)
+            staff_alert(
+                clinic=self.clinic,
+                kind=StaffAlert.Kind.HANDOFF,
+                text=f"Conversation #{self.conversation.pk}: {reason}. Open it to see.",
+                obj=self.conversation,
+                dedupe_key=f"flag:{self.conversation.pk}:{self.conversation.turns_count}",
+            )
+        self._record("flag_for_staff", "flagged", reason=reason)
+
     def hand_off(self, reason: str, *, urgent: bool = False) -> None:
         """A person takes over: the assistant goes silent until staff hand the conversation back."""
         with transaction.atomic():

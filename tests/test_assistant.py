@@ -421,3 +421,31 @@ def test_another_clinics_conversation_cannot_be_answered(patient, client):
     client.force_login(outsider)
     url = reverse("admin:conversation_conversation_reply", args=[patient.conversation.pk])
     assert client.post(url, {"staff_reply": "hello"}).status_code == 404
+
+
+def test_a_photo_without_text_is_acknowledged_and_shown_to_staff(patient):
+    import uuid
+
+    from messaging.services import inbound_receive
+
+    photo = [{"url": "https://media.example.com/a.jpg", "content_type": "image/jpeg"}]
+    with patient.capture(execute=True):
+        inbound_receive(
+            provider="telnyx", provider_message_id=str(uuid.uuid4()), from_number=patient.phone,
+            to_number=CLINIC_NUMBER, body="", media=photo,
+        )  # fmt: skip
+    (reply,) = patient._new()
+    assert reply.startswith("Thanks for the photo!") and "I don't have that information" not in reply
+    conversation = patient.conversation
+    assert conversation.needs_staff and conversation.owner == "assistant"
+    assert StaffAlert.objects.filter(object_id=str(conversation.pk), kind="handoff").exists()
+
+
+def test_a_number_beyond_the_times_offered_says_which_are_valid(patient):
+    patient.reply("botox thursday afternoon")
+    assert patient.reply("6") == "I offered 3 times: reply 1, 2 or 3, or tell me another day."
+
+
+def test_worsening_skin_after_filler_is_urgent(patient):
+    text = patient.reply("my cheek went kind of grayish since yesterday's filler")
+    assert "call 911" in text and StaffAlert.objects.filter(kind="urgent").exists()
