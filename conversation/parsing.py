@@ -234,6 +234,11 @@ _ABOUT_POLICY = re.compile(
 )
 
 
+def is_health_question(text: str) -> bool:
+    """Pregnancy, medicines, allergies, symptoms: answered from the clinic's documents, never with an offer."""
+    return bool(_SAFETY_CUE.search(normalise(text)))
+
+
 def is_request(text: str) -> bool:
     """Whether a question-shaped text asks for a booking (or a time) rather than for information: a request pattern,
     or no question word and no word of an information question ("next wed?", "botox thursday?")."""

@@ -385,13 +385,14 @@ class RulesEngine:
     def _answer(self, c, tools, text):
         results = [r for r in tools.search_knowledge(text) if r.get("snippet")]
         idle = c.state in (Conversation.State.NEW, Conversation.State.ENGAGED)
-        steer = " Would you like me to find you a time?" if idle else ""
+        # No sales line after a health or safety answer: it may well be "not for you right now".
+        steer = " Would you like me to find you a time?" if idle and not parsing.is_health_question(text) else ""
         if c.state == Conversation.State.OFFERING and c.offered_slots:
             steer = f" {_pick_prompt(tools.offered())} for one of the times above."
         if not results:
             tools.hand_off("a question the clinic's information does not answer")
             return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
-        return _sentence_snippet(results[0]["snippet"]) + steer
+        return _sentence_snippet(results[0].get("passage") or results[0]["snippet"], text) + steer
 
 
 def _deposit_cents(booking) -> int:
@@ -421,13 +422,92 @@ def _name_in(text: str):
     return parsing.parse_name(match.group(1)) if match else None
 
 
-def _sentence_snippet(snippet: str, limit: int = 320) -> str:
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "i",
+        "im",
+        "my",
+        "me",
+        "you",
+        "your",
+        "we",
+        "our",
+        "us",
+        "is",
+        "are",
+        "am",
+        "do",
+        "does",
+        "did",
+        "can",
+        "could",
+        "would",
+        "will",
+        "should",
+        "to",
+        "of",
+        "for",
+        "in",
+        "on",
+        "at",
+        "it",
+        "its",
+        "this",
+        "that",
+        "and",
+        "or",
+        "with",
+        "be",
+        "how",
+        "what",
+        "when",
+        "where",
+        "who",
+        "why",
+        "which",
+        "any",
+        "anything",
+        "there",
+        "get",
+        "have",
+        "has",
+    ]
+)
+
+
+def _sentence_snippet(snippet: str, question: str = "", limit: int = 306) -> str:
+    """Whole sentences, at most two SMS segments (306 characters) where the passage allows, never a text cut off
+    mid-sentence: from the sentence that best matches the question's own words ("how long", "bring", "who") on."""
     text = " ".join(snippet.split())
-    if len(text) <= limit:
+    sentences = [m.group(0).strip() for m in re.finditer(r"[^.!?]+[.!?]*(?=\s|$)", text) if m.group(0).strip()]
+    if not sentences:
         return text
-    cut = text[:limit]
-    end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
-    return cut[: end + 1] if end > 80 else cut.rsplit(" ", 1)[0] + "..."
+    asked = {w[:5] for w in re.findall(r"[a-z0-9]+", question.lower()) if w not in _STOP}
+
+    def score(sentence):
+        return sum(1 for w in asked if w in {t[:5] for t in re.findall(r"[a-z0-9]+", sentence.lower())})
+
+    if len(sentences) > 1 and (sentences[-1].endswith("...") or sentences[-1][-1] not in ".!?"):
+        sentences.pop()  # the search snippet's own cut: never pass on half a sentence
+    scores = [score(x) for x in sentences]
+    best = scores.index(max(scores)) if asked and max(scores) > 0 else 0
+
+    def window(start):
+        end, length = start, len(sentences[start])
+        while end + 1 < len(sentences) and length + 1 + len(sentences[end + 1]) <= limit:
+            end += 1
+            length += 1 + len(sentences[end])
+        return start, end
+
+    start, end = window(0)  # the passage's opening, where the documents put the essentials ...
+    if best > end:  # ... unless the sentence that answers the question comes later
+        start, end = window(best)
+    while end > start and sentences[end].endswith("?"):  # a FAQ heading whose answer did not fit
+        end -= 1
+    return " ".join(sentences[start : end + 1])
 
 
 def _next_days(now, tz):

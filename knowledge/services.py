@@ -307,6 +307,7 @@ def knowledge_search(*, clinic: Clinic, query: str, k: int = 5) -> list[dict]:
             "document_id": document_id,
             "title": index.chunks[i][1],
             "snippet": _snippet(index.chunks[i][3]),
+            "passage": " ".join(index.chunks[i][3].split()),  # the whole passage, to quote whole sentences from
             "score": round(score, 4),
             "source": "knowledge",
         }

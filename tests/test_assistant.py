@@ -449,3 +449,9 @@ def test_a_number_beyond_the_times_offered_says_which_are_valid(patient):
 def test_worsening_skin_after_filler_is_urgent(patient):
     text = patient.reply("my cheek went kind of grayish since yesterday's filler")
     assert "call 911" in text and StaffAlert.objects.filter(kind="urgent").exists()
+
+
+def test_a_knowledge_answer_is_whole_sentences_never_cut_off(patient):
+    text = patient.reply("what should i avoid after my filler appointment?")
+    assert "..." not in text and len(text.split(" Would you like")[0]) <= 306
+    assert text.split(" Would you like")[0].rstrip()[-1] in ".!?"
