@@ -3,9 +3,7 @@ controls, framing, and the whole thing in a real browser, on its own and inside 
 
 import html
 import re
-import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import time_machine
@@ -397,31 +395,13 @@ def test_form_in_headless_chromium_on_a_phone(live_server, page, demo, settings,
 
 
 @pytest.fixture
-def clinic_site():
+def clinic_site(other_site):
     """A clinic's own website: a static page on 127.0.0.1 (its own port), while the form is on live_server's
     localhost. Another site, so the frame gets no first-party cookies; a real server rather than a Playwright
     route, because Chromium refuses a page it thinks is public access to the loopback address the form is on."""
-    pages = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = pages.get(self.path.split("?")[0])
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write((body or "not found").encode())
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield pages, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    return other_site
 
 
-@pytest.mark.django_db(transaction=True)
 def test_embed_script_on_another_sites_page(live_server, page, demo, settings, sms_outbox, clinic_site):
     """The clinic pastes the script tag into its page; the form appears there and works."""
     settings.PUBLIC_BASE_URL = live_server.url
