@@ -424,6 +424,29 @@ class Stack:
                 revived.append(name)
         return revived
 
+    @contextlib.contextmanager
+    def supervised(self):
+        """Restart a worker that exits, within a second, as compose's ``restart: unless-stopped`` does in
+        production (a Celery worker may exit when its broker vanishes under it). Yields the names restarted."""
+        import threading
+
+        restarted, stop = [], threading.Event()
+
+        def watch():
+            while not stop.wait(0.5):
+                for name in WORKERS:
+                    if not self.processes[name].alive and self.processes["redis"].alive:
+                        restarted.append(name)
+                        self.start_worker(name, wait=False)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            yield restarted
+        finally:
+            stop.set()
+            watcher.join(timeout=5)
+
     def restart_worker(self, name, **env_overrides):
         process = self.processes[name]
         process.stop()

@@ -182,6 +182,8 @@ def test_redis_flushed_mid_conversation_and_after_a_payment_loses_nothing(clinic
     settle(e2e)
     before = e2e.log_offsets()
     burst = other_patients(e2e, setup, 20, side_transcript())
+    supervision = e2e.supervised()  # a worker that exits when Redis vanishes is restarted, as compose does
+    restarted = supervision.__enter__()
     try:
         steps = {}
         with ThreadPoolExecutor(max_workers=7) as pool:
@@ -205,6 +207,12 @@ def test_redis_flushed_mid_conversation_and_after_a_payment_loses_nothing(clinic
             step = steps[other]
             left = 120 - (time.monotonic() - step.started)
             assert other.replies_to(step, timeout=max(left, 0.1)) == [expect.price()], other.phone
+        supervision.__exit__(None, None, None)
+        if restarted:
+            patient.note(
+                f"{', '.join(sorted(set(restarted)))} exited when Redis vanished under it and was restarted within a "
+                "second, as docker-compose's `restart: unless-stopped` does."
+            )
         window = e2e.logs_between(before)
         after_restart = e2e.log_offsets()
         seconds = answer_seconds(burst)
@@ -233,6 +241,7 @@ def test_redis_flushed_mid_conversation_and_after_a_payment_loses_nothing(clinic
             "once each, none pending or failed."
         )
     finally:
+        supervision.__exit__(None, None, None)
         for other in burst:
             other.close()
 
