@@ -154,6 +154,25 @@ def e2e(stack, transactional_db):
     yield stack
     stack.revive()  # a scenario that failed with Redis or a worker down leaves it down for none of the next
     _quiesce(stack)
+    _flush(stack)
+
+
+def _flush(stack, attempts=6):
+    """Empty the tables before transactional_db's own flush (which then finds them empty). Beat's sweeps keep
+    running meanwhile, and a TRUNCATE can deadlock with a sweep's transaction (PostgreSQL aborts one side): try
+    again, briefly, instead of failing the scenario's teardown."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+    from django.db import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            call_command("flush", verbosity=0, interactive=False)
+            return
+        except (CommandError, OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def _quiesce(stack, timeout=10):
