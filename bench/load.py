@@ -57,6 +57,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from medspa.logging import redact  # noqa: E402  (after the path: the project's own redaction)
+
 DATABASE_URL = "postgres://postgres@127.0.0.1:5432/medspa_load"
 REDIS_URL = "redis://127.0.0.1:6379/7"
 QUEUES = ("inbound", "ai", "sms", "default", "emr", "periodic")
@@ -739,7 +741,8 @@ def analyse(stack, monitor, label, rate, seconds, calls, posts, sends, t0, load_
     result["tasks_ms"], result["sweeps"] = task_times(stack, offsets)
     problems = log_problems(stack, offsets)
     result["log_problems"] = len(problems)
-    result["log_problem_sample"] = problems[:5]
+    # Log lines go into the printed and saved results: masked like any log record (phones, e-mails, query strings).
+    result["log_problem_sample"] = [redact(line) for line in problems[:5]]
     whole = cpu_summary(monitor.window(t0, drained))
     answered = len(latencies_all) + (result["intro_s"]["n"] if calls else 0)
     result["cpu_ms_per_answer"] = (
