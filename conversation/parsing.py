@@ -608,10 +608,12 @@ def _correction(s: str, n: int) -> int | None:
     """A pick changed in the same text: the last offered number after a word of correction."""
     if not _CORRECTION.search(s) or re.search(r"\b(not|none|neither)\b", s):
         return None
-    numbers = [int(w) for w in s.split() if w.isdigit() and 1 <= int(w) <= n]
-    later = s[_CORRECTION.search(s).start() :]
-    after = [int(w) for w in later.split() if w.isdigit() and 1 <= int(w) <= n]
-    return (after or numbers or [None])[-1] - 1 if (after or numbers) else None
+
+    def offered_numbers(text):
+        return [int(w) for w in text.split() if w.isdigit() and 1 <= int(w) <= n]
+
+    picks = offered_numbers(s[_CORRECTION.search(s).start() :]) or offered_numbers(s)
+    return picks[-1] - 1 if picks else None
 
 
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3}

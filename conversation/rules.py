@@ -397,7 +397,7 @@ class RulesEngine:
 
 def _deposit_cents(booking) -> int:
     """The deposit paid for this booking (refunded on a cancellation within the notice), 0 when none was paid."""
-    payment = getattr(booking, "payment", None) if hasattr(booking, "payment") else None
+    payment = getattr(booking, "payment", None)  # hasattr/getattr: a reverse one-to-one raises when absent
     return payment.paid_cents if payment is not None and payment.status == "paid" else 0
 
 

@@ -442,29 +442,29 @@ class Tools:
 
     def flag_for_staff(self, reason: str) -> None:
         """A person should look (a photo, say) while the assistant goes on answering."""
-        with transaction.atomic():
-            self._save(needs_staff=True)
-            staff_alert(
-                clinic=self.clinic,
-                kind=StaffAlert.Kind.HANDOFF,
-                text=f"Conversation #{self.conversation.pk}: {reason}. Open it to see.",
-                obj=self.conversation,
-                dedupe_key=f"flag:{self.conversation.pk}:{self.conversation.turns_count}",
-            )
+        text = f"Conversation #{self.conversation.pk}: {reason}. Open it to see."
+        self._tell_staff(StaffAlert.Kind.HANDOFF, text, key="flag", fields={"needs_staff": True})
         self._record("flag_for_staff", "flagged", reason=reason)
 
     def hand_off(self, reason: str, *, urgent: bool = False) -> None:
         """A person takes over: the assistant goes silent until staff hand the conversation back."""
+        fields = {"owner": Conversation.Owner.STAFF, "state": Conversation.State.HANDED_OFF, "needs_staff": True}
+        kind = StaffAlert.Kind.URGENT if urgent else StaffAlert.Kind.HANDOFF
+        text = f"Conversation #{self.conversation.pk} needs a person: {reason}."
+        self._tell_staff(kind, text, key="handoff", fields=fields)
+        self._record("hand_off", "handed off", reason=reason)
+
+    def _tell_staff(self, kind, text: str, *, key: str, fields: dict) -> None:
+        """The conversation's fields and one staff alert per turn, together."""
         with transaction.atomic():
-            self._save(owner=Conversation.Owner.STAFF, state=Conversation.State.HANDED_OFF, needs_staff=True)
+            self._save(**fields)
             staff_alert(
                 clinic=self.clinic,
-                kind=StaffAlert.Kind.URGENT if urgent else StaffAlert.Kind.HANDOFF,
-                text=f"Conversation #{self.conversation.pk} needs a person: {reason}.",
+                kind=kind,
+                text=text,
                 obj=self.conversation,
-                dedupe_key=f"handoff:{self.conversation.pk}:{self.conversation.turns_count}",
+                dedupe_key=f"{key}:{self.conversation.pk}:{self.conversation.turns_count}",
             )
-        self._record("hand_off", "handed off", reason=reason)
 
 
 def _spread(slots) -> list:

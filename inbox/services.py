@@ -155,25 +155,29 @@ def event_process(*, event_id: int, now=None) -> str:
         return "skipped"
     event = WebhookEvent.objects.get(pk=event_id)
     registered = HANDLERS.get((event.provider, event.event_type))
-    if registered is not None and registered.route is not None and event.clinic_id is None:
-        event.clinic_id = registered.route(event)
-        if event.clinic_id:
-            WebhookEvent.objects.filter(pk=event.pk).update(clinic_id=event.clinic_id)
     try:
         with transaction.atomic():
             if registered is None:  # recorded for correlation only (e.g. call.initiated, call.answered)
                 outcome = Outcome(Status.IGNORED, "recorded, nothing to do")
             else:
                 outcome = registered.run(event) or Outcome()
-            _finish(event, outcome, now)
+            _finish(event, registered, outcome, now)
     except Exception as exc:  # recorded, logged and retried by the sweep: never swallowed
-        return _failed(event, exc, now)
+        return _failed(event, registered, exc, now)
     EVENTS.labels(event.provider, outcome.status).inc()
     logger.info("webhook event %s event=%s type=%s", outcome.status, event.pk, event.event_type)
     return outcome.status
 
 
-def _finish(event, outcome: Outcome, now):
+def _clinic_of(event, registered) -> int | None:
+    """The clinic the event is filed under: as recorded, else the handler's ``route`` (asked only when the outcome
+    does not say, so a processed text costs no second lookup of its number)."""
+    if event.clinic_id is None and registered is not None and registered.route is not None:
+        event.clinic_id = registered.route(event)
+    return event.clinic_id
+
+
+def _finish(event, registered, outcome: Outcome, now):
     fields = {
         "status": outcome.status,
         "reason": outcome.reason[:200],
@@ -188,6 +192,8 @@ def _finish(event, outcome: Outcome, now):
         fields["clinic_id"] = getattr(subject, "clinic_id", None) or event.clinic_id
     if outcome.clinic_id:
         fields["clinic_id"] = outcome.clinic_id
+    if not fields.get("clinic_id"):
+        fields["clinic_id"] = _clinic_of(event, registered)
     WebhookEvent.objects.filter(pk=event.pk).update(**fields)
 
 
@@ -198,12 +204,17 @@ def error_reason(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {first_line}")[:200]
 
 
-def _failed(event, exc, now) -> str:
+def _failed(event, registered, exc, now) -> str:
     attempts = WebhookEvent.objects.filter(pk=event.pk).values_list("attempts", flat=True).first() or 1
+    try:  # filed under its clinic, so its staff see it (and are alerted when it gives up)
+        _clinic_of(event, registered)
+    except Exception:  # the database may be what failed: the sweep's next attempt files it
+        logger.warning("webhook event failed event=%s: its clinic could not be looked up", event.pk)
     gave_up = attempts >= MAX_ATTEMPTS
     next_attempt = None if gave_up else now + timedelta(seconds=RETRY_DELAYS[attempts - 1])
     WebhookEvent.objects.filter(pk=event.pk).update(
         status=Status.FAILED,
+        clinic_id=event.clinic_id,
         error_class=type(exc).__name__[:80],
         reason=error_reason(exc),
         lease_until=None,

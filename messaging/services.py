@@ -125,6 +125,11 @@ def patient_sender(*, clinic: Clinic, phone: str, conversation=None) -> PhoneNum
     return clinic_sender(clinic=clinic)
 
 
+def is_clinic_number(number: str) -> bool:
+    """One of the numbers we text from, of any clinic: a text or call from it is a loop (or a spoofed caller ID)."""
+    return PhoneNumber.objects.filter(number=number).exists()
+
+
 def phone_number_route(*, number: str) -> PhoneNumber | None:
     """The clinic number an inbound message or call was sent to (None: not ours)."""
     return PhoneNumber.objects.select_related("clinic").filter(number=number, clinic__active=True).first()
@@ -676,7 +681,7 @@ def inbound_receive(
     clinic = number.clinic
     with contextlib.suppress(ValidationError):  # short codes and alphanumeric senders are kept as sent
         from_number = normalize_phone(from_number)
-    if PhoneNumber.objects.filter(number=from_number).exists():  # one of our numbers: a loop, never answered
+    if is_clinic_number(from_number):  # a loop, never answered
         logger.info("inbound from one of our own numbers ignored provider=%s", provider)
         INBOUND.labels("our_own_number").inc()
         return None
@@ -789,7 +794,7 @@ def missed_call_receive(*, to_number: str, from_number: str) -> list[Message]:
     except ValidationError:
         MISSED_CALLS.labels("unknown_caller").inc()  # withheld or not a mobile number we can text
         return []
-    if PhoneNumber.objects.filter(number=caller).exists():  # a looped or spoofed caller ID: never text ourselves
+    if is_clinic_number(caller):  # never text ourselves
         MISSED_CALLS.labels("our_own_number").inc()
         return []
     messages = intro_send(clinic=number.clinic, phone=caller, origin=Conversation.Origin.MISSED_CALL, sender=number)
