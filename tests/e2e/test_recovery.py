@@ -315,6 +315,7 @@ def answer_seconds(patients) -> list[float]:
 REDIS_DOWN = (
     "Cannot connect to redis",  # a worker's consumer, reconnecting
     "Couldn't apply scheduled task",  # beat
+    "reason:network:ConnectionError",  # "Couldn't ack": a finished task comes back later and finds its row done
 )
 CELERY_RECORD = re.compile(r"^\[[\d\- :,]+: (\w+)/[^\]]*\] (.*)$")
 DJANGO_RECORD = re.compile(r"^[\d\-]+ [\d:,]+ (\w+) \S+ (.*)$")
