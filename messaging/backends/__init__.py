@@ -9,6 +9,9 @@ Backends can also be asked what became of a text (``messaging.services.messages_
 the provider's message id, and, where the provider can search, ``find_sent`` for a text whose id we never learnt.
 """
 
+import os
+import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -79,6 +82,27 @@ class BaseSmsBackend:
         ``since``, complete, or None when the provider cannot list them completely (no search API, too many to
         list). An empty list is the provider saying it has no such message. Errors raise SendError."""
         return None
+
+
+_clients: dict = {}
+_clients_lock = threading.Lock()
+
+
+def reused_client(key: Hashable, build: Callable):
+    """One SDK client per process and ``key`` (the settings it is built from), built on first use.
+
+    Building a provider's client costs more than a send (the Telnyx SDK's ``httpx.Client`` loads the CA bundle,
+    about 16 ms); one client also keeps its connections alive between sends. The process id is part of the key
+    so that a Celery prefork child never uses a client (and its sockets) inherited from its parent, and the
+    settings are so that a changed key or base URL (a rotation, a test) gets a new client."""
+    key = (os.getpid(), key)
+    found = _clients.get(key)
+    if found is None:
+        with _clients_lock:
+            found = _clients.get(key)
+            if found is None:
+                found = _clients[key] = build()
+    return found
 
 
 def get_sms_backend(provider: str = "") -> BaseSmsBackend:

@@ -1,16 +1,19 @@
 import telnyx
 from django.conf import settings
 
-from . import BaseSmsBackend, OutboundSms, ProviderMessage, SendError, SendResult
+from . import BaseSmsBackend, OutboundSms, ProviderMessage, SendError, SendResult, reused_client
 
 OPTED_OUT_CODES = {"40300"}  # "Blocked due to STOP message"
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
 def client() -> telnyx.Telnyx:
-    # Our own retry logic (sending with backoff from the database) decides; the SDK does not retry by itself.
-    return telnyx.Telnyx(
-        api_key=settings.TELNYX_API_KEY, base_url=settings.TELNYX_BASE_URL or None, max_retries=0, timeout=10.0
+    """The process's Telnyx client for the current settings. Our own retry logic (sending with backoff from the
+    database) decides; the SDK does not retry by itself."""
+    api_key, base_url = settings.TELNYX_API_KEY, settings.TELNYX_BASE_URL or None
+    return reused_client(
+        ("telnyx", api_key, base_url),
+        lambda: telnyx.Telnyx(api_key=api_key, base_url=base_url, max_retries=0, timeout=10.0),
     )
 
 

@@ -4,7 +4,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from . import BaseSmsBackend, OutboundSms, ProviderMessage, SendError, SendResult
+from . import BaseSmsBackend, OutboundSms, ProviderMessage, SendError, SendResult, reused_client
 
 OPTED_OUT_CODES = {"21610"}  # "Attempt to send to unsubscribed recipient"
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
@@ -26,8 +26,8 @@ class _BaseUrlHttpClient(TwilioHttpClient):
 def client() -> Client:
     """The first of TWILIO_AUTH_TOKEN's comma-separated tokens is the current one; the others only still verify
     webhooks while a rotation is under way."""
-    token = settings.TWILIO_AUTH_TOKEN.split(",")[0].strip()
-    return Client(settings.TWILIO_ACCOUNT_SID, token, http_client=_BaseUrlHttpClient(timeout=10))
+    sid, token = settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN.split(",")[0].strip()
+    return reused_client(("twilio", sid, token), lambda: Client(sid, token, http_client=_BaseUrlHttpClient(timeout=10)))
 
 
 class TwilioBackend(BaseSmsBackend):
