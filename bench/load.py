@@ -2,12 +2,12 @@
 
 Starts, on this machine only (127.0.0.1), the processes of the end-to-end tests (``tests/e2e/stack.py``): gunicorn
 serving the project, the Celery workers per queue (``worker``: default, ai, emr, periodic; ``worker-sms``: sms;
-``worker-inbound``: inbound), beat, and the out-of-process fakes; the fake Telnyx API is the e2e one
+``worker-inbound``: inbound; ``worker-priority``: priority), beat, and the out-of-process fakes; the fake Telnyx API is the e2e one
 (``tests/fakes/telnyx_messaging.py`` served as ``tests/e2e/fakeproc.py`` does) with each send request stamped with
 its arrival time. PostgreSQL database ``medspa_load`` (created, migrated and emptied at start) and Redis db 7
 (flushed at start). One clinic (the demo clinic file: 10 services, 27 knowledge documents, 2 providers on the
 built-in calendar) in a time zone where it is mid-day now, on one Telnyx number; the rules engine answers (no
-OpenAI key); ``CONVERSATION_DEBOUNCE_SECONDS`` is the production default (2 s) unless ``--debounce`` says otherwise.
+OpenAI key); ``CONVERSATION_DEBOUNCE_SECONDS`` is the production default (1 s) unless ``--debounce`` says otherwise.
 
 Scenarios (``--scenario``):
 
@@ -61,9 +61,9 @@ from medspa.logging import redact  # noqa: E402  (after the path: the project's 
 
 DATABASE_URL = "postgres://postgres@127.0.0.1:5432/medspa_load"
 REDIS_URL = "redis://127.0.0.1:6379/7"
-QUEUES = ("inbound", "ai", "sms", "default", "emr", "periodic")
+QUEUES = ("inbound", "ai", "sms", "priority", "default", "emr", "periodic")
 # Production's worker layout (docker-compose.yml): queues as in tests/e2e/stack.py, prefork, these concurrencies.
-DEFAULT_WORKERS = "worker=4,worker-sms=2,worker-inbound=2"
+DEFAULT_WORKERS = "worker=4,worker-sms=2,worker-inbound=2,worker-priority=2"
 FIELD_KEY = base64.urlsafe_b64encode(b"medspa-load-bench-field-key-0001").decode()
 CLINIC_NUMBER = "+12085550110"
 AREA = "208"  # Idaho: America/Boise and America/Los_Angeles, so the clinic's zone decides (mid-day, below)
@@ -170,7 +170,7 @@ def make_stack_class():
         workers: dict = None  # name -> concurrency
         pool: str = "prefork"
         web_workers: int = 3
-        debounce: str = "2.0"
+        debounce: str = "1.0"
 
         def app_env(self, **overrides):
             env = super().app_env(
@@ -468,7 +468,7 @@ def task_times(stack, offsets):
     nothing to do (a copy: 'skipped' or None), and what the sweeps queued again."""
     times, idle = defaultdict(list), defaultdict(int)
     sweeps = dict.fromkeys(SWEEP_LINES, 0)
-    for name in ("worker", "worker-sms", "worker-inbound"):
+    for name in ("worker", "worker-sms", "worker-inbound", "worker-priority"):
         process = stack.processes[name]
         with open(process.log, "rb") as f:
             f.seek(offsets.get(name, 0))
@@ -861,7 +861,7 @@ def profile_stages(stack, numbers, count, out_dir):
     from messaging.models import Message
     from messaging.services import message_send
 
-    for name in ("beat", "worker", "worker-sms", "worker-inbound"):
+    for name in ("beat", "worker", "worker-sms", "worker-inbound", "worker-priority"):
         stack.processes[name].stop()
     profilers = defaultdict(lambda: cProfile.Profile(time.thread_time))
     cpu, queries = defaultdict(list), defaultdict(list)
@@ -996,7 +996,9 @@ def parse_workers(text):
     for item in filter(None, (text or "").split(",")):
         name, value = item.split("=", 1)
         if name not in workers:
-            raise SystemExit(f"--workers: unknown worker {name!r} (worker, worker-sms, worker-inbound)")
+            raise SystemExit(
+                f"--workers: unknown worker {name!r} (worker, worker-sms, worker-inbound, worker-priority)"
+            )
         workers[name] = value
     return workers
 
@@ -1020,7 +1022,7 @@ def main(argv=None):
     parser.add_argument("--workers", default="", help=f"concurrency per worker (default {DEFAULT_WORKERS})")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads"])
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers (docker-compose: 3)")
-    parser.add_argument("--debounce", default="2.0", help="CONVERSATION_DEBOUNCE_SECONDS (production default 2.0)")
+    parser.add_argument("--debounce", default="1.0", help="CONVERSATION_DEBOUNCE_SECONDS (production default 1.0)")
     parser.add_argument(
         "--profile", type=int, default=0, help="then stop the workers and run N texts' stages here (CPU, queries)"
     )

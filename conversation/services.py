@@ -8,6 +8,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from medspa.queueing import enqueue, queued_ids
+
 from .models import Conversation
 
 logger = logging.getLogger(__name__)
@@ -41,8 +43,6 @@ def conversation_receive(*, message) -> None:
     logger.info("conversation inbound conversation=%s message=%s", conversation.pk, message.pk)
     if "needs_staff" not in updates:
         delay = settings.CONVERSATION_DEBOUNCE_SECONDS
-        from medspa.queueing import enqueue
-
         from .tasks import respond
 
         # A broker that is down loses nothing: conversations_resume_unanswered (beat) answers the stored text.
@@ -82,10 +82,12 @@ def conversations_resume_unanswered(*, now=None) -> list[int]:
         .values_list("conversation_id", flat=True)
         .distinct()
     )
+    ids = list(ids)
+    waiting = queued_ids(respond.name, ids)  # their answering task is only waiting in a long queue
     resumed = []
     for conversation_id in ids:
-        if cache.add(f"conversation:resume:{conversation_id}", 1, 60):
-            respond.apply_async((conversation_id,))
+        if conversation_id not in waiting and cache.add(f"conversation:resume:{conversation_id}", 1, 60):
+            enqueue(respond, conversation_id)
             resumed.append(conversation_id)
     if resumed:
         logger.warning("re-queued unanswered conversations=%s", resumed)

@@ -23,6 +23,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from medspa.logging import redact
+from medspa.queueing import PRIORITY, queued_ids
+from medspa.queueing import enqueue as enqueue_task
 
 from .metrics import EVENTS, SWEEP_REQUEUED
 from .models import WebhookEvent
@@ -34,6 +36,7 @@ PENDING_GRACE = timedelta(seconds=20)  # a pending row older than this lost its 
 REQUEUE_EVERY = timedelta(seconds=60)  # the sweep hands one pending row back at most once a minute
 RETRY_DELAYS = [10, 30, 120, 600, 1800, 3600]  # seconds before attempts 2..7; then staff decide
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+PROCESS_TASK = "inbox.process_event"
 Status = WebhookEvent.Status
 
 
@@ -62,17 +65,23 @@ class Outcome:
 class Handler:
     run: Callable[[WebhookEvent], Outcome | None]
     route: Callable[[WebhookEvent], int | None] | None = None  # the clinic an event belongs to, before it runs
+    # Whether the event goes to the priority queue (a missed call, STOP/HELP): True, or a test of its payload.
+    urgent: bool | Callable[[dict], bool] = False
+
+    def is_urgent(self, payload: dict) -> bool:
+        return self.urgent(payload) if callable(self.urgent) else bool(self.urgent)
 
 
 HANDLERS: dict[tuple[str, str], Handler] = {}
 
 
-def handler(provider: str, *event_types: str, route=None):
-    """Register ``fn(event) -> Outcome | None`` for these event types of ``provider`` (a decorator)."""
+def handler(provider: str, *event_types: str, route=None, urgent=False):
+    """Register ``fn(event) -> Outcome | None`` for these event types of ``provider`` (a decorator). ``urgent``:
+    True, or ``fn(payload) -> bool``, for the events that skip the inbound queue (queueing.PRIORITY)."""
 
     def register(fn):
         for event_type in event_types:
-            HANDLERS[(provider, event_type)] = Handler(fn, route)
+            HANDLERS[(provider, event_type)] = Handler(fn, route, urgent)
         return fn
 
     return register
@@ -98,7 +107,7 @@ def event_record(*, provider: str, event: NormalisedEvent, now=None) -> str:
                 our_number=event.clinic_number[:16],
                 payload=event.payload,
             )
-            transaction.on_commit(lambda: enqueue(row.pk))
+            transaction.on_commit(lambda: enqueue(row.pk, urgent=_urgent(row)))
     except IntegrityError:
         return _redelivered(provider, event, now)
     EVENTS.labels(provider, "received").inc()
@@ -114,20 +123,27 @@ def _redelivered(provider: str, event: NormalisedEvent, now) -> str:
         EVENTS.labels(provider, "duplicate").inc()
         return "duplicate"
     rows.filter(pk=pk, status=Status.FAILED).update(next_attempt_at=now)
-    transaction.on_commit(lambda: enqueue(pk))
+    transaction.on_commit(lambda: enqueue(pk, urgent=_urgent(event, provider=provider)))
     EVENTS.labels(provider, "redelivered").inc()
     logger.info("webhook event redelivered event=%s: queued again", pk)
     return "redelivered"
 
 
-def enqueue(event_id: int) -> None:
-    """Queue the processing task. A broker that is down loses nothing: the row is in the database and the sweep
-    queues it again, so the provider still gets its 2xx."""
-    from medspa.queueing import enqueue as enqueue_task
+def enqueue(event_id: int, *, urgent: bool = False) -> None:
+    """Queue the processing task (on the priority queue if ``urgent``). A broker that is down loses nothing: the
+    row is in the database and the sweep queues it again, so the provider still gets its 2xx."""
+    from .tasks import process_event  # the tasks module imports this one
 
-    from .tasks import process_event
+    enqueue_task(process_event, event_id, queue=PRIORITY if urgent else None)
 
-    enqueue_task(process_event, event_id)
+
+def _urgent(event, *, provider: str | None = None) -> bool:
+    """``event``: a WebhookEvent or a NormalisedEvent (which has no provider of its own)."""
+    found = HANDLERS.get((provider or event.provider, event.event_type))
+    try:
+        return bool(found and found.is_urgent(event.payload))
+    except Exception:  # a payload the test cannot read is processed (and fails, if it must) like any other
+        return False
 
 
 # --- Processing (in the worker) -----------------------------------------------------------------------------------
@@ -257,18 +273,23 @@ def _alert_staff(event):
 
 def events_sweep(*, now=None, limit: int = 500) -> list[int]:
     """Queue again what the database says is still to do: pending rows whose task was lost, failed rows due for
-    their retry, and rows whose worker died while holding them. A pending row is handed back at most once a
-    minute, so a long queue is not flooded with copies (a copy would find the row claimed and do nothing)."""
+    their retry, and rows whose worker died while holding them. A pending row whose task is only waiting in the
+    queue (``queueing.queued_ids``) is left alone, and one is handed back at most once a minute, so a long queue
+    is not flooded with copies (a copy would find the row claimed and do nothing)."""
     now = now or timezone.now()
     lost = Q(status=Status.PENDING, received_at__lte=now - PENDING_GRACE) & (
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     )
     due = Q(status=Status.FAILED, next_attempt_at__lte=now) | Q(status=Status.PROCESSING, lease_until__lte=now)
-    ids = list(WebhookEvent.objects.filter(lost | due).order_by("received_at").values_list("pk", flat=True)[:limit])
+    rows = WebhookEvent.objects.filter(lost | due).order_by("received_at")
+    found = list(rows.values_list("pk", "provider", "event_type", "payload", "status")[:limit])
+    waiting = queued_ids(PROCESS_TASK, [pk for pk, *_, status in found if status == Status.PENDING])
+    ids = [pk for pk, *_ in found if pk not in waiting]
     if ids:
         WebhookEvent.objects.filter(pk__in=ids, status=Status.PENDING).update(next_attempt_at=now + REQUEUE_EVERY)
-        for pk in ids:
-            enqueue(pk)
+        for pk, provider, event_type, payload, _ in found:
+            if pk not in waiting:
+                enqueue(pk, urgent=_urgent(WebhookEvent(provider=provider, event_type=event_type, payload=payload)))
         SWEEP_REQUEUED.labels("inbox").inc(len(ids))
         logger.info("inbox sweep queued %s event(s) again", len(ids))
     return ids
@@ -280,6 +301,6 @@ def event_reprocess(*, event: WebhookEvent, now=None) -> bool:
     now = now or timezone.now()
     updated = WebhookEvent.objects.filter(pk=event.pk, status=Status.FAILED).update(next_attempt_at=now)
     if updated:
-        transaction.on_commit(lambda: enqueue(event.pk))
+        transaction.on_commit(lambda: enqueue(event.pk, urgent=_urgent(event)))
         EVENTS.labels(event.provider, "reprocessed").inc()
     return bool(updated)

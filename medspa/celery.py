@@ -10,7 +10,10 @@ from kombu import Queue
 
 # First thing in every process (the medspa package imports this module): in Prometheus multiprocess mode it names
 # metric files by host and pid before any metric exists. medspa/worker_metrics.py explains the rest.
+# isort: off
 from . import worker_metrics
+from . import queueing  # its metric must come after worker_metrics' set-up
+# isort: on
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medspa.settings")
 
@@ -18,8 +21,10 @@ app = Celery("medspa")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 # inbound: recording what providers tell us (webhook events); ai: answering (turns); sms: sending. Each has its own
-# workers, so a reply or a STOP confirmation never waits behind a burst of other patients' inbound texts.
-QUEUES = ("default", "inbound", "sms", "ai", "emr", "periodic")
+# workers, so a reply never waits behind a burst of other patients' inbound texts. priority (queueing.PRIORITY) has
+# a worker of its own too: missed calls and their intros, STOP/HELP/START and their confirmations, chosen by the
+# caller (``enqueue(..., queue=PRIORITY)``), so a burst of questions never delays them.
+QUEUES = ("default", "priority", "inbound", "sms", "ai", "emr", "periodic")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 # Routing by task name; each app's tasks go to the queue for their kind of work.
 app.conf.task_routes = {
@@ -35,6 +40,7 @@ app.autodiscover_tasks()
 # Metrics (medspa/worker_metrics.py): queue waits, sweep runs, multiprocess bookkeeping, the worker's exporter.
 signals.before_task_publish.connect(worker_metrics.publish_stamp, weak=False)
 signals.task_prerun.connect(worker_metrics.queue_wait_observe, weak=False)
+signals.task_prerun.connect(queueing.task_started, weak=False)
 signals.task_postrun.connect(worker_metrics.sweep_run_count, weak=False)
 signals.worker_process_shutdown.connect(worker_metrics.process_shutdown, weak=False)
 signals.worker_shutdown.connect(worker_metrics.process_shutdown, weak=False)

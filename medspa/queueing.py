@@ -4,12 +4,22 @@ Every task we queue after a commit stands for a row that says what is still to d
 queued, a turn unanswered, an outbox step due, an alert not emailed), and a periodic sweep queues it again from that
 row. So when Redis is down or was flushed, ``enqueue`` logs the id, counts it and returns False instead of raising:
 raising there, after the commit, would fail a request or a task whose effects are already written.
+
+A sweep must not queue again what is only waiting in a long queue: under a backlog that multiplied the work (every
+copy a task run that finds nothing to do) when the workers had least time for it. So ``enqueue`` leaves a marker
+in the cache (the same Redis as the broker in every deployment we describe) that the task removes when it starts,
+and the sweeps skip the ids ``queued_ids`` still finds marked. A flushed or restarted Redis loses the markers with
+the tasks, so the sweeps queue again at once; a task lost while the marker stays (a worker killed while holding
+it) is queued again when the marker expires, after MARKER_SECONDS.
 """
 
 import logging
 
+from celery import current_app
+from django.core.cache import cache
 from kombu.exceptions import OperationalError
 from prometheus_client import Counter
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -17,14 +27,62 @@ ENQUEUE_FAILED = Counter(
     "medspa_enqueue_failed_total", "Tasks that could not be queued (broker down): a sweep picks them up.", ["task"]
 )
 BROKER_ERRORS = (OperationalError, ConnectionError, OSError)
+CACHE_ERRORS = (RedisError, OSError)
 
 
-def enqueue(task, *args, countdown: float | None = None) -> bool:
-    """``task.apply_async(args)``; False (logged with the ids, counted) when the broker cannot take it."""
+MARKER_SECONDS = 45  # a queued task not started this long after it was queued counts as lost
+# The one queue that never holds a burst: missed calls and their intros, STOP/HELP/START and their confirmations.
+PRIORITY = "priority"
+
+
+def _marker(task_name: str, args) -> str:
+    return f"queued:{task_name}:{':'.join(map(str, args))}"
+
+
+def _markers_on() -> bool:
+    return not current_app.conf.task_always_eager  # an eager task has run before apply_async returns
+
+
+def enqueue(task, *args, countdown: float | None = None, queue: str | None = None) -> bool:
+    """``task.apply_async(args)`` (on ``queue`` if given, else the task's route); False (logged with the ids,
+    counted) when the broker cannot take it."""
+    marker = _marker(task.name, args) if _markers_on() else None
+    if marker:
+        _cache_call(cache.set, marker, 1, MARKER_SECONDS)
     try:
-        task.apply_async(args, countdown=countdown)
+        task.apply_async(args, countdown=countdown, **({"queue": queue} if queue else {}))
     except BROKER_ERRORS as exc:
+        if marker:
+            _cache_call(cache.delete, marker)
         ENQUEUE_FAILED.labels(task.name).inc()
         logger.warning("could not queue %s%s (%s): a sweep will queue it again", task.name, args, type(exc).__name__)
         return False
     return True
+
+
+def queued_ids(task_name: str, ids) -> set:
+    """The ids (a task's only argument) whose task was queued less than MARKER_SECONDS ago and has not started:
+    waiting in the queue, not lost. Empty when the cache cannot tell (Redis down: the sweep queues them again)."""
+    ids = list(ids)
+    if not ids or not _markers_on():
+        return set()
+    keys = {_marker(task_name, (pk,)): pk for pk in ids}
+    found = _cache_call(cache.get_many, list(keys)) or {}
+    return {keys[key] for key in found}
+
+
+def task_started(task=None, args=None, **kwargs):
+    """``task_prerun``: the task is no longer waiting; its marker goes."""
+    request = getattr(task, "request", None)
+    if task is None or getattr(request, "is_eager", False):
+        return
+    _cache_call(cache.delete, _marker(task.name, tuple(args or ())))
+
+
+def _cache_call(fn, *args):
+    """A marker is an optimisation: with the cache down, none is written (the sweep may queue a copy) and a stale
+    one expires by itself."""
+    try:
+        return fn(*args)
+    except CACHE_ERRORS:
+        return None

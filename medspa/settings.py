@@ -357,7 +357,7 @@ OPENAI_PRICE_INPUT = env.float("OPENAI_PRICE_INPUT", default=0.15)
 OPENAI_PRICE_CACHED_INPUT = env.float("OPENAI_PRICE_CACHED_INPUT", default=0.075)
 OPENAI_PRICE_OUTPUT = env.float("OPENAI_PRICE_OUTPUT", default=0.60)
 # Texts sent in a row within this many seconds are answered together (ignored when tasks run eagerly).
-CONVERSATION_DEBOUNCE_SECONDS = env.float("CONVERSATION_DEBOUNCE_SECONDS", default=2.0)
+CONVERSATION_DEBOUNCE_SECONDS = env.float("CONVERSATION_DEBOUNCE_SECONDS", default=1.0)
 # After this many turns a conversation goes to staff (a cap on what one patient can make the assistant do).
 ASSISTANT_MAX_TURNS = env.int("ASSISTANT_MAX_TURNS", default=60)
 # The same for tool calls and model tokens over a conversation, and model rounds within one turn.

@@ -15,7 +15,7 @@ from conversation.models import Conversation
 from conversation.services import conversation_for, conversation_receive
 from medspa.models import Clinic
 from medspa.phones import normalize_phone
-from medspa.queueing import enqueue
+from medspa.queueing import PRIORITY, enqueue, queued_ids
 
 from .backends import OutboundSms, SendError, get_sms_backend
 from .compliance import Classification, Intent, classify, next_send_time
@@ -161,6 +161,8 @@ def phone_numbers_load(*, clinic: Clinic, entries: list, report) -> None:
 # --- Sending ----------------------------------------------------------------------------------------------------
 
 DIRECT_KINDS = {Message.Kind.REPLY, Message.Kind.COMPLIANCE}  # answers to the patient's own text: no quiet hours
+URGENT_KINDS = {Message.Kind.INTRO, Message.Kind.COMPLIANCE}  # sent from the priority queue
+SEND_TASK = "messaging.send_message"
 RETRY_DELAYS = [2, 8, 30, 120, 600]  # seconds before attempts 2..6, each with up to 25% jitter
 
 
@@ -223,16 +225,17 @@ def message_queue(
         return list(Message.objects.filter(idempotency_key__startswith=f"{idempotency_key}#").order_by("pk"))
     if status == Message.Status.QUEUED:
         for row in rows:
-            transaction.on_commit(lambda pk=row.pk: send_enqueue(pk))
+            transaction.on_commit(lambda pk=row.pk: send_enqueue(pk, kind=kind))
     logger.info("message queued clinic=%s messages=%s kind=%s status=%s", clinic.pk, [r.pk for r in rows], kind, status)
     return rows
 
 
-def send_enqueue(message_id: int) -> None:
-    """Queue a queued row's send after commit; with the broker down the reconcile sweep queues it again."""
-    from .tasks import send_message
+def send_enqueue(message_id: int, *, kind: str = "") -> None:
+    """Queue a queued row's send after commit; with the broker down the reconcile sweep queues it again. Intros and
+    compliance confirmations go on the priority queue: a burst of replies never holds them back."""
+    from .tasks import send_message  # the tasks module imports this one
 
-    enqueue(send_message, message_id)
+    enqueue(send_message, message_id, queue=PRIORITY if kind in URGENT_KINDS else None)
 
 
 def _retry_delay(attempts: int) -> float:
@@ -348,7 +351,7 @@ def message_retry(*, message: Message, now=None) -> bool:
         updated_at=now,
     )
     if updated and not waits:
-        transaction.on_commit(lambda: send_enqueue(message.pk))
+        transaction.on_commit(lambda: send_enqueue(message.pk, kind=message.kind))
     return bool(updated)
 
 
@@ -449,15 +452,17 @@ def messages_reconcile(*, now=None) -> dict[str, list[int]]:
 
 
 def _queued_requeue(*, now) -> list[tuple[int, str]]:
-    from .tasks import send_message
-
     done = []
     stale = Message.objects.select_related("clinic").filter(
         direction=Message.Direction.OUTBOUND,
         status=Message.Status.QUEUED,
         updated_at__lte=now - timedelta(seconds=QUEUED_STALE_SECONDS),
     )
-    for message in stale.order_by("updated_at")[:500]:
+    found = list(stale.order_by("updated_at")[:500])
+    waiting = queued_ids(SEND_TASK, [message.pk for message in found])  # only waiting in a long queue
+    for message in found:
+        if message.pk in waiting:
+            continue
         due = _window_due(message, now=now)
         fields = {"updated_at": now}  # moves on: a worker that is only slow gets one more task per bound, no more
         if due is not None:
@@ -470,7 +475,7 @@ def _queued_requeue(*, now) -> list[tuple[int, str]]:
         outcome = "requeued" if due is None else "deferred"
         RECONCILED.labels(message.provider, outcome).inc()
         if due is None:
-            transaction.on_commit(lambda pk=message.pk: send_message.delay(pk))
+            transaction.on_commit(lambda pk=message.pk, kind=message.kind: send_enqueue(pk, kind=kind))
         done.append((message.pk, outcome))
     if done:
         logger.warning("queued texts whose task was lost messages=%s", done)
@@ -587,8 +592,6 @@ def _stuck_take(message, **fields) -> bool:
 
 
 def _stuck_resend(message, *, now) -> str:
-    from .tasks import send_message
-
     if message.attempts > len(RETRY_DELAYS):  # stuck again and again (a worker dying on it): a person decides
         detail = f"not sent: the send stopped without an answer {message.attempts} times"
         if not _stuck_take(message, status=Message.Status.FAILED, error_detail=detail, updated_at=now):
@@ -608,7 +611,7 @@ def _stuck_resend(message, *, now) -> str:
     ).update(**fields):
         return "raced"
     if due is None:
-        transaction.on_commit(lambda: send_message.delay(message.pk))
+        transaction.on_commit(lambda: send_enqueue(message.pk, kind=message.kind))
     _stuck_alert_resolve(message)
     return "resent" if due is None else "resent_later"
 

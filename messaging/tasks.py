@@ -19,7 +19,7 @@ def send_due_messages(**kwargs):
     """Beat, every few seconds: release texts whose sending window opened or whose retry delay is over."""
     released = services.messages_release_due()
     for pk in released:
-        send_message.delay(pk)
+        services.send_enqueue(pk)
     return len(released)
 
 

@@ -28,6 +28,7 @@ from inbox.services import NormalisedEvent, Outcome, handler
 from inbox.views import FormWebhookView, WebhookForbidden, WebhookMalformed, WebhookView, load_json, secret_list
 
 from . import services
+from .compliance import Intent, classify
 from .models import Provider
 
 logger = logging.getLogger(__name__)
@@ -184,6 +185,12 @@ def route_by_number(event: WebhookEvent) -> int | None:
     return number.clinic_id if number else None
 
 
+def is_keyword(text) -> bool:
+    """STOP, START, HELP and their kin: answered from the priority queue (classified in the web process, a pure
+    function of the text)."""
+    return classify(str(text or "")[:MAX_TEXT]).intent != Intent.NONE
+
+
 def _received(message) -> Outcome:
     if message is None:
         return Outcome(WebhookEvent.Status.IGNORED, "duplicate text, or sent to a number that is not ours")
@@ -201,7 +208,12 @@ def _telnyx_media(payload) -> list:
     ]
 
 
-@handler(InboxProvider.TELNYX, "message.received", route=route_by_number)
+@handler(
+    InboxProvider.TELNYX,
+    "message.received",
+    route=route_by_number,
+    urgent=lambda payload: is_keyword((payload.get("payload") or {}).get("text")),
+)
 def telnyx_message_received(event):
     p = event.payload["payload"]
     try:
@@ -243,7 +255,7 @@ def _status_outcome(updated, status) -> Outcome:
     return Outcome(WebhookEvent.Status.IGNORED, f"status {status or '(none)'} for no message of ours, or not newer")
 
 
-@handler(InboxProvider.TELNYX, "call.hangup", route=route_by_number)
+@handler(InboxProvider.TELNYX, "call.hangup", route=route_by_number, urgent=True)
 def telnyx_call_hangup(event):
     p = event.payload["payload"]
     if p.get("direction") not in (None, "incoming") or p.get("hangup_cause") not in services.MISSED_TELNYX_CAUSES:
@@ -261,7 +273,12 @@ def telnyx_call_hangup(event):
     return Outcome(reason="missed call: intro queued" if sent else "missed call: no intro (sent today or not ours)")
 
 
-@handler(InboxProvider.TWILIO, "message.received", route=route_by_number)
+@handler(
+    InboxProvider.TWILIO,
+    "message.received",
+    route=route_by_number,
+    urgent=lambda payload: is_keyword(payload.get("Body")),
+)
 def twilio_message_received(event):
     p = event.payload
     count = int(p["NumMedia"]) if str(p.get("NumMedia") or "").isdigit() else 0
@@ -295,7 +312,7 @@ def twilio_message_status(event):
     return _status_outcome(updated, status)
 
 
-@handler(InboxProvider.TWILIO, "call.status", route=route_by_number)
+@handler(InboxProvider.TWILIO, "call.status", route=route_by_number, urgent=True)
 def twilio_call_status(event):
     p = event.payload
     status = p.get("DialCallStatus") or p.get("CallStatus")

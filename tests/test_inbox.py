@@ -155,7 +155,7 @@ def test_a_dropped_database_connection_mid_event_is_retried_once_the_database_is
 def test_an_event_whose_worker_died_mid_handler_is_taken_again_after_its_lease(
     client, clinic, django_capture_on_commit_callbacks, monkeypatch, time_machine
 ):
-    monkeypatch.setattr(inbox, "enqueue", lambda pk: None)  # the task never runs: as if the worker died with it
+    monkeypatch.setattr(inbox, "enqueue", lambda pk, **options: None)  # the task never runs: its worker died
     post_telnyx(client, TELNYX, telnyx_inbound("hi"))
     event = WebhookEvent.objects.get()
     now = timezone.now()
@@ -192,7 +192,7 @@ def test_with_the_broker_down_the_provider_gets_200_and_the_sweep_processes_the_
 
 def test_the_sweep_hands_a_waiting_pending_event_back_at_most_once_a_minute(clinic, monkeypatch):
     queued = []
-    monkeypatch.setattr(inbox, "enqueue", queued.append)
+    monkeypatch.setattr(inbox, "enqueue", lambda pk, **options: queued.append(pk))
     event = WebhookEvent.objects.create(provider="telnyx", event_id="e-1", event_type="message.received")
     later = timezone.now() + timedelta(seconds=30)
     assert inbox.events_sweep(now=later) == [event.pk]

@@ -352,3 +352,19 @@ def test_intro_is_part_of_the_conversation_history(client, clinic, sms_outbox, t
         ("inbound", "patient"),
         ("outbound", "reply"),
     ]
+
+
+def test_a_provider_client_is_built_once_per_process_and_settings(settings):
+    """Building the Telnyx SDK client loads the CA bundle (about 16 ms, more than the send); a rotated key or
+    another base URL gets a client of its own."""
+    from messaging.backends import telnyx as telnyx_backend
+    from messaging.backends import twilio as twilio_backend
+
+    settings.TELNYX_API_KEY, settings.TELNYX_BASE_URL = "KEY-1", "http://127.0.0.1:9/v2"
+    first = telnyx_backend.client()
+    assert telnyx_backend.client() is first
+    settings.TELNYX_API_KEY = "KEY-2"
+    assert telnyx_backend.client() is not first and telnyx_backend.client().api_key == "KEY-2"
+    settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN = "AC1", "new-token,old-token"
+    assert twilio_backend.client() is twilio_backend.client()
+    assert twilio_backend.client().password == "new-token"

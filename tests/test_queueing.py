@@ -1,7 +1,7 @@
 """With the broker down, work written to the database is never lost and never fails its caller: ``enqueue`` says
 so and a sweep queues it again."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import mail
@@ -47,3 +47,138 @@ def test_an_alert_raised_while_the_broker_is_down_is_emailed_by_the_sweep(
     assert staff_alerts_email_unsent() == [alert.pk]
     assert len(mail.outbox) == 1 and StaffAlert.objects.get(pk=alert.pk).emailed_at is not None
     assert staff_alerts_email_unsent() == []  # emailed: once
+
+
+# --- The priority queue and the sweeps' markers -------------------------------------------------------------------
+# With a broker (not eager), ``enqueue`` publishes to the task's route or to ``queue``, and leaves a marker that the
+# task removes when it starts. Here the publish is recorded instead of sent.
+
+
+@pytest.fixture
+def published(monkeypatch, settings):
+    """Tasks published as a broker would take them: [(task name, args, queue or None for the task's route)]."""
+    from conversation.tasks import respond
+    from inbox.tasks import process_event
+    from medspa.celery import app
+    from messaging.tasks import send_message
+
+    previous, app.conf.task_always_eager = app.conf.task_always_eager, False
+    calls = []
+    for task in (process_event, send_message, respond):
+        monkeypatch.setattr(
+            task,
+            "apply_async",
+            lambda args, name=task.name, **options: calls.append((name, args[0], options.get("queue"))),
+        )
+    yield calls
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def glow(db, settings, time_machine):
+    from messaging.models import PhoneNumber
+
+    from .messaging_helpers import TELNYX_PUBLIC
+
+    time_machine.move_to(datetime(2026, 11, 24, 17, 0, tzinfo=UTC), tick=False)  # noon in Boston
+    settings.TELNYX_PUBLIC_KEY = TELNYX_PUBLIC
+    clinic = make_clinic("glow", name="Glow")
+    PhoneNumber.objects.create(clinic=clinic, number="+15555550100", provider="telnyx")
+    return clinic
+
+
+def test_the_default_route_of_each_task_is_its_kind_of_work():
+    from medspa.celery import app
+
+    routes = {name: app.amqp.router.route({}, name)["queue"].name for name in ROUTED}
+    assert routes == ROUTED
+
+
+ROUTED = {"inbox.process_event": "inbound", "messaging.send_message": "sms", "conversation.respond": "ai"}
+
+
+def test_stop_help_and_missed_calls_skip_the_inbound_queue_questions_do_not(client, glow, published):
+    from .messaging_helpers import post_telnyx, telnyx_envelope, telnyx_inbound
+
+    path = "/webhooks/telnyx/messages"
+    for text in ("STOP", "how much is botox?", "help", "Start", "stop texting me please", "is there parking"):
+        assert post_telnyx(client, path, telnyx_inbound(text)).status_code == 200
+    hangup = {"direction": "incoming", "from": "+16175550123", "to": "+15555550100", "hangup_cause": "timeout"}
+    assert post_telnyx(client, "/webhooks/telnyx/voice", telnyx_envelope("call.hangup", hangup)).status_code == 200
+    queues = [queue for name, _, queue in published if name == "inbox.process_event"]
+    assert queues == ["priority", None, "priority", "priority", "priority", None, "priority"]
+
+
+def test_intros_and_compliance_confirmations_are_sent_from_the_priority_queue(
+    glow, published, django_capture_on_commit_callbacks
+):
+    from messaging.services import message_queue
+
+    for kind in ("intro", "compliance", "reply", "notice"):
+        with django_capture_on_commit_callbacks(execute=True):
+            message_queue(clinic=glow, to="+16175550123", body="Hi", kind=kind, idempotency_key=kind)
+    assert [queue for name, _, queue in published if name == "messaging.send_message"] == [
+        "priority",
+        "priority",
+        None,
+        None,
+    ]
+
+
+def test_a_queued_task_is_marked_until_it_starts_or_the_marker_expires(db, published, time_machine):
+    from inbox.tasks import process_event
+    from medspa.queueing import MARKER_SECONDS, queued_ids, task_started
+
+    time_machine.move_to(datetime(2026, 11, 24, 17, 0, tzinfo=UTC), tick=False)
+    assert enqueue(process_event, 7) and enqueue(process_event, 8)
+    assert queued_ids("inbox.process_event", [7, 8, 9]) == {7, 8}
+    task_started(task=process_event, args=(7,))  # a worker took it
+    assert queued_ids("inbox.process_event", [7, 8, 9]) == {8}
+    time_machine.shift(timedelta(seconds=MARKER_SECONDS + 1))  # 8 was lost with a worker killed while holding it
+    assert queued_ids("inbox.process_event", [7, 8, 9]) == set()
+
+
+def test_a_failed_publish_leaves_no_marker(db, published, monkeypatch):
+    from inbox.tasks import process_event
+    from medspa.queueing import queued_ids
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("Connection refused.")
+
+    monkeypatch.setattr(process_event, "apply_async", refuse)
+    assert enqueue(process_event, 7) is False
+    assert queued_ids("inbox.process_event", [7]) == set()  # the sweep queues it again at once
+
+
+def test_the_sweeps_leave_alone_what_only_waits_in_a_long_queue(
+    client, glow, published, time_machine, django_capture_on_commit_callbacks
+):
+    from conversation.services import conversations_resume_unanswered
+    from inbox import services as inbox
+    from inbox.models import WebhookEvent
+    from messaging.models import Message
+    from messaging.services import message_queue, messages_reconcile
+
+    from .messaging_helpers import post_telnyx, telnyx_inbound
+
+    post_telnyx(client, "/webhooks/telnyx/messages", telnyx_inbound("how much is botox?"))
+    event = WebhookEvent.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        (text,) = message_queue(clinic=glow, to="+16175550199", body="Hi", kind="reply", idempotency_key="r")
+    time_machine.shift(timedelta(seconds=31))  # past every sweep's grace, but still queued behind a burst
+    published.clear()
+    assert inbox.events_sweep() == []
+    assert messages_reconcile() == {}
+    assert published == []
+    # the inbound worker took the event, ran it, and queued the answer; the answer waits in the ai queue too
+    with django_capture_on_commit_callbacks(execute=True):
+        inbox.event_process(event_id=event.pk)
+    assert published == [("conversation.respond", Message.objects.get(direction="inbound").conversation_id, None)]
+    assert Message.objects.filter(direction="inbound").count() == 1
+    time_machine.shift(timedelta(seconds=20))
+    assert conversations_resume_unanswered() == []
+    # markers expire: what still has not started is taken for lost and queued again, once
+    time_machine.shift(timedelta(seconds=60))
+    with django_capture_on_commit_callbacks(execute=False):
+        assert messages_reconcile() == {"requeued": [text.pk]}
+        assert conversations_resume_unanswered() == [Message.objects.get(direction="inbound").conversation_id]

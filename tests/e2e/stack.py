@@ -49,6 +49,7 @@ WORKERS = {
     "worker": ("default,ai,emr,periodic", "4"),
     "worker-sms": ("sms", "2"),
     "worker-inbound": ("inbound", "2"),
+    "worker-priority": ("priority", "2"),
 }
 
 
@@ -473,7 +474,7 @@ class Stack:
         raise RuntimeError(f"{what} was not ready within {seconds} s:\n{tail}")
 
     def stop(self):
-        for name in ("beat", "worker", "worker-sms", "worker-inbound", "web", *FAKES, "redis"):
+        for name in ("beat", *WORKERS, "web", *FAKES, "redis"):
             process = self.processes.get(name)
             if process is not None:
                 process.stop()
