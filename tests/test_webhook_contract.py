@@ -220,6 +220,7 @@ class TimestampedContract(SignedWebhookContract):
     """Providers that sign a timestamp: a request older (or newer) than the tolerance is a replay."""
 
     tolerance_setting: str
+    timestamp_header: str  # as in request.META
 
     def test_a_stale_or_future_timestamp_is_refused(self):
         tolerance = getattr(self.settings, self.tolerance_setting)
@@ -240,6 +241,15 @@ class TimestampedContract(SignedWebhookContract):
             before = self.snapshot()
             self.assert_accepted(self.post(raw, headers), before)
 
+    def test_a_timestamp_that_is_not_a_unix_time_is_refused_not_a_500(self):
+        """``str.isdigit`` says yes to "²" and to a 5,000-digit number, which ``int`` or the clock arithmetic
+        refuse: each must be a 403 like any forgery (a WSGI server hands header bytes over as Latin-1)."""
+        raw = self.body()
+        for timestamp in ["\xb2", "\u0661\u0662", "1e3", "-1", "9" * 400, "9" * 5000]:
+            headers = {**self.sign(raw, self.signer), self.timestamp_header: timestamp}
+            before = self.snapshot()
+            self.assert_refused(self.post(raw, headers), before, status=403, reason="timestamp outside")
+
 
 def messaging_effects() -> dict:
     return {
@@ -256,6 +266,7 @@ class TestTelnyxContract(TimestampedContract):
     path = "/webhooks/telnyx/messages"
     key_setting = "TELNYX_PUBLIC_KEY"
     tolerance_setting = "TELNYX_WEBHOOK_TOLERANCE"
+    timestamp_header = "HTTP_TELNYX_TIMESTAMP"
     signature_header = "HTTP_TELNYX_SIGNATURE_ED25519"
     missing_reason = "missing signature headers"
     malformed = [
