@@ -62,7 +62,10 @@ class TelnyxWebhookView(WebhookView):
         timestamp = request.headers.get("telnyx-timestamp", "").strip()
         if not signature or not timestamp:
             raise WebhookForbidden("missing signature headers")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > settings.TELNYX_WEBHOOK_TOLERANCE:
+        # ASCII digits, no longer than a Unix time: str.isdigit() also passes "²" (int() refuses it) and numbers too
+        # long for int() or the float arithmetic, which would answer 500.
+        unix_time = timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12
+        if not unix_time or abs(time.time() - int(timestamp)) > settings.TELNYX_WEBHOOK_TOLERANCE:
             raise WebhookForbidden("timestamp outside the allowed window")
         try:
             signature_bytes = base64.b64decode(signature, validate=True)

@@ -1,4 +1,4 @@
-"""Signing webhooks exactly as Telnyx (Ed25519) and Twilio (HMAC-SHA1) sign them."""
+"""Signing webhooks exactly as Telnyx (Ed25519) and Twilio (HMAC-SHA1, or HMAC-SHA256 with a shared key) sign them."""
 
 import base64
 import json
@@ -60,8 +60,9 @@ def post_telnyx(client, path, body, **header_overrides):
     return client.post(path, data=raw, content_type="application/json", **headers)
 
 
-def twilio_signature(url, params, token=TWILIO_TOKEN):
-    return RequestValidator(token).compute_signature(url, params)
+def twilio_signature(url, params, token=TWILIO_TOKEN, algorithm=None):
+    """X-Twilio-Signature: HMAC-SHA1 with the auth token, or HMAC-SHA256 with a shared key (algorithm="HMAC_SHA256")."""
+    return RequestValidator(token).compute_signature(url, params, algorithm)
 
 
 def post_twilio(client, path, params, *, token=TWILIO_TOKEN, base="http://127.0.0.1:8000"):

@@ -250,11 +250,6 @@ def test_a_twilio_form_with_too_many_fields_is_400(client, clinic, settings):
     assert response.status_code == 400 and WebhookRejection.objects.get().status_code == 400
 
 
-def test_a_twilio_form_without_a_message_sid_is_400(client, clinic):
-    response = post_twilio(client, TWILIO, {"From": PATIENT, "To": "+15555550201", "Body": "hi"})
-    assert response.status_code == 400 and response.json() == {"error": "MessageSid is missing"}
-
-
 def test_square_events_without_an_id_are_400(client, clinic):
     raw = json.dumps({"type": "payment.updated", "event_id": None, "data": {"object": {"payment": {}}}}).encode()
     signature = sign(body=raw, signature_key=SQUARE_KEY, notification_url=SQUARE_URL)

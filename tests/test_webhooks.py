@@ -1,10 +1,8 @@
 """Webhooks signed with the providers' real algorithms: verified, recorded once, processed; forgeries refused."""
 
 import json
-import time
 
 import pytest
-from nacl.signing import SigningKey
 
 from inbox.models import WebhookEvent, WebhookRejection
 from messaging.models import Message, PhoneNumber
@@ -55,30 +53,16 @@ def test_same_message_in_two_envelopes_is_still_one_message(client, clinic):
 @pytest.mark.parametrize(
     ("tamper", "reason"),
     [
-        ("flip_byte", "signature does not match"),
-        ("wrong_key", "signature does not match"),
-        ("no_signature", "missing signature headers"),
         ("no_timestamp", "missing signature headers"),
-        ("stale", "timestamp outside"),
-        ("future", "timestamp outside"),
         ("not_base64", "not base64"),
     ],
 )
 def test_forged_telnyx_webhooks_are_refused_and_recorded(client, clinic, tamper, reason):
+    # Tampered, unsigned, wrong-key, stale, future, rotated, unconfigured, malformed: tests/test_webhook_contract.py.
     raw = json.dumps(telnyx_inbound("STOP")).encode()
     headers = telnyx_headers(raw)
-    if tamper == "flip_byte":
-        raw = raw.replace(b"STOP", b"STOQ")
-    elif tamper == "wrong_key":
-        headers = telnyx_headers(raw, key=SigningKey.generate())
-    elif tamper == "no_signature":
-        del headers["HTTP_TELNYX_SIGNATURE_ED25519"]
-    elif tamper == "no_timestamp":
+    if tamper == "no_timestamp":
         del headers["HTTP_TELNYX_TIMESTAMP"]
-    elif tamper == "stale":
-        headers = telnyx_headers(raw, timestamp=int(time.time()) - 360)  # six minutes old
-    elif tamper == "future":
-        headers = telnyx_headers(raw, timestamp=int(time.time()) + 360)
     elif tamper == "not_base64":
         headers["HTTP_TELNYX_SIGNATURE_ED25519"] = "***"
     response = client.post(TELNYX, data=raw, content_type="application/json", **headers)
@@ -87,26 +71,6 @@ def test_forged_telnyx_webhooks_are_refused_and_recorded(client, clinic, tamper,
     assert not WebhookEvent.objects.exists() and not Message.objects.exists()
     rejection = WebhookRejection.objects.get()
     assert rejection.provider == "telnyx" and reason in rejection.reason and rejection.path == TELNYX
-
-
-def test_rotated_telnyx_keys_both_verify(client, clinic, settings):
-    settings.TELNYX_PUBLIC_KEY = f"{TELNYX_PUBLIC[:-4]}AAA=,{TELNYX_PUBLIC}"
-    assert post_telnyx(client, TELNYX, telnyx_inbound("hi")).status_code == 200
-
-
-def test_unconfigured_key_refuses_everything(client, clinic, settings):
-    settings.TELNYX_PUBLIC_KEY = ""
-    response = post_telnyx(client, TELNYX, telnyx_inbound("hi"))
-    assert response.status_code == 403 and "not configured" in response.json()["error"]
-
-
-@pytest.mark.parametrize(
-    "body", [b"not json", b"{}", b'{"data": {"id": "x"}}', b'{"data": {"id": 1, "event_type": "a", "payload": []}}']
-)
-def test_malformed_but_signed_is_400_with_reason(client, clinic, body):
-    response = client.post(TELNYX, data=body, content_type="application/json", **telnyx_headers(body))
-    assert response.status_code == 400 and response.json()["error"]
-    assert not WebhookEvent.objects.exists()
 
 
 def test_unknown_event_type_is_200_and_ignored(client, clinic):
@@ -161,22 +125,10 @@ def test_twilio_inbound_answers_empty_twiml_and_stores_once(client, clinic):
     assert message.media == [{"url": "https://api.twilio.com/m/1.jpg", "content_type": "image/jpeg"}]
 
 
-@pytest.mark.parametrize("tamper", ["wrong_token", "changed_param", "no_header", "other_url"])
-def test_forged_twilio_webhooks_are_refused(client, clinic, tamper):
+def test_a_twilio_webhook_signed_for_another_url_is_refused(client, clinic):
+    # Forged, unsigned and wrong-token requests: tests/test_webhook_contract.py.
     params = twilio_inbound("Hello")
-    if tamper == "wrong_token":
-        response = post_twilio(client, "/webhooks/twilio/messages", params, token="nope")
-    elif tamper == "changed_param":
-        from .messaging_helpers import twilio_signature
-
-        signature = twilio_signature("http://127.0.0.1:8000/webhooks/twilio/messages", params)
-        response = client.post(
-            "/webhooks/twilio/messages", {**params, "Body": "STOP"}, HTTP_X_TWILIO_SIGNATURE=signature
-        )
-    elif tamper == "no_header":
-        response = client.post("/webhooks/twilio/messages", params)
-    else:
-        response = post_twilio(client, "/webhooks/twilio/messages", params, base="https://evil.example.com")
+    response = post_twilio(client, "/webhooks/twilio/messages", params, base="https://evil.example.com")
     assert response.status_code == 403
     assert not Message.objects.exists() and WebhookRejection.objects.count() == 1
 
