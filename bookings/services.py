@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from emr.availability import availability_invalidate
 from emr.models import Provider
+from medspa.events import publish
 from medspa.models import format_cents
 
 from .models import ACTIVE_STATUSES, Booking
@@ -325,8 +326,13 @@ def booking_cancel(
             channel="admin" if user else "assistant",
             detail={"fields": ["status"], "by": by},
         )
-        if by == "patient" and booked and refund:  # cancelled within the policy: the deposit goes back
-            _refund_deposit(booking, reason="Cancelled by the patient within the cancellation policy")
+        # A patient's cancellation within the policy refunds a paid deposit (payments decides how).
+        publish(
+            "bookings.booking_cancelled",
+            booking=booking,
+            refund=by == "patient" and booked and refund,
+            reason="Cancelled by the patient within the cancellation policy",
+        )
         transaction.on_commit(lambda: availability_invalidate(clinic_id=booking.clinic_id))
     logger.info("booking cancelled booking=%s by=%s", booking.pk, by)
     booking.refresh_from_db()
@@ -345,7 +351,6 @@ def booking_reschedule(*, booking_id: int, new_booking_id: int, now=None) -> Boo
     from emr.base import EmrError
     from medspa.alerts import staff_alert
     from medspa.models import StaffAlert
-    from payments.models import Payment
 
     now = now or timezone.now()
     old = Booking.objects.select_related("clinic").get(pk=booking_id)
@@ -361,7 +366,7 @@ def booking_reschedule(*, booking_id: int, new_booking_id: int, now=None) -> Boo
     )
     new = booking_confirm(booking_id=new.pk)
     with transaction.atomic():
-        Payment.objects.filter(booking=old).update(booking=new, updated_at=now)
+        publish("bookings.booking_moved", old=old, new=new)  # a paid deposit moves with it
     try:
         booking_cancel(booking_id=old.pk, by="patient", now=now, refund=False)
     except EmrError:
@@ -379,16 +384,6 @@ def booking_reschedule(*, booking_id: int, new_booking_id: int, now=None) -> Boo
     logger.info("booking rescheduled booking=%s new=%s", old.pk, new.pk)
     new.refresh_from_db()
     return new
-
-
-def _refund_deposit(booking, *, reason):
-    """Queue the refund of a paid deposit (in the caller's transaction; payments owns the refund)."""
-    from payments.models import Payment
-    from payments.services import payment_refund_request
-
-    payment = Payment.objects.filter(booking=booking, status=Payment.Status.PAID).first()
-    if payment is not None and payment.paid_cents:
-        payment_refund_request(payment=payment, reason=reason)
 
 
 def booking_confirmation_text(booking: Booking) -> str:
@@ -415,7 +410,6 @@ def booking_confirmation_send(*, booking_id: int, kind: str = "reply"):
     """Text the patient where their booking stands, once per state (keyed by the booking): confirmed, or (manual
     EMR) received and being confirmed by the front desk. ``kind`` "reply" goes out at once (it answers the
     patient's own payment); "notice" (a later staff confirmation) waits for quiet hours."""
-    from conversation.services import conversation_booking_changed
     from messaging.services import message_queue
 
     booking = Booking.objects.select_related("clinic", "service", "provider").get(pk=booking_id)
@@ -425,7 +419,7 @@ def booking_confirmation_send(*, booking_id: int, kind: str = "reply"):
         body, key = booking_received_text(booking), f"booking-received-{booking.pk}"
     else:
         return []
-    conversation_booking_changed(booking=booking)
+    publish("bookings.booking_changed", booking=booking)
     return message_queue(
         clinic=booking.clinic,
         to=booking.patient_phone,

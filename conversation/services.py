@@ -4,13 +4,19 @@ let through to the assistant (``conversation.engine``), or to staff when they ow
 import logging
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from medspa.queueing import enqueue, queued_ids
+from messaging.models import Message
+from messaging.services import message_queue, messages_file
 
 from .models import Conversation
+
+RESPOND_TASK = "conversation.respond"
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +36,6 @@ def conversation_for(*, clinic, patient_phone: str, origin: str) -> Conversation
 def conversation_receive(*, message) -> None:
     """An inbound text that compliance let through: recorded on the conversation, then answered by the assistant
     after commit (a short delay lets several texts in a row be answered together), unless staff own it."""
-    from django.conf import settings
-
     conversation = message.conversation
     now = timezone.now()
     updates = {"last_inbound_at": now, "updated_at": now}
@@ -43,10 +47,55 @@ def conversation_receive(*, message) -> None:
     logger.info("conversation inbound conversation=%s message=%s", conversation.pk, message.pk)
     if "needs_staff" not in updates:
         delay = settings.CONVERSATION_DEBOUNCE_SECONDS
-        from .tasks import respond
-
         # A broker that is down loses nothing: conversations_resume_unanswered (beat) answers the stored text.
-        transaction.on_commit(lambda: enqueue(respond, conversation.pk, countdown=delay))
+        transaction.on_commit(lambda: enqueue(RESPOND_TASK, conversation.pk, countdown=delay))
+
+
+def conversation_text_received(*, message, decision: str, alert_staff: bool = False) -> None:
+    """Messaging stored an inbound text and compliance decided (``decision``, see ``messaging.inbound_receive``):
+    the text (and any confirmation queued to it) is filed in the patient's conversation, whose state follows the
+    decision; a text for the conversation is answered."""
+    conversation = conversation_for(
+        clinic=message.clinic, patient_phone=message.from_number, origin=Conversation.Origin.INBOUND_TEXT
+    )
+    messages_file(message=message, conversation_id=conversation.pk)
+    message.conversation = conversation
+    rows = Conversation.objects.filter(pk=conversation.pk)
+    now = timezone.now()
+    if decision == "opt_out":
+        rows.update(state=Conversation.State.OPTED_OUT, needs_staff=alert_staff, last_inbound_at=now)
+    elif decision == "opt_in":
+        rows.update(state=Conversation.State.ENGAGED, last_inbound_at=now)
+    elif decision == "opted_out_sender":  # staff can read it; nothing is sent
+        rows.update(needs_staff=True, last_inbound_at=now)
+    elif decision == "conversation":
+        conversation_receive(message=message)
+
+
+def intro_send(*, clinic, phone: str, origin: str, sender=None, now=None) -> list:
+    """The clinic's intro text, at most once per caller per clinic per clinic-local day, as part of the
+    conversation's history (so the assistant does not greet twice). Deferred by quiet hours like any text that is
+    not a direct reply; never sent to an opted-out number."""
+    now = now or timezone.now()
+    today = now.astimezone(clinic.tz).date()
+    conversation = conversation_for(clinic=clinic, patient_phone=phone, origin=origin)
+    claimed = (
+        Conversation.objects.filter(pk=conversation.pk)
+        .exclude(intro_sent_on=today)
+        .update(intro_sent_on=today, updated_at=timezone.now())
+    )
+    if not claimed:
+        return []
+    return message_queue(
+        clinic=clinic,
+        to=phone,
+        body=clinic.render_intro(web_lead=origin == Conversation.Origin.WEB_LEAD),
+        kind=Message.Kind.INTRO,
+        idempotency_key=f"intro:{clinic.pk}:{phone}:{today.isoformat()}",
+        conversation=conversation,
+        sender=sender,
+        now=now,
+    )
 
 
 RESUME_WITHIN = timedelta(hours=6)  # older unanswered texts are left to staff (the "needs a person" filter)
@@ -58,13 +107,6 @@ def conversations_resume_unanswered(*, now=None) -> list[int]:
     after it arrived gets a new ``conversation.respond``, at most once a minute per conversation; answering twice
     is harmless (the row lock and the turn record make the second find nothing to do). Returns the conversation
     ids it re-queued."""
-    from django.conf import settings
-    from django.core.cache import cache
-
-    from messaging.models import Message
-
-    from .tasks import respond
-
     now = now or timezone.now()
     grace = timedelta(seconds=settings.CONVERSATION_DEBOUNCE_SECONDS + 10)
     ids = (
@@ -83,11 +125,11 @@ def conversations_resume_unanswered(*, now=None) -> list[int]:
         .distinct()
     )
     ids = list(ids)
-    waiting = queued_ids(respond.name, ids)  # their answering task is only waiting in a long queue
+    waiting = queued_ids(RESPOND_TASK, ids)  # their answering task is only waiting in a long queue
     resumed = []
     for conversation_id in ids:
         if conversation_id not in waiting and cache.add(f"conversation:resume:{conversation_id}", 1, 60):
-            enqueue(respond, conversation_id)
+            enqueue(RESPOND_TASK, conversation_id)
             resumed.append(conversation_id)
     if resumed:
         logger.warning("re-queued unanswered conversations=%s", resumed)
@@ -110,7 +152,6 @@ def conversation_hand_back(*, conversation, user) -> None:
     from medspa.alerts import staff_alerts_resolve_for
     from medspa.audit import audit_record
     from medspa.models import AuditEvent, StaffAlert
-    from messaging.models import Message
 
     last = Message.objects.filter(conversation=conversation).order_by("-pk").values_list("pk", flat=True).first()
     Conversation.objects.filter(pk=conversation.pk).update(
@@ -128,9 +169,6 @@ def conversation_staff_reply(*, conversation, user, body: str):
     """Staff text the patient from the admin, through messaging (opt-outs and quiet hours apply, as to any text
     that is not the assistant's direct reply); the conversation becomes theirs."""
     import uuid
-
-    from messaging.models import Message
-    from messaging.services import message_queue
 
     body = (body or "").strip()
     if not body:

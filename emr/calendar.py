@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from bookings.models import Booking
+from medspa.events import publish
+from medspa.models import Service
 
 from .base import AVAILABILITY, WRITE, Appointment, AppointmentRequest, EmrClient, PatientInfo, Slot
 from .models import EmrConfig, Provider, TimeOff, WorkingHours
@@ -30,9 +31,8 @@ class BuiltinCalendarClient(EmrClient):
         return True  # our own hold reserved it; the exclusion constraint keeps it ours
 
     def availability(self, *, service_ref, start, end, provider_ref=""):
-        """``service_ref``: our Service id; ``provider_ref``: our Provider id (optional)."""
-        from medspa.models import Service
-
+        """``service_ref``: our Service id; ``provider_ref``: our Provider id (optional). Booked times come from
+        the bookings app (the ``emr.busy_times`` event), each extended by the buffer."""
         service = Service.objects.for_clinic(self.clinic).get(pk=service_ref)
         providers = Provider.objects.for_clinic(self.clinic).filter(active=True, services=service)
         if provider_ref:
@@ -51,10 +51,8 @@ class BuiltinCalendarClient(EmrClient):
             hours = {}
             for row in WorkingHours.objects.filter(provider=provider):
                 hours.setdefault(row.weekday, []).append((row.start, row.end))
-            busy = [
-                (b.start, b.end + buffer)
-                for b in Booking.objects.overlapping(provider=provider, start=start - buffer, end=end + buffer)
-            ]
+            booked = publish("emr.busy_times", provider=provider, start=start - buffer, end=end + buffer)
+            busy = [(b_start, b_end + buffer) for times in booked for b_start, b_end in times]
             busy += [(t.start, t.end) for t in TimeOff.objects.filter(provider=provider, start__lt=end, end__gt=start)]
             day = start.astimezone(zone).date()
             while day <= end.astimezone(zone).date():
@@ -91,8 +89,8 @@ class BuiltinCalendarClient(EmrClient):
         )
 
     def find_appointment(self, *, booking_id, patient_id, start):
-        booking = Booking.objects.filter(pk=booking_id, status=Booking.Status.CONFIRMED).first()
-        return Appointment(f"builtin-{booking_id}", "booked", booking.start) if booking else None
+        """Nothing to look up: the booking row is the appointment, and creating it again gives the same id."""
+        return None
 
     def cancel_appointment(self, emr_appointment_id: str) -> None:
         """Nothing to do outside our database: cancelling the booking frees the time."""

@@ -11,9 +11,10 @@ from .models import EmrConfig, Provider, WorkingHours
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
 
-def providers_load(*, clinic, entries: list, report) -> None:
+def providers_load(*, clinic, entries: list, report, replace: bool = False) -> None:
     """The ``providers`` section of a clinic file: ``[{"name", "title", "services": [names], "hours": {"mon":
-    ["09:00", "17:00"], ...}}]``. Upserts by name; a provider's hours are replaced by the file's."""
+    ["09:00", "17:00"], ...}}]``. Upserts by name; a provider's hours are replaced by the file's (``replace``
+    deactivates no provider)."""
     EmrConfig.objects.get_or_create(clinic=clinic)
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not entry.get("name"):

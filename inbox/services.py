@@ -132,9 +132,7 @@ def _redelivered(provider: str, event: NormalisedEvent, now) -> str:
 def enqueue(event_id: int, *, urgent: bool = False) -> None:
     """Queue the processing task (on the priority queue if ``urgent``). A broker that is down loses nothing: the
     row is in the database and the sweep queues it again, so the provider still gets its 2xx."""
-    from .tasks import process_event  # the tasks module imports this one
-
-    enqueue_task(process_event, event_id, queue=PRIORITY if urgent else None)
+    enqueue_task(PROCESS_TASK, event_id, queue=PRIORITY if urgent else None)
 
 
 def _urgent(event, *, provider: str | None = None) -> bool:

@@ -136,6 +136,16 @@ def document_index(document: KnowledgeDocument) -> None:
     )
 
 
+def clinic_file_documents_load(*, clinic: Clinic, entries: list, replace: bool, report) -> None:
+    """The ``documents`` section of a clinic file (medspa/clinic_file.py dispatches to it)."""
+    try:
+        documents_load(
+            clinic=clinic, documents=entries, source=KnowledgeDocument.Source.SEED, replace=replace, report=report
+        )
+    except KnowledgeError as exc:
+        raise KnowledgeError(f"documents: {exc.args[0]}") from None
+
+
 def documents_load(*, clinic: Clinic, documents: list, source: str, replace: bool = False, report=None) -> list:
     """Bulk load ``[{"title", "content"}]`` (the original plan's seed format). Validates every entry before writing
     any; ``replace`` deactivates the clinic's documents that are not in the list."""

@@ -8,6 +8,7 @@ from django.core.validators import URLValidator
 
 from medspa.models import Clinic, Service
 from medspa.phones import normalize_phone
+from messaging.compliance import consent_wording
 
 from .models import Lead
 
@@ -20,19 +21,6 @@ SOURCE_URL_MAX_LENGTH = Lead._meta.get_field("source_url").max_length
 # lead_create allow MESSAGE_MAX_LENGTH; this form and the API, the ways in, cap lower.)
 PUBLIC_MESSAGE_MAX_LENGTH = 1600
 PUBLIC_MESSAGE_TOO_LONG = f"Keep the message to {PUBLIC_MESSAGE_MAX_LENGTH} characters or fewer."
-
-
-def consent_wording(clinic: Clinic) -> str:
-    """The words next to the SMS checkbox, and exactly what is stored as the lead's ``consent_text``.
-
-    CTIA and carrier 10DLC reviews look for: the sender's name, what the texts are about, message frequency,
-    "Msg & data rates may apply", STOP and HELP, and that consent is not a condition of purchase.
-    """
-    return (
-        f"I agree to receive appointment texts from {clinic.name} at the mobile number above. "
-        "Message frequency varies. Msg & data rates may apply. Reply STOP to opt out, HELP for help. "
-        "Consent is not a condition of purchase."
-    )
 
 
 def valid_source_url(value: str) -> str:

@@ -9,9 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversation.models import Conversation
+from conversation.services import intro_send
 from medspa.models import Clinic, Service
 from medspa.phones import normalize_phone
-from messaging.services import intro_send
 
 from .models import MESSAGE_MAX_LENGTH, Lead
 

@@ -2,6 +2,7 @@
 an email to the clinic's staff, sent by a task after commit. Texts carry ids and admin links, never patient data."""
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -10,6 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .models import ClinicMembership, StaffAlert
+from .queueing import enqueue
+
+EMAIL_TASK = "medspa.email_staff_alert"
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +38,7 @@ def staff_alert(*, clinic, kind: str, text: str, obj=None, dedupe_key: str = "")
             )
     except IntegrityError:  # raised concurrently by another worker
         return StaffAlert.objects.get(dedupe_key=dedupe_key)
-    from .queueing import enqueue
-    from .tasks import email_staff_alert
-
-    transaction.on_commit(lambda: enqueue(email_staff_alert, alert.pk))  # else staff_alerts_email_unsent sends it
+    transaction.on_commit(lambda: enqueue(EMAIL_TASK, alert.pk))  # else staff_alerts_email_unsent sends it
     logger.info("staff alert raised alert=%s clinic=%s kind=%s", alert.pk, clinic.pk, kind)
     return alert
 
@@ -85,11 +86,6 @@ def staff_alerts_resolve_for(*, obj, kinds) -> int:
 def staff_alerts_email_unsent(*, now=None) -> list[int]:
     """Alerts whose email task was lost (broker down when raised, Redis flushed): queued again once they are a
     minute old, for a day (after that the admin list is where staff see them)."""
-    from datetime import timedelta
-
-    from .queueing import enqueue
-    from .tasks import email_staff_alert
-
     now = now or timezone.now()
     ids = list(
         StaffAlert.objects.filter(
@@ -100,5 +96,5 @@ def staff_alerts_email_unsent(*, now=None) -> list[int]:
         ).values_list("pk", flat=True)[:200]
     )
     for pk in ids:
-        enqueue(email_staff_alert, pk)
+        enqueue(EMAIL_TASK, pk)
     return ids

@@ -4,6 +4,8 @@ unguarded /metrics."""
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+from .events import check_handlers
+
 
 @register(Tags.security, deploy=True)
 def insecure_defaults(app_configs, **kwargs):
@@ -83,3 +85,9 @@ def webhook_secrets(app_configs, **kwargs):
                 )
             )
     return warnings
+
+
+@register()
+def event_handlers(app_configs, **kwargs):
+    """settings.EVENT_HANDLERS names only declared events and handlers that import (medspa/events.py)."""
+    return [Error(problem, id="medspa.E006") for problem in check_handlers()]

@@ -1,11 +1,13 @@
 """Loading a clinic file (fixtures/demo-clinic.json is one): its profile and service catalog, idempotently.
 
 Running the same file twice changes nothing (a row is saved only when a value differs); a changed file updates
-rows in place, matched by clinic slug and service name. Later sections (knowledge documents, providers and
-their hours) are loaded by the apps that own them, from the same file.
+rows in place, matched by clinic slug and service name. The other sections (phone numbers, knowledge documents,
+providers and their hours) are loaded by the apps that own them: each registers its section's loader with
+``clinic_file_section`` in its ``AppConfig.ready()``, and this module only dispatches, in the sections' order.
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
@@ -13,11 +15,6 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-
-from emr.services import providers_load
-from knowledge.models import KnowledgeDocument
-from knowledge.services import KnowledgeError, documents_load
-from messaging.services import phone_numbers_load
 
 from .models import Clinic, Service
 
@@ -29,6 +26,27 @@ SERVICE_FIELDS = {f.name for f in Service._meta.concrete_fields} - {"id", "clini
 
 class ClinicFileError(ValueError):
     """The file cannot be loaded; the message says where."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section of the clinic file that another app owns. ``load(clinic=, entries=, replace=, report=)`` raises
+    ValueError or ValidationError with a message that says where; ``progress``: its entries count towards the
+    progress bar (one tick each); ``always``: loaded (with no entries) even when the file has no such section."""
+
+    key: str
+    load: Callable
+    order: int
+    progress: bool = False
+    always: bool = False
+
+
+SECTIONS: dict[str, Section] = {}
+
+
+def clinic_file_section(key: str, load: Callable, *, order: int, progress: bool = False, always=False) -> None:
+    """Register the loader of the ``key`` section (an app's ``ready()``); sections load in ``order``."""
+    SECTIONS[key] = Section(key, load, order, progress, always)
 
 
 @dataclass
@@ -106,7 +124,7 @@ def clinic_file_load(data: dict, *, slug: str | None = None, replace: bool = Fal
             raise ClinicFileError(
                 f"clinic_id: no clinic with slug {slug or data['clinic_id']!r}; load its clinic file first"
             )
-        _load_documents(report.clinic, data, replace=replace, report=report, progress=progress)
+        _load_sections(report.clinic, data, replace=replace, report=report, progress=progress)
         return report
     profile = dict(data["clinic"])
     slug = slug or profile.pop("slug", None)
@@ -135,19 +153,7 @@ def clinic_file_load(data: dict, *, slug: str | None = None, replace: bool = Fal
         report.count("services", outcome)
         _tick(progress)
 
-    phone_numbers = data.get("phone_numbers", [])
-    if not isinstance(phone_numbers, list):
-        raise ClinicFileError("phone_numbers: expected a list")
-    try:
-        phone_numbers_load(clinic=clinic, entries=phone_numbers, report=report)
-    except (ValueError, ValidationError) as exc:
-        raise ClinicFileError(str(exc)) from None
-
-    _load_documents(clinic, data, replace=replace, report=report, progress=progress)
-    try:
-        providers_load(clinic=clinic, entries=data.get("providers", []), report=report)
-    except (ValueError, ValidationError) as exc:
-        raise ClinicFileError(str(exc)) from None
+    _load_sections(clinic, data, replace=replace, report=report, progress=progress)
 
     if replace:
         for service in Service.objects.for_clinic(clinic).filter(active=True).exclude(name__in=names):
@@ -157,21 +163,19 @@ def clinic_file_load(data: dict, *, slug: str | None = None, replace: bool = Fal
     return report
 
 
-def _load_documents(clinic, data, *, replace, report, progress):
-    if "documents" not in data:
-        return
-    try:
-        documents_load(
-            clinic=clinic,
-            documents=data["documents"],
-            source=KnowledgeDocument.Source.SEED,
-            replace=replace,
-            report=report,
-        )
-    except KnowledgeError as exc:
-        raise ClinicFileError(f"documents: {exc.args[0]}") from None
-    if progress is not None and isinstance(data["documents"], list):
-        progress(len(data["documents"]))
+def _load_sections(clinic, data, *, replace, report, progress):
+    for section in sorted(SECTIONS.values(), key=lambda s: s.order):
+        if section.key not in data and not section.always:
+            continue
+        entries = data.get(section.key, [])
+        if not isinstance(entries, list):
+            raise ClinicFileError(f"{section.key}: expected a list")
+        try:
+            section.load(clinic=clinic, entries=entries, replace=replace, report=report)
+        except (ValueError, ValidationError) as exc:
+            raise ClinicFileError(str(exc)) from None
+        if section.progress and progress is not None:
+            progress(len(entries))
 
 
 def clinic_file_size(data: dict) -> int:

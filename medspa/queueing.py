@@ -16,6 +16,7 @@ it) is queued again when the marker expires, after MARKER_SECONDS.
 import logging
 
 from celery import current_app
+from celery.exceptions import NotRegistered
 from django.core.cache import cache
 from kombu.exceptions import OperationalError
 from prometheus_client import Counter
@@ -45,7 +46,10 @@ def _markers_on() -> bool:
 
 def enqueue(task, *args, countdown: float | None = None, queue: str | None = None) -> bool:
     """``task.apply_async(args)`` (on ``queue`` if given, else the task's route); False (logged with the ids,
-    counted) when the broker cannot take it."""
+    counted) when the broker cannot take it. ``task`` is a task or its registered name ("messaging.send_message"):
+    by name, a service queues its own app's task without importing the tasks module that imports it."""
+    if isinstance(task, str):
+        task = registered(task)
     marker = _marker(task.name, args) if _markers_on() else None
     if marker:
         _cache_call(cache.set, marker, 1, MARKER_SECONDS)
@@ -58,6 +62,16 @@ def enqueue(task, *args, countdown: float | None = None, queue: str | None = Non
         logger.warning("could not queue %s%s (%s): a sweep will queue it again", task.name, args, type(exc).__name__)
         return False
     return True
+
+
+def registered(name: str):
+    """The task registered under ``name``. A web process has not imported the apps' tasks modules (a worker does
+    at start): the first lookup has Celery's autodiscovery import them."""
+    try:
+        return current_app.tasks[name]
+    except NotRegistered:
+        current_app.loader.import_default_modules()
+        return current_app.tasks[name]
 
 
 def queued_ids(task_name: str, ids) -> set:

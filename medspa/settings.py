@@ -136,6 +136,22 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "medspa"}}
 
+# --- Events (medspa/events.py): who reacts, in order, when a lower app publishes -----------------------------------
+# The one place to read what follows each event. A lower app never imports a higher one (.importlinter); it
+# publishes, and these handlers of higher apps run, in this order, in the publisher's transaction.
+
+EVENT_HANDLERS = {
+    "messaging.text_received": ["conversation.handlers.text_received"],
+    "messaging.call_missed": ["conversation.handlers.call_missed"],
+    "messaging.message_sent": ["conversation.handlers.message_sent"],
+    "messaging.message_failed": ["conversation.handlers.message_failed"],
+    "emr.busy_times": ["bookings.handlers.busy_times"],
+    "bookings.booking_changed": ["conversation.handlers.booking_changed"],
+    "bookings.booking_cancelled": ["payments.handlers.booking_cancelled"],
+    "bookings.booking_moved": ["payments.handlers.booking_moved"],
+    "payments.refund_told": ["conversation.handlers.refund_told"],
+}
+
 # --- Celery (medspa/celery.py reads the CELERY_ names) -----------------------------------------------------------
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"

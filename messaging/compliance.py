@@ -217,3 +217,19 @@ def next_send_time(now: datetime, *, phone: str, clinic, patient_timezone=None, 
         return now
     day = local.date() if local.time() < start else local.date() + timedelta(days=1)
     return datetime.combine(day, start, tzinfo=zone)
+
+
+# --- Consent ----------------------------------------------------------------------------------------------------------
+
+
+def consent_wording(clinic) -> str:
+    """The words next to the SMS checkbox, and exactly what is stored as the lead's ``consent_text``.
+
+    CTIA and carrier 10DLC reviews look for: the sender's name, what the texts are about, message frequency,
+    "Msg & data rates may apply", STOP and HELP, and that consent is not a condition of purchase.
+    """
+    return (
+        f"I agree to receive appointment texts from {clinic.name} at the mobile number above. "
+        "Message frequency varies. Msg & data rates may apply. Reply STOP to opt out, HELP for help. "
+        "Consent is not a condition of purchase."
+    )

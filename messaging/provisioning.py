@@ -23,6 +23,7 @@ from django.conf import settings
 
 from medspa.models import Clinic
 
+from .compliance import consent_wording
 from .models import ClinicMessaging, PhoneNumber, Provider
 from .services import confirmation_texts
 
@@ -384,7 +385,6 @@ def campaign_samples(clinic: Clinic) -> list[str]:
 
 def campaign_builder_fields(clinic: Clinic) -> dict:
     """The campaignBuilder fields (SDK keyword names) describing how this clinic texts patients."""
-    from leads.forms import consent_wording
 
     name = clinic.name
     form = f"the appointment request form on {clinic.website}" if clinic.website else "its website request form"

@@ -11,8 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from conversation.models import Conversation
-from conversation.services import conversation_for, conversation_receive
+from medspa.events import publish
 from medspa.models import Clinic
 from medspa.phones import normalize_phone
 from medspa.queueing import PRIORITY, enqueue, queued_ids
@@ -135,8 +134,9 @@ def phone_number_route(*, number: str) -> PhoneNumber | None:
     return PhoneNumber.objects.select_related("clinic").filter(number=number, clinic__active=True).first()
 
 
-def phone_numbers_load(*, clinic: Clinic, entries: list, report) -> None:
-    """The ``phone_numbers`` section of a clinic file: upsert by number."""
+def phone_numbers_load(*, clinic: Clinic, entries: list, report, replace: bool = False) -> None:
+    """The ``phone_numbers`` section of a clinic file: upsert by number (``replace`` deactivates nothing: a
+    number is released in the admin, never by a file)."""
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not entry.get("number"):
             raise ValueError(f"phone_numbers[{index}]: expected an object with a number")
@@ -233,9 +233,7 @@ def message_queue(
 def send_enqueue(message_id: int, *, kind: str = "") -> None:
     """Queue a queued row's send after commit; with the broker down the reconcile sweep queues it again. Intros and
     compliance confirmations go on the priority queue: a burst of replies never holds them back."""
-    from .tasks import send_message  # the tasks module imports this one
-
-    enqueue(send_message, message_id, queue=PRIORITY if kind in URGENT_KINDS else None)
+    enqueue(SEND_TASK, message_id, queue=PRIORITY if kind in URGENT_KINDS else None)
 
 
 def _retry_delay(attempts: int) -> float:
@@ -273,8 +271,7 @@ def message_send(*, message_id: int) -> str:
         return _send_failed(message, exc)
     SEND_SECONDS.observe(time.perf_counter() - started)
     _finish(message, Message.Status.SENT, provider_message_id=result.provider_message_id, sent_at=timezone.now())
-    if message.conversation_id:
-        Conversation.objects.filter(pk=message.conversation_id).update(last_outbound_at=timezone.now())
+    publish("messaging.message_sent", message=message)
     SENDS.labels("sent").inc()
     logger.info("message sent message=%s attempt=%s", message.pk, message.attempts)
     return "sent"
@@ -312,8 +309,7 @@ def _send_failed(message, exc: SendError) -> str:
         outcome = "retry"
     else:
         _finish(message, Message.Status.FAILED, **fields)
-        if message.conversation_id:
-            Conversation.objects.filter(pk=message.conversation_id).update(needs_staff=True)
+        publish("messaging.message_failed", message=message)
         outcome = "failed"
     SENDS.labels(outcome).inc()
     logger.warning("message send %s message=%s attempt=%s code=%s", outcome, message.pk, message.attempts, exc.code)
@@ -554,8 +550,8 @@ def _stuck_settle(message, *, now, bound) -> str:
         return _stuck_unsettled(message, now=now)
     if not taken:
         return "raced"
-    if ours == Message.Status.FAILED and message.conversation_id:
-        Conversation.objects.filter(pk=message.conversation_id).update(needs_staff=True)
+    if ours == Message.Status.FAILED:
+        publish("messaging.message_failed", message=message)
     _stuck_alert_resolve(message)
     return ours
 
@@ -596,8 +592,7 @@ def _stuck_resend(message, *, now) -> str:
         detail = f"not sent: the send stopped without an answer {message.attempts} times"
         if not _stuck_take(message, status=Message.Status.FAILED, error_detail=detail, updated_at=now):
             return "raced"
-        if message.conversation_id:
-            Conversation.objects.filter(pk=message.conversation_id).update(needs_staff=True)
+        publish("messaging.message_failed", message=message)
         _stuck_alert_resolve(message)
         return "gave_up"
     # Back to queued under the same idempotency key (message_send's conditional claim sends it once), or to
@@ -635,8 +630,7 @@ def _stuck_unsettled(message, *, now, found=None) -> str:
         return "raced"
     if message.staff_told:
         return "still_unsettled"
-    if message.conversation_id:
-        Conversation.objects.filter(pk=message.conversation_id).update(needs_staff=True)
+    publish("messaging.message_failed", message=message)
     where = f"conversation #{message.conversation_id}" if message.conversation_id else "the patient"
     staff_alert(
         clinic=message.clinic,
@@ -675,7 +669,8 @@ def inbound_receive(
 ) -> Message | None:
     """An inbound text. Stored once (a duplicate delivery returns None and changes nothing), then compliance decides
     before anything else: opt-out (one confirmation, only for a new opt-out), opt-in, HELP; otherwise, unless the
-    sender is opted out, the conversation gets it."""
+    sender is opted out, the conversation gets it. Then ``messaging.text_received`` tells the conversation, which
+    files the text (and its confirmation) in the patient's conversation and answers it."""
     number = phone_number_route(number=to_number)
     if number is None:
         logger.info("inbound to an unknown number ignored provider=%s", provider)
@@ -688,12 +683,10 @@ def inbound_receive(
         logger.info("inbound from one of our own numbers ignored provider=%s", provider)
         INBOUND.labels("our_own_number").inc()
         return None
-    conversation = conversation_for(clinic=clinic, patient_phone=from_number, origin=Conversation.Origin.INBOUND_TEXT)
     try:
         with transaction.atomic():
             message = Message.objects.create(
                 clinic=clinic,
-                conversation=conversation,
                 direction=Message.Direction.INBOUND,
                 kind=Message.Kind.PATIENT,
                 from_number=from_number,
@@ -718,67 +711,39 @@ def inbound_receive(
             body=body,
             kind=Message.Kind.COMPLIANCE,
             idempotency_key=f"inbound:{message.pk}",
-            conversation=conversation,
+            sender=number,
             in_reply_to=message,
         )
 
     if decision.intent == Intent.OPT_OUT:
         _, newly = optout_record_from_text(clinic=clinic, phone=from_number, classification=decision)
-        Conversation.objects.filter(pk=conversation.pk).update(
-            state=Conversation.State.OPTED_OUT, needs_staff=decision.alert_staff, last_inbound_at=timezone.now()
-        )
         if newly:
             reply(confirmation_texts(clinic)["opt_out"])
-        INBOUND.labels("opt_out").inc()
+        outcome = "opt_out"
     elif decision.intent == Intent.OPT_IN and opted_out:
         optout_clear(clinic=clinic, phone=from_number)
-        Conversation.objects.filter(pk=conversation.pk).update(
-            state=Conversation.State.ENGAGED, last_inbound_at=timezone.now()
-        )
         reply(confirmation_texts(clinic)["opt_in"])
-        INBOUND.labels("opt_in").inc()
+        outcome = "opt_in"
     elif decision.intent == Intent.HELP:
         reply(clinic.render_help())
-        INBOUND.labels("help").inc()
+        outcome = "help"
     elif opted_out:
-        # Texting us is not consent to be texted: only START is. Staff can read it; nothing is sent.
-        Conversation.objects.filter(pk=conversation.pk).update(needs_staff=True, last_inbound_at=timezone.now())
-        INBOUND.labels("opted_out_sender").inc()
+        outcome = "opted_out_sender"  # texting us is not consent to be texted: only START is; nothing is sent
     else:
-        conversation_receive(message=message)
-        INBOUND.labels("conversation").inc()
+        outcome = "conversation"
+    INBOUND.labels(outcome).inc()
+    publish("messaging.text_received", message=message, decision=outcome, alert_staff=decision.alert_staff)
     return message
 
 
-# --- Intro texts: missed calls and web leads --------------------------------------------------------------------
+def messages_file(*, message: Message, conversation_id: int) -> None:
+    """File an inbound text, and the replies already queued to it, under a conversation (the conversation app
+    calls this when it is told of the text)."""
+    Message.objects.filter(Q(pk=message.pk) | Q(in_reply_to=message)).update(conversation_id=conversation_id)
+    message.conversation_id = conversation_id
 
 
-def intro_send(
-    *, clinic: Clinic, phone: str, origin: str, sender: PhoneNumber | None = None, now=None
-) -> list[Message]:
-    """The clinic's intro text, at most once per caller per clinic per clinic-local day, as part of the
-    conversation's history (so the assistant does not greet twice). Deferred by quiet hours like any text that is
-    not a direct reply; never sent to an opted-out number."""
-    now = now or timezone.now()
-    today = now.astimezone(clinic.tz).date()
-    conversation = conversation_for(clinic=clinic, patient_phone=phone, origin=origin)
-    claimed = (
-        Conversation.objects.filter(pk=conversation.pk)
-        .exclude(intro_sent_on=today)
-        .update(intro_sent_on=today, updated_at=timezone.now())
-    )
-    if not claimed:
-        return []
-    return message_queue(
-        clinic=clinic,
-        to=phone,
-        body=clinic.render_intro(web_lead=origin == Conversation.Origin.WEB_LEAD),
-        kind=Message.Kind.INTRO,
-        idempotency_key=f"intro:{clinic.pk}:{phone}:{today.isoformat()}",
-        conversation=conversation,
-        sender=sender,
-        now=now,
-    )
+# --- Missed calls (the conversation sends the intro: conversation.services.intro_send) -------------------------
 
 
 MISSED_TELNYX_CAUSES = {"timeout", "no_answer", "user_busy", "call_rejected", "originator_cancel"}
@@ -786,8 +751,8 @@ MISSED_TWILIO_STATUSES = {"no-answer", "busy", "failed", "canceled"}
 
 
 def missed_call_receive(*, to_number: str, from_number: str) -> list[Message]:
-    """A call to a clinic number that nobody answered: open or resume the conversation and send the intro, from the
-    number the patient called."""
+    """A call to a clinic number that nobody answered: ``messaging.call_missed`` (the conversation opens or resumes
+    and sends the intro, from the number the patient called). The intro messages queued, [] if none."""
     number = phone_number_route(number=to_number)
     if number is None:
         MISSED_CALLS.labels("unknown_number").inc()
@@ -800,6 +765,6 @@ def missed_call_receive(*, to_number: str, from_number: str) -> list[Message]:
     if is_clinic_number(caller):  # never text ourselves
         MISSED_CALLS.labels("our_own_number").inc()
         return []
-    messages = intro_send(clinic=number.clinic, phone=caller, origin=Conversation.Origin.MISSED_CALL, sender=number)
+    messages = [m for queued in publish("messaging.call_missed", number=number, caller=caller) for m in queued]
     MISSED_CALLS.labels("intro" if messages else "intro_already_sent").inc()
     return messages

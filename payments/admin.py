@@ -3,6 +3,7 @@ from django.utils.html import format_html
 
 from bookings.services import BookingStateError
 from medspa.admin import ClinicScopedAdmin, ClinicScopedInline
+from medspa.queueing import enqueue
 
 from . import services
 from .models import OutboxItem, Payment, PaymentConfig
@@ -98,11 +99,9 @@ class OutboxItemAdmin(ClinicScopedAdmin):
 
     @admin.action(description="Run the failed steps again")
     def retry(self, request, queryset):
-        from .tasks import run_outbox_item
-
         retried = [item.pk for item in queryset if services.outbox_retry(item=item)]
         for pk in retried:
-            run_outbox_item.delay(pk)
+            enqueue("payments.run_outbox_item", pk)
         self.message_user(request, f"{len(retried)} step(s) queued again.")
 
     def has_add_permission(self, request):

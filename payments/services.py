@@ -31,7 +31,12 @@ from emr.base import EmrError
 from inbox.models import WebhookEvent
 from inbox.services import NormalisedEvent, Outcome, event_record
 from medspa.alerts import staff_alert
-from medspa.models import StaffAlert, format_cents
+from medspa.audit import audit_record
+from medspa.events import publish
+from medspa.models import AuditEvent, StaffAlert, format_cents
+from medspa.queueing import enqueue
+from messaging.models import Message
+from messaging.services import message_queue
 
 from .backends.base import LinkRequest, PaymentBackend, PaymentError
 from .models import OutboxItem, Payment, PaymentConfig, Provider
@@ -273,11 +278,7 @@ def outbox_add(*, payment: Payment, kind: str, reason: str = "", now=None) -> Ou
 
 def _outbox_enqueue(item_id: int) -> None:
     """Run a new step soon; with the broker down ``payments.outbox_sweep`` runs the due row."""
-    from medspa.queueing import enqueue
-
-    from .tasks import run_outbox_item
-
-    enqueue(run_outbox_item, item_id)
+    enqueue("payments.run_outbox_item", item_id)
 
 
 def _claimable(now) -> Q:
@@ -429,13 +430,9 @@ def _step_refund(item, now):
 
 
 def _step_tell_patient_refund(item, now):
-    from conversation.services import conversation_booking_changed
-    from messaging.models import Message
-    from messaging.services import message_queue
-
     payment = item.payment
     booking = payment.booking
-    conversation_booking_changed(booking=booking)
+    publish("payments.refund_told", payment=payment)
     message_queue(
         clinic=payment.clinic,
         to=booking.patient_phone,
@@ -468,9 +465,6 @@ def payment_refund_request(*, payment: Payment, reason: str, user=None) -> Outbo
     with transaction.atomic():
         item = outbox_add(payment=payment, kind=OutboxItem.Kind.REFUND, reason=reason)
     if user is not None:
-        from medspa.audit import audit_record
-        from medspa.models import AuditEvent
-
         audit_record(action=AuditEvent.Action.CHANGE, obj=payment, user=user, detail={"fields": ["refund"]})
     return item
 

@@ -11,9 +11,9 @@ from django.test import Client
 from playwright.sync_api import expect
 from prometheus_client import REGISTRY
 
-from leads.forms import consent_wording
 from leads.models import Lead
 from medspa.models import Service
+from messaging.compliance import consent_wording
 from messaging.models import Message
 
 from .conftest import make_clinic

@@ -5,10 +5,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from conversation.models import Conversation
+from conversation.services import intro_send
 from leads.services import lead_create
 from messaging.backends import SendError, locmem
 from messaging.models import Message, OptOut, PhoneNumber
-from messaging.services import intro_send, message_queue, message_send, messages_release_due
+from messaging.services import message_queue, message_send, messages_release_due
 from messaging.text import sms_clean, sms_split
 
 from .conftest import make_clinic

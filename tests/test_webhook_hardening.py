@@ -12,9 +12,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
+from conversation.services import intro_send
 from inbox.models import WebhookEvent, WebhookRejection
 from messaging.models import Message, PhoneNumber
-from messaging.services import intro_send, patient_sender
+from messaging.services import patient_sender
 from payments.backends.square import sign
 
 from .conftest import make_clinic

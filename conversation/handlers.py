@@ -1,0 +1,35 @@
+"""What the conversation does when a lower app publishes an event (medspa/events.py; wired in
+settings.EVENT_HANDLERS). Thin: each calls the conversation's own services."""
+
+from django.utils import timezone
+
+from . import services
+from .models import Conversation
+
+
+def text_received(*, message, decision, alert_staff=False):
+    services.conversation_text_received(message=message, decision=decision, alert_staff=alert_staff)
+
+
+def call_missed(*, number, caller):
+    return services.intro_send(
+        clinic=number.clinic, phone=caller, origin=Conversation.Origin.MISSED_CALL, sender=number
+    )
+
+
+def message_sent(*, message):
+    if message.conversation_id:
+        Conversation.objects.filter(pk=message.conversation_id).update(last_outbound_at=timezone.now())
+
+
+def message_failed(*, message):
+    if message.conversation_id:
+        Conversation.objects.filter(pk=message.conversation_id).update(needs_staff=True)
+
+
+def booking_changed(*, booking):
+    services.conversation_booking_changed(booking=booking)
+
+
+def refund_told(*, payment):
+    services.conversation_booking_changed(booking=payment.booking)

@@ -1,0 +1,73 @@
+"""Events: how a lower app lets a higher one react without importing it.
+
+The apps are layered (docs/ARCHITECTURE.md, "Layers"; `.importlinter` enforces it): a lower app never imports a
+higher one. When something a lower app owns happens and a higher app must react (a text passed compliance, so the
+conversation answers it; a paid booking was cancelled, so payments refunds it), the lower app calls
+``publish(name, **data)``. ``EVENTS`` below declares every event and what it carries; ``settings.EVENT_HANDLERS``
+names, in one place, the functions that handle each, in the order they run.
+
+Handlers run synchronously, in the publisher's transaction, in the listed order, and their exceptions propagate:
+an event is part of the work that published it (a crash rolls both back and the work is retried as a whole).
+``publish`` returns the handlers' return values in that order, for the rare publisher that reports an outcome.
+"""
+
+from functools import cache
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+EVENTS = {
+    # messaging
+    "messaging.text_received": "an inbound text was stored and compliance has decided (message, decision: "
+    "opt_out, opt_in, help, opted_out_sender or conversation, alert_staff): the conversation links and answers it",
+    "messaging.call_missed": "nobody answered a call to a clinic number (number: the PhoneNumber called, caller: "
+    "E.164); returns the intro messages queued, [] if none",
+    "messaging.message_sent": "a provider accepted an outbound text (message)",
+    "messaging.message_failed": "an outbound text will not be sent without a person (message)",
+    # emr
+    "emr.busy_times": "the built-in calendar asks when a provider is already booked (provider, start, end); "
+    "each handler returns [(start, end), ...]",
+    # bookings
+    "bookings.booking_changed": "a booking was confirmed, handed to staff, or lost (booking)",
+    "bookings.booking_cancelled": "a booking was cancelled (booking, refund: whether a paid deposit is refunded, "
+    "reason)",
+    "bookings.booking_moved": "a booking was moved to another time (old, new: bookings)",
+    # payments
+    "payments.refund_told": "the patient was told their deposit is refunded (payment)",
+}
+
+
+def publish(event: str, **data) -> list:
+    """Run the handlers of ``event`` (settings.EVENT_HANDLERS) in order with ``data``; their results, in order."""
+    return [handler(**data) for handler in handlers(event)]
+
+
+@cache
+def handlers(event: str) -> tuple:
+    if event not in EVENTS:
+        raise LookupError(f"{event!r} is not an event (medspa/events.py EVENTS)")
+    return tuple(import_string(path) for path in settings.EVENT_HANDLERS.get(event, ()))
+
+
+def _settings_changed(setting=None, **kwargs):
+    if setting == "EVENT_HANDLERS":
+        handlers.cache_clear()
+
+
+setting_changed.connect(_settings_changed)
+
+
+def check_handlers() -> list[str]:
+    """What is wrong with settings.EVENT_HANDLERS: unknown events, paths that do not import (a system check)."""
+    problems = []
+    for event, paths in settings.EVENT_HANDLERS.items():
+        if event not in EVENTS:
+            problems.append(f"EVENT_HANDLERS: {event!r} is not an event")
+            continue
+        for path in paths:
+            try:
+                import_string(path)
+            except ImportError as exc:
+                problems.append(f"EVENT_HANDLERS[{event!r}]: {path} does not import ({exc})")
+    return problems
