@@ -8,9 +8,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from emr.availability import availability_invalidate
+from emr.base import MANUAL, WRITE, AppointmentRequest, EmrError, PatientInfo, Slot, SlotTakenError
 from emr.models import Provider
+from emr.services import emr_client
+from medspa.alerts import staff_alert, staff_alerts_resolve_for
+from medspa.audit import audit_record
 from medspa.events import publish
-from medspa.models import format_cents
+from medspa.models import AuditEvent, StaffAlert, format_cents
+from messaging.services import message_queue
 
 from .models import ACTIVE_STATUSES, Booking
 
@@ -144,8 +149,6 @@ def booking_confirm(*, booking_id: int, client=None) -> Booking:
     is re-checked with the EMR right before writing; if it is gone (or the EMR answers 409) the booking fails and
     SlotUnavailable tells the caller to offer other times. On a manual EMR the booking waits for staff instead
     (``awaiting_staff``) and they are alerted; ``booking_staff_confirm`` finishes it."""
-    from emr.base import MANUAL, AppointmentRequest, PatientInfo, Slot, SlotTakenError
-    from emr.services import emr_client
 
     booking = Booking.objects.select_related("clinic", "service", "provider").get(pk=booking_id)
     if booking.status in (Booking.Status.CONFIRMED, Booking.Status.AWAITING_STAFF):
@@ -226,8 +229,6 @@ def booking_attach_deposit(*, booking_id: int, deposit_cents: int, hold_expires_
 
 def _hand_to_staff(booking: Booking) -> Booking:
     """A manual EMR: the booking keeps its time and becomes a task for the front desk."""
-    from medspa.alerts import staff_alert
-    from medspa.models import StaffAlert
 
     with transaction.atomic():
         updated = Booking.objects.filter(
@@ -252,9 +253,6 @@ def _hand_to_staff(booking: Booking) -> Booking:
 
 def booking_staff_confirm(*, booking_id: int, user, emr_appointment_id: str = "", request=None) -> Booking:
     """The front desk entered a manual EMR's booking: mark it confirmed, close its alert, text the patient."""
-    from medspa.alerts import staff_alerts_resolve_for
-    from medspa.audit import audit_record
-    from medspa.models import AuditEvent, StaffAlert
 
     with transaction.atomic():
         booking = Booking.objects.select_for_update().select_related("clinic").get(pk=booking_id)
@@ -285,11 +283,6 @@ def booking_cancel(
     manual EMR staff are asked to remove it. A patient's cancellation within the policy refunds a paid deposit;
     after a staff cancellation staff decide (the Payments admin's refund action); ``refund=False`` keeps it (a
     reschedule moves it to the new booking). Cancelling twice changes nothing."""
-    from emr.base import MANUAL, WRITE
-    from emr.services import emr_client
-    from medspa.alerts import staff_alert, staff_alerts_resolve_for
-    from medspa.audit import audit_record
-    from medspa.models import AuditEvent, StaffAlert
 
     now = now or timezone.now()
     booking = Booking.objects.select_related("clinic", "service", "provider").get(pk=booking_id)
@@ -348,9 +341,6 @@ def booking_reschedule(*, booking_id: int, new_booking_id: int, now=None) -> Boo
     instead of being refunded. If the EMR refuses to cancel the old appointment, ours is cancelled anyway (the
     patient has moved) and staff are alerted to remove it from the EMR. On a manual EMR the new booking waits for
     staff like any other, and the usual "remove it" alert covers the old one."""
-    from emr.base import EmrError
-    from medspa.alerts import staff_alert
-    from medspa.models import StaffAlert
 
     now = now or timezone.now()
     old = Booking.objects.select_related("clinic").get(pk=booking_id)
@@ -410,7 +400,6 @@ def booking_confirmation_send(*, booking_id: int, kind: str = "reply"):
     """Text the patient where their booking stands, once per state (keyed by the booking): confirmed, or (manual
     EMR) received and being confirmed by the front desk. ``kind`` "reply" goes out at once (it answers the
     patient's own payment); "notice" (a later staff confirmation) waits for quiet hours."""
-    from messaging.services import message_queue
 
     booking = Booking.objects.select_related("clinic", "service", "provider").get(pk=booking_id)
     if booking.status == Booking.Status.CONFIRMED:

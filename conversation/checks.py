@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from knowledge.models import KnowledgeDocument
 from medspa.models import Service, format_cents
+from messaging.models import PhoneNumber
 
 MAX_REPLY_CHARS = 640  # four SMS segments
 
@@ -116,7 +117,6 @@ def _digits(phone: str) -> str:
 
 
 def _clinic_numbers(clinic) -> list[str]:
-    from messaging.models import PhoneNumber
 
     return list(PhoneNumber.objects.filter(clinic=clinic).values_list("number", flat=True))
 

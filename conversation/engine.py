@@ -17,6 +17,7 @@ from django.utils import timezone
 from prometheus_client import Counter
 
 from messaging.models import Message
+from messaging.services import message_queue
 
 from .models import Conversation, Turn
 from .tools import Tools
@@ -133,7 +134,6 @@ def unanswered(conversation) -> list[Message]:
 def conversation_respond(*, conversation_id: int, now=None) -> Turn | None:
     """Answer the conversation's unanswered texts, once. Returns the turn, or None when there was nothing to do
     (already answered, staff own it, the assistant is off, or the patient opted out meanwhile)."""
-    from messaging.services import message_queue
 
     with transaction.atomic():
         conversation = (

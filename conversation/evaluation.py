@@ -24,6 +24,17 @@ from django.db import transaction
 from django.test import TestCase
 from django.test.utils import override_settings
 
+from bookings.models import Booking
+from conversation.models import Conversation
+from conversation.tools import Tools
+from medspa.celery import app
+from medspa.models import Clinic, Service, StaffAlert
+from messaging.backends import locmem
+from messaging.models import OptOut
+from messaging.services import inbound_receive, missed_call_receive
+from payments.models import Payment
+from payments.services import sandbox_pay
+
 CORPUS = settings.BASE_DIR / "conversation" / "eval" / "corpus"
 NOW = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)  # Monday 10:00 in Boston
 CLINIC_SLUG = "demo-clinic-001"
@@ -111,8 +122,6 @@ class Report:
 def evaluate(*, items: list[dict]) -> Report:
     import time_machine
 
-    from medspa.celery import app
-
     report = Report()
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = True
@@ -139,8 +148,6 @@ def evaluate(*, items: list[dict]) -> Report:
 
 def _demo_clinic():
     from django.core.management import call_command
-
-    from medspa.models import Clinic
 
     with TestCase.captureOnCommitCallbacks(execute=True):
         call_command("seed_knowledge", verbosity=0)
@@ -190,12 +197,10 @@ class _Patient:
         self.original = None
 
     def _outbox(self):
-        from messaging.backends import locmem
 
         return [m.body for m in locmem.outbox if m.to_number == self.phone]
 
     def start(self, context):
-        from messaging.services import missed_call_receive
 
         with TestCase.captureOnCommitCallbacks(execute=True):
             missed_call_receive(to_number=self.number, from_number=self.phone)
@@ -206,12 +211,10 @@ class _Patient:
         self.seen = len(self._outbox())
 
     def _tools(self):
-        from conversation.tools import Tools
 
         return Tools(self.conversation, now=NOW)
 
     def _offer_botox(self, days, hour=None):
-        from medspa.models import Service
 
         tools = self._tools()
         tools.choose_service(Service.objects.get(clinic=self.clinic, name="Botox").pk)
@@ -225,7 +228,6 @@ class _Patient:
 
     def _book_botox(self):
         """A confirmed, deposit-paid Botox appointment on Thursday Dec 10 at 2:00 PM with Dr. Sarah Smith."""
-        from bookings.models import Booking
 
         offered = self._offer_botox(days=(3,), hour=14)
         smith = next(o for o in offered if o.provider_name == "Dr. Sarah Smith")
@@ -236,19 +238,16 @@ class _Patient:
             tools.request_deposit()
         self.pay()
         booking = Booking.objects.get(patient_phone=self.phone, status="confirmed")
-        from conversation.models import Conversation
 
         Conversation.objects.filter(pk=self.conversation.pk).update(state="confirmed", offered_slots=[])
         return booking
 
     @property
     def conversation(self):
-        from conversation.models import Conversation
 
         return Conversation.objects.get(clinic=self.clinic, patient_phone=self.phone)
 
     def say(self, text, *, media=False):
-        from messaging.services import inbound_receive
 
         photo = [{"url": "https://media.example.com/photo.jpg", "content_type": "image/jpeg"}] if media else []
         with TestCase.captureOnCommitCallbacks(execute=True):
@@ -265,8 +264,6 @@ class _Patient:
         return new
 
     def pay(self):
-        from payments.models import Payment
-        from payments.services import sandbox_pay
 
         payment = Payment.objects.filter(booking__patient_phone=self.phone, status="created").order_by("-pk").first()
         if payment is None:
@@ -276,7 +273,6 @@ class _Patient:
         self.seen = len(self._outbox())
 
     def bookings(self):
-        from bookings.models import Booking
 
         return Booking.objects.filter(patient_phone=self.phone)
 
@@ -295,14 +291,11 @@ NO_INFO = "i don't have that information"
 
 
 def _services(clinic):
-    from medspa.models import Service
 
     return {s.name: s for s in Service.objects.filter(clinic=clinic, active=True)}
 
 
 def _check_turn(patient, before, replies, expect) -> list[str]:
-    from medspa.models import StaffAlert
-    from messaging.models import OptOut
 
     problems = []
     reply = "\n".join(replies)
@@ -366,7 +359,6 @@ def _spanish(text: str) -> bool:
 
 
 def _check_final(patient, final) -> list[str]:
-    from messaging.models import OptOut
 
     problems = []
     c = patient.conversation

@@ -10,6 +10,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from medspa.alerts import staff_alerts_resolve_for
+from medspa.audit import audit_record
+from medspa.models import AuditEvent, StaffAlert
 from medspa.queueing import enqueue, queued_ids
 from messaging.models import Message
 from messaging.services import message_queue, messages_file
@@ -138,8 +141,6 @@ def conversations_resume_unanswered(*, now=None) -> list[int]:
 
 def conversation_take_over(*, conversation, user) -> None:
     """A person takes the conversation: the assistant stays silent until it is handed back."""
-    from medspa.audit import audit_record
-    from medspa.models import AuditEvent
 
     Conversation.objects.filter(pk=conversation.pk).update(
         owner=Conversation.Owner.STAFF, state=Conversation.State.HANDED_OFF, updated_at=timezone.now()
@@ -149,9 +150,6 @@ def conversation_take_over(*, conversation, user) -> None:
 
 def conversation_hand_back(*, conversation, user) -> None:
     """Back to the assistant, which answers the patient's next text (what staff already answered stays answered)."""
-    from medspa.alerts import staff_alerts_resolve_for
-    from medspa.audit import audit_record
-    from medspa.models import AuditEvent, StaffAlert
 
     last = Message.objects.filter(conversation=conversation).order_by("-pk").values_list("pk", flat=True).first()
     Conversation.objects.filter(pk=conversation.pk).update(

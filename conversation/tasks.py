@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from . import engine
+from .services import conversations_resume_unanswered
 
 
 @shared_task(name="conversation.respond", acks_late=True, reject_on_worker_lost=True)
@@ -14,6 +15,5 @@ def respond(conversation_id, **kwargs):
 @shared_task(name="conversation.resume_unanswered")
 def resume_unanswered(**kwargs):
     """Beat: texts whose answering task died with its worker."""
-    from .services import conversations_resume_unanswered
 
     return len(conversations_resume_unanswered())

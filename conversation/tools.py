@@ -34,7 +34,9 @@ from emr.services import EmrConfigError, emr_client
 from knowledge.services import knowledge_search
 from medspa.alerts import staff_alert
 from medspa.models import Service, StaffAlert, format_cents
+from payments.services import PaymentConfigError, PaymentError, deposit_amount, deposit_request
 
+from .answers import answers_version
 from .models import Conversation
 
 logger = logging.getLogger(__name__)
@@ -66,7 +68,6 @@ class Tools:
     @cached_property
     def answers_version(self) -> str:
         """The version of everything the clinic's answers rest on (documents, catalog, profile), read once."""
-        from .answers import answers_version
 
         return answers_version(self.clinic)
 
@@ -289,7 +290,6 @@ class Tools:
     def request_deposit(self) -> dict:
         """The deposit link for the held booking (the patient's name first). A service with no deposit for this
         patient is confirmed at once instead."""
-        from payments.services import PaymentConfigError, PaymentError, deposit_amount, deposit_request
 
         booking = self.conversation.booking
         if booking is None:

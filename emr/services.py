@@ -5,6 +5,7 @@ from datetime import time
 
 from medspa.models import Service
 
+from .base import EmrError
 from .calendar import BuiltinCalendarClient
 from .models import EmrConfig, Provider, WorkingHours
 
@@ -88,8 +89,6 @@ def emr_connection_test(*, clinic, now=None) -> tuple[bool, str]:
     from datetime import timedelta
 
     from django.utils import timezone
-
-    from .base import EmrError
 
     try:
         client = emr_client(clinic=clinic)

@@ -22,7 +22,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from medspa.alerts import staff_alert
 from medspa.logging import redact
+from medspa.models import Clinic, StaffAlert
 from medspa.queueing import PRIORITY, queued_ids
 from medspa.queueing import enqueue as enqueue_task
 
@@ -251,8 +253,6 @@ def _failed(event, registered, exc, now) -> str:
 
 
 def _alert_staff(event):
-    from medspa.alerts import staff_alert
-    from medspa.models import Clinic, StaffAlert
 
     clinic = Clinic.objects.filter(pk=event.clinic_id).first() if event.clinic_id else None
     if clinic is None:  # not filed under a clinic: platform operators see it in the admin and in the metrics

@@ -10,9 +10,11 @@ from django import forms
 from django.contrib import admin
 from django.http import Http404
 
+from .alerts import staff_alert_resolve
 from .audit import audit_record
 from .fields import CommaSeparatedListField, DollarsField
 from .models import AuditEvent, Clinic, ClinicMembership, Service, StaffAlert
+from .roles import role_groups_sync
 from .tenancy import is_clinic_scoped, user_clinic_ids
 from .two_factor import admin_setup as two_factor_admin_setup
 from .two_factor import can_require
@@ -312,8 +314,6 @@ def _membership_users(formset):
 def _sync_role_groups(user_ids):
     from django.contrib.auth import get_user_model
 
-    from .roles import role_groups_sync
-
     for user in get_user_model().objects.filter(pk__in={pk for pk in user_ids if pk}):
         role_groups_sync(user)
 
@@ -380,7 +380,6 @@ class StaffAlertAdmin(ClinicScopedAdmin):
 
     @admin.action(description="Mark resolved")
     def resolve(self, request, queryset):
-        from .alerts import staff_alert_resolve
 
         done = sum(staff_alert_resolve(alert=alert, user=request.user) for alert in queryset)
         self.message_user(request, f"{done} alert(s) resolved.")

@@ -9,6 +9,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from .http import origin_of
 from .phones import validate_e164
 from .tenancy import ClinicQuerySet, ClinicScopedQuerySet
 
@@ -148,7 +149,6 @@ class Clinic(models.Model):
 
     def lead_origins(self):
         """Web origins whose pages may post this clinic's leads (scheme://host[:port], lower case)."""
-        from .http import origin_of
 
         origins = {origin_of(self.website)} | {origin_of(o) for o in self.allowed_origins}
         return {o for o in origins if o}

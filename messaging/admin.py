@@ -8,6 +8,14 @@ from medspa.models import AuditEvent
 from medspa.phones import normalize_phone
 
 from .models import ClinicMessaging, Message, OptOut, PhoneNumber
+from .provisioning import (
+    ProvisioningError,
+    brand_register,
+    campaign_register,
+    messaging_profile_ensure,
+    number_assign_campaign,
+    provisioning_refresh,
+)
 from .services import message_retry, optout_record
 
 
@@ -97,7 +105,6 @@ class OptOutAdmin(PatientDataAdmin):
 
 def _run(modeladmin, request, label, func, objects):
     """Call a provisioning function per object; report each outcome to the user."""
-    from .provisioning import ProvisioningError
 
     for obj in objects:
         try:
@@ -129,7 +136,6 @@ class PhoneNumberAdmin(ClinicScopedAdmin):
 
     @admin.action(description="Attach to the clinic's 10DLC campaign (Telnyx)")
     def assign_to_campaign(self, request, queryset):
-        from .provisioning import number_assign_campaign
 
         _run(self, request, "Campaign assignment", lambda n: number_assign_campaign(phone_number=n), queryset)
 
@@ -159,25 +165,21 @@ class ClinicMessagingAdmin(ClinicScopedAdmin):
 
     @admin.action(description="Create the Telnyx messaging profile")
     def ensure_profile(self, request, queryset):
-        from .provisioning import messaging_profile_ensure
 
         _run(self, request, "Messaging profile", lambda m: messaging_profile_ensure(clinic=m.clinic), queryset)
 
     @admin.action(description="Register the 10DLC brand")
     def register_brand(self, request, queryset):
-        from .provisioning import brand_register
 
         _run(self, request, "Brand registration", lambda m: brand_register(clinic=m.clinic), queryset)
 
     @admin.action(description="Register the 10DLC campaign")
     def register_campaign(self, request, queryset):
-        from .provisioning import campaign_register
 
         _run(self, request, "Campaign registration", lambda m: campaign_register(clinic=m.clinic), queryset)
 
     @admin.action(description="Refresh brand, campaign and number statuses")
     def refresh(self, request, queryset):
-        from .provisioning import provisioning_refresh
 
         _run(self, request, "Status refresh", lambda m: provisioning_refresh(clinic=m.clinic), queryset)
 

@@ -11,8 +11,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from medspa.alerts import staff_alert, staff_alerts_resolve_for
 from medspa.events import publish
-from medspa.models import Clinic
+from medspa.models import Clinic, StaffAlert
 from medspa.phones import normalize_phone
 from medspa.queueing import PRIORITY, enqueue, queued_ids
 
@@ -20,6 +21,7 @@ from .backends import OutboundSms, SendError, get_sms_backend
 from .compliance import Classification, Intent, classify, next_send_time
 from .metrics import INBOUND, MISSED_CALLS, RECONCILED, SEND_SECONDS, SENDS, STUCK
 from .models import Message, OptOut, PhoneNumber, Provider
+from .text import sms_split
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +188,6 @@ def message_queue(
     nothing but compliance replies (the row is kept, status dropped). Texts that are not direct replies wait for
     the recipient's sending window (status scheduled, ``due_at``) and are sent by ``send_due_messages``.
     """
-    from .text import sms_split
 
     existing = list(Message.objects.filter(idempotency_key__startswith=f"{idempotency_key}#").order_by("pk"))
     if existing:
@@ -492,8 +493,6 @@ def _stuck_reconcile(*, now):
     from django.db.models import CharField, Exists, OuterRef, Value
     from django.db.models.functions import Cast, Concat
 
-    from medspa.models import StaffAlert
-
     bound = timedelta(seconds=max(settings.SMS_STUCK_SECONDS, STUCK_FLOOR_SECONDS))
     alerts = StaffAlert.objects.filter(
         dedupe_key=Concat(Value(UNSETTLED_ALERT), Cast(OuterRef("pk"), output_field=CharField()))
@@ -614,8 +613,6 @@ def _stuck_resend(message, *, now) -> str:
 def _stuck_unsettled(message, *, now, found=None) -> str:
     """Cannot tell: never resent. Status unknown (a search that found it under an unmapped status keeps its id,
     so its delivery receipt can settle it); the first time, the conversation is flagged and staff get one alert."""
-    from medspa.alerts import staff_alert
-    from medspa.models import StaffAlert
 
     fields = {"status": Message.Status.UNKNOWN, "updated_at": now}
     if found is not None:
@@ -646,8 +643,6 @@ def _stuck_unsettled(message, *, now, found=None) -> str:
 
 
 def _stuck_alert_resolve(message) -> None:
-    from medspa.alerts import staff_alerts_resolve_for
-    from medspa.models import StaffAlert
 
     if getattr(message, "staff_told", False):
         staff_alerts_resolve_for(obj=message, kinds=[StaffAlert.Kind.HANDOFF])

@@ -17,6 +17,8 @@ from medspa.models import Clinic
 from medspa.phones import normalize_phone
 from messaging.models import Message
 from messaging.services import clinic_sender, inbound_receive, missed_call_receive
+from payments.models import Payment, Provider
+from payments.services import sandbox_pay
 
 
 class Command(BaseCommand):
@@ -88,8 +90,6 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS("clinic> ") + message.body)
 
     def _pay(self, clinic):
-        from payments.models import Payment, Provider
-        from payments.services import sandbox_pay
 
         payment = (
             Payment.objects.for_clinic(clinic)
