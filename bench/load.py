@@ -478,8 +478,10 @@ def task_times(stack, offsets):
             idle[match.group(1)] += match.group(3).strip() in NOTHING_DONE
         for key, pattern in SWEEP_LINES.items():
             for match in pattern.finditer(text):
-                value = match.group(1)
-                sweeps[key] += int(value) if value.isdigit() else len([v for v in value.split(",") if v.strip()])
+                value = match.group(1)  # a count (inbox) or a list of ids (unanswered): "[411]" is one id, not 411
+                sweeps[key] += (
+                    int(value) if key == "inbox_sweep_requeued" else len([v for v in value.split(",") if v.strip()])
+                )
     tasks = {
         task: {
             **dist(v, 1000),
