@@ -20,6 +20,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
+from typing import NamedTuple
 
 
 def _words(text: str) -> list[str]:
@@ -125,6 +126,17 @@ def _phrases(service: ServiceName) -> tuple[tuple[str, ...], ...]:
     return tuple(words for words in spoken if words)
 
 
+class _Said(NamedTuple):
+    """How a service's phrase is said at a place in the text: the words it takes and the typos in them."""
+
+    words: int
+    typos: int
+
+    def beats(self, other: "_Said | None") -> bool:
+        """More words first, then fewer typos."""
+        return other is None or (self.words, -self.typos) > (other.words, -other.typos)
+
+
 @lru_cache(maxsize=65536)
 def _word_match(word: str, target: str) -> int | None:
     """0 for the same word (or stem), 1 for a plausible typo, None otherwise."""
@@ -133,16 +145,16 @@ def _word_match(word: str, target: str) -> int | None:
     return 1 if _close(_stem(word), _stem(target)) else None
 
 
-def _match_at(words: list[str], i: int, phrase: tuple[str, ...]) -> tuple[int, int] | None:
-    """(words used, typos) if ``phrase`` is said at ``words[i]``, word by word or run together ("hydra facial")."""
+def _match_at(words: list[str], i: int, phrase: tuple[str, ...]) -> _Said | None:
+    """How ``phrase`` is said at ``words[i]``, word by word or run together ("hydra facial"); None if it is not."""
     best = None
     if i + len(phrase) <= len(words):
         scores = [_word_match(w, t) for w, t in zip(words[i : i + len(phrase)], phrase, strict=True)]
-        best = None if None in scores else (len(phrase), sum(scores))
+        best = None if None in scores else _Said(len(phrase), sum(scores))
     for n in range(2 if len(phrase) == 1 else 1, min(3, len(words) - i) + 1):
         score = _word_match("".join(words[i : i + n]), "".join(phrase))
-        if score is not None and (best is None or (n, -score) > (best[0], -best[1])):
-            best = (n, score)
+        if score is not None and _Said(n, score).beats(best):
+            best = _Said(n, score)
     return best
 
 
@@ -158,14 +170,14 @@ def find_services(text: str, catalog: list[ServiceName]) -> list[int]:
     found: list[int] = []
     i = 0
     while i < len(words):
-        best: tuple[int, int, int] | None = None  # (words used, -typos, key)
+        best, best_key = None, None
         for key, phrase in by_letter.get(words[i][0], ()):
             hit = _match_at(words, i, phrase)
-            if hit and (best is None or (hit[0], -hit[1]) > best[:2]):
-                best = (hit[0], -hit[1], key)
-        if best and best[2] not in found:
-            found.append(best[2])
-        i += best[0] if best else 1
+            if hit and hit.beats(best):
+                best, best_key = hit, key
+        if best and best_key not in found:
+            found.append(best_key)
+        i += best.words if best else 1
     return found
 
 
@@ -296,6 +308,48 @@ class TimeWindow:
     day_end: time | None = None
 
 
+class _Day(NamedTuple):
+    """A day the text names, where it names it: ``kind`` "rel" (``value`` 0 today, 1 tomorrow, 2 the day after),
+    "date" (``value`` a date) or "wd" (``value`` a weekday, 0 Monday; ``said_next``: "next tuesday")."""
+
+    position: int
+    kind: str
+    value: int | date
+    said_next: bool
+
+
+class _Hours(NamedTuple):
+    """Hours of the day the text allows, in minutes after local midnight (None = open): a part of the day
+    ("afternoon") or a clock time ("after 3")."""
+
+    start: int | None
+    end: int | None
+    label: str
+    part_of_day: bool
+
+
+class _Daily(NamedTuple):
+    """The hours of each day out of all that the text said (``_merge``), and the ``_Hours`` they honour."""
+
+    start: int | None
+    end: int | None
+    group: list[_Hours]
+
+
+class _Span(NamedTuple):
+    """[start, end), aware, in the clinic's zone."""
+
+    start: datetime
+    end: datetime
+
+
+class _NamedDay(NamedTuple):
+    """A day resolved to a date, and how the reply says it ("tomorrow", "Thursday", "Friday, December 4")."""
+
+    day: date
+    label: str
+
+
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _MONTH_NAMES = tuple(_words("january february march april may june july august september october november december"))
 _MONTHS = {n: i + 1 for i, n in enumerate(_MONTH_NAMES)} | {n[:3]: i + 1 for i, n in enumerate(_MONTH_NAMES)}
@@ -380,8 +434,8 @@ class _Scan:
 
     def __init__(self, text: str, today: date):
         self.s, self.today, self.asap, self.weak, self.plural, self.span = text, today, False, False, False, None
-        self.days: list[tuple[int, str, int | date, bool]] = []  # (position, "rel"/"date"/"wd", value, said "next")
-        self.tods: list[tuple[int | None, int | None, str, bool]] = []  # (from, until, label, is a part of day)
+        self.days: list[_Day] = []
+        self.tods: list[_Hours] = []
         self.ctx = "am" if re.search(r"\b(mornings?|before work|first thing)\b", text) else None
         self.ctx = "pm" if re.search(r"\b(afternoons?|evenings?|nights?|tonight|after work)\b", text) else self.ctx
 
@@ -398,7 +452,7 @@ class _Scan:
             except ValueError:
                 continue
             if d >= t or year:
-                self.days.append((m.start(), "date", d, False))
+                self.days.append(_Day(m.start(), "date", d, False))
                 return None
         return None if 1 <= month <= 12 and 1 <= day <= 31 else m[0]
 
@@ -409,7 +463,7 @@ class _Scan:
         lo, hi = spans.get(kind, (None, a) if kind == "before" else (a, b))
         same = (a < 720) == ((b or 0) < 720) and 720 not in (a, b)
         label = f"between {_fmt(a).split()[0] if same else _fmt(a)} and {_fmt(b)}" if b else f"{kind} {_fmt(a)}"
-        self.tods.append((lo, hi, label, False))
+        self.tods.append(_Hours(lo, hi, label, False))
 
 
 def _read_dates(scan: _Scan) -> None:
@@ -450,12 +504,12 @@ def _read_times(scan: _Scan) -> None:
 
     def part(m: re.Match) -> None:
         name = f"{m[1] or ''}{m[2]}" if f"{m[1] or ''}{m[2]}" in _PARTS else m[2]
-        scan.tods.append((*_PARTS[name], name, True))
+        scan.tods.append(_Hours(*_PARTS[name], name, True))
         scan.plural |= bool(m[3]) or m[1] == "any "
 
     def ampm_part(m: re.Match) -> str:
         name = "morning" if m[2] == "am" else "afternoon"
-        scan.tods.append((*_PARTS[name], name, True))
+        scan.tods.append(_Hours(*_PARTS[name], name, True))
         return m[1] + " " * (len(m[0]) - len(m[1]))
 
     scan.take(_R["between"], between)
@@ -463,7 +517,7 @@ def _read_times(scan: _Scan) -> None:
     for kind in ("after", "before", "around", "at"):
         scan.take(_R[kind], one(kind))
     for pattern, (a, b, label) in _R["phrases"]:
-        scan.take(pattern, lambda m, a=a, b=b, label=label: scan.tods.append((a, b, label, False)))
+        scan.take(pattern, lambda m, a=a, b=b, label=label: scan.tods.append(_Hours(a, b, label, False)))
     scan.s = _R["this_part"].sub("today ", scan.s)
     scan.take(_R["ampm_part"], ampm_part)
     scan.take(_R["part"], part)
@@ -471,9 +525,9 @@ def _read_times(scan: _Scan) -> None:
 
 def _read_days(scan: _Scan) -> None:
     def rel(m: re.Match) -> None:
-        scan.days.append((m.start(), "rel", {"today": 0, "tonight": 0, "tomorrow": 1}.get(m[1], 2), False))
+        scan.days.append(_Day(m.start(), "rel", {"today": 0, "tonight": 0, "tomorrow": 1}.get(m[1], 2), False))
         if m[1] == "tonight":
-            scan.tods.append((*_PARTS["evening"], "tonight", True))
+            scan.tods.append(_Hours(*_PARTS["evening"], "tonight", True))
 
     def week(m: re.Match) -> None:
         which = "next" if m[2] == "next" else "this"
@@ -482,7 +536,7 @@ def _read_days(scan: _Scan) -> None:
         scan.span = span if span in _SPANS else f"{which} week"
 
     def weekday(m: re.Match) -> None:
-        scan.days.append((m.start(), "wd", _WEEKDAYS.index("sunday" if m[2] == "sun" else m[2]), m[1] == "next"))
+        scan.days.append(_Day(m.start(), "wd", _WEEKDAYS.index("sunday" if m[2] == "sun" else m[2]), m[1] == "next"))
 
     scan.take(_R["rel"], rel)
     scan.take(_R["weekday"], weekday)
@@ -490,18 +544,18 @@ def _read_days(scan: _Scan) -> None:
     scan.take(_R["week"], week)
 
 
-def _merge(tods: list) -> tuple[int | None, int | None, list[tuple]]:
-    """One daily (from, until) out of all constraints; contradictory parts of day give way to clock times."""
-    for group in (tods, [t for t in tods if not t[3]], tods[:1]):
-        lo = max((t[0] for t in group if t[0] is not None), default=None)
-        hi = min((t[1] for t in group if t[1] is not None), default=None)
+def _merge(tods: list[_Hours]) -> _Daily:
+    """One daily (start, end) out of all constraints; contradictory parts of day give way to clock times."""
+    for group in (tods, [t for t in tods if not t.part_of_day], tods[:1]):
+        lo = max((t.start for t in group if t.start is not None), default=None)
+        hi = min((t.end for t in group if t.end is not None), default=None)
         if group and (lo is None or hi is None or lo < hi):
-            return lo, hi, group
-    return None, None, []
+            return _Daily(lo, hi, group)
+    return _Daily(None, None, [])
 
 
-def _tod_label(group: list, *, plural: bool = False, today: bool = False, asap: bool = False) -> str:
-    parts, clocks = [t[2] for t in group if t[3]], [t[2] for t in group if not t[3]]
+def _tod_label(group: list[_Hours], *, plural: bool = False, today: bool = False, asap: bool = False) -> str:
+    parts, clocks = [t.label for t in group if t.part_of_day], [t.label for t in group if not t.part_of_day]
     if not parts:
         return ("the soonest time " if asap else "today " if today else "") + " ".join(clocks)
     first, this = parts[0], {"morning": "this morning", "afternoon": "this afternoon", "evening": "tonight"}
@@ -524,7 +578,22 @@ def parse_when(text: str, *, now: datetime, tz: tzinfo) -> TimeWindow | None:
     the soonest such. Windows never start before ``now``; a weekday whose window is over today means next week's; a
     date whose window is over gives None."""
     local = now.astimezone(tz)
-    today = local.date()
+    scan = _scan_when(text, local.date())
+    daily = _merge(scan.tods)
+    if scan.days:
+        return _on_days(scan, daily, local)
+    if scan.span:
+        return _over_span(scan, daily, local)
+    if scan.asap or scan.weak or (scan.plural and daily.group):
+        return _soonest(daily, local)
+    if daily.group:
+        return _today_or_tomorrow(daily, local)
+    return None
+
+
+def _scan_when(text: str, today: date) -> _Scan:
+    """The text read for times: time words' typos fixed, greetings and "?" dropped, "noon", "3 oclock", "3p" and
+    "3ish" spelled out; then "asap", "whenever", dates, clock times and parts of day, and days, in that order."""
     s = _R["greet"].sub(" ", " ".join(_when_word(w) for w in normalise(text.replace("-", " to ")).split()))
     s = re.sub(r"\bnoon\b", "12pm", re.sub(r"\b(\d{1,2})\s*oclock\b", r"at \1", s.replace("?", " ")))
     s = re.sub(r"\b(\d{1,2}(?::\d\d)?)([ap])\b", r"\1\2m", s)
@@ -534,67 +603,104 @@ def parse_when(text: str, *, now: datetime, tz: tzinfo) -> TimeWindow | None:
     _read_dates(scan)
     _read_times(scan)
     _read_days(scan)
-    lo, hi, group = _merge(scan.tods)
+    return scan
 
-    def at(d: date, minutes: int | None, default: int) -> datetime:
-        minutes = default if minutes is None else minutes
-        return datetime.combine(d + timedelta(days=minutes // 1440), time(*divmod(minutes % 1440, 60)), tzinfo=tz)
 
-    def window(d0: date, d1: date) -> tuple[datetime, datetime] | None:
-        start, end = max(at(d0, lo, 0), local), at(d1, hi, 1440)
-        return (start, end) if end > start else None
+def _on_days(scan: _Scan, daily: _Daily, local: datetime) -> TimeWindow | None:
+    """Days named ("thursday", "tomorrow", "dec 3", "monday or tuesday"): from the first to the last of them."""
+    today = local.date()
+    found = _named_days(scan, daily, local)
+    days = sorted(f.day for f in found)
+    between = scan.s[min(d.position for d in scan.days) : max(d.position for d in scan.days)]
+    joiner = " to " if re.search(r"\b(to|through|until)\b", between) else " and " if " and " in between else " or "
+    day_label = joiner.join(f.label for f in found)
+    if day_label == "today":
+        label = _tod_label(daily.group, today=True) if daily.group else "today"
+        return _time_window(_window(today, today, daily, local), label, daily, scan.asap)
+    label = f"{day_label} {_tod_label(daily.group, plural=len(days) > 1)}"
+    return _time_window(_window(days[0], days[-1], daily, local), label, daily, scan.asap)
 
-    def done(span: tuple[datetime, datetime] | None, label: str, asap: bool = scan.asap) -> TimeWindow | None:
-        day_start = time(*divmod(lo, 60)) if lo is not None else None
-        day_end = time(*divmod(hi, 60)) if hi is not None and hi < 1440 else None
-        return span and TimeWindow(span[0], span[1], " ".join(label.split()), asap, day_start, day_end)
 
-    def long(d: date) -> str:
-        far = f", {d.year}" if (d - today).days > 300 else ""
-        return f"{_WEEKDAYS[d.weekday()].title()}, {_MONTH_NAMES[d.month - 1].title()} {d.day}{far}"
-
+def _named_days(scan: _Scan, daily: _Daily, local: datetime) -> list[_NamedDay]:
+    """The days named, in the order said, each resolved to a date: "today" when today is over means tomorrow, a
+    weekday whose hours are over today means next week's; weekdays are dropped when a date is named ("friday dec
+    4": the date says it all)."""
+    today = local.date()
     monday = today - timedelta(days=today.weekday())
-    if scan.days:
-        found: list[tuple[date, str]] = []
-        dated = any(kind == "date" for _, kind, *_ in scan.days)  # "friday dec 4": the date says it all
-        for _, kind, value, nxt in sorted(d for d in scan.days if not (dated and d[1] == "wd")):
-            if kind == "rel":
-                d = today + timedelta(days=value)
-                d += timedelta(days=1 if value == 0 and window(d, d) is None else 0)  # "today" when today is over
-                label = ("today", "tomorrow", _WEEKDAYS[d.weekday()].title())[(d - today).days]
-            elif kind == "date":
-                d, label = value, long(value)
-            else:
-                base = found[-1][0] if found else today
-                base = monday + timedelta(days=7) if nxt or scan.span == "next week" else base
-                d = base + timedelta(days=(value - base.weekday()) % 7)
-                d += timedelta(days=7 if window(d, d) is None else 0)
-                label = _WEEKDAYS[value].title() if (d - today).days < 7 else long(d)
-            if d not in (f[0] for f in found):
-                found.append((d, label))
-        days = sorted(f[0] for f in found)
-        between = scan.s[min(p for p, *_ in scan.days) : max(p for p, *_ in scan.days)]
-        joiner = " to " if re.search(r"\b(to|through|until)\b", between) else " and " if " and " in between else " or "
-        day_label = joiner.join(f[1] for f in found)
-        if day_label == "today":
-            return done(window(today, today), _tod_label(group, today=True) if group else "today")
-        return done(window(days[0], days[-1]), f"{day_label} {_tod_label(group, plural=len(days) > 1)}")
-    if scan.span:
-        first, last = _SPANS[scan.span]
-        d0 = max(today + timedelta(days=scan.span == "later this week"), monday + timedelta(days=first))
-        span = window(min(d0, monday + timedelta(days=last)), monday + timedelta(days=last))
-        if span is None and scan.span == "this weekend":
-            span = window(monday + timedelta(days=12), monday + timedelta(days=13))
-        return done(span, f"{scan.span} {_tod_label(group, plural=True)}")
-    if scan.asap or scan.weak or (scan.plural and group):
-        label = _tod_label(group, asap=True) if group else "the soonest time"
-        return done((local, local + timedelta(days=14)), label, asap=True)
-    if group:
-        if span := window(today, today):
-            return done(span, _tod_label(group, today=True))
-        tomorrow = today + timedelta(days=1)
-        return done(window(tomorrow, tomorrow), f"tomorrow {_tod_label(group)}")
-    return None
+    found: list[_NamedDay] = []
+    dated = any(d.kind == "date" for d in scan.days)
+    for _, kind, value, said_next in sorted(d for d in scan.days if not (dated and d.kind == "wd")):
+        if kind == "rel":
+            d = today + timedelta(days=value)
+            d += timedelta(days=1 if value == 0 and _window(d, d, daily, local) is None else 0)
+            label = ("today", "tomorrow", _WEEKDAYS[d.weekday()].title())[(d - today).days]
+        elif kind == "date":
+            d, label = value, _long_date(value, today)
+        else:
+            base = found[-1].day if found else today
+            base = monday + timedelta(days=7) if said_next or scan.span == "next week" else base
+            d = base + timedelta(days=(value - base.weekday()) % 7)
+            d += timedelta(days=7 if _window(d, d, daily, local) is None else 0)
+            label = _WEEKDAYS[value].title() if (d - today).days < 7 else _long_date(d, today)
+        if d not in (f.day for f in found):
+            found.append(_NamedDay(d, label))
+    return found
+
+
+def _over_span(scan: _Scan, daily: _Daily, local: datetime) -> TimeWindow | None:
+    """A span ("this week", "early next week", "this weekend"): its days from today on; "this weekend" once it is
+    over means the next."""
+    today = local.date()
+    monday = today - timedelta(days=today.weekday())
+    first, last = _SPANS[scan.span]
+    d0 = max(today + timedelta(days=scan.span == "later this week"), monday + timedelta(days=first))
+    span = _window(min(d0, monday + timedelta(days=last)), monday + timedelta(days=last), daily, local)
+    if span is None and scan.span == "this weekend":
+        span = _window(monday + timedelta(days=12), monday + timedelta(days=13), daily, local)
+    return _time_window(span, f"{scan.span} {_tod_label(daily.group, plural=True)}", daily, scan.asap)
+
+
+def _soonest(daily: _Daily, local: datetime) -> TimeWindow | None:
+    """ "asap", "whenever", or a plural part of day alone ("mornings"): the next two weeks, soonest first."""
+    label = _tod_label(daily.group, asap=True) if daily.group else "the soonest time"
+    return _time_window(_Span(local, local + timedelta(days=14)), label, daily, True)
+
+
+def _today_or_tomorrow(daily: _Daily, local: datetime) -> TimeWindow | None:
+    """A time of day without a day: today if still ahead, else tomorrow."""
+    today = local.date()
+    if span := _window(today, today, daily, local):
+        return _time_window(span, _tod_label(daily.group, today=True), daily, False)
+    tomorrow = today + timedelta(days=1)
+    return _time_window(_window(tomorrow, tomorrow, daily, local), f"tomorrow {_tod_label(daily.group)}", daily, False)
+
+
+def _at(d: date, minutes: int | None, default: int, tz: tzinfo) -> datetime:
+    """Local time ``minutes`` (``default`` when None) after midnight of ``d``; 1440 is the next midnight."""
+    minutes = default if minutes is None else minutes
+    return datetime.combine(d + timedelta(days=minutes // 1440), time(*divmod(minutes % 1440, 60)), tzinfo=tz)
+
+
+def _window(d0: date, d1: date, daily: _Daily, local: datetime) -> _Span | None:
+    """Days ``d0`` to ``d1`` from the first day's start of the daily hours to the last day's end, never before
+    ``local`` (now); None when nothing of it is left."""
+    start, end = max(_at(d0, daily.start, 0, local.tzinfo), local), _at(d1, daily.end, 1440, local.tzinfo)
+    return _Span(start, end) if end > start else None
+
+
+def _time_window(span: _Span | None, label: str, daily: _Daily, asap: bool) -> TimeWindow | None:
+    """The ``TimeWindow`` for a span and its daily hours; None without a span."""
+    if span is None:
+        return None
+    day_start = time(*divmod(daily.start, 60)) if daily.start is not None else None
+    day_end = time(*divmod(daily.end, 60)) if daily.end is not None and daily.end < 1440 else None
+    return TimeWindow(span.start, span.end, " ".join(label.split()), asap, day_start, day_end)
+
+
+def _long_date(d: date, today: date) -> str:
+    """ "Friday, December 4" (with the year when it is far off)."""
+    far = f", {d.year}" if (d - today).days > 300 else ""
+    return f"{_WEEKDAYS[d.weekday()].title()}, {_MONTH_NAMES[d.month - 1].title()} {d.day}{far}"
 
 
 # ------------------------------------------------------------------------------------------------------------- choice
@@ -737,7 +843,14 @@ def _capitalise(word: str) -> str:
     return "Mc" + out[2:].capitalize() if re.match(r"mc[a-z]{2}", word.lower()) else out
 
 
-def parse_name(text: str) -> tuple[str, str] | None:
+class Name(NamedTuple):
+    """A patient's name as ``parse_name`` reads it: ``last`` is "" when only one word was given."""
+
+    first: str
+    last: str
+
+
+def parse_name(text: str) -> Name | None:
     """(first, last) from "I'm Jane Doe", "my name is jane doe", "this is Jane", "jane doe", "Jane", "it's maria
     garcia-lopez"; last is "" for one word; particles join the last name ("maria de la cruz" -> ("Maria", "de la
     Cruz")) and a middle word joins the first ("Mary Ann Smith" -> ("Mary Ann", "Smith")). None for anything that is
@@ -756,4 +869,4 @@ def parse_name(text: str) -> tuple[str, str] | None:
     while split > 1 and words[split - 1].lower() in _PARTICLES:
         split -= 1
     names = [w if w in _PARTICLES and 0 < i < len(words) - 1 else _capitalise(w) for i, w in enumerate(words)]
-    return (names[0], "") if len(words) == 1 else (" ".join(names[:split]), " ".join(names[split:]))
+    return Name(names[0], "") if len(words) == 1 else Name(" ".join(names[:split]), " ".join(names[split:]))

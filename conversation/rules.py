@@ -7,6 +7,8 @@ the time wanted, prices, and finally the clinic's knowledge for any other questi
 """
 
 import re
+from dataclasses import dataclass, field
+from datetime import tzinfo
 
 from django.utils import timezone
 
@@ -58,6 +60,32 @@ def _when_text(value, tz) -> str:
     return timezone.localtime(value, tz).strftime("%a %b %-d at %-I:%M %p")
 
 
+@dataclass
+class _Turn:
+    """One turn as the steps of ``RulesEngine._respond`` read it: the conversation, the patient's texts joined, the
+    tools, the text read once (normalised, its intents, the catalog), and what ``_read_service_and_time`` notes."""
+
+    c: Conversation
+    text: str
+    tools: object
+    tz: tzinfo
+    lowered: str
+    wants: set[str]
+    catalog: list[parsing.ServiceName]
+    mentioned: list[int] = field(default_factory=list)
+    when: parsing.TimeWindow | None = None
+
+    @property
+    def clinic(self):
+        return self.c.clinic
+
+    @classmethod
+    def read(cls, c, text, tools) -> "_Turn":
+        tz, lowered, wants = c.clinic.tz, parsing.normalise(text), parsing.intents(text)
+        catalog = [parsing.ServiceName(s.pk, s.name, tuple(s.aliases or ())) for s in tools.catalog()]
+        return cls(c, text, tools, tz, lowered, wants, catalog)
+
+
 class RulesEngine:
     name = "rules"
 
@@ -67,128 +95,226 @@ class RulesEngine:
         return EngineReply(text=reply, engine=self.name)
 
     def _respond(self, c, text, tools):  # a dialogue is a sequence of checks, in order
-        clinic = c.clinic
-        tz = clinic.tz
-        lowered = parsing.normalise(text)
-        wants = parsing.intents(text)
-        catalog = [parsing.ServiceName(s.pk, s.name, tuple(s.aliases or ())) for s in tools.catalog()]
-
-        safety = self.safety_reply(c, text, tools)
-        if safety:
-            return safety
-        if not text.strip():  # a photo (or an empty text): a person looks at it; the assistant stays on
-            tools.flag_for_staff("the patient sent a photo without text")
-            phone = f" at {clinic.front_desk_phone}" if clinic.front_desk_phone else ""
-            return (
-                "Thanks for the photo! I've shared it with our team and someone will text you back. If it's about a "
-                f"reaction after a treatment and it's urgent, please call us{phone}."
-            )
-
+        """Runs ``STEPS`` in order; the first that returns a reply (not None) answers. A refusal by a tool is the
+        reply."""
+        turn = _Turn.read(c, text, tools)
         try:
-            if c.state in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT) and c.booking_id:
-                held = c.booking
-                if tools.hold_lapsed():
-                    if PAYING.search(lowered) or wants & {"book", "yes"}:
-                        return self._lapsed(c, tools, held, tz)
-                elif c.state == Conversation.State.AWAITING_DEPOSIT and PAYING.search(lowered):
-                    return self._deposit(tools, tz)  # the same link again
-            if c.pending_pick and c.state == Conversation.State.OFFERING:
-                decided = self._already_booked(c, tools, lowered, wants, tz)
-                if decided:
-                    return decided
-
-            if c.confirming_cancel_id:
-                decided = self._confirm_cancel(c, tools, lowered, wants, tz)
-                if decided:
-                    return decided
-            if "cancel" in wants:  # from any state, offering times included: ask once, then cancel
-                return self._ask_cancel(c, tools, tz)
-            picking_new_time = c.rescheduling_id and c.state == Conversation.State.OFFERING and c.offered_slots
-            if "reschedule" in wants and not picking_new_time and tools.upcoming_booking() is not None:
-                booking = tools.start_reschedule()
-                when = parsing.parse_when(text, now=tools.now, tz=tz)
-                if when is None:
-                    return (
-                        f"Sure! Your {booking.service.name} is on {_when_text(booking.start, tz)}. "
-                        "What day and time would work better?"
-                    )
-                return self._offer(c, tools, when, tz)
-
-            if c.state == Conversation.State.HOLDING and c.offered_slots and not c.rescheduling_id:
-                offered = tools.offered()
-                repick = parsing.parse_choice(text, [o.start for o in offered], tz=tz)
-                if repick is not None and offered[repick].start != c.booking.start:  # "actually can i do 3 instead"
-                    tools.hold_time(repick + 1)
-                    if not c.patient_name:
-                        return "No problem, I've switched it. What name should I put the appointment under?"
-                    return self._deposit(tools, tz)
-
-            if c.state == Conversation.State.HOLDING and not c.patient_name:
-                name = parsing.parse_name(text)
-                if name:
-                    tools.set_name(*name)
-                    return self._deposit(tools, tz)
-
-            if c.state == Conversation.State.OFFERING and c.offered_slots:
-                offered = tools.offered()
-                choice = parsing.parse_choice(text, [o.start for o in offered], tz=tz)
-                if choice is None and lowered.isdigit() and int(lowered) > len(offered):  # "6" of three
-                    prompt = _pick_prompt(offered)
-                    return f"I offered {len(offered)} times: r{prompt[1:]}, or tell me another day."
-                if choice is not None and c.rescheduling_id:
-                    return self._moved(tools.reschedule_to(choice + 1), tz)
-                if choice is not None:
-                    tools.hold_time(choice + 1)
-                    if not c.patient_name:
-                        name = _name_in(text)
-                        if name is None:
-                            return "Great choice! What name should I put the appointment under?"
-                        tools.set_name(*name)
-                    return self._deposit(tools, tz)
-
-            mentioned = parsing.find_services(text, catalog)
-            offering, earlier = c.state == Conversation.State.OFFERING, c.service_id
-            if mentioned:
-                tools.choose_service(mentioned[0])
-            when = parsing.parse_when(text, now=tools.now, tz=tz)
-            if when is None and offering and earlier != c.service_id and c.time_preference:
-                when = parsing.parse_when(c.time_preference, now=tools.now, tz=tz)  # another service, same time
-
-            if "price" in wants:
-                return self._price(c, tools, mentioned, catalog)
-
-            if "question" in wants and not parsing.is_request(text):
-                upcoming = tools.upcoming_booking() if MY_APPOINTMENT.search(lowered) else None
-                if upcoming is not None:  # "what time is my appointment?", "is my appt still on?"
-                    return (
-                        f"Yes: your {upcoming.service.name} is on {_when_text(upcoming.start, tz)} with "
-                        f"{upcoming.provider.name}. See you then!"
-                    )
-                return self._answer(c, tools, text)  # a question is answered first, whatever day or service it names
-
-            booking_talk = "book" in wants or when is not None or (mentioned and c.state == Conversation.State.NEW)
-            if c.state == Conversation.State.OFFERING and ("no" in wants or when is not None):
-                booking_talk = True
-            if booking_talk or (mentioned and "question" not in wants):
-                self._moving_unless_another(c, tools, lowered)
-                return self._book(c, tools, when, wants, tz)
-
-            if "yes" in wants and c.service_id and not c.offered_slots and c.time_preference:
-                return self._offer(c, tools, _next_days(tools.now, tz), tz)  # "want me to check other days?" "yes"
-
-            if "question" in wants or len(lowered.split()) > 3:
-                return self._answer(c, tools, text)
-            if "thanks" in wants:
-                return "You're welcome! Anything else I can help with?"
-            if "greeting" in wants:
-                return f"Hi! This is {clinic.name}. I can answer questions, share prices or book you in. What can I do?"
-            if c.state == Conversation.State.OFFERING and c.offered_slots:
-                return f"Sorry, which time works? {_pick_prompt(tools.offered())}, or tell me another day."
-            if c.service_id and c.state == Conversation.State.ENGAGED:
-                return f'What day and time work best for your {c.service.name}? (e.g. "Thursday afternoon")'
-            return self._answer(c, tools, text)
+            for step in self.STEPS:
+                reply = getattr(self, step)(turn)
+                if reply is not None:
+                    return reply
         except ToolRefused as refused:
             return str(refused)
+        return None  # never reached: the last step always answers
+
+    STEPS = (  # the priority order: what matters most first
+        "_safety",
+        "_photo",
+        "_hold_lapsed_or_link_again",
+        "_pick_while_booked",
+        "_cancel_confirmation",
+        "_cancel",
+        "_reschedule",
+        "_repick_while_holding",
+        "_name_for_hold",
+        "_pick_offered_time",
+        "_read_service_and_time",
+        "_prices",
+        "_question",
+        "_booking_talk",
+        "_other_days",
+        "_long_text",
+        "_thanks",
+        "_greeting",
+        "_which_time",
+        "_which_day",
+        "_anything_else",
+    )
+
+    # --- The steps, in the order of STEPS: each returns a reply, or None to pass ---------------------------------
+
+    def _safety(self, t):
+        """Urgent symptoms, a question about someone else, a request for a person (``safety_reply``)."""
+        return self.safety_reply(t.c, t.text, t.tools) or None
+
+    def _photo(self, t):
+        """A photo (or an empty text): a person looks at it; the assistant stays on."""
+        if t.text.strip():
+            return None
+        t.tools.flag_for_staff("the patient sent a photo without text")
+        phone = f" at {t.clinic.front_desk_phone}" if t.clinic.front_desk_phone else ""
+        return (
+            "Thanks for the photo! I've shared it with our team and someone will text you back. If it's about a "
+            f"reaction after a treatment and it's urgent, please call us{phone}."
+        )
+
+    def _hold_lapsed_or_link_again(self, t):
+        """A held time whose deposit link ran out (offer times again), or a request for the deposit link again."""
+        c = t.c
+        if c.state not in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT) or not c.booking_id:
+            return None
+        held = c.booking
+        if t.tools.hold_lapsed():
+            if PAYING.search(t.lowered) or t.wants & {"book", "yes"}:
+                return self._lapsed(c, t.tools, held, t.tz)
+        elif c.state == Conversation.State.AWAITING_DEPOSIT and PAYING.search(t.lowered):
+            return self._deposit(t.tools, t.tz)  # the same link again
+        return None
+
+    def _pick_while_booked(self, t):
+        """A pick of an offered time while already booked for the same treatment: move it, or book another."""
+        if t.c.pending_pick and t.c.state == Conversation.State.OFFERING:
+            return self._already_booked(t.c, t.tools, t.lowered, t.wants, t.tz) or None
+        return None
+
+    def _cancel_confirmation(self, t):
+        """The answer to "Reply YES to cancel": cancel, keep, or (anything else) go on."""
+        if t.c.confirming_cancel_id:
+            return self._confirm_cancel(t.c, t.tools, t.lowered, t.wants, t.tz) or None
+        return None
+
+    def _cancel(self, t):
+        """A cancellation, from any state (offering times included): ask once, then cancel."""
+        return self._ask_cancel(t.c, t.tools, t.tz) if "cancel" in t.wants else None
+
+    def _reschedule(self, t):
+        """A request to move an upcoming appointment (unless already picking its new time)."""
+        c, tools = t.c, t.tools
+        picking_new_time = c.rescheduling_id and c.state == Conversation.State.OFFERING and c.offered_slots
+        if "reschedule" not in t.wants or picking_new_time or tools.upcoming_booking() is None:
+            return None
+        booking = tools.start_reschedule()
+        when = parsing.parse_when(t.text, now=tools.now, tz=t.tz)
+        if when is None:
+            return (
+                f"Sure! Your {booking.service.name} is on {_when_text(booking.start, t.tz)}. "
+                "What day and time would work better?"
+            )
+        return self._offer(c, tools, when, t.tz)
+
+    def _repick_while_holding(self, t):
+        """Another of the offered times while one is held ("actually can i do 3 instead")."""
+        c, tools = t.c, t.tools
+        if c.state != Conversation.State.HOLDING or not c.offered_slots or c.rescheduling_id:
+            return None
+        offered = tools.offered()
+        repick = parsing.parse_choice(t.text, [o.start for o in offered], tz=t.tz)
+        if repick is None or offered[repick].start == c.booking.start:
+            return None
+        tools.hold_time(repick + 1)
+        if not c.patient_name:
+            return "No problem, I've switched it. What name should I put the appointment under?"
+        return self._deposit(tools, t.tz)
+
+    def _name_for_hold(self, t):
+        """The name asked for once a time is held; then the deposit."""
+        if t.c.state != Conversation.State.HOLDING or t.c.patient_name:
+            return None
+        name = parsing.parse_name(t.text)
+        if not name:
+            return None
+        t.tools.set_name(*name)
+        return self._deposit(t.tools, t.tz)
+
+    def _pick_offered_time(self, t):
+        """A pick among the times offered: hold it (or move the appointment there), then the name or the deposit."""
+        c, tools = t.c, t.tools
+        if c.state != Conversation.State.OFFERING or not c.offered_slots:
+            return None
+        offered = tools.offered()
+        choice = parsing.parse_choice(t.text, [o.start for o in offered], tz=t.tz)
+        if choice is None and t.lowered.isdigit() and int(t.lowered) > len(offered):  # "6" of three
+            prompt = _pick_prompt(offered)
+            return f"I offered {len(offered)} times: r{prompt[1:]}, or tell me another day."
+        if choice is None:
+            return None
+        if c.rescheduling_id:
+            return self._moved(tools.reschedule_to(choice + 1), t.tz)
+        tools.hold_time(choice + 1)
+        if not c.patient_name:
+            name = _name_in(t.text)
+            if name is None:
+                return "Great choice! What name should I put the appointment under?"
+            tools.set_name(*name)
+        return self._deposit(tools, t.tz)
+
+    def _read_service_and_time(self, t):
+        """No reply: notes the service named (choosing it) and the time wanted, for the steps after."""
+        c, tools = t.c, t.tools
+        t.mentioned = parsing.find_services(t.text, t.catalog)
+        offering, earlier = c.state == Conversation.State.OFFERING, c.service_id
+        if t.mentioned:
+            tools.choose_service(t.mentioned[0])
+        t.when = parsing.parse_when(t.text, now=tools.now, tz=t.tz)
+        if t.when is None and offering and earlier != c.service_id and c.time_preference:
+            t.when = parsing.parse_when(c.time_preference, now=tools.now, tz=t.tz)  # another service, same time
+        return None
+
+    def _prices(self, t):
+        """A question about prices."""
+        return self._price(t.c, t.tools, t.mentioned, t.catalog) if "price" in t.wants else None
+
+    def _question(self, t):
+        """A question (not a booking request): answered first, whatever day or service it names."""
+        if "question" not in t.wants or parsing.is_request(t.text):
+            return None
+        upcoming = t.tools.upcoming_booking() if MY_APPOINTMENT.search(t.lowered) else None
+        if upcoming is not None:  # "what time is my appointment?", "is my appt still on?"
+            return (
+                f"Yes: your {upcoming.service.name} is on {_when_text(upcoming.start, t.tz)} with "
+                f"{upcoming.provider.name}. See you then!"
+            )
+        return self._answer(t.c, t.tools, t.text)
+
+    def _booking_talk(self, t):
+        """A wish to book, a time, or a service named: offer times (moving an appointment unless another)."""
+        c = t.c
+        booking_talk = "book" in t.wants or t.when is not None or (t.mentioned and c.state == Conversation.State.NEW)
+        if c.state == Conversation.State.OFFERING and ("no" in t.wants or t.when is not None):
+            booking_talk = True
+        if not (booking_talk or (t.mentioned and "question" not in t.wants)):
+            return None
+        self._moving_unless_another(c, t.tools, t.lowered)
+        return self._book(c, t.tools, t.when, t.wants, t.tz)
+
+    def _other_days(self, t):
+        """ "Yes" to "want me to check other days?": the next two weeks."""
+        c = t.c
+        if "yes" in t.wants and c.service_id and not c.offered_slots and c.time_preference:
+            return self._offer(c, t.tools, _next_days(t.tools.now, t.tz), t.tz)
+        return None
+
+    def _long_text(self, t):
+        """Any other question, or a text of more than three words: the clinic's knowledge."""
+        if "question" in t.wants or len(t.lowered.split()) > 3:
+            return self._answer(t.c, t.tools, t.text)
+        return None
+
+    def _thanks(self, t):
+        """Thanks."""
+        return "You're welcome! Anything else I can help with?" if "thanks" in t.wants else None
+
+    def _greeting(self, t):
+        """A greeting."""
+        if "greeting" not in t.wants:
+            return None
+        return f"Hi! This is {t.clinic.name}. I can answer questions, share prices or book you in. What can I do?"
+
+    def _which_time(self, t):
+        """Times offered and none picked: ask which."""
+        if t.c.state == Conversation.State.OFFERING and t.c.offered_slots:
+            return f"Sorry, which time works? {_pick_prompt(t.tools.offered())}, or tell me another day."
+        return None
+
+    def _which_day(self, t):
+        """A service chosen and no time yet: ask for a day and time."""
+        if t.c.service_id and t.c.state == Conversation.State.ENGAGED:
+            return f'What day and time work best for your {t.c.service.name}? (e.g. "Thursday afternoon")'
+        return None
+
+    def _anything_else(self, t):
+        """Anything else: the clinic's knowledge (or a hand-off when it has no answer)."""
+        return self._answer(t.c, t.tools, t.text)
 
     def safety_reply(self, c, text, tools) -> str:
         """The answers no engine improvises: urgent symptoms (the urgent script and an urgent alert), questions

@@ -27,6 +27,7 @@ from medspa.logging import redact
 from medspa.models import Clinic, StaffAlert
 from medspa.queueing import PRIORITY, queued_ids
 from medspa.queueing import enqueue as enqueue_task
+from medspa.retry import RetrySchedule
 
 from .metrics import EVENTS, SWEEP_REQUEUED
 from .models import WebhookEvent
@@ -36,8 +37,8 @@ logger = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)  # a handler that runs longer than this is taken for dead and run again
 PENDING_GRACE = timedelta(seconds=20)  # a pending row older than this lost its task (or waits in a long queue)
 REQUEUE_EVERY = timedelta(seconds=60)  # the sweep hands one pending row back at most once a minute
-RETRY_DELAYS = [10, 30, 120, 600, 1800, 3600]  # seconds before attempts 2..7; then staff decide
-MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+RETRIES = RetrySchedule((10, 30, 120, 600, 1800, 3600))  # seconds before attempts 2..7; then staff decide
+MAX_ATTEMPTS = RETRIES.max_attempts
 PROCESS_TASK = "inbox.process_event"
 Status = WebhookEvent.Status
 
@@ -227,7 +228,7 @@ def _failed(event, registered, exc, now) -> str:
     except Exception:  # the database may be what failed: the sweep's next attempt files it
         logger.warning("webhook event failed event=%s: its clinic could not be looked up", event.pk)
     gave_up = attempts >= MAX_ATTEMPTS
-    next_attempt = None if gave_up else now + timedelta(seconds=RETRY_DELAYS[attempts - 1])
+    next_attempt = None if gave_up else RETRIES.next_at(now, attempts)
     WebhookEvent.objects.filter(pk=event.pk).update(
         status=Status.FAILED,
         clinic_id=event.clinic_id,

@@ -245,21 +245,43 @@ def number_order(*, clinic: Clinic, phone_number: str) -> PhoneNumber:
     The number is ACTIVE when Telnyx answers the order with status "success", PENDING otherwise (see
     ``provisioning_refresh``). A number already on file, for any clinic, is refused before any call.
     """
+    return _order_number(clinic, phone_number, hosted=False)
+
+
+def hosted_number_order(*, clinic: Clinic, phone_number: str) -> PhoneNumber:
+    """Start hosted SMS on the clinic's existing landline ``phone_number`` and record it as PENDING.
+
+    Telnyx then needs the eligibility check and the verification codes (done in the Telnyx portal for now); the
+    number turns ACTIVE in ``provisioning_refresh`` once the order is "successful".
+    """
+    return _order_number(clinic, phone_number, hosted=True)
+
+
+def _order_number(clinic: Clinic, phone_number: str, *, hosted: bool) -> PhoneNumber:
+    """The body of ``number_order`` (``hosted=False``) and ``hosted_number_order``: refuse a number on file, place
+    the order on the clinic's messaging profile, refuse an answer without an order id (or a failed number order),
+    record the number."""
     number = _e164(phone_number)
     _refuse_known_number(_messaging(clinic), number)
     messaging = messaging_profile_ensure(clinic=clinic)
     client = _client(messaging)
     answer = _call(
         messaging,
-        f"the order for {number}",
-        client.number_orders.create,
-        phone_numbers=[{"phone_number": number}],
+        f"the hosted SMS order for {number}" if hosted else f"the order for {number}",
+        client.messaging_hosted_number_orders.create if hosted else client.number_orders.create,
+        phone_numbers=[number] if hosted else [{"phone_number": number}],
         messaging_profile_id=messaging.messaging_profile_id,
     )
     order = _data(answer)
     order_status = str(order.get("status") or "")
+    if not order.get("id") and hosted:
+        raise _fail(messaging, f"Telnyx answered the hosted order for {number} without an order id.")
     if not order.get("id"):
         raise _fail(messaging, f"Telnyx answered the order for {number} without an order id; check the portal.")
+    if hosted:
+        phone = _record_ordered_number(messaging, number, order, hosted=True, status=PhoneNumber.Status.PENDING)
+        logger.info("telnyx hosted order placed clinic=%s order=%s", clinic.slug, order["id"])
+        return phone
     if order_status == ORDER_FAILURE:
         raise _fail(messaging, f"Telnyx could not order {number} (order {order['id']} failed); pick another number.")
     status = PhoneNumber.Status.ACTIVE if order_status == ORDER_SUCCESS else PhoneNumber.Status.PENDING
@@ -290,31 +312,6 @@ def _ordered_number_id(order: dict, number: str) -> str:
         if isinstance(item, dict) and item.get("phone_number") == number and item.get("id"):
             return str(item["id"])
     return ""
-
-
-def hosted_number_order(*, clinic: Clinic, phone_number: str) -> PhoneNumber:
-    """Start hosted SMS on the clinic's existing landline ``phone_number`` and record it as PENDING.
-
-    Telnyx then needs the eligibility check and the verification codes (done in the Telnyx portal for now); the
-    number turns ACTIVE in ``provisioning_refresh`` once the order is "successful".
-    """
-    number = _e164(phone_number)
-    _refuse_known_number(_messaging(clinic), number)
-    messaging = messaging_profile_ensure(clinic=clinic)
-    client = _client(messaging)
-    answer = _call(
-        messaging,
-        f"the hosted SMS order for {number}",
-        client.messaging_hosted_number_orders.create,
-        phone_numbers=[number],
-        messaging_profile_id=messaging.messaging_profile_id,
-    )
-    order = _data(answer)
-    if not order.get("id"):
-        raise _fail(messaging, f"Telnyx answered the hosted order for {number} without an order id.")
-    phone = _record_ordered_number(messaging, number, order, hosted=True, status=PhoneNumber.Status.PENDING)
-    logger.info("telnyx hosted order placed clinic=%s order=%s", clinic.slug, order["id"])
-    return phone
 
 
 # --- 10DLC -------------------------------------------------------------------------------------------------------

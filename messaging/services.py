@@ -2,7 +2,6 @@
 
 import contextlib
 import logging
-import random
 import time
 from datetime import timedelta
 
@@ -16,6 +15,7 @@ from medspa.events import publish
 from medspa.models import Clinic, StaffAlert
 from medspa.phones import normalize_phone
 from medspa.queueing import PRIORITY, enqueue, queued_ids
+from medspa.retry import RetrySchedule
 
 from .backends import OutboundSms, SendError, get_sms_backend
 from .compliance import Classification, Intent, classify, next_send_time
@@ -165,7 +165,7 @@ def phone_numbers_load(*, clinic: Clinic, entries: list, report, replace: bool =
 DIRECT_KINDS = {Message.Kind.REPLY, Message.Kind.COMPLIANCE}  # answers to the patient's own text: no quiet hours
 URGENT_KINDS = {Message.Kind.INTRO, Message.Kind.COMPLIANCE}  # sent from the priority queue
 SEND_TASK = "messaging.send_message"
-RETRY_DELAYS = [2, 8, 30, 120, 600]  # seconds before attempts 2..6, each with up to 25% jitter
+RETRIES = RetrySchedule((2, 8, 30, 120, 600), jitter=0.25)  # seconds before attempts 2..6, each up to 25% longer
 
 
 def message_queue(
@@ -237,16 +237,11 @@ def send_enqueue(message_id: int, *, kind: str = "") -> None:
     enqueue(SEND_TASK, message_id, queue=PRIORITY if kind in URGENT_KINDS else None)
 
 
-def _retry_delay(attempts: int) -> float:
-    base = RETRY_DELAYS[min(attempts - 1, len(RETRY_DELAYS) - 1)]
-    return base * (1 + random.random() / 4)  # noqa: S311  (jitter, not security)
-
-
 def message_send(*, message_id: int) -> str:
     """Send one queued message. Safe to run twice: only the run that flips queued -> sending sends.
 
     Outcome: sent; dropped (opted out since it was queued); scheduled again with a growing delay (transient error,
-    bounded by RETRY_DELAYS); unknown (the request may have left: the status webhook settles it, never a resend);
+    bounded by RETRIES); unknown (the request may have left: the status webhook settles it, never a resend);
     failed (permanent error or out of retries: the conversation is flagged for staff; an opt-out error also
     records the opt-out).
     """
@@ -304,8 +299,8 @@ def _send_failed(message, exc: SendError) -> str:
     elif exc.may_have_sent:
         _finish(message, Message.Status.UNKNOWN, **fields)
         outcome = "unknown"
-    elif exc.transient and message.attempts <= len(RETRY_DELAYS):
-        due = timezone.now() + timedelta(seconds=_retry_delay(message.attempts))
+    elif exc.transient and message.attempts < RETRIES.max_attempts:
+        due = RETRIES.next_at(timezone.now(), message.attempts)
         _finish(message, Message.Status.SCHEDULED, due_at=due, **fields)
         outcome = "retry"
     else:
@@ -587,7 +582,7 @@ def _stuck_take(message, **fields) -> bool:
 
 
 def _stuck_resend(message, *, now) -> str:
-    if message.attempts > len(RETRY_DELAYS):  # stuck again and again (a worker dying on it): a person decides
+    if message.attempts >= RETRIES.max_attempts:  # stuck again and again (a worker dying on it): a person decides
         detail = f"not sent: the send stopped without an answer {message.attempts} times"
         if not _stuck_take(message, status=Message.Status.FAILED, error_detail=detail, updated_at=now):
             return "raced"

@@ -35,6 +35,7 @@ from medspa.audit import audit_record
 from medspa.events import publish
 from medspa.models import AuditEvent, StaffAlert, format_cents
 from medspa.queueing import enqueue
+from medspa.retry import RetrySchedule
 from messaging.models import Message
 from messaging.services import message_queue
 
@@ -50,8 +51,8 @@ PAYMENT_EVENTS = Counter(
 OUTBOX_STEPS = Counter("medspa_outbox_steps_total", "Outbox steps by kind and outcome.", ["kind", "outcome"])
 
 LEASE = timedelta(minutes=5)
-RETRY_DELAYS = [10, 30, 120, 600, 1800, 3600]  # seconds before attempts 2..7
-MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+RETRIES = RetrySchedule((10, 30, 120, 600, 1800, 3600))  # seconds before attempts 2..7
+MAX_ATTEMPTS = RETRIES.max_attempts
 
 
 class PaymentConfigError(Exception):
@@ -329,10 +330,9 @@ def outbox_run(*, item_id: int, now=None) -> str:
 def _step_failed(item, exc, *, transient, now) -> str:
     error = f"{type(exc).__name__}: {exc}"[:300]
     if transient and item.attempts < MAX_ATTEMPTS:
-        delay = RETRY_DELAYS[min(item.attempts - 1, len(RETRY_DELAYS) - 1)]
         OutboxItem.objects.filter(pk=item.pk).update(
             status=OutboxItem.Status.PENDING,
-            next_attempt_at=now + timedelta(seconds=delay),
+            next_attempt_at=RETRIES.next_at(now, item.attempts),
             lease_until=None,
             last_error=error,
         )
