@@ -1,0 +1,47 @@
+"""The registries: EMR clients, payment backends and conversation engines picked by name, each replaceable or
+extended by a dotted path in settings, with one constructor shape."""
+
+import re
+
+import pytest
+
+from emr.base import WRITE, EmrClient
+from emr.models import EmrConfig
+from emr.services import EmrConfigError, emr_client
+
+# --- EMR clients ---------------------------------------------------------------------------------------------------
+
+
+class FakeEmr(EmrClient):
+    capabilities = frozenset({WRITE})
+
+    def __init__(self, clinic, config):
+        self.clinic, self.config = clinic, config
+
+    @classmethod
+    def from_config(cls, clinic, config):
+        return cls(clinic, config)
+
+    availability = find_or_create_patient = create_appointment = find_appointment = cancel_appointment = None
+
+
+def test_a_setting_replaces_a_kinds_emr_client(demo, settings):
+    config = EmrConfig.objects.get(clinic=demo)
+    EmrConfig.objects.filter(pk=config.pk).update(kind="nextech")
+    settings.EMR_CLIENTS = {"nextech": "tests.test_registries.FakeEmr"}
+    client = emr_client(clinic=demo)
+    assert isinstance(client, FakeEmr) and client.clinic == demo and client.config.pk == config.pk
+
+
+def test_a_setting_adds_an_emr_kind(demo, settings):
+    EmrConfig.objects.filter(clinic=demo).update(kind="mindbody")
+    with pytest.raises(EmrConfigError, match=re.escape("mindbody has no client yet.")):
+        emr_client(clinic=demo)
+    settings.EMR_CLIENTS = {"mindbody": "tests.test_registries.FakeEmr"}
+    assert isinstance(emr_client(clinic=demo), FakeEmr)
+
+
+def test_bad_emr_credentials_keep_their_messages(demo):
+    EmrConfig.objects.filter(clinic=demo).update(kind="boulevard", credentials="{not json")
+    with pytest.raises(EmrConfigError, match=re.escape("EMR credentials are not valid JSON.")):
+        emr_client(clinic=demo)
