@@ -8,6 +8,8 @@ import pytest
 from emr.base import WRITE, EmrClient
 from emr.models import EmrConfig
 from emr.services import EmrConfigError, emr_client
+from payments.backends.sandbox import SandboxBackend
+from payments.services import PaymentConfigError, payment_backend
 
 # --- EMR clients ---------------------------------------------------------------------------------------------------
 
@@ -45,3 +47,34 @@ def test_bad_emr_credentials_keep_their_messages(demo):
     EmrConfig.objects.filter(clinic=demo).update(kind="boulevard", credentials="{not json")
     with pytest.raises(EmrConfigError, match=re.escape("EMR credentials are not valid JSON.")):
         emr_client(clinic=demo)
+
+
+# --- Payment backends ----------------------------------------------------------------------------------------------
+
+
+class FakePayments(SandboxBackend):
+    name = "fake"
+
+    @classmethod
+    def from_config(cls, clinic, config, *, public_token=""):
+        backend = cls(public_token=public_token)
+        backend.clinic = clinic
+        return backend
+
+
+def test_a_setting_replaces_a_payment_backend(demo, settings):
+    settings.PAYMENTS_SANDBOX_ENABLED = False  # the replacement decides for itself
+    settings.PAYMENT_BACKENDS = {"sandbox": "tests.test_registries.FakePayments"}
+    backend = payment_backend(clinic=demo, provider="sandbox", public_token="tok")
+    assert isinstance(backend, FakePayments) and (backend.public_token, backend.clinic) == ("tok", demo)
+
+
+def test_an_unknown_payment_provider_is_a_config_error(demo):
+    with pytest.raises(PaymentConfigError, match=re.escape("'paypal' is not a payment provider (PAYMENT_BACKENDS).")):
+        payment_backend(clinic=demo, provider="paypal")
+
+
+def test_the_sandbox_is_refused_when_test_payments_are_off(demo, settings):
+    settings.PAYMENTS_SANDBOX_ENABLED = False
+    with pytest.raises(PaymentConfigError, match="Test payments are off in production"):
+        payment_backend(clinic=demo, provider="sandbox")
