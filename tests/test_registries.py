@@ -4,12 +4,19 @@ extended by a dotted path in settings, with one constructor shape."""
 import re
 
 import pytest
+import time_machine
+from django.core.exceptions import ImproperlyConfigured
 
+from conversation.engine import engine_for
+from conversation.engines import Engine, EngineReply
+from conversation.models import Turn
 from emr.base import WRITE, EmrClient
 from emr.models import EmrConfig
 from emr.services import EmrConfigError, emr_client
 from payments.backends.sandbox import SandboxBackend
 from payments.services import PaymentConfigError, payment_backend
+
+from .test_assistant import NOW, Patient
 
 # --- EMR clients ---------------------------------------------------------------------------------------------------
 
@@ -78,3 +85,42 @@ def test_the_sandbox_is_refused_when_test_payments_are_off(demo, settings):
     settings.PAYMENTS_SANDBOX_ENABLED = False
     with pytest.raises(PaymentConfigError, match="Test payments are off in production"):
         payment_backend(clinic=demo, provider="sandbox")
+
+
+# --- Conversation engines ------------------------------------------------------------------------------------------
+
+
+class EchoEngine(Engine):
+    """Repeats the texts, and says how many earlier texts its context holds."""
+
+    name = "echo"
+
+    def respond(self, *, conversation, texts, tools, context):
+        return EngineReply(text=f"echo ({len(context.history)} before): {' '.join(texts)}", engine=self.name)
+
+
+@pytest.fixture
+def patient(demo, django_capture_on_commit_callbacks, sms_outbox):
+    with time_machine.travel(NOW, tick=False):
+        yield Patient(django_capture_on_commit_callbacks, sms_outbox)
+
+
+def test_a_setting_adds_an_engine_that_answers_the_turns(patient, settings):
+    settings.ENGINES = {"echo": "tests.test_registries.EchoEngine"}
+    settings.CONVERSATION_ENGINE = "echo"
+    assert isinstance(engine_for(None), EchoEngine)
+    assert patient.reply("hello") == "echo (0 before): hello"
+    assert patient.reply("still there?") == "echo (2 before): still there?"
+    assert set(Turn.objects.values_list("engine", flat=True)) == {"echo"}
+
+
+def test_an_unknown_engine_is_a_configuration_error(settings):
+    settings.CONVERSATION_ENGINE = "gpt-9"
+    with pytest.raises(ImproperlyConfigured, match="'gpt-9' is not an engine"):
+        engine_for(None)
+
+
+def test_auto_picks_openai_only_with_a_key(settings):
+    settings.CONVERSATION_ENGINE = "auto"
+    settings.OPENAI_API_KEY = ""
+    assert engine_for(None).name == "rules"
