@@ -21,6 +21,8 @@ from knowledge.services import knowledge_version
 from knowledge.text import terms
 from medspa.models import Service
 
+from .models import Conversation
+
 ANSWER_CACHE = Counter("medspa_assistant_answer_cache_total", "Repeated questions answered from the cache.", ["result"])
 
 # Only these tools may have run for a turn's answer to be reusable: they read, they do not act.
@@ -68,3 +70,8 @@ def answer_store(key: str | None, answer: str, *, tool_calls: list) -> bool:
     cache.set(key, answer, settings.ASSISTANT_ANSWER_CACHE_SECONDS)
     ANSWER_CACHE.labels("stored").inc()
     return True
+
+
+def is_idle(conversation) -> bool:
+    """Nothing in progress: a stored answer to a question fits."""
+    return conversation.state in (Conversation.State.NEW, Conversation.State.ENGAGED) and not conversation.offered_slots

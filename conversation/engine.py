@@ -4,12 +4,11 @@ the turn, send the reply through messaging (with every compliance rule that appl
 One conversation is answered by one worker at a time (its row is locked), so texts sent in a row are read
 together: the task waits ``CONVERSATION_DEBOUNCE_SECONDS`` before answering, and whoever runs first answers all
 texts that have arrived. Staff-owned conversations, clinics with the assistant off and conversations past their
-turn cap are left to people.
+turn cap are left to people. The engine is the one CONVERSATION_ENGINE names (``engines.ENGINES``).
 """
 
 import logging
 import time
-from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
@@ -19,7 +18,10 @@ from prometheus_client import Counter
 from messaging.models import Message
 from messaging.services import message_queue
 
+from .answers import answer_lookup, answer_store, is_idle, question_key
+from .engines import EngineContext, EngineReply, EngineUnavailable, engine_for
 from .models import Conversation, Turn
+from .rules import RulesEngine
 from .tools import Tools
 
 logger = logging.getLogger(__name__)
@@ -28,60 +30,26 @@ TURNS = Counter("medspa_assistant_turns_total", "Assistant turns by engine and o
 FALLBACKS = Counter("medspa_assistant_fallbacks_total", "LLM turns answered by the rules engine instead.", ["reason"])
 
 
-@dataclass
-class EngineReply:
-    text: str
-    engine: str
-    fallback: bool = False
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    cost_microdollars: int = 0
-    error: str = ""
-    extra_calls: list = field(default_factory=list)
-
-
-def engine_name() -> str:
-    """CONVERSATION_ENGINE: ``auto`` is openai when an API key is set, else rules."""
-    name = settings.CONVERSATION_ENGINE
-    if name == "auto":
-        return "openai" if settings.OPENAI_API_KEY else "rules"
-    return name
-
-
-def engine_for(clinic):
-    from .rules import RulesEngine
-
-    if engine_name() == "openai":
-        from .llm import OpenAIEngine
-
-        return OpenAIEngine()
-    return RulesEngine()
-
-
 # Tools that change nothing: after a failed LLM turn that called only these, the rules engine answers afresh.
 READ_ONLY = {"search_knowledge", "lookup_service", "reply_check", "unknown"}
 
 
 def answer(*, conversation, texts, tools) -> EngineReply:
-    """The reply to the patient's texts from the clinic's engine. With the LLM: the deterministic safety answers
-    first (urgent symptoms, other patients, a person), then a stored answer to the same question if nothing is in
-    progress, then the model; if the model fails, the rules engine answers (a fallback): afresh when the model
+    """The reply to the patient's texts from the clinic's engine. A guarded engine (the LLM) comes after the
+    deterministic safety answers (urgent symptoms, other patients, a person) and a stored answer to the same
+    question if nothing is in progress; if it fails, the rules engine answers (a fallback): afresh when the model
     changed nothing, else by saying where the conversation now stands (the times offered, the deposit link)."""
-    from .answers import answer_lookup, answer_store, question_key
-    from .context import recent_context
-    from .llm import LLMUnavailable, is_idle
-    from .rules import RulesEngine
-
     engine = engine_for(conversation.clinic)
-    if engine.name != "openai":
-        return engine.respond(conversation=conversation, texts=[m.body for m in texts], tools=tools)
+    bodies = [m.body for m in texts]
+    context = EngineContext(conversation, before=texts[0].pk)
+    if not engine.guarded:
+        return engine.respond(conversation=conversation, texts=bodies, tools=tools, context=context)
     rules = RulesEngine()
-    joined = " ".join(m.body for m in texts)
+    joined = " ".join(bodies)
     safety = rules.safety_reply(conversation, joined, tools)
     if safety:
         return EngineReply(text=safety, engine=rules.name)
-    history = recent_context(conversation, before=texts[0].pk)  # read once: the cache key and the prompt
+    history = context.history  # read once: the cache key and the prompt
     key = None
     if is_idle(conversation):
         follows_up = any(item["role"] == "patient" for item in history)
@@ -91,16 +59,15 @@ def answer(*, conversation, texts, tools) -> EngineReply:
         tools.calls.append({"tool": "answer_cache", "arguments": {}, "outcome": "hit"})
         return EngineReply(text=cached, engine="cache")
     try:
-        reply = engine.respond(conversation=conversation, texts=[m.body for m in texts], tools=tools, history=history)
-    except LLMUnavailable as exc:
+        reply = engine.respond(conversation=conversation, texts=bodies, tools=tools, context=context)
+    except EngineUnavailable as exc:
         FALLBACKS.labels(exc.reason).inc()
         logger.warning("LLM unavailable conversation=%s reason=%s", conversation.pk, exc.reason)
         acted = any(call["tool"] not in READ_ONLY for call in tools.calls)
         text = rules.state_reply(conversation, tools) if acted else ""
         if not text:
-            text = rules.respond(conversation=conversation, texts=[m.body for m in texts], tools=tools).text
-        usage = engine._usage(getattr(exc, "usage", None) or {"prompt": 0, "completion": 0, "cached": 0})
-        return EngineReply(text=text, engine=rules.name, fallback=True, error=f"llm {exc.reason}", **usage)
+            text = rules.respond(conversation=conversation, texts=bodies, tools=tools, context=context).text
+        return EngineReply.with_usage(exc.usage, text=text, engine=rules.name, fallback=True, error=f"llm {exc.reason}")
     if key and not reply.error:
         answer_store(key, reply.text, tool_calls=tools.calls)
     return reply

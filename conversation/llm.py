@@ -9,7 +9,8 @@ then replaced by a safe answer and a hand-off.
 The model never sees tool internals or another patient: tools take and return data about this conversation only.
 Malformed arguments and unknown tools are answered with an error the model can correct (bounded by the loop).
 An API error, a timeout, a rate limit the SDK's retries did not outlast, or a loop that never ends in a reply
-raises ``LLMUnavailable``; ``engine.conversation_respond`` then lets the rules engine answer (the fallback).
+raises ``LLMUnavailable`` (an ``engines.EngineUnavailable`` carrying the usage so far); ``engine.answer`` then
+lets the rules engine answer (the fallback).
 """
 
 import json
@@ -23,7 +24,7 @@ from medspa.models import format_cents
 
 from . import parsing
 from .checks import Allowed, clinic_facts, reply_problems
-from .models import Conversation
+from .engines import Engine, EngineContext, EngineReply, EngineUnavailable, Usage
 from .tools import ToolRefused
 
 logger = logging.getLogger(__name__)
@@ -159,12 +160,9 @@ TOOL_SCHEMAS = [
 ]
 
 
-class LLMUnavailable(Exception):
-    """The model could not answer this turn; ``reason`` is a short label for the fallback metric."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(detail or reason)
-        self.reason = reason
+class LLMUnavailable(EngineUnavailable):
+    """The model could not answer this turn; ``reason`` is a short label for the fallback metric, ``usage`` what
+    the calls of the turn cost until then (set by ``OpenAIEngine.respond``)."""
 
 
 class _ArgumentError(Exception):
@@ -249,8 +247,9 @@ def situation(conversation, tools) -> str:
     return "\n".join(lines)
 
 
-class OpenAIEngine:
+class OpenAIEngine(Engine):
     name = "openai"
+    guarded = True  # behind the safety answers and the answer cache; the rules engine answers when it fails
 
     def __init__(self, client=None):
         self.client = client or openai_client()
@@ -269,14 +268,12 @@ class OpenAIEngine:
 
     # --- One turn ------------------------------------------------------------------------------------------------
 
-    def respond(self, *, conversation, texts, tools, history=()):
-        """``history``: the earlier texts (``context.recent_context``), oldest first."""
-        from .engine import EngineReply
-
+    def respond(self, *, conversation, texts, tools, context: EngineContext) -> EngineReply:
+        """The prompt carries ``context.history``: the earlier texts, oldest first."""
         usage = {"prompt": 0, "completion": 0, "cached": 0}
         facts = clinic_facts(conversation.clinic, tools.answers_version)
         allowed = self._allowed(conversation, tools)
-        messages = self.messages(conversation, texts, tools, history=history)
+        messages = self.messages(conversation, texts, tools, history=context.history)
         regenerated = False
         try:
             for _ in range(settings.ASSISTANT_MAX_TOOL_ROUNDS):
@@ -304,12 +301,12 @@ class OpenAIEngine:
                 reply = (message.content or "").strip()
                 problems = reply_problems(reply, facts=facts, allowed=allowed, secrets=SECRETS)
                 if not problems:
-                    return EngineReply(text=reply, engine=self.name, **self._usage(usage))
+                    return EngineReply.with_usage(self._usage(usage), text=reply, engine=self.name)
                 logger.warning("reply failed checks conversation=%s problems=%s", conversation.pk, problems)
                 if regenerated:
                     tools.hand_off("the assistant's reply failed the checks twice")
-                    return EngineReply(
-                        text=SAFE_ANSWER, engine=self.name, error="reply failed checks", **self._usage(usage)
+                    return EngineReply.with_usage(
+                        self._usage(usage), text=SAFE_ANSWER, engine=self.name, error="reply failed checks"
                     )
                 regenerated = True
                 tools.calls.append({"tool": "reply_check", "arguments": {}, "outcome": "; ".join(problems)[:200]})
@@ -324,7 +321,7 @@ class OpenAIEngine:
                     }
                 )
         except LLMUnavailable as exc:
-            exc.usage = usage
+            exc.usage = self._usage(usage)
             raise
         raise LLMUnavailable("tool_loop", f"no reply after {settings.ASSISTANT_MAX_TOOL_ROUNDS} rounds")
 
@@ -357,13 +354,13 @@ class OpenAIEngine:
         return response.choices[0].message
 
     @staticmethod
-    def _usage(usage) -> dict:
-        return {
-            "prompt_tokens": usage["prompt"],
-            "completion_tokens": usage["completion"],
-            "cached_tokens": usage["cached"],
-            "cost_microdollars": cost_microdollars(usage["prompt"], usage["cached"], usage["completion"]),
-        }
+    def _usage(usage) -> Usage:
+        return Usage(
+            prompt_tokens=usage["prompt"],
+            completion_tokens=usage["completion"],
+            cached_tokens=usage["cached"],
+            cost_microdollars=cost_microdollars(usage["prompt"], usage["cached"], usage["completion"]),
+        )
 
     # --- Tools ---------------------------------------------------------------------------------------------------
 
@@ -515,8 +512,3 @@ class OpenAIEngine:
     def _tool_hand_off(self, tools, allowed, reason="", urgent=False):
         tools.hand_off(str(reason)[:100] or "the assistant asked for a person", urgent=bool(urgent))
         return {"handed_off": True}
-
-
-def is_idle(conversation) -> bool:
-    """Nothing in progress: a stored answer to a question fits."""
-    return conversation.state in (Conversation.State.NEW, Conversation.State.ENGAGED) and not conversation.offered_slots

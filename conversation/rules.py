@@ -15,7 +15,7 @@ from django.utils import timezone
 from medspa.models import format_cents
 
 from . import parsing
-from .engine import EngineReply
+from .engines import Engine, EngineContext, EngineReply
 from .models import Conversation
 from .tools import ToolRefused
 
@@ -86,10 +86,12 @@ class _Turn:
         return cls(c, text, tools, tz, lowered, wants, catalog)
 
 
-class RulesEngine:
+class RulesEngine(Engine):
     name = "rules"
+    guarded = False  # it has its own safety answers and cannot fail
 
-    def respond(self, *, conversation, texts, tools) -> EngineReply:
+    def respond(self, *, conversation, texts, tools, context: EngineContext | None = None) -> EngineReply:
+        """Reads only the new texts and the conversation's state: ``context`` is not used."""
         text = " ".join(t.strip() for t in texts if t and t.strip())
         reply = self._respond(conversation, text, tools)
         return EngineReply(text=reply, engine=self.name)

@@ -4,15 +4,18 @@ Adapters: the built-in calendar (``emr.calendar``), Nextech (``emr.nextech``, FH
 (``emr.boulevard``, Client API GraphQL) and manual EMRs such as Aesthetic Record (``emr.manual``). Times are aware
 datetimes; references (``service_ref``, ``provider_ref``, ``location_ref``) are the EMR's own ids, mapped from ours by
 the clinic's EMR configuration. Adapters raise ``EmrError`` (``transient`` says whether a retry may help) and
-``SlotTakenError`` when the time was taken in the EMR (Nextech answers 409).
+``SlotTakenError`` when the time was taken in the EMR (Nextech answers 409). Each is built by
+``from_config(clinic, config)`` (``emr.services.emr_client``, which picks the class from ``EMR_CLIENTS``).
+
+Capabilities are what the booking code asks before it writes (``bookings.services``): every client reads open
+times, so only how it books is declared.
 """
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 
-AVAILABILITY = "availability"  # reads open times
-HOLD = "hold"  # can hold a time in the EMR before it is confirmed
 WRITE = "write"  # writes appointments
 MANUAL = "manual"  # a person books it in the EMR; we only record their confirmation
 
@@ -61,8 +64,32 @@ class SlotTakenError(EmrError):
     """The time is no longer free in the EMR; offer the patient other times."""
 
 
+class EmrConfigError(ValueError):
+    """The clinic's EMR configuration cannot make a client; the message says what to fix."""
+
+
+def from_credentials(cls, config, **fields):
+    """``cls(**fields, **credentials)``, the credentials being the JSON object in ``config.credentials``; an
+    ``EmrConfigError`` when they are not JSON or do not fit the constructor (a missing or unknown key)."""
+    try:
+        credentials = json.loads(config.credentials or "{}")
+    except ValueError:
+        raise EmrConfigError("EMR credentials are not valid JSON.") from None
+    try:
+        return cls(**fields, **credentials)
+    except TypeError as exc:
+        raise EmrConfigError(f"EMR credentials do not fit {config.get_kind_display()}: {exc}") from None
+
+
 class EmrClient(ABC):
     capabilities: frozenset = frozenset()
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, clinic, config):
+        """The client for ``clinic`` from its ``EmrConfig`` (None for a clinic without one: the built-in calendar);
+        raise ``EmrConfigError`` when the configuration cannot make one."""
+        raise NotImplementedError
 
     def service_ref(self, service) -> str:
         """The EMR's id for one of our services (the clinic's mapping on the service)."""

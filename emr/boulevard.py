@@ -43,8 +43,6 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 
 from .base import (
-    AVAILABILITY,
-    HOLD,
     WRITE,
     Appointment,
     AppointmentRequest,
@@ -53,6 +51,7 @@ from .base import (
     PatientInfo,
     Slot,
     SlotTakenError,
+    from_credentials,
 )
 
 logger = logging.getLogger(__name__)
@@ -139,7 +138,7 @@ class CheckoutOutcomeUnknown(EmrError):
 
 
 class BoulevardClient(EmrClient):
-    capabilities = frozenset({AVAILABILITY, HOLD, WRITE})
+    capabilities = frozenset({WRITE})
 
     def __init__(
         self,
@@ -167,6 +166,11 @@ class BoulevardClient(EmrClient):
                 "Accept": "application/json",
             },
         )
+
+    @classmethod
+    def from_config(cls, clinic, config):
+        """Credentials ``{business_id, api_key, sandbox}``; the location is ``location_ref``."""
+        return from_credentials(cls, config, location_id=config.location_ref)
 
     def close(self):
         self._http.close()

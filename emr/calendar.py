@@ -9,17 +9,21 @@ from django.utils import timezone
 from medspa.events import publish
 from medspa.models import Service
 
-from .base import AVAILABILITY, WRITE, Appointment, AppointmentRequest, EmrClient, PatientInfo, Slot
+from .base import WRITE, Appointment, AppointmentRequest, EmrClient, PatientInfo, Slot
 from .models import EmrConfig, Provider, TimeOff, WorkingHours
 
 
 class BuiltinCalendarClient(EmrClient):
-    capabilities = frozenset({AVAILABILITY, WRITE})
+    capabilities = frozenset({WRITE})
 
     def __init__(self, *, clinic, config: EmrConfig | None = None, now=None):
         self.clinic = clinic
         self.config = config or EmrConfig(clinic=clinic)
         self.now = now
+
+    @classmethod
+    def from_config(cls, clinic, config):
+        return cls(clinic=clinic, config=config)
 
     def service_ref(self, service) -> str:
         return str(service.pk)  # the built-in calendar works on our own rows

@@ -2,12 +2,12 @@
 clinic keeps its providers' hours here), and a paid booking becomes a task for the front desk, who enter it in
 their EMR and mark it confirmed in our admin. Nothing is written to their EMR by us; the admin says so."""
 
-from .base import AVAILABILITY, MANUAL, EmrError
+from .base import MANUAL, EmrError
 from .calendar import BuiltinCalendarClient
 
 
 class ManualEmrClient(BuiltinCalendarClient):
-    capabilities = frozenset({AVAILABILITY, MANUAL})
+    capabilities = frozenset({MANUAL})
 
     def create_appointment(self, request):
         raise EmrError("This clinic's EMR is manual: staff enter the appointment (bookings.services).")

@@ -36,7 +36,6 @@ from django.core.cache import cache
 from pydantic import ValidationError
 
 from .base import (
-    AVAILABILITY,
     WRITE,
     Appointment,
     AppointmentRequest,
@@ -45,6 +44,7 @@ from .base import (
     PatientInfo,
     Slot,
     SlotTakenError,
+    from_credentials,
 )
 from .metrics import RESOURCES_SKIPPED
 
@@ -325,7 +325,7 @@ def _extension_reference(resource, name: str) -> str:
 
 
 class NextechClient(EmrClient):
-    capabilities = frozenset({AVAILABILITY, WRITE})
+    capabilities = frozenset({WRITE})
 
     def __init__(
         self,
@@ -353,6 +353,11 @@ class NextechClient(EmrClient):
         account = f"{client_id}\0{username}\0{password}\0{practice_id}".encode()
         digest = hmac.new(settings.SECRET_KEY.encode(), account, hashlib.sha256).hexdigest()[:32]
         self.cache_key = f"emr:nextech:token:{digest}"
+
+    @classmethod
+    def from_config(cls, clinic, config):
+        """Credentials ``{client_id, username, password, practice_id}``; the location is ``location_ref``."""
+        return from_credentials(cls, config, location_id=config.location_ref)
 
     def close(self) -> None:
         self._http.close()

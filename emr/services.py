@@ -1,13 +1,25 @@
-"""Scheduling rules owned by emr/: the clinic file's providers and hours, and the client for a clinic."""
+"""Scheduling rules owned by emr/: the clinic file's providers and hours, and the client for a clinic.
 
-import json
+``EMR_CLIENTS`` maps each ``EmrConfig.Kind`` to its client class, built by ``from_config(clinic, config)``;
+``settings.EMR_CLIENTS`` (kind -> dotted path) adds a kind or replaces one's client.
+"""
+
 from datetime import time
+
+from django.conf import settings
+from django.utils.module_loading import import_string
 
 from medspa.models import Service
 
-from .base import EmrError
-from .calendar import BuiltinCalendarClient
+from .base import EmrConfigError, EmrError
 from .models import EmrConfig, Provider, WorkingHours
+
+EMR_CLIENTS = {
+    EmrConfig.Kind.BUILTIN: "emr.calendar.BuiltinCalendarClient",
+    EmrConfig.Kind.NEXTECH: "emr.nextech.NextechClient",  # credentials {client_id, username, password, practice_id}
+    EmrConfig.Kind.BOULEVARD: "emr.boulevard.BoulevardClient",  # credentials {business_id, api_key, sandbox}
+    EmrConfig.Kind.MANUAL: "emr.manual.ManualEmrClient",  # reads the built-in calendar, staff write (Aesthetic Record)
+}
 
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
@@ -48,39 +60,14 @@ def providers_load(*, clinic, entries: list, report, replace: bool = False) -> N
         report.count("providers", "created" if created else "updated" if changed else "unchanged")
 
 
-class EmrConfigError(ValueError):
-    """The clinic's EMR configuration cannot make a client; the message says what to fix."""
-
-
 def emr_client(*, clinic):
-    """The scheduling client for a clinic, from its EMR configuration (the built-in calendar by default).
-
-    Credentials are a JSON object in the encrypted ``credentials`` field: Nextech ``{client_id, username,
-    password, practice_id}``, Boulevard ``{business_id, api_key, sandbox}``; the location comes from
-    ``location_ref``. A manual EMR (Aesthetic Record) reads the built-in calendar and leaves writing to staff."""
+    """The scheduling client for a clinic: ``EMR_CLIENTS[kind].from_config(clinic, config)`` for the kind of its
+    EMR configuration (the built-in calendar when it has none). ``EmrConfigError`` when no client fits."""
     config = EmrConfig.objects.filter(clinic=clinic).first()
-    if config is None or config.kind == EmrConfig.Kind.BUILTIN:
-        return BuiltinCalendarClient(clinic=clinic, config=config)
-    if config.kind == EmrConfig.Kind.MANUAL:
-        from .manual import ManualEmrClient
-
-        return ManualEmrClient(clinic=clinic, config=config)
-    try:
-        credentials = json.loads(config.credentials or "{}")
-    except ValueError:
-        raise EmrConfigError("EMR credentials are not valid JSON.") from None
-    try:
-        if config.kind == EmrConfig.Kind.NEXTECH:
-            from .nextech import NextechClient
-
-            return NextechClient(location_id=config.location_ref, **credentials)
-        if config.kind == EmrConfig.Kind.BOULEVARD:
-            from .boulevard import BoulevardClient
-
-            return BoulevardClient(location_id=config.location_ref, **credentials)
-    except TypeError as exc:
-        raise EmrConfigError(f"EMR credentials do not fit {config.get_kind_display()}: {exc}") from None
-    raise EmrConfigError(f"{config.get_kind_display()} has no client yet.")
+    path = {**EMR_CLIENTS, **settings.EMR_CLIENTS}.get(config.kind if config else EmrConfig.Kind.BUILTIN)
+    if path is None:
+        raise EmrConfigError(f"{config.get_kind_display()} has no client yet.")
+    return import_string(path).from_config(clinic, config)
 
 
 def emr_connection_test(*, clinic, now=None) -> tuple[bool, str]:

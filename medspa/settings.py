@@ -360,6 +360,12 @@ PAYMENTS_SANDBOX_ENABLED = env.bool("PAYMENTS_SANDBOX_ENABLED", default=DEBUG)
 # How long a deposit link holds its time; the hold is released when it passes unpaid.
 PAYMENTS_LINK_MINUTES = env.int("PAYMENTS_LINK_MINUTES", default=30)
 CONVERSATION_ENGINE = env.str("CONVERSATION_ENGINE", default="auto")
+# Registries a deployment may extend or override, name -> dotted path of a class ("name=path,name=path"):
+# conversation/engines.py ENGINES (CONVERSATION_ENGINE names one), emr/services.py EMR_CLIENTS (by EmrConfig kind),
+# payments/services.py PAYMENT_BACKENDS (by provider).
+ENGINES = env.dict("ENGINES", default={})
+EMR_CLIENTS = env.dict("EMR_CLIENTS", default={})
+PAYMENT_BACKENDS = env.dict("PAYMENT_BACKENDS", default={})
 OPENAI_API_KEY = _secret("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini")

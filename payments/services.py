@@ -6,6 +6,9 @@ booking) in one transaction; ``outbox_run`` confirms it through ``bookings.servi
 the EMR appointment exactly once) and, in the transaction that closes that row, writes the next one (send the
 confirmation). A payment for a time that is gone is refunded the same way. Every step is idempotent and claimed
 with a lease, so a crash anywhere resumes (the periodic sweep) and never doubles.
+
+``PAYMENT_BACKENDS`` maps a provider name to its backend class, built by ``from_config(clinic, config,
+public_token=)``; ``settings.PAYMENT_BACKENDS`` (name -> dotted path) adds a provider or replaces one's backend.
 """
 
 import logging
@@ -16,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from prometheus_client import Counter
 
 from bookings.models import Booking
@@ -39,7 +43,7 @@ from medspa.retry import RetrySchedule
 from messaging.models import Message
 from messaging.services import message_queue
 
-from .backends.base import LinkRequest, PaymentBackend, PaymentError
+from .backends.base import LinkRequest, PaymentBackend, PaymentConfigError, PaymentError
 from .models import OutboxItem, Payment, PaymentConfig, Provider
 
 logger = logging.getLogger(__name__)
@@ -55,11 +59,12 @@ RETRIES = RetrySchedule((10, 30, 120, 600, 1800, 3600))  # seconds before attemp
 MAX_ATTEMPTS = RETRIES.max_attempts
 
 
-class PaymentConfigError(Exception):
-    """No payment provider can be used for this clinic (for example the sandbox in production)."""
-
-
 # --- Providers --------------------------------------------------------------------------------------------------
+
+PAYMENT_BACKENDS = {
+    Provider.SQUARE: "payments.backends.square.SquareBackend",  # the clinic's token and location, else SQUARE_*
+    Provider.SANDBOX: "payments.backends.sandbox.SandboxBackend",  # refused unless PAYMENTS_SANDBOX_ENABLED
+}
 
 
 def sandbox_enabled() -> bool:
@@ -82,27 +87,14 @@ def payment_provider(*, clinic, config: PaymentConfig | None = None) -> str:
 
 
 def payment_backend(*, clinic, provider: str = "", public_token: str = "") -> PaymentBackend:
-    """The backend for a clinic: its own Square token and location, else the platform's (SQUARE_*)."""
+    """The backend for a clinic: ``PAYMENT_BACKENDS[provider].from_config(clinic, config, public_token=)``, the
+    provider being the clinic's (``payment_provider``) unless given (a payment's own)."""
     config = _config(clinic)
     provider = provider or payment_provider(clinic=clinic, config=config)
-    if provider == Provider.SANDBOX:
-        if not sandbox_enabled():
-            raise PaymentConfigError("Test payments are off in production and no Square account is configured.")
-        from .backends.sandbox import SandboxBackend
-
-        return SandboxBackend(public_token=public_token)
-    from .backends.square import SquareBackend
-
-    token = (config.square_access_token if config else "") or settings.SQUARE_ACCESS_TOKEN
-    location = (config.square_location_id if config else "") or settings.SQUARE_LOCATION_ID
-    if not token or not location:
-        raise PaymentConfigError("Square needs an access token and a location id (clinic or SQUARE_* settings).")
-    return SquareBackend(
-        access_token=token,
-        location_id=location,
-        base_url=settings.SQUARE_BASE_URL,
-        environment=settings.SQUARE_ENVIRONMENT,
-    )
+    path = {**PAYMENT_BACKENDS, **settings.PAYMENT_BACKENDS}.get(provider)
+    if path is None:
+        raise PaymentConfigError(f"{provider!r} is not a payment provider (PAYMENT_BACKENDS).")
+    return import_string(path).from_config(clinic, config, public_token=public_token)
 
 
 # --- Requesting a deposit ---------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from emr.base import AVAILABILITY, HOLD, WRITE, AppointmentRequest, EmrError, PatientInfo, Slot, SlotTakenError
+from emr.base import WRITE, AppointmentRequest, EmrError, PatientInfo, Slot, SlotTakenError
 from emr.boulevard import BoulevardClient, CheckoutOutcomeUnknown
 
 pytest_plugins = ["tests.fakes.boulevard"]  # the fake_boulevard fixture
@@ -57,7 +57,7 @@ def request_for(start, *, booking_id=42, patient=PATIENT, provider_ref=STAFF_VAR
 
 
 def test_capabilities_and_default_urls():
-    assert BoulevardClient.capabilities == frozenset({AVAILABILITY, HOLD, WRITE})
+    assert BoulevardClient.capabilities == frozenset({WRITE})
     sandbox = BoulevardClient(business_id="b1", api_key="k", location_id="l")
     live = BoulevardClient(business_id="b1", api_key="k", location_id="l", sandbox=False)
     assert sandbox.url == "https://sandbox.joinblvd.com/api/2020-01/b1/client"

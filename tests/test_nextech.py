@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from emr.base import AVAILABILITY, WRITE, AppointmentRequest, EmrError, PatientInfo, Slot, SlotTakenError
+from emr.base import WRITE, AppointmentRequest, EmrError, PatientInfo, Slot, SlotTakenError
 from emr.nextech import NextechClient, nextech_phone
 
 pytest_plugins = ["tests.fakes.nextech"]  # the fake_nextech fixture
@@ -98,7 +98,7 @@ def request_for(slot, booking_id=41, patient_id="", comment=""):
 
 
 def test_capabilities():
-    assert NextechClient.capabilities == frozenset({AVAILABILITY, WRITE})
+    assert NextechClient.capabilities == frozenset({WRITE})
 
 
 def test_token_fetched_once_and_reused_across_calls_and_workers(fake_nextech, nextech, make_client):

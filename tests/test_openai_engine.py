@@ -230,6 +230,16 @@ def test_a_failure_after_the_model_acted_reports_where_things_stand(patient, llm
     assert turn.fallback and [c["tool"] for c in turn.tool_calls] == ["lookup_service", "find_open_times"]
 
 
+def test_a_failed_turn_records_what_its_model_calls_cost(patient, llm, botox):
+    """The tokens of the calls before the failure are carried on the exception (``EngineUnavailable.usage``)."""
+    llm.script(tool("find_open_times", {"service_id": botox.pk, "when": "thursday afternoon"}), error(500))
+    patient.reply("botox thursday afternoon")
+    turn = Turn.objects.get()
+    assert turn.fallback and turn.prompt_tokens == llm.usages[0]["prompt_tokens"] > 0
+    assert turn.completion_tokens == llm.usages[0]["completion_tokens"] and turn.cost_microdollars > 0
+    assert patient.conversation.tokens_used == turn.prompt_tokens + turn.completion_tokens
+
+
 def test_a_model_that_never_stops_calling_tools_falls_back(patient, llm, settings):
     settings.ASSISTANT_MAX_TOOL_ROUNDS = 3
     llm.script(*[tool("search_knowledge", {"query": "parking"})] * 3)

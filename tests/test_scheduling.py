@@ -316,7 +316,7 @@ def test_concurrent_misses_make_one_emr_call_and_holds_invalidate(demo, django_c
 class MemoryEmr:
     """An EMR in memory: records appointments, can lose a time, or time out after writing."""
 
-    capabilities = frozenset({"availability", "write"})
+    capabilities = frozenset({"write"})
 
     def __init__(self):
         self.appointments, self.creates, self.taken, self.timeout_after_write = {}, 0, False, False

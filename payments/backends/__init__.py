@@ -1,1 +1,2 @@
-"""Payment provider backends (deposits): the interface in ``base``, Square in ``square``."""
+"""Payment provider backends (deposits): the interface in ``base``, Square in ``square``, test payments in
+``sandbox``; ``payments.services.PAYMENT_BACKENDS`` names them."""

@@ -2,6 +2,7 @@
 
 Backends turn their transport and API errors into ``PaymentError``: ``transient`` says whether trying again later
 (with the same idempotency key) may succeed, so the calling code has one place to choose between retry and failure.
+Each is built by ``from_config(clinic, config, public_token=)`` (``payments.services.payment_backend``).
 """
 
 from abc import ABC, abstractmethod
@@ -43,8 +44,20 @@ class PaymentError(Exception):
         self.transient, self.status = transient, status
 
 
+class PaymentConfigError(Exception):
+    """No payment provider can be used for this clinic (for example the sandbox in production)."""
+
+
 class PaymentBackend(ABC):
     name = ""
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, clinic, config, *, public_token: str = ""):
+        """The backend for ``clinic`` from its ``PaymentConfig`` (None when it has none: the platform's settings);
+        ``public_token``: the payment's own token (the sandbox's checkout page). ``PaymentConfigError`` when the
+        configuration cannot make one."""
+        raise NotImplementedError
 
     @abstractmethod
     def create_link(self, request: LinkRequest) -> PaymentLink: ...

@@ -8,7 +8,7 @@ import hashlib
 from django.conf import settings
 from django.urls import reverse
 
-from .base import LinkRequest, PaymentBackend, PaymentLink, Refund
+from .base import LinkRequest, PaymentBackend, PaymentConfigError, PaymentLink, Refund
 
 
 class SandboxBackend(PaymentBackend):
@@ -16,6 +16,12 @@ class SandboxBackend(PaymentBackend):
 
     def __init__(self, *, public_token: str = ""):
         self.public_token = public_token
+
+    @classmethod
+    def from_config(cls, clinic, config, *, public_token=""):
+        if not settings.PAYMENTS_SANDBOX_ENABLED:
+            raise PaymentConfigError("Test payments are off in production and no Square account is configured.")
+        return cls(public_token=public_token)
 
     def create_link(self, request: LinkRequest) -> PaymentLink:
         order = "sandbox-order-" + hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:20]

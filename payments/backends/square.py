@@ -16,11 +16,12 @@ import logging
 import re
 
 import httpx
+from django.conf import settings
 from square import Square
 from square.core.api_error import ApiError
 from square.environment import SquareEnvironment
 
-from .base import LinkRequest, PaymentBackend, PaymentError, PaymentLink, Refund
+from .base import LinkRequest, PaymentBackend, PaymentConfigError, PaymentError, PaymentLink, Refund
 
 try:
     from square.utils.webhooks_helper import verify_signature as _sdk_verify_signature
@@ -72,6 +73,20 @@ class SquareBackend(PaymentBackend):
             SquareEnvironment.PRODUCTION.value if environment == "production" else SquareEnvironment.SANDBOX.value
         )
         self.timeout = float(timeout)
+
+    @classmethod
+    def from_config(cls, clinic, config, *, public_token=""):
+        """The clinic's own Square token and location, else the platform's (SQUARE_*)."""
+        token = (config.square_access_token if config else "") or settings.SQUARE_ACCESS_TOKEN
+        location = (config.square_location_id if config else "") or settings.SQUARE_LOCATION_ID
+        if not token or not location:
+            raise PaymentConfigError("Square needs an access token and a location id (clinic or SQUARE_* settings).")
+        return cls(
+            access_token=token,
+            location_id=location,
+            base_url=settings.SQUARE_BASE_URL,
+            environment=settings.SQUARE_ENVIRONMENT,
+        )
 
     def __repr__(self):  # never the token
         return f"<SquareBackend {self.base_url} location={self.location_id}>"
