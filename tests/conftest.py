@@ -69,6 +69,20 @@ def _isolated_cache():
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hasher(request):
+    """MD5 for the passwords this process hashes: PBKDF2's million rounds take about half a second a hash here,
+    and every staff user, superuser and login attempt (the lockout tests make dozens) pays it. Not for the e2e
+    tests, whose servers run the real settings and must check the passwords the test writes."""
+    if request.node.get_closest_marker("e2e"):
+        yield
+        return
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def _eager_tasks():
     """Tasks run in the test's process, with or without REDIS_URL; tests/test_worker.py runs a real worker."""
     from medspa.celery import app
