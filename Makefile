@@ -40,7 +40,7 @@ E2E_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/medspa
 E2E_REDIS_URL ?= redis://127.0.0.1:6379/0
 e2e-report: install
 	DATABASE_URL="$${DATABASE_URL:-$(E2E_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(E2E_REDIS_URL)}" CI=1 \
-		E2E_REPORT=docs/E2E_TEST_RESULTS.md $(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+		E2E_REPORT=docs/E2E_TEST_RESULTS.md $(BIN)/python -m pytest -m e2e -p no:randomly $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -40,6 +40,14 @@ def pinned_clock(value: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=CLOCK_ZONE)
 
 
+def pytest_terminal_summary(terminalreporter, config):
+    """pytest-randomly's seed in the summary as well as the header, which -q hides: a failure that depends on the
+    order is reproduced with the same seed (docs/DECISIONS.md)."""
+    if config.pluginmanager.hasplugin("randomly"):
+        seed = config.option.randomly_seed
+        terminalreporter.write_line(f"random test order (pytest-randomly); this order again: --randomly-seed={seed}")
+
+
 def pytest_report_header(config):
     moment = pinned_clock(config.getoption("--clock"))
     return f"clock pinned at {moment.isoformat()} (--clock / TEST_CLOCK)" if moment else None
