@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test e2e-report lint format install migrate seed clean
+.PHONY: run test test-random e2e-report lint format install migrate seed clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -33,6 +33,10 @@ run: seed
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The same suite in a random order (pytest-randomly; the seed is printed: --randomly-seed=N repeats an order).
+test-random: install
+	$(BIN)/python -m pytest -p randomly -m "not e2e" $(PYTEST_ARGS)
 
 # The end-to-end tests (tests/e2e: gunicorn, Celery workers and beat, fake providers) on PostgreSQL and Redis, and
 # docs/E2E_TEST_RESULTS.md written from that run. Uses DATABASE_URL / REDIS_URL when set, else CI's local servers.

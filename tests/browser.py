@@ -3,6 +3,7 @@
 ``.ci/run`` installs the chromium package; elsewhere set CHROMIUM_PATH or install it. Tests using the ``page``
 fixture skip only when no Chromium is found, and CI always has one."""
 
+import asyncio
 import os
 import shutil
 import threading
@@ -15,25 +16,54 @@ def chromium_path() -> str | None:
     return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture
-def page(monkeypatch):
+@pytest.fixture(scope="session")
+def _chromium():
+    """One Chromium (and Playwright driver) for the session: starting them takes a second or two, a fresh context
+    per test (its own cookies, storage and cache) takes a few milliseconds. ``None`` when there is no Chromium.
+
+    Playwright's sync API leaves its event loop marked as running in this thread for as long as it is started, and
+    Django refuses ORM calls (and async_to_sync) in a thread with a running loop. So the loop is unmarked between
+    browser tests and marked again only while a test has a ``page`` (the loop is idle then: it runs only inside a
+    Playwright call)."""
     path = chromium_path()
     if not path:
+        yield None
+        return
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-gpu"])
+    loop = asyncio.events._get_running_loop()
+    asyncio.events._set_running_loop(None)
+    try:
+        yield browser, loop
+    finally:
+        asyncio.events._set_running_loop(loop)
+        try:
+            browser.close()
+        finally:
+            playwright.stop()
+            asyncio.events._set_running_loop(None)
+
+
+@pytest.fixture
+def page(_chromium, monkeypatch):
+    if _chromium is None:
         if os.environ.get("CI"):
             pytest.fail("CI must have Chromium (apt-get install chromium)")
         pytest.skip("Chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes are still synchronous.
+    browser, loop = _chromium
+    # The test's own ORM calls are synchronous, in this thread, while Playwright's loop is marked as running here.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-gpu"])
+    asyncio.events._set_running_loop(loop)
+    try:
         context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
         try:
             yield context.new_page()
         finally:
             context.close()
-            browser.close()
+    finally:
+        asyncio.events._set_running_loop(None)
 
 
 # Runs in every frame before the page's own scripts (and is not subject to the page's CSP itself).

@@ -40,6 +40,14 @@ def pinned_clock(value: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=CLOCK_ZONE)
 
 
+def pytest_terminal_summary(terminalreporter, config):
+    """pytest-randomly's seed in the summary as well as the header, which -q hides: a failure that depends on the
+    order is reproduced with the same seed (docs/DECISIONS.md)."""
+    if config.pluginmanager.hasplugin("randomly"):
+        seed = config.option.randomly_seed
+        terminalreporter.write_line(f"random test order (pytest-randomly); this order again: --randomly-seed={seed}")
+
+
 def pytest_report_header(config):
     moment = pinned_clock(config.getoption("--clock"))
     return f"clock pinned at {moment.isoformat()} (--clock / TEST_CLOCK)" if moment else None
@@ -58,10 +66,28 @@ def _pinned_clock(request):
 
 @pytest.fixture(autouse=True)
 def _isolated_cache():
-    """Each test starts with an empty cache (throttles, CORS origins), locmem or Redis alike."""
+    """Each test starts with an empty cache (throttles, CORS origins, knowledge search results), locmem or Redis
+    alike, and without the search indexes a previous test built in this process from rows since rolled back."""
     from django.core.cache import cache
 
+    from knowledge import services as knowledge
+
     cache.clear()
+    knowledge._indexes.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(request):
+    """MD5 for the passwords this process hashes: PBKDF2's million rounds take about half a second a hash here,
+    and every staff user, superuser and login attempt (the lockout tests make dozens) pays it. Not for the e2e
+    tests, whose servers run the real settings and must check the passwords the test writes."""
+    if request.node.get_closest_marker("e2e"):
+        yield
+        return
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -86,12 +112,70 @@ def sms_outbox(settings):
     locmem.reset()
 
 
-@pytest.fixture
-def demo(db):
-    """The demo clinic, loaded the way `make run` loads it (fixtures/demo-clinic.json)."""
+@pytest.fixture(scope="session")
+def _demo_rows(django_db_setup, django_db_blocker):
+    """Every row that `seed_knowledge` adds to the empty test database, as ``[(model, [field values])]``, parents
+    before children. Loaded once per session, inside a transaction that is rolled back: the database itself stays
+    empty, so tests that do not ask for ``demo`` (and the transactional ones, which flush) see no demo clinic."""
+    from django.apps import apps
     from django.core.management import call_command
+    from django.db import transaction
 
-    call_command("seed_knowledge", verbosity=0)
+    models = [m for m in apps.get_models(include_auto_created=True) if m._meta.managed and not m._meta.proxy]
+    with django_db_blocker.unblock(), transaction.atomic():
+        existing = {m: set(m._base_manager.values_list("pk", flat=True)) for m in models}
+        call_command("seed_knowledge", verbosity=0)
+        added = {}
+        for model in models:
+            pk = model._meta.pk.attname
+            rows = [row for row in model._base_manager.order_by("pk").values() if row[pk] not in existing[model]]
+            if rows:
+                added[model] = rows
+        transaction.set_rollback(True)
+    ordered = []
+    while added:  # parents first: a model goes once every model it points to is placed
+        ready = [
+            m for m in added if not any(f.related_model in added and f.related_model is not m for f in _foreign_keys(m))
+        ]
+        assert ready, f"a cycle of foreign keys among {sorted(m._meta.label for m in added)}"
+        for model in ready:
+            ordered.append((model, added.pop(model)))
+    return ordered
+
+
+def _foreign_keys(model):
+    fields = [f for f in model._meta.concrete_fields if f.many_to_one or f.one_to_one]
+    assert not model._meta.pk.is_relation, f"{model._meta.label}: a primary key that is a relation"
+    assert all(f.target_field.primary_key for f in fields), f"{model._meta.label}: a foreign key to a non-key field"
+    return fields
+
+
+@pytest.fixture
+def demo(_demo_rows, db):
+    """The demo clinic, as `make run` loads it (fixtures/demo-clinic.json): the rows `seed_knowledge` wrote once
+    per session (``_demo_rows``), inserted again for this test under fresh primary keys, foreign keys following.
+    Inserting is what the load ends in anyway; the parsing, lookups and indexing it spends its time on are not
+    repeated. Timestamps (auto_now, auto_now_add) are this test's now, as if it had loaded the file itself.
+    tests/test_clinic_file.py checks that a load after this one finds nothing to change."""
+    import copy
+
+    from django.db import connection
+
+    assert connection.features.can_return_rows_from_bulk_insert, "bulk_create must return the new primary keys"
+    new_pk = {}  # (model, primary key in _demo_rows) -> this test's primary key
+    for model, rows in _demo_rows:
+        foreign_keys, pk = _foreign_keys(model), model._meta.pk.attname
+        objects = []
+        for values in rows:
+            values = copy.deepcopy(values)
+            values.pop(pk)
+            for field in foreign_keys:
+                old = values.get(field.attname)
+                if (field.related_model, old) in new_pk:
+                    values[field.attname] = new_pk[field.related_model, old]
+            objects.append(model(**values))
+        for values, obj in zip(rows, model._base_manager.bulk_create(objects), strict=True):
+            new_pk[model, values[pk]] = obj.pk
     return Clinic.objects.get(slug="demo-clinic-001")
 
 

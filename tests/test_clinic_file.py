@@ -37,6 +37,25 @@ def test_second_run_changes_nothing(capsys):
     assert "already up to date" in capsys.readouterr().out
 
 
+def test_the_demo_fixture_holds_what_the_file_loads(demo, capsys):
+    """tests/conftest.py's ``demo`` copies the rows of one load per session: loading the file again changes nothing,
+    and re-indexing its documents gives the very chunks the copy has."""
+    from knowledge.models import KnowledgeChunk, KnowledgeDocument
+    from knowledge.services import document_index
+
+    def chunks():
+        rows = KnowledgeChunk.objects.order_by("document__title", "position")
+        return list(rows.values_list("title", "text", "terms"))
+
+    before, indexed = snapshot(), chunks()
+    call_command("seed_knowledge", verbosity=0)
+    assert snapshot() == before
+    assert "already up to date" in capsys.readouterr().out
+    for document in KnowledgeDocument.objects.filter(clinic=demo):
+        document_index(document)
+    assert chunks() == indexed and len(indexed) >= KnowledgeDocument.objects.filter(clinic=demo).count()
+
+
 @pytest.mark.django_db
 def test_changed_file_updates_in_place(tmp_path, capsys):
     call_command("seed_knowledge", verbosity=0)
