@@ -79,7 +79,8 @@ def write(path, transcripts, *, stack, wall_seconds):
         f"`{commit}`{dirty}. Do not edit by hand: run the command again.",
         "",
         "What ran: the web app served by gunicorn (`medspa.wsgi`, 2 workers), Celery workers `worker` "
-        "(queues default, ai, emr, periodic), `worker-sms` (sms), `worker-inbound` (inbound) and Celery beat, as "
+        "(queues default, ai, emr, periodic), `worker-sms` (sms), `worker-inbound` (inbound), `worker-priority` "
+        "(priority) and Celery beat, as "
         "separate processes on PostgreSQL (the pytest test database) and Redis; Telnyx, Square, Nextech and OpenAI "
         "were local fakes, each "
         "in its own process, speaking the providers' documented wire formats. Every event reached the app the way "
