@@ -45,6 +45,7 @@ signals.task_postrun.connect(worker_metrics.sweep_run_count, weak=False)
 signals.worker_process_shutdown.connect(worker_metrics.process_shutdown, weak=False)
 signals.worker_shutdown.connect(worker_metrics.process_shutdown, weak=False)
 signals.worker_ready.connect(worker_metrics.worker_ready, weak=False)
+signals.worker_ready.connect(queueing.worker_started, weak=False)
 
 
 def _filter_logs(logger=None, **kwargs):

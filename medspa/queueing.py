@@ -9,11 +9,13 @@ A sweep must not queue again what is only waiting in a long queue: under a backl
 copy a task run that finds nothing to do) when the workers had least time for it. So ``enqueue`` leaves a marker
 in the cache (the same Redis as the broker in every deployment we describe) that the task removes when it starts,
 and the sweeps skip the ids ``queued_ids`` still finds marked. A flushed or restarted Redis loses the markers with
-the tasks, so the sweeps queue again at once; a task lost while the marker stays (a worker killed while holding
-it) is queued again when the marker expires, after MARKER_SECONDS.
+the tasks, so the sweeps queue again at once. A worker that starts (``worker_started``: a restart after a crash,
+or a new one) voids every marker written before it, because the tasks a killed worker held are gone with it; a
+task lost while its marker stays and no worker starts is queued again when the marker expires (MARKER_SECONDS).
 """
 
 import logging
+import time
 
 from celery import current_app
 from celery.exceptions import NotRegistered
@@ -40,6 +42,9 @@ def _marker(task_name: str, args) -> str:
     return f"queued:{task_name}:{':'.join(map(str, args))}"
 
 
+SINCE = "queued:since"  # markers written before this time (a worker's start) do not count
+
+
 def _markers_on() -> bool:
     return not current_app.conf.task_always_eager  # an eager task has run before apply_async returns
 
@@ -52,7 +57,7 @@ def enqueue(task, *args, countdown: float | None = None, queue: str | None = Non
         task = registered(task)
     marker = _marker(task.name, args) if _markers_on() else None
     if marker:
-        _cache_call(cache.set, marker, 1, MARKER_SECONDS)
+        _cache_call(cache.set, marker, time.time(), MARKER_SECONDS)
     try:
         task.apply_async(args, countdown=countdown, **({"queue": queue} if queue else {}))
     except BROKER_ERRORS as exc:
@@ -81,8 +86,16 @@ def queued_ids(task_name: str, ids) -> set:
     if not ids or not _markers_on():
         return set()
     keys = {_marker(task_name, (pk,)): pk for pk in ids}
-    found = _cache_call(cache.get_many, list(keys)) or {}
-    return {keys[key] for key in found}
+    found = _cache_call(cache.get_many, [*keys, SINCE]) or {}
+    since = max(found.pop(SINCE, 0), time.time() - MARKER_SECONDS)  # the TTL too, on this host's clock
+    return {keys[key] for key, at in found.items() if isinstance(at, int | float) and at > since}
+
+
+def worker_started(**kwargs):
+    """``worker_ready``: the tasks a worker that died held are lost with it, and this may be its restart, so every
+    marker written until now stops counting (the next sweeps queue what is still undone once; a copy finds it
+    done)."""
+    _cache_call(cache.set, SINCE, time.time(), None)
 
 
 def task_started(task=None, args=None, **kwargs):

@@ -182,3 +182,18 @@ def test_the_sweeps_leave_alone_what_only_waits_in_a_long_queue(
     with django_capture_on_commit_callbacks(execute=False):
         assert messages_reconcile() == {"requeued": [text.pk]}
         assert conversations_resume_unanswered() == [Message.objects.get(direction="inbound").conversation_id]
+
+
+def test_a_worker_that_starts_voids_the_markers_written_before_it(db, published, time_machine):
+    """A worker killed while holding a task loses it; its restart (or any worker's start) means the sweeps must
+    not wait for the marker to expire."""
+    from inbox.tasks import process_event
+    from medspa.queueing import queued_ids, worker_started
+
+    time_machine.move_to(datetime(2026, 11, 24, 17, 0, tzinfo=UTC), tick=False)
+    enqueue(process_event, 7)
+    time_machine.shift(timedelta(seconds=5))
+    worker_started()
+    time_machine.shift(timedelta(seconds=1))
+    enqueue(process_event, 8)  # queued after the start: still waiting
+    assert queued_ids("inbox.process_event", [7, 8]) == {8}
