@@ -1,4 +1,5 @@
 import os
+import re
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,18 @@ CONSENT = (
 
 
 CLOCK_ZONE = ZoneInfo("America/New_York")
+
+# What a log holds by chance: task ids (random UUIDs) and task run times ("succeeded in 0.0162737s").
+_RANDOM_IN_LOGS = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|\b\d+\.\d+s\b")
+
+
+def log_text(caplog) -> str:
+    """The captured log with its random ids and run times blanked out.
+
+    A test that looks for a fragment of a patient's number ("617", "0123") must not fail because a task id
+    happened to hold the same digits (one did: "61766897-ab6c-...").
+    """
+    return _RANDOM_IN_LOGS.sub("<random>", caplog.text)
 
 
 def pytest_addoption(parser):
