@@ -31,12 +31,16 @@ run: seed
 	@echo "Serving the demo clinic on http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/docs)"
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# On the embedded defaults the suite runs on every core (pytest-xdist: one SQLite database and one in-process cache per
+# process). On PostgreSQL + Redis it runs in one process: the real-worker and e2e tests share one Redis and start
+# their own servers. PYTEST_WORKERS=0 forces one process, PYTEST_WORKERS=N sets N.
+PYTEST_WORKERS ?= $(if $(or $(DATABASE_URL),$(REDIS_URL)),0,auto)
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # The same suite in a random order (pytest-randomly; the seed is printed: --randomly-seed=N repeats an order).
 test-random: install
-	$(BIN)/python -m pytest -p randomly -m "not e2e" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p randomly -m "not e2e" $(PYTEST_ARGS)
 
 # The end-to-end tests (tests/e2e: gunicorn, Celery workers and beat, fake providers) on PostgreSQL and Redis, and
 # docs/E2E_TEST_RESULTS.md written from that run. Uses DATABASE_URL / REDIS_URL when set, else CI's local servers.
