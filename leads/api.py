@@ -1,5 +1,7 @@
 """Lead capture (public) and the staff list of a clinic's leads."""
 
+import logging
+
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -14,6 +16,7 @@ from rest_framework.views import APIView
 from medspa.api import ClinicScopedListView
 from medspa.http import client_ip
 from medspa.models import Clinic
+from medspa.queueing import CACHE_ERRORS
 
 from .cors import origin_allowed_for
 from .forms import PUBLIC_MESSAGE_MAX_LENGTH, PUBLIC_MESSAGE_TOO_LONG
@@ -22,12 +25,25 @@ from .metrics import LEAD_SUBMISSIONS
 from .models import Lead
 from .services import lead_create
 
+logger = logging.getLogger(__name__)
+
 
 class LeadThrottle(ScopedRateThrottle):
-    """Per client IP, as medspa.http.client_ip sees it behind TRUSTED_PROXY_COUNT proxies."""
+    """Per client IP, as medspa.http.client_ip sees it behind TRUSTED_PROXY_COUNT proxies.
+
+    The count lives in the cache (Redis in production). With the cache down the lead is taken unthrottled: a
+    patient's request is worth more than a minute of rate limiting (docs/DECISIONS.md, "Leads while Redis is down").
+    """
 
     def get_ident(self, request):
         return client_ip(request) or "unknown"
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except CACHE_ERRORS as exc:
+            logger.warning("lead rate limit skipped: the cache is unavailable (%s)", type(exc).__name__)
+            return True
 
 
 class BodyTooLarge(APIException):

@@ -36,6 +36,7 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from medspa.http import client_ip, origin_of
 from medspa.models import Clinic
+from medspa.queueing import CACHE_ERRORS
 
 from .forms import LeadForm, valid_source_url
 from .limits import BodyRefused, check_body
@@ -64,7 +65,7 @@ def rate_limit_wait(*, clinic: Clinic, ip: str | None) -> int:
     """Count a submission; 0 while within LEAD_RATE_LIMIT for this IP and clinic, else seconds to wait.
 
     A fixed window in the Django cache (``add`` then ``incr``: atomic on Redis and in process memory alike). The
-    rate is read the way DRF reads it for the API (``"10/minute"``).
+    rate is read the way DRF reads it for the API (``"10/minute"``). With the cache down nothing is counted (0).
     """
     rate = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {}).get("leads")
     if not rate:
@@ -73,12 +74,16 @@ def rate_limit_wait(*, clinic: Clinic, ip: str | None) -> int:
     now = time.time()
     window = int(now // period)
     key = f"leads:form-rate:{clinic.pk}:{ip or 'unknown'}:{window}"
-    cache.add(key, 0, timeout=period + 1)
     try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=period + 1)
-        count = 1
+        cache.add(key, 0, timeout=period + 1)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=period + 1)
+            count = 1
+    except CACHE_ERRORS as exc:  # the patient's request is worth more than a minute of rate limiting
+        logger.warning("lead form rate limit skipped: the cache is unavailable (%s)", type(exc).__name__)
+        return 0
     if count <= limit:
         return 0
     return max(1, math.ceil((window + 1) * period - now))

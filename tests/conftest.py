@@ -19,6 +19,11 @@ CONSENT = (
 
 CLOCK_ZONE = ZoneInfo("America/New_York")
 
+# A Redis cache nothing listens on (port 1 on this machine): every call raises redis.ConnectionError at once.
+DEAD_CACHE = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+}
+
 # What a log holds by chance: task ids (random UUIDs) and task run times ("succeeded in 0.0162737s").
 _RANDOM_IN_LOGS = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|\b\d+\.\d+s\b")
 

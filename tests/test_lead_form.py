@@ -16,7 +16,7 @@ from medspa.models import Service
 from messaging.compliance import consent_wording
 from messaging.models import Message
 
-from .conftest import log_text, make_clinic
+from .conftest import DEAD_CACHE, log_text, make_clinic
 
 pytest_plugins = ["tests.browser"]
 
@@ -449,3 +449,12 @@ def test_the_form_sets_no_cookie(demo):
     response = client.get(URL + "?embed=1")
     assert not response.cookies
     assert client.post(URL + "?embed=1", good(phone="1")).status_code == 400  # reaches validation, not a 403
+
+
+def test_the_form_takes_a_lead_while_the_cache_is_down(client, demo, daytime, settings, caplog):
+    """Redis down (nothing listens on port 1): the form's rate limit is skipped and the patient's lead is stored."""
+    settings.CACHES = DEAD_CACHE
+    response = client.post(URL, good())
+    assert response.status_code == 200
+    assert Lead.objects.count() == 1
+    assert "lead form rate limit skipped: the cache is unavailable (ConnectionError)" in caplog.text

@@ -8,7 +8,7 @@ from django.core.cache import cache
 from leads.models import Lead
 from medspa.models import AuditEvent
 
-from .conftest import CONSENT, log_text, make_clinic, make_service
+from .conftest import CONSENT, DEAD_CACHE, log_text, make_clinic, make_service
 
 URL = "/api/leads"
 
@@ -242,3 +242,12 @@ def test_lead_creation_is_not_an_audit_event_but_staff_views_are(client, api_cli
         "front-desk",
         clinic.pk,
     )
+
+
+def test_a_lead_is_taken_while_the_cache_is_down(api_client, clinic, settings, caplog):
+    """Redis down (nothing listens on port 1): the rate limit and the CORS list are skipped, the lead is stored."""
+    settings.CACHES = DEAD_CACHE
+    response = post(api_client, good(), HTTP_ORIGIN="https://www.glow.example.com")
+    assert response.status_code == 201, response.content
+    assert Lead.objects.filter(pk=response.json()["id"]).exists()
+    assert "lead rate limit skipped: the cache is unavailable (ConnectionError)" in caplog.text
