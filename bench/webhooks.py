@@ -243,9 +243,9 @@ def main():
         import psycopg
 
         with psycopg.connect(database_url) as conn:
-            while conn.execute("SELECT count(*) FROM messaging_webhookevent WHERE status = 'pending'").fetchone()[0]:
+            while conn.execute("SELECT count(*) FROM inbox_webhookevent WHERE status = 'pending'").fetchone()[0]:
                 time.sleep(0.1)
-            processed = conn.execute("SELECT count(*) FROM messaging_webhookevent").fetchone()[0]
+            processed = conn.execute("SELECT count(*) FROM inbox_webhookevent").fetchone()[0]
         drain = time.perf_counter() - drain_started
 
         # Missed call -> intro at the fake Telnyx, one call at a time, through the idle real worker.

@@ -15,6 +15,7 @@ task lost while its marker stays and no worker starts is queued again when the m
 """
 
 import logging
+import threading
 import time
 
 from celery import current_app
@@ -69,13 +70,22 @@ def enqueue(task, *args, countdown: float | None = None, queue: str | None = Non
     return True
 
 
+_DISCOVERY = threading.Lock()
+
+
 def registered(name: str):
     """The task registered under ``name``. A web process has not imported the apps' tasks modules (a worker does
-    at start): the first lookup has Celery's autodiscovery import them."""
+    at start): the first lookup has Celery's autodiscovery import them.
+
+    One thread at a time: Celery's autodiscovery returns at once, having imported nothing, to a thread that calls it
+    while another thread's discovery runs (celery.loaders.base._RACE_PROTECTION), so the second of two concurrent
+    first webhooks in a threaded server (runserver, gunicorn --threads) would find no task and answer 500.
+    """
     try:
         return current_app.tasks[name]
     except NotRegistered:
-        current_app.loader.import_default_modules()
+        with _DISCOVERY:
+            current_app.loader.import_default_modules()
         return current_app.tasks[name]
 
 
