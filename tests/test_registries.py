@@ -124,3 +124,19 @@ def test_auto_picks_openai_only_with_a_key(settings):
     settings.CONVERSATION_ENGINE = "auto"
     settings.OPENAI_API_KEY = ""
     assert engine_for(None).name == "rules"
+
+
+def test_an_unknown_engine_fails_the_system_checks_at_start_up(settings):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.CONVERSATION_ENGINE = "gpt-nine"
+    with pytest.raises(SystemCheckError, match=r"conversation.E002.*CONVERSATION_ENGINE='gpt-nine' is not an engine"):
+        call_command("check")
+    settings.CONVERSATION_ENGINE = "auto"
+    settings.ENGINES = {"mine": "nowhere.engines.Mine"}
+    with pytest.raises(SystemCheckError, match=r"conversation.E001.*'nowhere.engines.Mine' cannot be imported"):
+        call_command("check")
+    settings.ENGINES = {"mine": "conversation.rules.RulesEngine"}
+    settings.CONVERSATION_ENGINE = "mine"
+    call_command("check")  # a name added in settings.ENGINES is an engine
