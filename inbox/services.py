@@ -281,14 +281,16 @@ def events_sweep(*, now=None, limit: int = 500) -> list[int]:
     )
     due = Q(status=Status.FAILED, next_attempt_at__lte=now) | Q(status=Status.PROCESSING, lease_until__lte=now)
     rows = WebhookEvent.objects.filter(lost | due).order_by("received_at")
-    found = list(rows.values_list("pk", "provider", "event_type", "payload", "status")[:limit])
-    waiting = queued_ids(PROCESS_TASK, [pk for pk, *_, status in found if status == Status.PENDING])
-    ids = [pk for pk, *_ in found if pk not in waiting]
+    found = list(rows.values_list("pk", "status")[:limit])
+    waiting = queued_ids(PROCESS_TASK, [pk for pk, status in found if status == Status.PENDING])
+    ids = [pk for pk, _ in found if pk not in waiting]
     if ids:
         WebhookEvent.objects.filter(pk__in=ids, status=Status.PENDING).update(next_attempt_at=now + REQUEUE_EVERY)
-        for pk, provider, event_type, payload, _ in found:
-            if pk not in waiting:
-                enqueue(pk, urgent=_urgent(WebhookEvent(provider=provider, event_type=event_type, payload=payload)))
+        # Only the rows queued again are read whole (their payload tells whether they are urgent): under a long queue
+        # most rows found are only waiting, and their bodies are not read every 10 s.
+        queued = WebhookEvent.objects.filter(pk__in=ids).order_by("received_at")
+        for event in queued.only("pk", "provider", "event_type", "payload"):
+            enqueue(event.pk, urgent=_urgent(event))
         SWEEP_REQUEUED.labels("inbox").inc(len(ids))
         logger.info("inbox sweep queued %s event(s) again", len(ids))
     return ids
