@@ -978,3 +978,22 @@ def test_nextechs_own_appointment_search_sample_finds_ours_and_an_unmapped_statu
     del resource["status"]
     found = nextech.find_appointment(booking_id=41, patient_id="77", start=start)
     assert (found.emr_appointment_id, found.status) == ("12312", "")  # live: never written twice
+
+
+def test_an_empty_string_is_read_as_absent_and_a_list_it_empties_goes_too(fake_nextech, nextech, monkeypatch):
+    def emptied(body):
+        practitioner = body["entry"][0]["resource"]["contained"][1]
+        practitioner["name"][0]["given"] = [""]  # nothing but the empty name Nextech appends
+        practitioner["name"][0]["text"] = ""
+
+    serve_slots(fake_nextech, monkeypatch, emptied)
+    before = skipped("Practitioner")
+
+    assert len(nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))) == 4
+    assert skipped("Practitioner") == before
+    from emr.nextech import _without
+
+    data = {"name": [{"family": "X", "given": ["", "A", ""]}, {"given": [""]}], "id": "1"}
+    paths = [("name", 0, "given", 0), ("name", 0, "given", 2), ("name", 1, "given", 0)]
+    assert _without(data, paths) == {"name": [{"family": "X", "given": ["A"]}], "id": "1"}
+    assert data["name"][1] == {"given": [""]}  # a copy: the answer itself is left as it came
