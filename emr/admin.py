@@ -13,7 +13,14 @@ INTEGRATION = {
 }
 INTEGRATION_HELP = {
     EmrConfig.Kind.BUILTIN: "Open times come from the providers' hours here; bookings live here.",
-    EmrConfig.Kind.NEXTECH: "Open times are read from Nextech and paid bookings are written there automatically.",
+    EmrConfig.Kind.NEXTECH: (
+        "Automated through Nextech's API: open times are read from Nextech; the chosen time is held here (not in "
+        "Nextech) while the deposit is paid; the paid booking is written to Nextech as a booked appointment, a new "
+        "patient being created with it as a prospect (Nextech asks for the patient's email for that; without one "
+        "it may refuse, and staff are alerted); cancelling and rescheduling (the new time written, then the old "
+        "one cancelled) are done in Nextech; the appointment's status is read only when a booking is written. "
+        "Changes made in Nextech itself are not read back."
+    ),
     EmrConfig.Kind.BOULEVARD: "Open times are read from Boulevard and paid bookings are written there automatically.",
     EmrConfig.Kind.MANUAL: (
         "This integration is manual. There is no API connection to your EMR: open times come from the providers' "

@@ -14,7 +14,7 @@ times, so only how it books is declared.
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 WRITE = "write"  # writes appointments
 MANUAL = "manual"  # a person books it in the EMR; we only record their confirmation
@@ -28,6 +28,7 @@ class Slot:
     service_ref: str = ""
     location_ref: str = ""
     emr_slot_id: str = ""
+    purpose_ref: str = ""  # the EMR's own sub-kind of the service for this time, when it has one (Nextech's purpose)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class PatientInfo:
     last_name: str
     phone: str  # E.164
     email: str = ""
+    # Known only when the patient gave them; an EMR that requires them to create a chart (Nextech's POST /Patient)
+    # uses its other way (Nextech: a prospect created with the appointment) without them.
+    birth_date: date | None = None
+    postal_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,8 @@ class EmrClient(ABC):
 
     @abstractmethod
     def find_or_create_patient(self, patient: PatientInfo) -> str:
-        """The EMR's patient id: found by phone, then by name, else created."""
+        """The EMR's patient id: found by phone, then by name, else created. "" when the EMR creates the patient
+        with the appointment instead (Boulevard always; Nextech when its Patient create lacks required fields)."""
 
     @abstractmethod
     def create_appointment(self, request: AppointmentRequest) -> Appointment:

@@ -1,4 +1,6 @@
-"""Nextech Select API adapter (FHIR STU3 over HTTPS; docs PROVIDERS.md "Nextech Select API").
+"""Nextech Select API adapter (FHIR STU3 over HTTPS; docs PROVIDERS.md "Nextech Select API", and Nextech's own
+documents, github.com/NextechSystems/selectapidocspub source/includes/, whose samples are in
+tests/data/providers/nextech/vendor-samples/).
 
 Auth is an Azure AD password grant; the token is cached on the instance and in Django's cache (shared by workers),
 refreshed with the refresh token a minute before it expires, and renewed once when the API answers 401.
@@ -7,15 +9,25 @@ POSTs (patient and appointment creation) are never retried once they may have re
 a transient ``EmrError`` so the caller checks ``find_appointment`` before writing again.
 
 Resources go through ``fhir.resources``' STU3 models both ways: what we send is built and validated by the model and
-serialised from it (an invalid resource is an ``EmrError`` before anything is sent), and what Nextech answers (Bundles
-and the Slot, Patient and Appointment resources in them, created resources) is validated by the model before we read
-it, so a malformed answer is an ``EmrError`` naming the resource and the failing fields, never a KeyError deep in
-here. Validation errors are reduced to field paths and error kinds: their values may be PHI.
-Slot searches are the exception: there one bad Slot (or Bundle entry) is skipped, logged by id and counted in
+serialised from it (an invalid resource is an ``EmrError`` before anything is sent), and what Nextech answers is
+validated before we read it, so a malformed answer is an ``EmrError`` naming the resource and the failing fields,
+never a KeyError deep in here. Validation errors are reduced to field paths and error kinds: their values may be PHI.
+
+Nextech's answers are looser than STU3 in ways its own samples show, and the reading validates what we rely on and
+reads past the rest (docs/DECISIONS.md, "Nextech as its documents describe it"): empty strings (``"given": ["Sherri",
+""]`` in every name) are read as absent; Appointment participants without ``status``, and Appointments without one
+(a Select status with no FHIR word), are read with ``NextechAppointment``; a Bundle without ``type`` is a searchset;
+contained resources, which we never read, are dropped when they still fail their own model; elements STU3 does not
+define are dropped. Slot searches skip one bad Slot (or Bundle entry), logged by id and counted in
 ``medspa_emr_resources_skipped_total`` (a time not offered is better than no times at all), and so is a Slot whose
-start or end has no UTC offset (docs/DECISIONS.md). A Patient or Appointment search stays strict: a skipped one could
-mean a duplicate chart or a second booking. Contained resources, which we never read, are dropped when they fail
-their own model (Nextech's samples have Practitioner names with an empty ``given``) instead of failing the resource.
+start or end has no UTC offset. A Patient or Appointment search stays strict otherwise: a skipped one could mean a
+duplicate chart or a second booking.
+
+Writes follow _appointment.md and _patient.md: references in their documented forms (``appointment-type/87``),
+the appointment purpose of the Slot Nextech offers, a new patient as a contained Patient when POST /Patient's required
+fields are not all known, a 409 to POST /Patient resolved to the patient Nextech matched, and a 409 to POST
+/Appointment read from the AppointmentResponse ``comment`` (``_refused``). Phone searches send the number as Nextech
+stores it, "(813) 555-5555".
 Log lines carry ids, methods and paths only: never names, phones or query strings (patient searches hold PHI).
 """
 
@@ -33,7 +45,7 @@ import fhir_core.constraints
 import httpx
 from django.conf import settings
 from django.core.cache import cache
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from .base import (
     WRITE,
@@ -55,12 +67,36 @@ fhir_core.constraints.TYPES_ID_PATTERN = r"^[A-Za-z0-9\-._]+$"
 
 from fhir.resources.STU3 import get_fhir_model_class  # noqa: E402
 from fhir.resources.STU3.appointment import Appointment as FhirAppointment  # noqa: E402
+from fhir.resources.STU3.appointment import AppointmentParticipant as FhirAppointmentParticipant  # noqa: E402
 from fhir.resources.STU3.bundle import Bundle as FhirBundle  # noqa: E402
 from fhir.resources.STU3.bundle import BundleEntry as FhirBundleEntry  # noqa: E402
 from fhir.resources.STU3.patient import Patient as FhirPatient  # noqa: E402
 from fhir.resources.STU3.slot import Slot as FhirSlot  # noqa: E402
 
 logger = logging.getLogger(__name__)
+
+
+class NextechAppointmentParticipant(FhirAppointmentParticipant):
+    """A participant as Nextech answers it: without ``status``, which STU3 requires (1..1). Nextech's own Appointment
+    sample (_appointment.md, "### Sample") has none on any participant. We read nothing of a participant."""
+
+    def get_required_fields(self):
+        return []
+
+
+class NextechAppointment(FhirAppointment):
+    """An Appointment as Nextech answers it, STU3 otherwise: participants without status, and no ``status`` at all
+    for a Select status with no FHIR equivalent (_appointment.md, Fields: "this field is omitted if the appointment
+    is in a status that doesn't correspond to any of the listed statuses"). Only for reading: what we send is a
+    plain STU3 Appointment."""
+
+    participant: list[NextechAppointmentParticipant] = Field(
+        default=..., alias="participant", json_schema_extra={"element_property": True}
+    )
+
+    def get_required_fields(self):
+        return []
+
 
 BASE_URL = "https://select.nextech-api.com/api"
 TOKEN_URL = "https://login.microsoftonline.com/nextech-api.com/oauth2/token"  # noqa: S105 (a URL)
@@ -75,6 +111,8 @@ TOKEN_CACHE_SECONDS = 13 * 24 * 3600  # refresh tokens live 14 days
 FREE = "free"
 CLOSED_STATUSES = {"cancelled", "entered-in-error", "noshow"}
 SAFE_ID = re.compile(r"[A-Za-z0-9\-._]{1,64}")  # what a skipped resource's id must look like to be logged
+# A 409 reason that speaks of the time itself (Nextech's reasons are not published: the re-check decides otherwise).
+TIME_TAKEN = re.compile(r"no longer available|not available|unavailable|already (booked|scheduled)|double.?book", re.I)
 
 
 # httpx logs every request URL (with Patient search queries) at INFO: settings.LOGGING keeps it at WARNING.
@@ -98,11 +136,12 @@ def _problems(exc: ValidationError) -> str:
     return "; ".join(found[:3]) + ("; ..." if len(found) > 3 else "")
 
 
-def _parse(model, data, what: str):
+def _parse(model, data, what: str, *, loose: bool = False):
     """An answer from Nextech validated by its STU3 model; EmrError (not transient) naming ``what`` when it is not.
-    ``from None``: the ValidationError's text carries the values, which may be PHI."""
+    ``loose`` for the resources we read (see ``_forgiven``). ``from None``: the ValidationError's text carries the
+    values, which may be PHI."""
     try:
-        return _validate(model, data, what)
+        return _validate(model, data, what, loose=loose)
     except ValidationError as exc:
         problems = _problems(exc)
     except KeyError:  # fhir_core looking up a contained resourceType it does not know
@@ -110,54 +149,77 @@ def _parse(model, data, what: str):
     raise EmrError(f"Nextech answered a malformed {what}: {problems}", transient=False) from None
 
 
-def _validate(model, data, what: str):
-    """``model.model_validate``, forgiving what we never read: contained resources that fail their own model are
-    dropped (``_valid_contained``), then elements STU3 does not define (``_without_undefined``)."""
+def _validate(model, data, what: str, *, loose: bool = False):
+    """``model.model_validate``, forgiving what we never read (``_read``)."""
+    return _read(model, data, what, loose=loose)[0]
+
+
+def _read(model, data, what: str, *, loose: bool):
+    """(the validated ``model``, the data it was validated from). Forgiven: contained resources that fail their own
+    model are dropped (``_valid_contained``), then what ``_forgiven`` forgives."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data), data
     except (ValidationError, KeyError) as exc:
         contained = _valid_contained(data, what)
         if contained is not None:  # all valid now: the next failure, if any, is not theirs
             rest = {k: v for k, v in data.items() if k != "contained"}
-            return _validate(model, {**rest, "contained": contained} if contained else rest, what)
+            return _read(model, {**rest, "contained": contained} if contained else rest, what, loose=loose)
         if isinstance(exc, KeyError):
             raise
-        return _without_undefined(model, data, exc, what)
+        return _forgiven(model, data, exc, what, loose=loose)
 
 
-def _without_undefined(model, data, exc: ValidationError, what: str):
-    """Elements STU3 does not define (a vendor's additions) are dropped, logged by path, and the rest validated: a
-    new field in Nextech's answers must not stop every booking. Anything else malformed re-raises ``exc``."""
-    errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    extras = [tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
-    if not (extras and len(extras) == len(errors) and isinstance(data, dict)):
-        raise exc
-    logger.warning("nextech %s: ignoring elements STU3 does not define: %s", what, _problems(exc))
-    return model.model_validate(_without(data, extras))
+def _forgiven(model, data, exc: ValidationError, what: str, *, loose: bool):
+    """The resource validated again without what Nextech sends looser than STU3 and we can read past, as ``_read``
+    returns it:
+    - elements STU3 does not define (a vendor's additions), dropped and logged by path: a new field in Nextech's
+      answers must not stop every booking;
+    - with ``loose`` (what Nextech answers, not what we send), empty strings, read as absent: FHIR JSON has no empty
+      strings (an absent value is left out), and Nextech puts one in every name it answers (``"given": ["Gregory",
+      ""]`` in its Patient, Slot and Appointment samples).
+    Anything else malformed re-raises ``exc``. A few rounds: pydantic checks a nested model's own rules (required
+    elements) only once its fields pass."""
+    for _round in range(4):
+        errors = exc.errors(include_url=False, include_context=False)
+        extras = [tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
+        empties = [tuple(e["loc"]) for e in errors if loose and e.get("input") == "" and e["loc"]]
+        if not (extras or empties) or len(extras) + len(empties) != len(errors) or not isinstance(data, dict):
+            raise exc
+        if extras:
+            logger.warning("nextech %s: ignoring elements STU3 does not define: %s", what, _problems(exc))
+        data = _without(data, extras + empties)
+        try:
+            return model.model_validate(data), data
+        except ValidationError as again:
+            exc = again
+    raise exc
 
 
 def _valid_contained(data, what: str) -> list | None:
-    """The contained resources of ``data`` that pass their own STU3 model, or None when none fails. We read nothing
-    in them, so one that fails (Nextech's own Slot sample: a Practitioner with ``"given": ["Sherri", ""]``) is
-    dropped, logged by type and id and counted, rather than losing the resource around it."""
+    """The contained resources of ``data`` as read by their own STU3 model (as loosely as the resource around them:
+    an empty given name, as on every Practitioner Nextech contains, is read as absent), or None when each passes as
+    it is. We read nothing in them, so one that still fails is dropped, logged by type and id and counted, rather
+    than losing the resource around it."""
     contained = data.get("contained") if isinstance(data, dict) else None
     if not isinstance(contained, list):
         return None
-    kept = [item for item in contained if _contained_ok(item, what)]
-    return kept if len(kept) < len(contained) else None
+    read = [_contained_read(item, what) for item in contained]
+    if all(new is old for new, old in zip(read, contained, strict=True)):
+        return None
+    return [item for item in read if item is not None]
 
 
-def _contained_ok(item, what: str) -> bool:
+def _contained_read(item, what: str):
+    """A contained resource as read (``item`` itself when it passes as it is), or None when it fails."""
     kind = item.get("resourceType") if isinstance(item, dict) else None
     try:
-        _validate(get_fhir_model_class(kind), item, f"{kind} contained in {what}")
-        return True
+        return _read(get_fhir_model_class(kind), item, f"{kind} contained in {what}", loose=True)[1]
     except ValidationError as exc:
         problems = _problems(exc)
     except (KeyError, ValueError, TypeError):  # no STU3 model for its resourceType (or none given)
         problems, kind = "resourceType (unknown)", "unknown"
     _skipped(kind, item, "invalid", f"contained in {what}: {problems}")
-    return False
+    return None
 
 
 def _skipped(resource_type: str, resource, reason: str, detail: str = "") -> None:
@@ -169,18 +231,36 @@ def _skipped(resource_type: str, resource, reason: str, detail: str = "") -> Non
 
 
 def _without(data, paths):
-    """A copy of ``data`` without the elements at ``paths`` (pydantic error locations: keys and list indexes)."""
+    """A copy of ``data`` without the elements at ``paths`` (pydantic error locations: keys and list indexes). A list
+    or object left empty goes too (FHIR JSON has no empty arrays)."""
     data = copy.deepcopy(data)
-    for path in paths:
-        node = data
+    # Deepest and highest index first, so removing one item does not shift another path's index.
+    for path in sorted(set(paths), key=lambda p: (len(p), [str(x).zfill(6) for x in p]), reverse=True):
+        parents = [data]
         for part in path[:-1]:
             try:
-                node = node[part]
+                parents.append(parents[-1][part])
             except (KeyError, IndexError, TypeError):
-                node = None
+                parents = []
                 break
+        if not parents:
+            continue
+        node, last = parents[-1], path[-1]
         if isinstance(node, dict):
-            node.pop(path[-1], None)
+            node.pop(last, None)
+        elif isinstance(node, list) and isinstance(last, int) and 0 <= last < len(node):
+            del node[last]
+        else:
+            continue
+        for depth in range(len(parents) - 1, 0, -1):  # drop containers the removal emptied
+            if parents[depth] in ({}, []):
+                container, key = parents[depth - 1], path[depth - 1]
+                if isinstance(container, dict):
+                    container.pop(key, None)
+                elif isinstance(container, list) and isinstance(key, int) and key < len(container):
+                    del container[key]
+            else:
+                break
     return data
 
 
@@ -201,11 +281,27 @@ def _require_aware(value: datetime, name: str) -> None:
 
 
 def nextech_phone(e164: str) -> str:
-    """Nextech stores US numbers as 10 digits, so an E.164 +1 number is sent without its '+1'; others as digits."""
+    """A number as Nextech stores it, which is the form its phone search needs: the search matches the start of the
+    stored value (_gettingstarted.md, "Searching": "The default search attempts to match with just the start of the
+    data"), and Nextech's Patient sample holds "(813) 555-5555". So a US (+1) number is "(NPA) NXX-XXXX"; any other
+    is its digits. Empty for no number."""
     digits = re.sub(r"\D", "", e164 or "")
-    if e164.startswith("+1") and len(digits) == 11:
-        return digits[1:]
+    if (e164 or "").startswith("+1") and len(digits) == 11:
+        return f"({digits[1:4]}) {digits[4:7]}-{digits[7:]}"
     return digits
+
+
+def _digits(value) -> str:
+    """A phone's digits without a US country code, to compare numbers however they are written."""
+    digits = re.sub(r"\D", "", value or "")
+    return digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
+
+
+def _plain_id(reference, kind: str) -> str:
+    """An id as a clinic's mapping may hold it, bare ("87") or in Nextech's reference form ("appointment-type/87", as
+    its docs write it): the bare id."""
+    reference = str(reference or "").strip()
+    return _ref_id(reference, kind) or reference
 
 
 def booking_marker(booking_id) -> str:
@@ -225,6 +321,8 @@ def _error_message(response: httpx.Response) -> str:
     except ValueError:
         body = None
     if isinstance(body, dict):
+        if body.get("resourceType") == "AppointmentResponse" and body.get("comment"):
+            return str(body["comment"])  # a refused create: "the reason ... in the AppointmentResponse Comment"
         issues = body.get("issue")
         if isinstance(issues, list) and issues and isinstance(issues[0], dict):
             issue = issues[0]
@@ -282,7 +380,8 @@ def _entry(entry, model, index: int, *, skip_bad: bool):
     envelope = {k: v for k, v in entry.items() if k != "resource"} if isinstance(entry, dict) else entry
     try:
         _parse(FhirBundleEntry, envelope, f"Bundle entry {index} for {resource_type}")
-        return None if resource is None else _parse(model, resource, f"{resource_type} (Bundle entry {index})")
+        what = f"{resource_type} (Bundle entry {index})"
+        return None if resource is None else _parse(model, resource, what, loose=True)
     except EmrError as exc:
         if not skip_bad:
             raise
@@ -317,9 +416,10 @@ def _ref_id(reference, kind: str) -> str:
 
 
 def _extension_reference(resource, name: str) -> str:
-    """The valueReference.reference of one of Nextech's extensions on a validated resource, else ''."""
+    """The valueReference.reference of one of Nextech's extensions on a validated resource, else ''. The URL is
+    compared without case: Nextech writes "appointment-purpose" on Slots and "appointment-Purpose" elsewhere."""
     for extension in resource.extension or []:
-        if extension.url == EXTENSION_PREFIX + name and extension.valueReference is not None:
+        if (extension.url or "").lower() == (EXTENSION_PREFIX + name).lower() and extension.valueReference is not None:
             return extension.valueReference.reference or ""
     return ""
 
@@ -342,7 +442,8 @@ class NextechClient(EmrClient):
         sleep=time.sleep,
     ):
         self.client_id, self.username, self._password = client_id, username, password
-        self.practice_id, self.location_id = str(practice_id), str(location_id)
+        self.practice_id, self.location_id = str(practice_id), _plain_id(location_id, "location")
+        self._last_offered: tuple = ((), "")  # (slot key, purpose) of the last time re-checked: see _purpose
         self.base_url, self.token_url = base_url.rstrip("/"), token_url
         self.max_attempts, self.sleep = max(1, int(max_attempts)), sleep
         self._http = httpx.Client(timeout=timeout, headers={"Accept": "application/fhir+json, application/json"})
@@ -555,6 +656,8 @@ class NextechClient(EmrClient):
             return []
         if end - start > MAX_WINDOW:
             raise ValueError("Nextech searches at most 60 days of slots at a time")
+        service_ref = _plain_id(service_ref, "appointment-type")
+        provider_ref = _plain_id(provider_ref, "practitioner")
         params = [
             ("start", f"ge{start.isoformat()}"),
             ("start", f"lt{end.isoformat()}"),
@@ -562,10 +665,11 @@ class NextechClient(EmrClient):
         ]
         if provider_ref:
             params.append(("schedule.actor", f"practitioner/{provider_ref}"))
-        params += [("appointment-type", str(service_ref)), ("_count", str(PAGE_SIZE))]
+        # In the reference form, as _slot.md's example sends it: appointment-type=appointment-type/87.
+        params += [("appointment-type", f"appointment-type/{service_ref}"), ("_count", str(PAGE_SIZE))]
         slots = {}
         for resource in self._search(FhirSlot, params, skip_bad=True):
-            slot = self._slot(resource, service_ref=str(service_ref), provider_ref=provider_ref)
+            slot = self._slot(resource, service_ref=service_ref, provider_ref=provider_ref)
             if slot and start <= slot.start < end:
                 slots[(slot.start, slot.provider_ref, slot.emr_slot_id)] = slot
         return sorted(slots.values(), key=lambda slot: (slot.start, slot.provider_ref))
@@ -595,8 +699,46 @@ class NextechClient(EmrClient):
             provider_ref=practitioner_id,
             service_ref=appointment_type or service_ref,
             location_ref=location.group(1) if location else self.location_id,
-            emr_slot_id=str(resource.id or ""),
+            emr_slot_id=str(resource.id or ""),  # Nextech's Slot sample has no id
+            purpose_ref=_ref_id(_extension_reference(resource, "appointment-purpose"), "appointment-purpose"),
         )
+
+    def is_time_free(self, slot: Slot) -> bool:
+        """Whether Nextech still offers this time (asked right before writing). The Slot it offers carries the
+        appointment purpose, which the create that follows sends (``_purpose``)."""
+        return self._offered(slot) is not None
+
+    def _offered(self, slot: Slot) -> Slot | None:
+        offered = self.availability(
+            service_ref=slot.service_ref, start=slot.start, end=slot.end, provider_ref=slot.provider_ref
+        )
+        match = next((s for s in offered if s.start == slot.start), None)
+        self._last_offered = (self._slot_key(slot), match.purpose_ref if match else "")
+        return match
+
+    @staticmethod
+    def _slot_key(slot: Slot) -> tuple:
+        return (
+            slot.start,
+            _plain_id(slot.provider_ref, "practitioner"),
+            _plain_id(slot.service_ref, "appointment-type"),
+        )
+
+    def _purpose(self, slot: Slot, booking_id) -> str:
+        """The appointment purpose to book with: the slot's own, else that of the Slot Nextech offers at this time
+        (from the re-check just made, else asked now). Nextech requires one up to version 16.2 (issue 18); when
+        Nextech offers none, or cannot be asked, the appointment goes without and Nextech's answer decides."""
+        if slot.purpose_ref:
+            return _plain_id(slot.purpose_ref, "appointment-purpose")
+        key, purpose = self._last_offered
+        if key == self._slot_key(slot):
+            return purpose
+        try:
+            match = self._offered(slot)
+        except EmrError as exc:
+            logger.warning("nextech purpose lookup failed booking=%s status=%s", booking_id, exc.status)
+            return ""
+        return match.purpose_ref if match else ""
 
     # --- patients ------------------------------------------------------------------------------------------------
 
@@ -605,7 +747,12 @@ class NextechClient(EmrClient):
         if phone:
             # Family members often share a phone: a phone match counts only with the same family name (preferring
             # the same given name too); given names vary too much (Liz, Elizabeth) to require them.
-            found = [p for p in self._search(FhirPatient, [("phone", phone)]) if self._family_matches(p, patient)]
+            # Nextech matches the start of any of the patient's numbers: the number itself is checked here too.
+            found = [
+                p
+                for p in self._search(FhirPatient, [("phone", phone)])
+                if self._family_matches(p, patient) and self._has_phone(p, patient.phone)
+            ]
             if found:
                 chosen = next((p for p in found if self._name_matches(p, patient)), found[0])
                 logger.info("nextech patient %s found by phone", chosen.id)
@@ -615,7 +762,32 @@ class NextechClient(EmrClient):
             if self._same_person(candidate, patient):
                 logger.info("nextech patient %s found by name", candidate.id)
                 return self._patient_id(candidate)
+        missing = self.patient_create_missing(patient)
+        if missing:
+            # POST /Patient would be refused: the patient is created with the appointment instead (a prospect from
+            # the Appointment's contained Patient), so "" here.
+            logger.info("nextech patient not on file; created with the appointment (no %s)", ", ".join(missing))
+            return ""
         return self._create_patient(patient, phone)
+
+    @staticmethod
+    def patient_create_missing(patient: PatientInfo) -> list[str]:
+        """What POST /Patient requires and we do not know (_patient.md, "Create Patient": first and last name, one of
+        home, work or mobile phone, an email address, birthDate, address.postalCode)."""
+        required = {
+            "first name": patient.first_name.strip(),
+            "last name": patient.last_name.strip(),
+            "phone": nextech_phone(patient.phone),
+            "email": (patient.email or "").strip(),
+            "birth date": patient.birth_date,
+            "postal code": (patient.postal_code or "").strip(),
+        }
+        return [name for name, value in required.items() if not value]
+
+    @staticmethod
+    def _has_phone(resource: FhirPatient, e164: str) -> bool:
+        wanted = _digits(e164)
+        return any(t.system == "phone" and _digits(t.value) == wanted for t in resource.telecom or [])
 
     @staticmethod
     def _names(resource: FhirPatient) -> list[tuple[str, list[str]]]:
@@ -652,24 +824,29 @@ class NextechClient(EmrClient):
         return str(resource.id)
 
     def _create_patient(self, patient: PatientInfo, phone: str) -> str:
-        if not patient.last_name.strip() or not patient.first_name.strip():
-            raise EmrError("A Nextech patient needs a first and a last name", transient=False)
-        telecom = []
-        if phone:
-            telecom.append({"system": "phone", "value": phone, "use": "mobile"})
-        if patient.email:
-            telecom.append({"system": "email", "value": patient.email})
+        """POST /Patient with everything it requires (``patient_create_missing`` is empty). A 409 means Nextech
+        matched an existing patient on those fields ("the patient will not be created and a 409 Conflict with a
+        message indicating the patient already exists"): that patient is looked up and used."""
         body = {
             "resourceType": "Patient",
             "name": [{"use": "official", "family": patient.last_name.strip(), "given": [patient.first_name.strip()]}],
+            "telecom": [
+                {"system": "phone", "value": phone, "use": "mobile"},
+                {"system": "email", "value": patient.email.strip()},
+            ],
+            "birthDate": patient.birth_date.isoformat(),
+            "address": [{"use": "home", "postalCode": patient.postal_code.strip()}],
         }
-        if telecom:  # FHIR JSON has no empty arrays
-            body["telecom"] = telecom
-        response = self._api("POST", "/Patient", resource=_build(FhirPatient, body))
+        try:
+            response = self._api("POST", "/Patient", resource=_build(FhirPatient, body))
+        except EmrError as exc:
+            if exc.status != 409:
+                raise
+            return self._existing_patient(patient)
         ident = ""
         if response.content:
             try:
-                ident = _parse(FhirPatient, self._json(response), "Patient to POST /Patient").id or ""
+                ident = _parse(FhirPatient, self._json(response), "Patient to POST /Patient", loose=True).id or ""
             except EmrError as exc:
                 # It may have been created: the next attempt searches (phone, then name) before creating again.
                 logger.warning("nextech POST /Patient answered %s with a malformed body", response.status_code)
@@ -682,55 +859,118 @@ class NextechClient(EmrClient):
         logger.info("nextech patient %s created", ident)
         return str(ident)
 
+    def _existing_patient(self, patient: PatientInfo) -> str:
+        """The patient Nextech's duplicate check matched (a 409 to POST /Patient): searched by name and birth date, and
+        taken only with the same email or phone."""
+        params = [
+            ("family", patient.last_name.strip()),
+            ("given", patient.first_name.strip()),
+            ("birthdate", f"eq{patient.birth_date.isoformat()}"),
+        ]
+        email = patient.email.strip().lower()
+        for candidate in self._search(FhirPatient, params):
+            emails = {(t.value or "").strip().lower() for t in candidate.telecom or [] if t.system == "email"}
+            if email in emails or self._has_phone(candidate, patient.phone):
+                logger.info("nextech patient %s already on file (409 to POST /Patient)", candidate.id)
+                return self._patient_id(candidate)
+        raise EmrError(
+            "Nextech answered that this patient already exists (409 to POST /Patient), but no patient with the same "
+            "name, birth date and email or phone is found: book this one in Nextech by hand",
+            transient=False,
+            status=409,
+        )
+
     # --- appointments --------------------------------------------------------------------------------------------
 
-    def appointment_body(self, request: AppointmentRequest, patient_id: str) -> dict:
+    def appointment_body(self, request: AppointmentRequest, patient_id: str, purpose: str = "") -> dict:
         """The Appointment as it is sent (the STU3 model's JSON, as a dict)."""
-        return self.appointment_resource(request, patient_id).model_dump(mode="json", exclude_none=True)
+        resource = self.appointment_resource(request, patient_id, purpose)
+        return resource.model_dump(mode="json", exclude_none=True)
 
-    def appointment_resource(self, request: AppointmentRequest, patient_id: str) -> FhirAppointment:
-        """The STU3 Appointment for a booking: EmrError (not transient) when the model refuses it."""
+    def appointment_resource(self, request: AppointmentRequest, patient_id: str, purpose: str = "") -> FhirAppointment:
+        """The STU3 Appointment for a booking, as _appointment.md's "Book Appointment" examples write it: status
+        proposed, lower-case references, the appointment-type (and -purpose) extensions in the reference form, and
+        appointment-schedule "book". With ``patient_id`` "" the patient goes as a contained Patient, from which Nextech
+        creates a prospect linked to the appointment. EmrError (not transient) when the model refuses it."""
         slot = request.slot
         _require_aware(slot.start, "slot.start")
         _require_aware(slot.end, "slot.end")
         if slot.end <= slot.start:
             raise ValueError("slot.end must be after slot.start")
-        if not slot.service_ref or not slot.provider_ref:
+        service = _plain_id(slot.service_ref, "appointment-type")
+        practitioner = _plain_id(slot.provider_ref, "practitioner")
+        if not service or not practitioner:
             raise ValueError("a Nextech appointment needs the slot's service_ref and provider_ref")
         comment = booking_marker(request.booking_id)
         if request.comment:
             comment = f"{comment} {request.comment}"
-        location = slot.location_ref or self.location_id
+        location = _plain_id(slot.location_ref, "location") or self.location_id
+        participants = [
+            {"actor": {"reference": f"location/{location}"}, "status": "accepted"},
+            {"actor": {"reference": f"practitioner/{practitioner}"}, "status": "accepted"},
+        ]
+        if patient_id:
+            participants.insert(0, {"actor": {"reference": f"patient/{patient_id}"}, "status": "accepted"})
+        type_reference = {"reference": f"appointment-type/{service}"}
+        extensions = [{"url": EXTENSION_PREFIX + "appointment-type", "valueReference": type_reference}]
+        if purpose:
+            extensions.append(
+                {
+                    "url": EXTENSION_PREFIX + "appointment-purpose",
+                    "valueReference": {"reference": f"appointment-purpose/{_plain_id(purpose, 'appointment-purpose')}"},
+                }
+            )
+        extensions.append({"url": EXTENSION_PREFIX + "appointment-schedule", "valueString": "book"})
         body = {
             "resourceType": "Appointment",
             "status": "proposed",
             "start": slot.start.isoformat(),
             "end": slot.end.isoformat(),
             "comment": comment,
-            "participant": [
-                {"actor": {"reference": f"patient/{patient_id}"}, "status": "accepted"},
-                {"actor": {"reference": f"location/{location}"}, "status": "accepted"},
-                {"actor": {"reference": f"practitioner/{slot.provider_ref}"}, "status": "accepted"},
-            ],
-            "extension": [
-                {
-                    "url": EXTENSION_PREFIX + "appointment-type",
-                    "valueReference": {"reference": f"appointment-type/{slot.service_ref}"},
-                },
-                {"url": EXTENSION_PREFIX + "appointment-schedule", "valueString": "book"},
-            ],
+            "participant": participants,
+            "extension": extensions,
         }
+        if not patient_id:
+            body["contained"] = [self._prospect(request.patient)]
         return _build(FhirAppointment, body)
+
+    @staticmethod
+    def _prospect(patient: PatientInfo) -> dict:
+        """The contained Patient of an appointment for someone Nextech does not have (_appointment.md, "Book
+        Appointment", option 2: given and family name, at least one phone, an email address; birth date and zip code
+        recommended). Without an email it still goes (we may not have one): Nextech's 409 reason then says why."""
+        first, last, phone = patient.first_name.strip(), patient.last_name.strip(), nextech_phone(patient.phone)
+        if not first or not last or not phone:
+            raise EmrError("A new Nextech patient needs a first name, a last name and a phone number", transient=False)
+        telecom = [{"system": "phone", "value": phone, "use": "mobile"}]
+        if (patient.email or "").strip():
+            telecom.append({"system": "email", "value": patient.email.strip()})
+        resource = {
+            "resourceType": "Patient",
+            "name": [{"use": "official", "family": last, "given": [first]}],
+            "telecom": telecom,
+        }
+        if patient.birth_date:
+            resource["birthDate"] = patient.birth_date.isoformat()
+        if (patient.postal_code or "").strip():
+            resource["address"] = [{"use": "home", "postalCode": patient.postal_code.strip()}]
+        return resource
 
     def create_appointment(self, request: AppointmentRequest) -> Appointment:
         patient_id = request.emr_patient_id or self.find_or_create_patient(request.patient)
-        resource = self.appointment_resource(request, patient_id)  # an invalid one never leaves
+        purpose = self._purpose(request.slot, request.booking_id)
+        resource = self.appointment_resource(request, patient_id, purpose)  # an invalid one never leaves
+        if not patient_id:
+            logger.info(
+                "nextech appointment for a new patient (contained Patient, %s email) booking=%s",
+                "with" if (request.patient.email or "").strip() else "without",
+                request.booking_id,
+            )
         try:
             response = self._api("POST", "/Appointment", resource=resource)
         except EmrError as exc:
             if exc.status == 409:
-                logger.info("nextech slot taken booking=%s", request.booking_id)
-                raise SlotTakenError(str(exc), transient=False, status=409) from exc
+                raise self._refused(exc, request) from exc
             raise
         try:
             appointment = self._appointment(self._json(response))
@@ -751,12 +991,32 @@ class NextechClient(EmrClient):
         logger.info("nextech appointment %s created booking=%s", appointment.emr_appointment_id, request.booking_id)
         return appointment
 
+    def _refused(self, exc: EmrError, request: AppointmentRequest) -> EmrError:
+        """What a 409 to POST /Appointment means. Nextech answers 409 to any failed create, "the reason ... in the
+        AppointmentResponse Comment field" (_appointment.md), and publishes no list of reasons. So the time is asked
+        for again: no longer offered (or a reason that says so) is SlotTakenError, offer other times; still offered
+        is an EmrError with Nextech's reason, for staff (not transient: the same request would fail the same way).
+        The prospect a failed create was making is deleted by Nextech, so nothing is left behind either way."""
+        reason = str(exc)
+        try:
+            offered = self._offered(request.slot)
+        except EmrError:
+            logger.warning("nextech 409 to POST /Appointment, re-check failed booking=%s", request.booking_id)
+            unknown = f"{reason}; whether the time is still free could not be checked"
+            return EmrError(unknown, transient=True, status=409)
+        if offered is None or TIME_TAKEN.search(reason.partition(": ")[2]):
+            logger.info("nextech slot taken booking=%s", request.booking_id)
+            return SlotTakenError(reason, transient=False, status=409)
+        logger.warning("nextech refused the appointment (409, the time still free) booking=%s", request.booking_id)
+        refused = f"Nextech refused the appointment, the time is still free: {reason}"
+        return EmrError(refused, transient=False, status=409)
+
     @staticmethod
     def _appointment(body) -> Appointment:
-        """Our Appointment from Nextech's answer (validated by the STU3 model)."""
+        """Our Appointment from Nextech's answer (read as ``NextechAppointment``: see there)."""
         if not isinstance(body, dict) or body.get("resourceType") != "Appointment":
             raise EmrError("Nextech answered something other than an Appointment", transient=False)
-        return NextechClient._from_fhir(_parse(FhirAppointment, body, "Appointment"))
+        return NextechClient._from_fhir(_parse(NextechAppointment, body, "Appointment", loose=True))
 
     @staticmethod
     def _from_fhir(resource: FhirAppointment) -> Appointment:
@@ -768,10 +1028,13 @@ class NextechClient(EmrClient):
 
     def find_appointment(self, *, booking_id: int, patient_id: str, start: datetime) -> Appointment | None:
         """The live appointment whose comment carries booking:<booking_id>. Cancelled ones are ignored: they hold
-        no time, so writing again is right."""
+        no time, so writing again is right; one without a status (a Select status FHIR has no word for) is live.
+        Searched by the patient's id as _appointment.md writes it (``patient=12345``); without one (a new patient,
+        created with the appointment) by the practice's location that day, the marker telling ours apart."""
         _require_aware(start, "start")
-        params = [("patient", f"patient/{patient_id}"), ("date", f"eq{start.date().isoformat()}")]
-        for resource in self._search(FhirAppointment, params):
+        who = ("patient", str(patient_id)) if patient_id else ("location.id", self.location_id)
+        params = [who, ("date", f"eq{start.date().isoformat()}")]
+        for resource in self._search(NextechAppointment, params):
             if resource.status in CLOSED_STATUSES or not _has_marker(resource.comment, booking_id):
                 continue
             appointment = self._from_fhir(resource)

@@ -2,7 +2,7 @@
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,17 @@ VENDOR_SAMPLES = Path(__file__).parent / "data" / "providers" / "nextech" / "ven
 EST = timezone(timedelta(hours=-5))
 DAY = datetime(2026, 12, 1, tzinfo=EST)
 JANE = PatientInfo(first_name="Jane", last_name="Doe", phone="+16175550123", email="jane@example.com")
+# Everything Nextech's POST /Patient requires (_patient.md, "Create Patient").
+JANE_IN_FULL = PatientInfo(
+    first_name="Jane",
+    last_name="Doe",
+    phone="+16175550123",
+    email="jane@example.com",
+    birth_date=date(1980, 4, 2),
+    postal_code="02118",
+)
+JANE_STORED_PHONE = "(617) 555-0123"  # as Nextech stores it (its Patient sample: "(813) 555-5555")
+EXT = "https://select.nextech-api.com/api/structuredefinition/"
 
 
 @pytest.fixture
@@ -68,9 +79,15 @@ def nextech(make_client):
     return make_client()
 
 
-def slot_at(hour, provider="9", service="12"):
+def slot_at(hour, provider="9", service="12", purpose="224"):
     start = DAY.replace(hour=hour)
-    return Slot(start=start, end=start + timedelta(minutes=30), provider_ref=provider, service_ref=service)
+    return Slot(
+        start=start, end=start + timedelta(minutes=30), provider_ref=provider, service_ref=service, purpose_ref=purpose
+    )
+
+
+def vendor_sample(name):
+    return json.loads((VENDOR_SAMPLES / name).read_text())
 
 
 def skipped(resource="Slot", reason="invalid"):
@@ -174,7 +191,7 @@ def test_slot_search_sends_exactly_the_documented_parameters(fake_nextech, nexte
     assert call.query == {
         "start": [f"ge{DAY.isoformat()}", f"lt{end.isoformat()}"],
         "schedule.actor": [f"location/{LOCATION_ID}", "practitioner/9"],
-        "appointment-type": ["12"],
+        "appointment-type": ["appointment-type/12"],  # the reference form _slot.md's example sends
         "_count": ["50"],
     }
 
@@ -187,6 +204,7 @@ def test_slot_search_without_provider_sends_only_the_location_actor(fake_nextech
 
 def test_slots_parsed_across_pages(fake_nextech, nextech):
     fake_nextech.slot_pages = 2
+    fake_nextech.slot_ids = True
     fake_nextech.practitioners = ("9", "11")
 
     slots = nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
@@ -199,7 +217,7 @@ def test_slots_parsed_across_pages(fake_nextech, nextech):
     first = slots[0]
     assert first.start == DAY.replace(hour=9) and first.start.tzinfo is not None
     assert first.end - first.start == timedelta(minutes=30)
-    assert (first.service_ref, first.location_ref) == ("12", LOCATION_ID)
+    assert (first.service_ref, first.location_ref, first.purpose_ref) == ("12", LOCATION_ID, "224")
     assert first.emr_slot_id
 
 
@@ -224,13 +242,21 @@ def test_naive_datetimes_are_refused(nextech):
 # --- patients ------------------------------------------------------------------------------------------------------
 
 
-def test_patient_found_by_phone_sent_as_ten_digits(fake_nextech, nextech):
+def test_patient_found_by_phone_sent_in_the_format_nextech_stores(fake_nextech, nextech):
+    # Nextech matches the start of the stored value (_gettingstarted.md, "Searching"), stored as "(813) 555-5555"
+    # (its Patient sample): ten digits would match nobody.
     ident = fake_nextech.add_patient("Jane", "Doe", phone="6175550123")
 
     assert nextech.find_or_create_patient(JANE) == ident
     (search,) = fake_nextech.calls("GET", "/Patient")
-    assert search.query == {"phone": ["6175550123"]}
+    assert search.query == {"phone": [JANE_STORED_PHONE]}
     assert not fake_nextech.calls("POST", "/Patient")
+
+
+def test_a_phone_search_hit_must_carry_the_same_number(fake_nextech, nextech):
+    fake_nextech.add_patient("Jane", "Doe", phone="(617) 555-01234")  # starts with Jane's number: not hers
+
+    assert nextech.find_or_create_patient(JANE) == ""
 
 
 def test_patient_found_by_name_when_phone_unknown(fake_nextech, nextech):
@@ -238,32 +264,82 @@ def test_patient_found_by_name_when_phone_unknown(fake_nextech, nextech):
 
     assert nextech.find_or_create_patient(JANE) == ident
     searches = fake_nextech.calls("GET", "/Patient")
-    assert [s.query for s in searches] == [{"phone": ["6175550123"]}, {"family": ["Doe"], "given": ["Jane"]}]
+    assert [s.query for s in searches] == [{"phone": [JANE_STORED_PHONE]}, {"family": ["Doe"], "given": ["Jane"]}]
 
 
-def test_patient_created_when_not_found(fake_nextech, nextech):
+def test_a_new_patient_without_what_post_patient_requires_is_left_to_the_appointment(fake_nextech, nextech):
+    # POST /Patient requires email, a phone, birthDate and address.postalCode (_patient.md): without a birth date
+    # and a zip code it would be refused, so the patient goes with the appointment (a contained Patient).
+    assert NextechClient.patient_create_missing(JANE) == ["birth date", "postal code"]
+
+    assert nextech.find_or_create_patient(JANE) == ""
+    assert not fake_nextech.calls("POST", "/Patient")
+
+
+def test_patient_created_when_every_required_field_is_known(fake_nextech, nextech):
     fake_nextech.add_patient("Jane", "Doe", phone="5085550000")  # same name, another phone: another person
 
-    ident = nextech.find_or_create_patient(JANE)
+    ident = nextech.find_or_create_patient(JANE_IN_FULL)
 
     (create,) = fake_nextech.calls("POST", "/Patient")
     assert create.json == {
         "resourceType": "Patient",
         "name": [{"use": "official", "family": "Doe", "given": ["Jane"]}],
         "telecom": [
-            {"system": "phone", "value": "6175550123", "use": "mobile"},
+            {"system": "phone", "value": JANE_STORED_PHONE, "use": "mobile"},
             {"system": "email", "value": "jane@example.com"},
         ],
+        "birthDate": "1980-04-02",
+        "address": [{"use": "home", "postalCode": "02118"}],
     }
     assert fake_nextech.patients[ident]["name"][0]["family"] == "Doe"
-    assert nextech.find_or_create_patient(JANE) == ident  # found by phone the next time
+    assert nextech.find_or_create_patient(JANE_IN_FULL) == ident  # found by phone the next time
     assert len(fake_nextech.calls("POST", "/Patient")) == 1
+
+
+def test_a_409_to_post_patient_uses_the_patient_nextech_matched(fake_nextech, nextech, monkeypatch):
+    # _patient.md: a match on the required fields is "a 409 Conflict with a message indicating the patient already
+    # exists". Here the searches before the create miss that patient (its number stored another way, its name
+    # search answering nothing), as they can.
+    ident = fake_nextech.add_patient(
+        "Jane", "Doe", phone="617-555-0123", email="jane@example.com", birth_date="1980-04-02", postal_code="02118"
+    )
+    fake_nextech.patients[ident]["telecom"][0]["value"] = "617.555.0123"
+    original = fake_nextech._patient_search
+    monkeypatch.setattr(
+        fake_nextech,
+        "_patient_search",
+        lambda q: original(q) if "birthdate" in q else (200, {"resourceType": "Bundle"}),
+    )
+
+    assert nextech.find_or_create_patient(JANE_IN_FULL) == ident
+
+    assert len(fake_nextech.calls("POST", "/Patient")) == 1
+    assert fake_nextech.calls("GET", "/Patient")[-1].query == {
+        "family": ["Doe"],
+        "given": ["Jane"],
+        "birthdate": ["eq1980-04-02"],
+    }
+    assert list(fake_nextech.patients) == [ident]
+
+
+def test_a_409_to_post_patient_without_a_match_is_a_clear_permanent_error(fake_nextech, nextech, monkeypatch):
+    monkeypatch.setattr(
+        fake_nextech, "_patient_create", lambda body: (409, {"resourceType": "OperationOutcome", "issue": []})
+    )
+
+    with pytest.raises(EmrError) as caught:
+        nextech.find_or_create_patient(JANE_IN_FULL)
+
+    assert caught.value.transient is False and caught.value.status == 409
+    assert "already exists" in str(caught.value) and "by hand" in str(caught.value)
+    assert "Jane" not in str(caught.value) and "Doe" not in str(caught.value)
 
 
 def test_phone_shared_with_another_family_is_not_a_match(fake_nextech, nextech):
     other = fake_nextech.add_patient("Mary", "Smith", phone="6175550123")
 
-    ident = nextech.find_or_create_patient(JANE)
+    ident = nextech.find_or_create_patient(JANE_IN_FULL)
 
     assert ident != other and len(fake_nextech.calls("POST", "/Patient")) == 1
 
@@ -276,8 +352,9 @@ def test_phone_match_prefers_the_same_given_name(fake_nextech, nextech):
 
 
 def test_nextech_phone():
-    assert nextech_phone("+16175550123") == "6175550123"
+    assert nextech_phone("+16175550123") == "(617) 555-0123"
     assert nextech_phone("+447700900123") == "447700900123"
+    assert nextech_phone("") == ""
 
 
 # --- appointments --------------------------------------------------------------------------------------------------
@@ -289,7 +366,6 @@ def test_appointment_created(fake_nextech, nextech):
     assert appointment.status == "proposed"
     assert appointment.start == DAY.replace(hour=10)
     (post,) = fake_nextech.calls("POST", "/Appointment")
-    ext = "https://select.nextech-api.com/api/structuredefinition/"
     assert post.json == {
         "resourceType": "Appointment",
         "status": "proposed",
@@ -302,29 +378,145 @@ def test_appointment_created(fake_nextech, nextech):
             {"actor": {"reference": "practitioner/9"}, "status": "accepted"},
         ],
         "extension": [
-            {"url": ext + "appointment-type", "valueReference": {"reference": "appointment-type/12"}},
-            {"url": ext + "appointment-schedule", "valueString": "book"},
+            {"url": EXT + "appointment-type", "valueReference": {"reference": "appointment-type/12"}},
+            {"url": EXT + "appointment-purpose", "valueReference": {"reference": "appointment-purpose/224"}},
+            {"url": EXT + "appointment-schedule", "valueString": "book"},
         ],
     }
     assert list(fake_nextech.appointments) == [appointment.emr_appointment_id]
 
 
-def test_appointment_without_patient_id_finds_or_creates_the_patient(fake_nextech, nextech):
-    nextech.create_appointment(request_for(slot_at(10)))
-    (patient_id,) = fake_nextech.patients
-    (stored,) = fake_nextech.appointments.values()
-    assert stored["participant"][0]["actor"]["reference"] == f"patient/{patient_id}"
+def test_mappings_in_nextechs_reference_form_are_read_as_ids(fake_nextech, nextech):
+    # _slot.md's example sends appointment-type=appointment-type/87: a clinic may paste either form.
+    slot = slot_at(10, provider="practitioner/9", service="appointment-type/12", purpose="appointment-purpose/224")
+    nextech.create_appointment(request_for(slot, patient_id="77"))
+    nextech.availability(service_ref="appointment-type/12", start=DAY, end=DAY + timedelta(days=1))
+
+    (post,) = fake_nextech.calls("POST", "/Appointment")
+    references = [e.get("valueReference", {}).get("reference") for e in post.json["extension"]]
+    assert references == ["appointment-type/12", "appointment-purpose/224", None]
+    assert post.json["participant"][2]["actor"]["reference"] == "practitioner/9"
+    assert fake_nextech.calls("GET", "/Slot")[-1].query["appointment-type"] == ["appointment-type/12"]
 
 
-def test_409_raises_slot_taken(fake_nextech, nextech):
+def test_the_purpose_comes_from_the_slot_nextech_offers_and_the_recheck_is_reused(fake_nextech, nextech):
+    # Nextech up to 16.2 requires the appointment-purpose on a create (issue 18); the Slot carries it (_slot.md).
+    fake_nextech.purpose_required = True
+    slot = slot_at(10, purpose="")  # bookings builds the slot from our booking: no purpose
+
+    assert nextech.is_time_free(slot)  # what bookings.services.booking_confirm asks right before writing
+    nextech.create_appointment(request_for(slot, patient_id="77"))
+
+    assert len(fake_nextech.calls("GET", "/Slot")) == 1  # the re-check's Slot gave the purpose
+    (post,) = fake_nextech.calls("POST", "/Appointment")
+    assert {
+        "url": EXT + "appointment-purpose",
+        "valueReference": {"reference": "appointment-purpose/224"},
+    } in post.json["extension"]
+
+    # Without a re-check first, the create asks for the Slot itself; a Slot without purpose sends none.
+    fake_nextech.purpose_required, fake_nextech.purpose_id = False, ""
+    nextech.create_appointment(request_for(slot_at(11, purpose=""), booking_id=42, patient_id="77"))
+    assert len(fake_nextech.calls("GET", "/Slot")) == 2
+    urls = [e["url"] for e in fake_nextech.calls("POST", "/Appointment")[-1].json["extension"]]
+    assert urls == [EXT + "appointment-type", EXT + "appointment-schedule"]
+
+
+def test_a_new_patient_goes_as_a_contained_patient_and_nextech_makes_the_prospect(fake_nextech, nextech):
+    # _appointment.md, "Book Appointment", option 2: the demographics in the contained section create a prospect
+    # linked to the appointment (given and family name, a phone, an email).
+    appointment = nextech.create_appointment(request_for(slot_at(10)))
+
+    (post,) = fake_nextech.calls("POST", "/Appointment")
+    assert post.json["contained"] == [
+        {
+            "resourceType": "Patient",
+            "name": [{"use": "official", "family": "Doe", "given": ["Jane"]}],
+            "telecom": [
+                {"system": "phone", "value": JANE_STORED_PHONE, "use": "mobile"},
+                {"system": "email", "value": "jane@example.com"},
+            ],
+        }
+    ]
+    assert [p["actor"]["reference"] for p in post.json["participant"]] == [f"location/{LOCATION_ID}", "practitioner/9"]
+    assert not fake_nextech.calls("POST", "/Patient")
+    (prospect,) = fake_nextech.patients
+    stored = fake_nextech.appointments[appointment.emr_appointment_id]
+    assert stored["participant"][0]["actor"]["reference"] == f"patient/{prospect}"
+    # The next attempt finds the prospect by phone and the appointment by booking id: nothing written twice.
+    assert nextech.find_or_create_patient(JANE) == prospect
+    found = nextech.find_appointment(booking_id=41, patient_id=prospect, start=slot_at(10).start)
+    assert found.emr_appointment_id == appointment.emr_appointment_id
+
+
+def test_an_appointment_for_a_new_patient_is_found_by_location_and_day(fake_nextech, nextech):
+    appointment = nextech.create_appointment(request_for(slot_at(10)))
+
+    found = nextech.find_appointment(booking_id=41, patient_id="", start=slot_at(10).start)
+
+    assert found.emr_appointment_id == appointment.emr_appointment_id
+    assert fake_nextech.calls("GET", "/Appointment")[-1].query == {
+        "location.id": [LOCATION_ID],
+        "date": ["eq2026-12-01"],
+    }
+
+
+def test_a_new_patient_without_an_email_is_refused_by_nextech_with_its_reason(fake_nextech, nextech):
+    # A contained Patient needs "An email address" (_appointment.md); we may have none, so it is sent without
+    # and Nextech's 409 reason reaches staff. The time is still free: not SlotTakenError.
+    no_email = PatientInfo(first_name="Jane", last_name="Doe", phone="+16175550123")
+    request = AppointmentRequest(booking_id=41, slot=slot_at(10), patient=no_email)
+
+    with pytest.raises(EmrError) as caught:
+        nextech.create_appointment(request)
+
+    assert not isinstance(caught.value, SlotTakenError)
+    assert caught.value.status == 409 and caught.value.transient is False
+    assert "the time is still free" in str(caught.value) and "an email address" in str(caught.value)
+    assert not fake_nextech.appointments and not fake_nextech.patients
+    telecom = fake_nextech.calls("POST", "/Appointment")[0].json["contained"][0]["telecom"]
+    assert telecom == [{"system": "phone", "value": JANE_STORED_PHONE, "use": "mobile"}]
+
+
+def test_409_for_a_taken_time_raises_slot_taken(fake_nextech, nextech):
     fake_nextech.taken.add("2026-12-01T10:00:00-05:00")
 
     with pytest.raises(SlotTakenError) as caught:
         nextech.create_appointment(request_for(slot_at(10), patient_id="77"))
 
     assert caught.value.status == 409 and caught.value.transient is False
-    assert "no longer available" in str(caught.value)
+    assert "no longer available" in str(caught.value)  # the AppointmentResponse comment
     assert not fake_nextech.appointments
+
+
+def test_409_whose_reason_says_the_time_is_gone_is_slot_taken_even_if_still_listed(fake_nextech, nextech, monkeypatch):
+    monkeypatch.setattr(
+        fake_nextech,
+        "_appointment_create",
+        lambda body: (409, {"resourceType": "AppointmentResponse", "comment": "Slot is not available"}),
+    )
+    with pytest.raises(SlotTakenError):
+        nextech.create_appointment(request_for(slot_at(10), patient_id="77"))
+
+
+def test_409_for_another_reason_is_a_clear_permanent_emr_error(fake_nextech, nextech):
+    fake_nextech.purpose_required, fake_nextech.purpose_id = True, ""  # a 16.2 practice, Slots without purpose
+
+    with pytest.raises(EmrError) as caught:
+        nextech.create_appointment(request_for(slot_at(10, purpose=""), patient_id="77"))
+
+    assert not isinstance(caught.value, SlotTakenError)
+    assert caught.value.status == 409 and caught.value.transient is False
+    assert "An appointment purpose is required" in str(caught.value)
+
+
+def test_409_with_the_recheck_failing_is_transient(fake_nextech, nextech, monkeypatch):
+    monkeypatch.setattr(fake_nextech, "_appointment_create", lambda body: (fake_nextech.fail(503, times=9) or 409, {}))
+
+    with pytest.raises(EmrError) as caught:
+        nextech.create_appointment(request_for(slot_at(10), patient_id="77"))
+
+    assert not isinstance(caught.value, SlotTakenError) and caught.value.transient is True
 
 
 def test_429_retried_with_retry_after_delays(fake_nextech, nextech, sleeps):
@@ -402,7 +594,7 @@ def test_timed_out_create_is_found_not_written_twice(fake_nextech, make_client, 
     assert list(fake_nextech.appointments) == [found.emr_appointment_id]
     assert found.start == slot.start
     (search,) = fake_nextech.calls("GET", "/Appointment")
-    assert search.query == {"patient": ["patient/77"], "date": ["eq2026-12-01"]}
+    assert search.query == {"patient": ["77"], "date": ["eq2026-12-01"]}  # _appointment.md: ?patient=12345
 
 
 def test_find_appointment_matches_the_exact_booking_id(fake_nextech, nextech):
@@ -456,7 +648,7 @@ def test_log_lines_carry_no_patient_details(fake_nextech, nextech, caplog):
     text = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
     # settings.LOGGING keeps httpx (which logs request URLs, queries included) at WARNING.
     assert not [r for r in caplog.records if r.name.startswith("httpx") and r.levelno < logging.WARNING]
-    for secret in ("Jane", "Doe", "6175550123", "jane@example.com"):
+    for secret in ("Jane", "Doe", "6175550123", "555-0123", "jane@example.com"):
         assert secret not in text
 
 
@@ -475,7 +667,7 @@ def test_posted_appointment_is_a_valid_stu3_appointment_with_both_extensions(fak
     assert [p.actor.reference for p in sent.participant] == ["patient/77", f"location/{LOCATION_ID}", "practitioner/9"]
     ext = "https://select.nextech-api.com/api/structuredefinition/"
     extensions = {e.url: e for e in sent.extension}
-    assert set(extensions) == {ext + "appointment-type", ext + "appointment-schedule"}
+    assert set(extensions) == {ext + "appointment-type", ext + "appointment-purpose", ext + "appointment-schedule"}
     assert extensions[ext + "appointment-type"].valueReference.reference == "appointment-type/12"
     assert extensions[ext + "appointment-schedule"].valueString == "book"
 
@@ -483,10 +675,9 @@ def test_posted_appointment_is_a_valid_stu3_appointment_with_both_extensions(fak
 def test_posted_patient_is_a_valid_stu3_patient(fake_nextech, nextech):
     from fhir.resources.STU3.patient import Patient as FhirPatient
 
-    nextech.find_or_create_patient(PatientInfo(first_name="Jane", last_name="Doe", phone=""))
+    nextech.find_or_create_patient(JANE_IN_FULL)
 
     (create,) = fake_nextech.calls("POST", "/Patient")
-    assert "telecom" not in create.json  # FHIR JSON has no empty arrays
     assert FhirPatient.model_validate(create.json).name[0].family == "Doe"
 
 
@@ -514,6 +705,7 @@ def test_invalid_outgoing_resource_is_refused_before_sending(fake_nextech, nexte
 def test_a_malformed_slot_is_skipped_logged_by_id_and_counted_and_the_others_kept(
     fake_nextech, nextech, monkeypatch, caplog, change
 ):
+    fake_nextech.slot_ids = True
     serve_slots(fake_nextech, monkeypatch, lambda body: change(body["entry"][1]["resource"]))
     before = skipped()
 
@@ -542,6 +734,7 @@ def test_a_slot_time_without_a_utc_offset_is_skipped_and_the_good_ones_kept(
 ):
     # Decision (docs/DECISIONS.md): never guessed in the clinic's zone. 10:00 without an offset could be 10:00 EST
     # or 10:00 UTC (05:00 EST): offering the wrong hour is worse than offering one time fewer.
+    fake_nextech.slot_ids = True
     naive = {"start": "2026-12-01T10:00:00", "end": "2026-12-01T10:30:00"}[field]
     serve_slots(fake_nextech, monkeypatch, lambda body: body["entry"][1]["resource"].update({field: naive}))
     before, before_invalid = skipped(reason="no_offset"), skipped()
@@ -580,12 +773,13 @@ def test_a_skipped_slots_id_is_logged_only_when_it_looks_like_an_id(fake_nextech
     assert "Jane" not in log_text(caplog) and "0123" not in log_text(caplog)
 
 
-def test_nextechs_own_slot_sample_yields_its_slot_without_the_practitioner_stu3_refuses(
+def test_nextechs_own_slot_sample_yields_its_slot_and_its_practitioner_with_an_empty_given_name(
     fake_nextech, nextech, monkeypatch, caplog
 ):
     # slot_search.json: Nextech's published "GET /Slot" sample (github.com/NextechSystems/selectapidocspub,
     # source/includes/_slot.md lines 25-89, verbatim). It has no Bundle type, and its contained Practitioner's name
-    # is "given": ["Sherri", ""], which the STU3 model refuses: that Practitioner is dropped, the Slot kept.
+    # is "given": ["Sherri", ""], which the STU3 model refuses: the empty string is read as absent, nothing skipped
+    # (Nextech sends one on every Practitioner: a skip per Slot would be noise).
     sample = json.loads((VENDOR_SAMPLES / "slot_search.json").read_text())
     monkeypatch.setattr(fake_nextech, "_slots", lambda query: (200, sample))
     before = skipped("Practitioner")
@@ -601,11 +795,23 @@ def test_nextechs_own_slot_sample_yields_its_slot_without_the_practitioner_stu3_
             service_ref="9",
             location_ref="1",
             emr_slot_id="",  # the sample's Slot has no id
+            purpose_ref="224",
         )
     ]
+    assert skipped("Practitioner") == before
+    assert "skipped" not in caplog.text
+    assert fake_nextech.calls("GET", "/Slot")[0].query["appointment-type"] == ["appointment-type/9"]
+
+
+def test_a_contained_resource_that_still_fails_its_model_is_dropped_and_counted(fake_nextech, nextech, monkeypatch):
+    def with_bad_practitioner(body):
+        body["entry"][0]["resource"]["contained"][1]["name"][0]["family"] = ["Provider"]  # STU3: one string
+
+    serve_slots(fake_nextech, monkeypatch, with_bad_practitioner)
+    before = skipped("Practitioner")
+
+    assert len(nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))) == 4
     assert skipped("Practitioner") == before + 1
-    assert "nextech Practitioner 9323 skipped (invalid): contained in Slot (Bundle entry 0)" in caplog.text
-    assert "Sherri" not in caplog.text and "Walters" not in caplog.text
 
 
 def test_a_contained_resource_of_a_type_stu3_does_not_know_is_dropped_not_a_crash(fake_nextech, nextech, monkeypatch):
@@ -639,9 +845,10 @@ def test_an_answer_that_is_not_a_bundle_is_still_a_permanent_error(fake_nextech,
     assert "something other than a Bundle for Slot" in str(caught.value)
 
 
-def test_a_bundle_without_a_type_is_read_as_a_searchset(fake_nextech, nextech, monkeypatch):
-    # Nextech's own Slot and Appointment samples omit it (STU3 requires it).
-    serve_slots(fake_nextech, monkeypatch, lambda body: body.pop("type"))
+@pytest.mark.parametrize("bundle_type", ["", "searchset"])
+def test_a_bundle_with_or_without_a_type_is_read_as_a_searchset(fake_nextech, nextech, bundle_type):
+    # Nextech's own Slot and Appointment samples omit it (STU3 requires it); its other search samples carry it.
+    fake_nextech.bundle_type = bundle_type
     assert len(nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))) == 4
 
 
@@ -671,6 +878,7 @@ def test_elements_stu3_does_not_define_are_ignored_not_fatal(fake_nextech, nexte
 
 
 def test_nextech_ids_with_underscores_are_accepted(fake_nextech, nextech, monkeypatch):
+    fake_nextech.slot_ids = True
     original = fake_nextech._slots
 
     def underscored(query):
@@ -725,3 +933,67 @@ def test_malformed_create_answer_is_not_retried_and_is_found_next_time(fake_next
 def test_slot_times_use_standard_library_timezones(nextech):
     (slot, *_) = nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))
     assert type(slot.start.tzinfo) is timezone and slot.start.utcoffset() == timedelta(hours=-5)
+
+
+# --- Nextech's own samples (tests/data/providers/nextech/vendor-samples/, lines in its SOURCES.md) -------------------
+
+
+def test_nextechs_own_patient_sample_with_an_empty_given_name_is_found_by_phone(fake_nextech, nextech, monkeypatch):
+    # patient_search.json: _patient.md's Patient (its official name "given": ["Gregory", ""]) in a search Bundle.
+    # The STU3 model refuses the empty string; read as absent, the patient is found and not created again.
+    sample = vendor_sample("patient_search.json")
+    monkeypatch.setattr(fake_nextech, "_patient_search", lambda query: (200, sample))
+    gregory = PatientInfo(first_name="Gregory", last_name="Brinkley", phone="+18135555555")
+
+    assert nextech.find_or_create_patient(gregory) == "45bb641e-44c5-49a8-a36f-9dd7a0a50828"
+    assert fake_nextech.calls("GET", "/Patient")[0].query == {"phone": ["(813) 555-5555"]}  # its stored format
+
+
+def test_nextechs_own_appointment_sample_as_the_201_answer_is_the_created_appointment(
+    fake_nextech, nextech, monkeypatch
+):
+    # appointment_create_201.json: _appointment.md's Appointment, participants without status (STU3 requires one),
+    # a contained Practitioner named "given": ["Darren", ""].
+    sample = vendor_sample("appointment_create_201.json")
+    monkeypatch.setattr(fake_nextech, "_appointment_create", lambda body: (201, sample))
+
+    appointment = nextech.create_appointment(request_for(slot_at(10), patient_id="77"))
+
+    assert (appointment.emr_appointment_id, appointment.status) == ("12312", "booked")
+    assert appointment.start == datetime(2017, 3, 12, 9, 10, tzinfo=timezone(timedelta(hours=-4)))
+
+
+def test_nextechs_own_appointment_search_sample_finds_ours_and_an_unmapped_status_is_live(
+    fake_nextech, nextech, monkeypatch
+):
+    # appointment_search.json, with our marker in its comment; then without its status, as Nextech answers an
+    # appointment in a Select status FHIR has no word for ("this field is omitted", _appointment.md Fields).
+    sample = vendor_sample("appointment_search.json")
+    resource = sample["entry"][0]["resource"]
+    resource["comment"] = "booking:41 " + resource["comment"]
+    monkeypatch.setattr(fake_nextech, "_appointment_search", lambda query: (200, sample))
+    start = datetime.fromisoformat(resource["start"])
+
+    assert nextech.find_appointment(booking_id=41, patient_id="77", start=start).emr_appointment_id == "12312"
+    del resource["status"]
+    found = nextech.find_appointment(booking_id=41, patient_id="77", start=start)
+    assert (found.emr_appointment_id, found.status) == ("12312", "")  # live: never written twice
+
+
+def test_an_empty_string_is_read_as_absent_and_a_list_it_empties_goes_too(fake_nextech, nextech, monkeypatch):
+    def emptied(body):
+        practitioner = body["entry"][0]["resource"]["contained"][1]
+        practitioner["name"][0]["given"] = [""]  # nothing but the empty name Nextech appends
+        practitioner["name"][0]["text"] = ""
+
+    serve_slots(fake_nextech, monkeypatch, emptied)
+    before = skipped("Practitioner")
+
+    assert len(nextech.availability(service_ref="12", start=DAY, end=DAY + timedelta(days=1))) == 4
+    assert skipped("Practitioner") == before
+    from emr.nextech import _without
+
+    data = {"name": [{"family": "X", "given": ["", "A", ""]}, {"given": [""]}], "id": "1"}
+    paths = [("name", 0, "given", 0), ("name", 0, "given", 2), ("name", 1, "given", 0)]
+    assert _without(data, paths) == {"name": [{"family": "X", "given": ["A"]}], "id": "1"}
+    assert data["name"][1] == {"given": [""]}  # a copy: the answer itself is left as it came

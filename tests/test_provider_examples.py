@@ -16,7 +16,7 @@ import hmac
 import json
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -1014,43 +1014,20 @@ def slot_search(build, raw: bytes, **kwargs):
     return client.availability(service_ref="9", start=SLOT_DAY, end=SLOT_DAY.replace(day=27))
 
 
-NEXTECH_XFAIL = {
-    "appointment_search.json": (
-        "appointment_search.json (Nextech's own GET /Appointment sample): find_appointment raises EmrError "
-        "'malformed Appointment (Bundle entry 0): participant.0.status (missing)...': emr/nextech.py _bundle_resources "
-        "-> _entry -> _parse(FhirAppointment) is strict and STU3 requires participant.status, which Nextech's "
-        "Appointments omit; _validate only forgives contained resources and undefined elements. bookings/services.py "
-        "booking_confirm calls find_appointment before every create, so any appointment of the patient that day "
-        "(including the one our own create wrote) makes the confirmation fail with a permanent EmrError"
-    ),
-    "patient_search.json": (
-        "patient_search.json (Nextech's Patient inside its search Bundle): find_or_create_patient raises EmrError "
-        "'malformed Patient (Bundle entry 0): name.0.given.1 (string_pattern_mismatch)': the STU3 model refuses the "
-        'empty given name Nextech puts in every HumanName ("given": ["Gregory", ""]) and emr/nextech.py '
-        "_parse/_validate only drop such names in contained resources. bookings/services.py booking_confirm calls "
-        "find_or_create_patient first, so a patient Nextech already has (found by phone or name) can never be booked"
-    ),
-    "appointment_create_201.json": (
-        "appointment_create_201.json (the Appointment Nextech documents as the 201 answer to POST /Appointment): "
-        "create_appointment raises a transient EmrError ('may have been created ... look it up with find_appointment') "
-        "because emr/nextech.py NextechClient._appointment -> _parse(FhirAppointment) refuses participants without "
-        "status: every successful create is reported as a transient failure, and the retry's find_appointment then "
-        "fails on the same shape (appointment_search.json), so the booking never confirms though Nextech has it"
-    ),
-    "patient_read.json": (
-        "patient_read.json as the 201 answer to POST /Patient: emr/nextech.py _create_patient -> _parse(FhirPatient) "
-        'refuses name.0.given.1 = "" (STU3 string pattern), so a created patient is reported as a transient EmrError '
-        "('the patient may have been created') instead of its id; the retry then finds the patient by phone and fails "
-        "as patient_search.json does"
-    ),
-}
+def without_empty_strings(value):
+    """``value`` with every "" left out (FHIR JSON writes an absent value by leaving it out)."""
+    if isinstance(value, dict):
+        return {k: without_empty_strings(v) for k, v in value.items() if v != ""}
+    if isinstance(value, list):
+        return [without_empty_strings(v) for v in value if v != ""]
+    return value
 
 
 def resource_of(body: dict) -> dict:
     return body["resource"] if isinstance(body.get("resource"), dict) else body
 
 
-@pytest.mark.parametrize("path", nextech_examples("bundle", xfail=NEXTECH_XFAIL))
+@pytest.mark.parametrize("path", nextech_examples("bundle"))
 def test_nextech_bundle_sample_is_read_by_the_search_that_gets_it(nextech_answering, path):
     """A search answer, served as published, to the adapter's search for its entries' type: Slot -> availability
     (a bad Slot skipped and counted), Appointment -> find_appointment, Patient -> find_or_create_patient (strict:
@@ -1085,7 +1062,7 @@ def test_nextech_bundle_sample_is_read_by_the_search_that_gets_it(nextech_answer
         pytest.fail(f"{path.name}: a Bundle of {types}, which no search of the adapter reads")
 
 
-@pytest.mark.parametrize("path", nextech_examples("resource", xfail=NEXTECH_XFAIL))
+@pytest.mark.parametrize("path", nextech_examples("resource"))
 def test_nextech_resource_sample_is_read_or_skipped_with_a_counted_reason(nextech_answering, path):
     """A resource on its own (or in a Bundle entry, as the Location sample). Where the adapter reads one: an
     Appointment as the answer to POST /Appointment, a Patient as the answer to POST /Patient. Every resource also
@@ -1099,7 +1076,13 @@ def test_nextech_resource_sample_is_read_or_skipped_with_a_counted_reason(nextec
     if kind == "Appointment":
         client, _ = nextech_answering({("POST", "/Appointment"): (201, json.dumps(resource).encode())})
         start = datetime.fromisoformat(resource["start"])
-        slot = Slot(start=start, end=datetime.fromisoformat(resource["end"]), provider_ref="9", service_ref="9")
+        slot = Slot(
+            start=start,
+            end=datetime.fromisoformat(resource["end"]),
+            provider_ref="9",
+            service_ref="9",
+            purpose_ref="161",
+        )
         request = AppointmentRequest(
             booking_id=41, slot=slot, patient=PatientInfo("Jane", "Doe", "+16175550123"), emr_patient_id="77"
         )
@@ -1111,7 +1094,15 @@ def test_nextech_resource_sample_is_read_or_skipped_with_a_counted_reason(nextec
                 ("POST", "/Patient"): (201, json.dumps(resource).encode()),
             }
         )
-        patient = PatientInfo(first_name="Gregory", last_name="Brinkley", phone="+18135555555")
+        # Everything POST /Patient requires (_patient.md, "Create Patient"), from the sample itself.
+        patient = PatientInfo(
+            first_name="Gregory",
+            last_name="Brinkley",
+            phone="+18135555555",
+            email="test@abc.com",
+            birth_date=date(1970, 9, 28),
+            postal_code="20787",
+        )
         assert client.find_or_create_patient(patient) == resource["id"]
 
     # Contained in the Slot.
@@ -1122,8 +1113,8 @@ def test_nextech_resource_sample_is_read_or_skipped_with_a_counted_reason(nextec
     slots = slot_search(nextech_answering, json.dumps(with_contained).encode())
     assert len(slots) == 1 and slots[0].provider_ref == "9323"
     counted = sum(skipped_count(label) - before[label] for label in labels)
-    try:
-        get_fhir_model_class(kind).model_validate(resource)
+    try:  # read as the adapter reads Nextech's answers: an empty string is an absent value (docs/DECISIONS.md)
+        get_fhir_model_class(kind).model_validate(without_empty_strings(resource))
         valid = True
     except Exception:  # no STU3 model for the type (Nextech's own resource types), or refused by it
         valid = False
@@ -1156,6 +1147,7 @@ def test_nextech_appointment_request_samples(nextech_answering, path):
                 booking_id=41, slot=slot, patient=PatientInfo("Jane", "Smith", "+16175550123"), emr_patient_id="EEA9"
             ),
             "EEA9EC85-849E-4B88-9859-9F30CF309446",
+            purpose="202",
         )
         assert ours["status"] == sample["status"]
         assert [p["actor"]["reference"] for p in ours["participant"]] == [
@@ -1165,7 +1157,7 @@ def test_nextech_appointment_request_samples(nextech_answering, path):
         ours_ext = {e["url"]: e.get("valueString") or e["valueReference"]["reference"] for e in ours["extension"]}
         sample_ext = {e["url"]: e.get("valueString") or e["valueReference"]["reference"] for e in sample["extension"]}
         assert ours_ext[schedule] == sample_ext[schedule] == "book"
-        assert set(ours_ext) <= set(sample_ext)  # appointment-purpose is optional; we send the type only
+        assert ours_ext == sample_ext  # type, purpose (required up to Nextech 16.2) and schedule, reference forms
         assert datetime.fromisoformat(ours["start"]) == datetime.fromisoformat(sample["start"])
         return
     # A PUT: confirm (booked) or cancel (cancelled) as we send them, answered with the sample.

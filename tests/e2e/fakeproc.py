@@ -11,9 +11,10 @@ under ``/_fake/`` let the test process read and steer it over HTTP:
   token grants);
 - ``POST /_fake/reset``: forget the recorded calls and state (a new scenario);
 - ``POST /_fake/fail {"status", "times"}``: the next ``times`` provider requests fail with ``status``;
-- ``POST /_fake/config {name: value}``: set a documented knob (Nextech ``utc_offset_minutes``, ``first_hour``;
-  Square ``refund_status``; Telnyx ``send_delay``: seconds a send waits, once it has arrived, before the fake takes
-  it and answers: a slow provider, so a test can kill the sender mid-request; the fake still takes and answers it);
+- ``POST /_fake/config {name: value}``: set a documented knob (Nextech ``utc_offset_minutes``, ``first_hour``,
+  ``prospect_email_required``; Square ``refund_status``; Telnyx ``send_delay``: seconds a send waits, once it has
+  arrived, before the fake takes it and answers: a slow provider, so a test can kill the sender mid-request; the
+  fake still takes and answers it);
 - ``GET /_fake/state`` (Telnyx): ``in_flight``, the sends that arrived while ``send_delay`` held them (to, text,
   arrival time, ``done`` once taken); ``lookups``, the ``GET /v2/messages/{id}`` requests; ``messages``, what
   each id would answer;
@@ -189,7 +190,7 @@ class SquareControl(Control):
 
 
 class NextechControl(Control):
-    knobs = ("utc_offset_minutes", "first_hour", "refuse_cancel", "create_delay")
+    knobs = ("utc_offset_minutes", "first_hour", "refuse_cancel", "create_delay", "prospect_email_required")
 
     def post_reset(self, body):
         # Tokens stay valid (the app caches them in Redis across scenarios, as it would across days).
