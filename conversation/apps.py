@@ -6,4 +6,4 @@ class ConversationConfig(AppConfig):
     verbose_name = "Conversations"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import startup_checks  # noqa: F401  (registers the system checks)
