@@ -626,3 +626,69 @@ def test_the_admin_states_which_steps_are_automated_and_refuses_bad_credentials(
     form = EmrConfigForm(data={**data, "credentials": json.dumps(misspelt)}, instance=config)
     assert not form.is_valid() and "api_secret" in str(form.errors["credentials"])
     assert EmrConfigForm(data={**data, "credentials": json.dumps(credentials)}, instance=config).is_valid()
+
+
+def hold_botox(clinic, start):
+    from bookings.services import booking_hold
+    from emr.models import Provider
+    from medspa.models import Service
+
+    botox = Service.objects.get(clinic=clinic, name="Botox")
+    return booking_hold(
+        clinic=clinic,
+        service=botox,
+        provider=Provider.objects.filter(clinic=clinic, services=botox).order_by("name").first(),
+        start=start,
+        patient_phone="+16175550123",
+        patient_name="Dana Whitfield",
+        now=start - timedelta(days=1),
+    )
+
+
+def test_a_booking_is_written_to_boulevard_and_cancelled_there_as_its_client(demo, fake_boulevard):
+    """The booking code's own path (booking_confirm, booking_cancel) on a Boulevard clinic."""
+    from bookings.models import Booking
+    from bookings.services import booking_cancel, booking_confirm
+
+    boulevard_clinic(demo, fake_boulevard)
+    start = datetime(2026, 11, 24, 10, tzinfo=demo.tz)
+    fake_boulevard.schedule = [start]
+    booking = hold_botox(demo, start)
+
+    confirmed = booking_confirm(booking_id=booking.pk)
+    appointment_id, client_id = split_reference(confirmed.emr_appointment_id)
+    assert confirmed.status == Booking.Status.CONFIRMED
+    assert fake_boulevard.appointments[appointment_id]["client_id"] == client_id
+    assert fake_boulevard.appointments[appointment_id]["variant_id"] == STAFF_VARIANT_ID
+
+    cancelled = booking_cancel(booking_id=booking.pk, by="staff", now=start - timedelta(days=1))
+    assert cancelled.status == Booking.Status.CANCELLED
+    assert fake_boulevard.appointments[appointment_id]["cancelled"] is True
+    assert {r.client_id for r in fake_boulevard.calls("cancelAppointment")} == {client_id}
+
+
+def test_a_card_via_boulevard_clinics_paid_booking_waits_for_the_front_desk(demo, fake_boulevard):
+    from bookings.models import Booking
+    from bookings.services import booking_confirm
+
+    boulevard_clinic(demo, fake_boulevard, card_via_boulevard=True)
+    fake_boulevard.payment_info_required = True
+    start = datetime(2026, 11, 24, 10, tzinfo=demo.tz)
+    fake_boulevard.schedule = [start]
+    booking = booking_confirm(booking_id=hold_botox(demo, start).pk)
+    assert booking.status == Booking.Status.AWAITING_STAFF
+    assert "checkoutCart" not in fake_boulevard.operations() and not fake_boulevard.appointments
+
+
+def test_the_emr_change_page_shows_the_steps_and_the_credentials_wanted(demo, fake_boulevard):
+    from django.test import Client
+    from django.urls import reverse
+
+    from .conftest import make_staff
+
+    config = boulevard_clinic(demo, fake_boulevard)
+    browser = Client()
+    browser.force_login(make_staff("owner-blvd", demo, role="owner"))
+    page = browser.get(reverse("admin:emr_emrconfig_change", args=[config.pk])).content.decode()
+    assert "what is automated" in page.lower() and "<strong>read status</strong>" in page
+    assert "api_secret" in page and "card_via_boulevard" in page
