@@ -628,7 +628,7 @@ def test_the_admin_states_which_steps_are_automated_and_refuses_bad_credentials(
     assert EmrConfigForm(data={**data, "credentials": json.dumps(credentials)}, instance=config).is_valid()
 
 
-def hold_botox(clinic, start):
+def hold_botox(clinic, start, replacing=None):
     from bookings.services import booking_hold
     from emr.models import Provider
     from medspa.models import Service
@@ -641,7 +641,8 @@ def hold_botox(clinic, start):
         start=start,
         patient_phone="+16175550123",
         patient_name="Dana Whitfield",
-        now=start - timedelta(days=1),
+        replacing=replacing,
+        now=start - timedelta(days=3),
     )
 
 
@@ -692,3 +693,23 @@ def test_the_emr_change_page_shows_the_steps_and_the_credentials_wanted(demo, fa
     page = browser.get(reverse("admin:emr_emrconfig_change", args=[config.pk])).content.decode()
     assert "what is automated" in page.lower() and "<strong>read status</strong>" in page
     assert "api_secret" in page and "card_via_boulevard" in page
+
+
+def test_a_reschedule_books_the_new_time_in_boulevard_and_cancels_the_old_one(demo, fake_boulevard):
+    from bookings.models import Booking
+    from bookings.services import booking_confirm, booking_reschedule
+
+    boulevard_clinic(demo, fake_boulevard)
+    first, second = datetime(2026, 11, 24, 10, tzinfo=demo.tz), datetime(2026, 11, 25, 11, tzinfo=demo.tz)
+    fake_boulevard.schedule = [first, second]
+    old = booking_confirm(booking_id=hold_botox(demo, first).pk)
+    new = booking_reschedule(
+        booking_id=old.pk, new_booking_id=hold_botox(demo, second, replacing=old).pk, now=first - timedelta(days=2)
+    )
+    assert new.status == Booking.Status.CONFIRMED and Booking.objects.get(pk=old.pk).status == Booking.Status.CANCELLED
+    old_id, new_id = split_reference(old.emr_appointment_id)[0], split_reference(new.emr_appointment_id)[0]
+    assert fake_boulevard.appointments[old_id]["cancelled"] is True
+    assert (
+        fake_boulevard.appointments[new_id]["cancelled"] is False
+        and fake_boulevard.appointments[new_id]["start"] == second
+    )
