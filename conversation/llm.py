@@ -13,8 +13,10 @@ raises ``LLMUnavailable`` (an ``engines.EngineUnavailable`` carrying the usage s
 lets the rules engine answer (the fallback).
 """
 
+import hashlib
 import json
 import logging
+import re
 from datetime import datetime
 
 from django.conf import settings
@@ -158,6 +160,56 @@ TOOL_SCHEMAS = [
     }
     for t in TOOLS
 ]
+
+
+# The tool schemas' fingerprint: OpenAI prepares (compiles) strict schemas on the first request that uses them, which
+# can take far longer than a normal answer; a process remembers which (server, model, schemas) it has seen answered.
+SCHEMA_DIGEST = hashlib.sha256(json.dumps(TOOL_SCHEMAS, sort_keys=True).encode()).hexdigest()[:16]
+_prepared: set = set()
+# Parameters a server refused for a model (400 naming the parameter), learned at run time: (base url, model) -> names.
+_refused: dict = {}
+REFUSABLE = ("temperature", "reasoning_effort")
+
+# OpenAI's reasoning models: the o-series (o1, o3, o4-mini...) and the gpt-5 family. They refuse any temperature but
+# the default (400 "unsupported_value") and spend part of max_completion_tokens on hidden reasoning tokens.
+REASONING_MODEL = re.compile(r"^(o\d|gpt-5)", re.IGNORECASE)
+CHAT_TEMPERATURE = 0.2
+
+
+def model_family(model: str) -> str:
+    """``reasoning`` for the o-series and gpt-5 models, else ``chat``; a provider prefix ("openai/gpt-5") is
+    ignored."""
+    name = (model or "").rsplit("/", 1)[-1].strip()
+    return "reasoning" if REASONING_MODEL.match(name) else "chat"
+
+
+def completion_params(model: str) -> dict:
+    """The request's parameters for this model, besides the messages.
+
+    Strict tools with ``parallel_tool_calls: false``: OpenAI's structured-outputs guide says strict mode is not
+    compatible with parallel function calls (a parallel call may not match its schema), so the model calls one tool
+    per response. Chat models get a low temperature and the reply's token cap; reasoning models get no temperature,
+    a reasoning effort, and a cap that also covers their reasoning tokens (the cap counts them: a reply's cap alone
+    would be spent thinking and the answer would come back empty)."""
+    params = {"model": model, "tools": TOOL_SCHEMAS, "parallel_tool_calls": False}
+    if model_family(model) == "reasoning":
+        params["max_completion_tokens"] = settings.OPENAI_MAX_COMPLETION_TOKENS + settings.OPENAI_REASONING_TOKENS
+        if settings.OPENAI_REASONING_EFFORT:
+            params["reasoning_effort"] = settings.OPENAI_REASONING_EFFORT
+    else:
+        params["temperature"] = CHAT_TEMPERATURE
+        params["max_completion_tokens"] = settings.OPENAI_MAX_COMPLETION_TOKENS
+    for name in _refused.get((settings.OPENAI_BASE_URL, model), ()):
+        params.pop(name, None)
+    return params
+
+
+def _refused_parameter(exc) -> str:
+    """The parameter a 400 names (OpenAI's ``error.param``), when it is one we can leave out, else ""."""
+    body = getattr(exc, "body", None)
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    param = error.get("param") if isinstance(error, dict) else None
+    return param if getattr(exc, "status_code", None) == 400 and param in REFUSABLE else ""
 
 
 class LLMUnavailable(EngineUnavailable):
@@ -328,14 +380,28 @@ class OpenAIEngine(Engine):
     def _complete(self, messages, usage):
         import openai
 
+        model = settings.OPENAI_MODEL
+        prepared_key = (settings.OPENAI_BASE_URL, model, SCHEMA_DIGEST)
+        # The first call with these schemas may wait for OpenAI to prepare them: it gets the longer allowance.
+        timeout = settings.OPENAI_TIMEOUT_SECONDS
+        if prepared_key not in _prepared:
+            timeout = max(timeout, settings.OPENAI_FIRST_CALL_TIMEOUT_SECONDS)
         try:
-            response = self.client.chat.completions.create(
-                model=settings.OPENAI_MODEL,
-                messages=messages,
-                tools=TOOL_SCHEMAS,
-                temperature=0.2,
-                max_completion_tokens=settings.OPENAI_MAX_COMPLETION_TOKENS,
-            )
+            try:
+                response = self.client.chat.completions.create(
+                    messages=messages, timeout=timeout, **completion_params(model)
+                )
+            except openai.BadRequestError as exc:
+                # A server that refuses a parameter for this model (an unknown reasoning model given a temperature):
+                # remember it and ask again once without it, instead of falling back on every turn.
+                refused = _refused_parameter(exc)
+                if not refused:
+                    raise
+                logger.warning("model refused a parameter model=%s param=%s; retrying without it", model, refused)
+                _refused.setdefault((settings.OPENAI_BASE_URL, model), set()).add(refused)
+                response = self.client.chat.completions.create(
+                    messages=messages, timeout=timeout, **completion_params(model)
+                )
         except openai.APITimeoutError as exc:
             raise LLMUnavailable("timeout") from exc
         except openai.RateLimitError as exc:
@@ -349,9 +415,15 @@ class OpenAIEngine(Engine):
             usage["completion"] += response.usage.completion_tokens or 0
             details = response.usage.prompt_tokens_details
             usage["cached"] += (details.cached_tokens or 0) if details else 0
+        _prepared.add(prepared_key)
         if not response.choices:
             raise LLMUnavailable("api_error", "no choices")
-        return response.choices[0].message
+        choice = response.choices[0]
+        empty = not (choice.message.content or "").strip() and not choice.message.tool_calls
+        if choice.finish_reason == "length" and empty:
+            # The token cap ran out before any reply (reasoning tokens count against it).
+            raise LLMUnavailable("token_cap", "the completion token cap was reached before a reply")
+        return choice.message
 
     @staticmethod
     def _usage(usage) -> Usage:

@@ -1,9 +1,12 @@
+from django import forms
 from django.contrib import admin, messages
+from django.utils.html import format_html_join
 
 from medspa.admin import ClinicScopedAdmin, ClinicScopedInline
 
+from .base import STEPS, EmrConfigError
 from .models import EmrConfig, Provider, TimeOff, WorkingHours
-from .services import emr_connection_test
+from .services import emr_client_for, emr_connection_test
 
 INTEGRATION = {
     EmrConfig.Kind.BUILTIN: "automatic (our calendar)",
@@ -21,7 +24,13 @@ INTEGRATION_HELP = {
         "one cancelled) are done in Nextech; the appointment's status is read only when a booking is written. "
         "Changes made in Nextech itself are not read back."
     ),
-    EmrConfig.Kind.BOULEVARD: "Open times are read from Boulevard and paid bookings are written there automatically.",
+    EmrConfig.Kind.BOULEVARD: (
+        "Open times are read from Boulevard and paid bookings are written there automatically, unless the business "
+        "requires a card on file for online bookings: we never take cards, so such clinics are \u201cdeposit via "
+        "Square, card via Boulevard\u201d (credentials card_via_boulevard: true) and the front desk books each paid "
+        "request in Boulevard. Cancelling and reading appointments needs the API secret (Boulevard lets only the "
+        "appointment's client do it, with a token signed by the secret)."
+    ),
     EmrConfig.Kind.MANUAL: (
         "This integration is manual. There is no API connection to your EMR: open times come from the providers' "
         "hours kept here, and every paid booking appears under \u201cManual EMR bookings to enter\u201d and is "
@@ -29,6 +38,35 @@ INTEGRATION_HELP = {
         "patient get a confirmation."
     ),
 }
+
+
+CREDENTIALS_HELP = {
+    EmrConfig.Kind.NEXTECH: '{"client_id": ..., "username": ..., "password": ..., "practice_id": ...}',
+    EmrConfig.Kind.BOULEVARD: (
+        '{"business_id": ..., "api_key": ..., "api_secret": "<base64, as Boulevard shows it>", "sandbox": false, '
+        '"card_via_boulevard": false, "test_client_id": "<optional: a Boulevard client test connection signs in as>"}'
+    ),
+}
+
+
+class EmrConfigForm(forms.ModelForm):
+    class Meta:
+        model = EmrConfig
+        fields = "__all__"
+
+    def clean(self):
+        """Credentials that cannot make a client are refused here, with what to fix, not at a patient's booking."""
+        cleaned = super().clean()
+        if self.errors or cleaned.get("kind") in (None, EmrConfig.Kind.BUILTIN, EmrConfig.Kind.MANUAL):
+            return cleaned
+        config = EmrConfig(**{name: cleaned.get(name) for name in ("kind", "credentials", "location_ref")})
+        try:
+            client = emr_client_for(clinic=cleaned.get("clinic"), config=config)
+        except EmrConfigError as exc:
+            expected = CREDENTIALS_HELP.get(config.kind, "")
+            raise forms.ValidationError({"credentials": f"{exc} Expected: {expected}"}) from None
+        getattr(client, "close", lambda: None)()
+        return cleaned
 
 
 class WorkingHoursInline(ClinicScopedInline):
@@ -68,16 +106,24 @@ class EmrConfigAdmin(ClinicScopedAdmin):
     list_display = ["clinic", "kind", "integration", "slot_minutes", "buffer_minutes", "min_notice_minutes"]
     list_filter = ["kind"]
     list_select_related = ["clinic"]
+    form = EmrConfigForm
     actions = ["test_connection"]
     fieldsets = [
-        (None, {"fields": ["clinic", "kind", "integration_help"]}),
-        ("Connection (Nextech, Boulevard)", {"fields": ["credentials", "location_ref"]}),
+        (None, {"fields": ["clinic", "kind", "integration_help", "automated_steps"]}),
+        (
+            "Connection (Nextech, Boulevard)",
+            {
+                "fields": ["credentials", "location_ref"],
+                "description": "Credentials, as JSON. "
+                + " ".join(f"{kind.label}: {text}." for kind, text in CREDENTIALS_HELP.items()),
+            },
+        ),
         (
             "Calendar rules (built-in calendar and manual EMRs)",
             {"fields": ["slot_minutes", "buffer_minutes", "min_notice_minutes", "horizon_days"]},
         ),
     ]
-    readonly_fields = ["integration_help"]
+    readonly_fields = ["integration_help", "automated_steps"]
 
     @admin.display(description="integration")
     def integration(self, obj):
@@ -87,7 +133,22 @@ class EmrConfigAdmin(ClinicScopedAdmin):
     def integration_help(self, obj):
         return INTEGRATION_HELP[obj.kind] if obj and obj.pk else "Choose the kind and save to see what it means."
 
-    @admin.action(description="Test the connection (asks the EMR for open times)")
+    @admin.display(description="what is automated")
+    def automated_steps(self, obj):
+        """Per step, what happens for this clinic as configured (the client says; nothing is called)."""
+        if not (obj and obj.pk):
+            return "Save to see which steps are automated."
+        try:
+            client = emr_client_for(clinic=obj.clinic, config=obj)
+        except EmrConfigError as exc:
+            return f"The configuration cannot make a client: {exc}"
+        steps = client.automation()
+        getattr(client, "close", lambda: None)()
+        return format_html_join(
+            "", "<div><strong>{}</strong>: {}</div>", ((step, steps.get(step, "")) for step in STEPS)
+        )
+
+    @admin.action(description="Test the connection (asks the EMR for open times, and checks each automated step)")
     def test_connection(self, request, queryset):
         for config in queryset.select_related("clinic"):
             ok, text = emr_connection_test(clinic=config.clinic)

@@ -19,6 +19,9 @@ from datetime import date, datetime
 WRITE = "write"  # writes appointments
 MANUAL = "manual"  # a person books it in the EMR; we only record their confirmation
 
+# The steps the EMR configuration page states, per clinic, as automated or not (``EmrClient.automation``).
+STEPS = ("availability", "hold", "book", "cancel", "reschedule", "read status")
+
 
 @dataclass(frozen=True)
 class Slot:
@@ -103,6 +106,24 @@ class EmrClient(ABC):
     def provider_ref(self, provider) -> str:
         """The EMR's id for one of our providers."""
         return provider.emr_ref
+
+    def automation(self) -> dict:
+        """For each of ``STEPS``, what happens with this clinic's configuration, in words for the admin's EMR page.
+        By default from the capabilities; a client that knows better says so."""
+        write = WRITE in self.capabilities
+        return {
+            "availability": "automatic",
+            "hold": "our own hold only (the EMR is not asked to hold the time)",
+            "book": "automatic" if write else "staff enter it in the EMR",
+            "cancel": "automatic" if write else "staff remove it in the EMR",
+            "reschedule": "automatic (the new time booked, the old cancelled)" if write else "staff, in the EMR",
+            "read status": "not read from the EMR",
+        }
+
+    def connection_checks(self, *, service_ref: str, provider_refs: list, start: datetime, end: datetime) -> list:
+        """What the admin's "test connection" exercises beyond open times (which it asks for itself): one
+        ``(step, ok, text)`` per further step this configuration has, without writing anything."""
+        return []
 
     def is_time_free(self, slot: Slot) -> bool:
         """Re-check, right before writing, that the EMR still offers this time."""

@@ -1,40 +1,59 @@
 """Boulevard, through its Client API (GraphQL over HTTP POST), where booking is a cart.
 
+Evidence (tests/data/providers/SOURCES.md, "boulevard/"): Boulevard's own ``Boulevard/book-sdk`` (``src/graph.ts``
+is generated from Boulevard's schema; ``src/platformClient.ts`` and its tests; ``tests/integration.test.ts``) and
+Boulevard's help centre (support.boulevard.io).
+
 Endpoint: ``https://sandbox.joinblvd.com/api/2020-01/{businessId}/client`` (sandbox) or
-``https://dashboard.boulevard.io/api/2020-01/{businessId}/client`` (live), ``Authorization: Basic
-base64(API_KEY + ":")``. Flow: ``createCart(input: {locationId})`` -> ``addCartSelectedBookableItem(input: {id, itemId,
-itemStaffVariantId?})`` -> ``cartBookableDates`` -> ``cartBookableTimes {id startTime}`` ->
-``reserveCartBookableItems(input: {id, bookableTimeId})`` -> ``updateCart(input: {id, clientInformation,
-clientMessage})`` -> ``checkoutCart(input: {id}) {appointments {appointmentId clientId}}``.
+``https://dashboard.boulevard.io/api/2020-01/{businessId}/client`` (live).
 
-References: ``service_ref`` is the Boulevard bookable item (service) id, ``provider_ref`` the staff variant id
-(optional). Bookable time ids belong to the cart that listed them, so every call builds a fresh cart.
+Two kinds of access, both HTTP Basic:
 
-UNVERIFIED (taken from the Boulevard/book-sdk type definitions and our PROVIDERS.md notes, never run against a
-real Boulevard account), coded defensively:
+* guest: ``base64(API_KEY + ":")``: carts, bookable dates and times, checkout (an anonymous cart with
+  ``clientInformation``);
+* a signed-in client: ``base64(API_KEY + ":" + token)``, the token being ``base64(HMAC-SHA256(base64decode(
+  API_SECRET), payload)) + payload`` with ``payload = "blvd-client-v1" + businessId + clientId + unix_seconds``
+  (book-sdk ``tests/integration.test.ts`` ``generateToken``). An appointment is read and cancelled only this way:
+  the SDK's own tests expect anonymous appointment access to answer ``UNAUTHENTICATED``.
 
-* ``updateCart`` accepting ``clientMessage``: we put ``booking:<booking_id>`` there. Whether staff see it as the
-  appointment's notes is unverified; the booking id is in any case kept in our own records (the Booking row).
-* ``cancelAppointment(input: {id})`` being callable with only the business API key (the SDK calls it for a signed-in
-  client).
-* The duration fields (``selectedStaffVariant.duration``, ``item.listDurationRange.min``) and their unit (minutes
-  assumed; an ISO 8601 duration string is also understood); without them slots last 60 minutes.
-* The wording / code of the error when a time was taken meanwhile: any message mentioning "unavailable", "no longer
-  available", "not available" or "already booked", or a code such as ``BOOKABLE_TIME_UNAVAILABLE`` (in ``code`` or
-  ``extensions.code``), is read as SlotTakenError.
-* ``startTime`` carrying a UTC offset (a naive value is read in the zone that was asked for).
-* Businesses that require a card at checkout (``CART_MISSING_ITEM_PAYMENT_METHOD``) are not handled: the GraphQL
-  error surfaces as EmrError.
+Booking: ``createCart(input: {locationId})`` (with ``availableItem(id)``: the service's staff variants, which are
+listed per service) -> ``addCartSelectedBookableItem(input: {id, itemId, itemStaffVariantId?})`` ->
+``cartBookableDates`` -> ``cartBookableTimes {id startTime}`` -> ``reserveCartBookableItems`` -> ``updateCart(input:
+{id, clientInformation, clientMessage})`` -> ``cart {errors features bookingQuestions}`` (the checks checkout makes
+first) -> ``checkoutCart {appointments {appointmentId clientId}}``.
 
-Retries: 429, 5xx and transport errors are retried with exponential backoff through the injectable ``sleep``, then
-EmrError(transient=True). ``checkoutCart`` writes the appointment and Boulevard offers no search by our booking id,
-so it is only retried when the request cannot have been processed (429, connection refused); otherwise
+References: ``service_ref`` is the Boulevard bookable item (service) id; ``provider_ref`` the Boulevard staff id (a
+staff variant id is still understood): the variant is looked up for each service. The appointment reference we keep
+is ``"<appointmentId>|<client uuid>"``: the client is who the signed token must name to read or cancel it.
+
+What a business may require that an SMS assistant cannot give:
+
+* a card on file (``features.paymentInfoRequired``, cart error ``CART_MISSING_ITEM_PAYMENT_METHOD``; Boulevard's help
+  centre: a client booking online cannot finalise the appointment until they add a valid card). Cards reach
+  Boulevard only as tokens from its own client-side card form, so we never send one. A clinic configured with
+  ``card_via_boulevard`` is "deposit via Square, card via Boulevard": open times are read live, the paid booking goes
+  to the front desk (capability ``manual``) who enter it in Boulevard and take the card there. Without that flag a
+  checkout refused for the card raises ``CardRequired`` (permanent: staff see it) before anything is written.
+* required booking questions (``CART_BOOKING_QUESTION_ANSWER_MISSING``): ``BookingQuestionsRequired`` names them.
+
+Slot taken: the schema's cart error enum has no "time taken" code, so a reservation or checkout refused for its
+time is read by listing the day's times again on the same cart: the time gone is ``SlotTakenError``, still listed is
+an ``EmrError``.
+
+Retries: HTTP 429 and Boulevard's cost-based limit (HTTP 200 with ``errors[].message`` "API limit exceeded. Query
+cost is X and you have Y points available. Please wait Zms and try again.") wait as told and retry, also for
+checkout (the request was not processed); 5xx and transport errors back off exponentially through the injectable
+``sleep``, then ``EmrError(transient=True)``. ``checkoutCart`` writes the appointment and the Client API has no
+search by our booking id, so it is only retried when the request cannot have been processed; otherwise
 ``CheckoutOutcomeUnknown`` is raised and staff must check Boulevard before anyone books again.
 
-Logs carry operation names, cart ids and HTTP statuses only: never patient names, phones or emails.
+Logs carry operation names, cart and appointment ids and HTTP statuses only: never patient names, phones or emails.
 """
 
 import base64
+import binascii
+import hashlib
+import hmac
 import logging
 import re
 import time
@@ -43,10 +62,12 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 
 from .base import (
+    MANUAL,
     WRITE,
     Appointment,
     AppointmentRequest,
     EmrClient,
+    EmrConfigError,
     EmrError,
     PatientInfo,
     Slot,
@@ -61,27 +82,29 @@ LIVE_URL = "https://dashboard.boulevard.io/api/2020-01/{business_id}/client"
 DEFAULT_DURATION = timedelta(minutes=60)
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
-DATE_WINDOW_DAYS = 7  # cartBookableDates answers at most the first week of a longer range
+# cartBookableDates: "the number of available dates returned is limited by the `limit` argument, which defaults to
+# 31" (graph.ts). We ask 31 days at a time with that limit, so no date of a window can be cut off.
+DATE_WINDOW_DAYS = 31
+CLIENT_TOKEN_PREFIX = "blvd-client-v1"  # noqa: S105 (the token kind, not a secret)
+REFERENCE_SEPARATOR = "|"
+RATE_LIMITED = re.compile(r"API limit exceeded", re.IGNORECASE)
+RATE_LIMIT_WAIT = re.compile(r"wait\s+(\d+)\s*ms", re.IGNORECASE)
 
-TAKEN_CODES = {"BOOKABLE_TIME_UNAVAILABLE", "CART_BOOKABLE_TIME_UNAVAILABLE", "TIME_UNAVAILABLE", "SLOT_UNAVAILABLE"}
-TAKEN_WORDS = re.compile(r"unavailable|no longer available|not available|already booked|already taken", re.IGNORECASE)
+# CartErrorCode in graph.ts (tests/data/providers/boulevard/cart_error_codes.json).
+CARD_MISSING = "CART_MISSING_ITEM_PAYMENT_METHOD"
+QUESTIONS_MISSING = "CART_BOOKING_QUESTION_ANSWER_MISSING"
+TIME_MISSING = "CART_MISSING_ITEM_TIME"
 
 CREATE_CART = """
-mutation CreateCart($input: CreateCartInput!) {
-  createCart(input: $input) { cart { id } }
-}
-"""
-
-ADD_ITEM = """
-mutation AddCartSelectedBookableItem($input: AddCartSelectedBookableItemInput!) {
-  addCartSelectedBookableItem(input: $input) {
+mutation CreateCart($input: CreateCartInput!, $itemId: ID!) {
+  createCart(input: $input) {
     cart {
       id
-      selectedItems {
+      availableItem(id: $itemId) {
         id
-        ... on CartBookableItem {
-          selectedStaffVariant { id duration }
-          item { ... on CartAvailableBookableItem { listDurationRange { min max } } }
+        ... on CartAvailableBookableItem {
+          listDurationRange { min max }
+          staffVariants { id duration staff { id } }
         }
       }
     }
@@ -89,11 +112,17 @@ mutation AddCartSelectedBookableItem($input: AddCartSelectedBookableItemInput!) 
 }
 """
 
+ADD_ITEM = """
+mutation AddCartSelectedBookableItem($input: AddCartSelectedBookableItemInput!) {
+  addCartSelectedBookableItem(input: $input) { cart { id selectedItems { id } } }
+}
+"""
+
 BOOKABLE_DATES = """
-query CartBookableDates($id: ID!, $searchRangeLower: Date, $searchRangeUpper: Date, $tz: Tz) {
-  cartBookableDates(id: $id, searchRangeLower: $searchRangeLower, searchRangeUpper: $searchRangeUpper, tz: $tz) {
-    date
-  }
+query CartBookableDates($id: ID!, $searchRangeLower: Date, $searchRangeUpper: Date, $limit: Int, $tz: Tz) {
+  cartBookableDates(
+    id: $id, searchRangeLower: $searchRangeLower, searchRangeUpper: $searchRangeUpper, limit: $limit, tz: $tz
+  ) { date }
 }
 """
 
@@ -105,13 +134,26 @@ query CartBookableTimes($id: ID!, $searchDate: Date!, $tz: Tz) {
 
 RESERVE = """
 mutation ReserveCartBookableItems($input: ReserveCartBookableItemsInput!) {
-  reserveCartBookableItems(input: $input) { cart { id } }
+  reserveCartBookableItems(input: $input) { cart { id expiresAt } }
 }
 """
 
 UPDATE_CART = """
 mutation UpdateCart($input: UpdateCartInput!) {
   updateCart(input: $input) { cart { id } }
+}
+"""
+
+# What checkoutCart checks first ("This mutation will first check for any errors in the cart, aborting if any errors
+# exist"), read before it so a refusal is named rather than guessed from a message.
+CART_STATE = """
+query CartState($id: ID!) {
+  cart(id: $id) {
+    id
+    errors { code message }
+    features { paymentInfoRequired bookingQuestionsEnabled }
+    bookingQuestions { id label required answer { __typename } }
+  }
 }
 """
 
@@ -124,17 +166,51 @@ mutation CheckoutCart($input: CheckoutCartInput!) {
 }
 """
 
-# UNVERIFIED: the SDK's CancelAppointmentInput is {id, notes?}; callable with the business key alone is unverified.
-CANCEL = """
-mutation CancelAppointment($input: CancelAppointmentInput!) {
-  cancelAppointment(input: $input) { appointment { id cancelled } }
+APPOINTMENT = """
+query Appointment($id: ID!) {
+  appointment(id: $id) { id cancelled state startAt }
 }
 """
+
+CANCEL = """
+mutation CancelAppointment($input: CancelAppointmentInput!) {
+  cancelAppointment(input: $input) { appointment { id cancelled state } }
+}
+"""
+
+SIGNED_IN_CLIENT = """
+query SignedInClient {
+  client { id }
+}
+"""
+
+
+class BoulevardError(EmrError):
+    """A GraphQL error Boulevard answered; ``code`` is its ``code`` (or ``extensions.code``) when it gives one."""
+
+    def __init__(self, message, *, code="", transient=False, status=200):
+        super().__init__(message, transient=transient, status=status)
+        self.code = code
 
 
 class CheckoutOutcomeUnknown(EmrError):
     """checkoutCart may or may not have booked the appointment (timeout, 5xx after sending). Boulevard's Client API
     cannot look it up by our booking id: staff must check Boulevard before the booking is tried again."""
+
+
+class CardRequired(EmrError):
+    """The business requires a card on file to book online; we never hold a card. Configure the clinic with
+    ``card_via_boulevard`` so paid bookings go to the front desk, who take the card in Boulevard."""
+
+
+class BookingQuestionsRequired(EmrError):
+    """The business requires answers to booking questions we cannot answer for the patient."""
+
+
+class _RateLimited(Exception):
+    def __init__(self, wait_seconds):
+        super().__init__(wait_seconds)
+        self.wait_seconds = wait_seconds
 
 
 class BoulevardClient(EmrClient):
@@ -146,30 +222,41 @@ class BoulevardClient(EmrClient):
         business_id,
         api_key,
         location_id,
+        api_secret="",
+        card_via_boulevard=False,
+        test_client_id="",
         sandbox=True,
         base_url=None,
         timeout=10.0,
         max_attempts=3,
         sleep=time.sleep,
+        clock=time.time,
     ):
-        """``base_url``: the full Client API endpoint, overriding the sandbox / live one (tests point it at a fake)."""
+        """``api_secret``: the API secret (base64), for the signed client token that reads and cancels appointments.
+        ``card_via_boulevard``: the business requires a card on file, so staff book (``manual``). ``test_client_id``:
+        a Boulevard client the "test connection" may sign in as. ``base_url``: the full Client API endpoint,
+        overriding the sandbox / live one (tests point it at a fake)."""
         self.business_id, self.location_id = business_id, location_id
         self.url = base_url or (SANDBOX_URL if sandbox else LIVE_URL).format(business_id=business_id)
         self.max_attempts = max(1, int(max_attempts))
-        self.sleep = sleep
-        token = base64.b64encode(f"{api_key}:".encode()).decode("ascii")
+        self.sleep, self.clock = sleep, clock
+        self.api_key = api_key
+        if not isinstance(card_via_boulevard, bool):  # "false" in the JSON would otherwise read as true
+            raise EmrConfigError("Boulevard card_via_boulevard must be true or false (JSON, without quotes).")
+        self.card_via_boulevard = card_via_boulevard
+        self.test_client_id = test_client_id
+        self._secret = _decode_secret(api_secret) if api_secret else b""
+        self.capabilities = frozenset({MANUAL}) if self.card_via_boulevard else frozenset({WRITE})
+        guest = base64.b64encode(f"{api_key}:".encode()).decode("ascii")
+        self._guest = f"Basic {guest}"
         self._http = httpx.Client(
-            timeout=timeout,
-            headers={
-                "Authorization": f"Basic {token}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
+            timeout=timeout, headers={"Content-Type": "application/json", "Accept": "application/json"}
         )
 
     @classmethod
     def from_config(cls, clinic, config):
-        """Credentials ``{business_id, api_key, sandbox}``; the location is ``location_ref``."""
+        """Credentials ``{business_id, api_key, api_secret, sandbox, card_via_boulevard, test_client_id}`` (the
+        secret and the last two are optional); the location is ``location_ref``."""
         return from_credentials(cls, config, location_id=config.location_ref)
 
     def close(self):
@@ -203,9 +290,9 @@ class BoulevardClient(EmrClient):
         return sorted(slots.values(), key=lambda slot: (slot.start, slot.emr_slot_id))
 
     def find_or_create_patient(self, patient: PatientInfo) -> str:
-        """Always "": the Client API has no client search for a business key; Boulevard matches or creates the
-        client at checkout from the cart's ``clientInformation`` (name, email, phone), so there is nothing to look up
-        first. The Boulevard client id comes back from checkout (``appointments[].clientId``)."""
+        """Always "": the Client API has no client search; Boulevard matches or creates the client at checkout from
+        the cart's ``clientInformation`` (name, email, phone). The client id comes back from checkout
+        (``appointments[].clientId``) and is kept in the appointment reference."""
         return ""
 
     def create_appointment(self, request: AppointmentRequest) -> Appointment:
@@ -214,18 +301,16 @@ class BoulevardClient(EmrClient):
             raise EmrError("slot start must be an aware datetime")
         cart_id, _ = self._cart_with_item(slot.service_ref, slot.provider_ref)
         zone_name, zone = _zone(slot.start)
-        time_id = next(
-            (
-                tid
-                for tid, when in self._bookable_times(cart_id, slot.start.astimezone(zone).date(), zone_name, zone)
-                if when == slot.start
-            ),
-            None,
-        )
+        day = slot.start.astimezone(zone).date()
+        time_id = self._time_id(cart_id, day, zone_name, zone, slot.start)
         if time_id is None:
             logger.info("boulevard: time no longer listed (cart %s, booking %s)", cart_id, request.booking_id)
             raise SlotTakenError("the time is no longer available in Boulevard")
-        self._call(RESERVE, {"input": {"id": cart_id, "bookableTimeId": time_id}}, slot_errors=True)
+        try:
+            self._call(RESERVE, {"input": {"id": cart_id, "bookableTimeId": time_id}})
+        except BoulevardError as exc:
+            self._raise_if_gone(exc, cart_id, day, zone_name, zone, slot.start)
+            raise
         patient = request.patient
         client_information = {
             "firstName": patient.first_name,
@@ -237,47 +322,155 @@ class BoulevardClient(EmrClient):
         message = f"booking:{request.booking_id}"
         if request.comment:
             message = f"{message}\n{request.comment}"
-        # clientMessage: UNVERIFIED where staff see it; the booking id stays in our records regardless.
         self._call(
             UPDATE_CART, {"input": {"id": cart_id, "clientInformation": client_information, "clientMessage": message}}
         )
-        data = self._call(CHECKOUT, {"input": {"id": cart_id}}, slot_errors=True, writes=True)
+        self._check_cart(cart_id, day, zone_name, zone, slot.start)
+        data = self._call(CHECKOUT, {"input": {"id": cart_id}}, writes=True)
         appointments = ((data or {}).get("checkoutCart") or {}).get("appointments") or []
-        appointment_id = (appointments[0] or {}).get("appointmentId") if appointments else None
+        booked = (appointments[0] or {}) if appointments else {}
+        appointment_id = booked.get("appointmentId")
         if not appointment_id:
             raise CheckoutOutcomeUnknown("Boulevard checkout answered without an appointment id", transient=True)
         logger.info(
             "boulevard: booked appointment %s (cart %s, booking %s)", appointment_id, cart_id, request.booking_id
         )
-        return Appointment(emr_appointment_id=str(appointment_id), status="booked", start=slot.start)
+        reference = appointment_reference(str(appointment_id), str(booked.get("clientId") or ""))
+        return Appointment(emr_appointment_id=reference, status="booked", start=slot.start)
 
     def find_appointment(self, *, booking_id, patient_id, start):
-        """Always None: the Client API offers no appointment search by our booking id (``myAppointments`` needs a
-        signed-in client). So None here does NOT prove an earlier checkout failed: after CheckoutOutcomeUnknown the
-        caller must not check out again until staff have checked Boulevard, or the patient may be booked twice."""
+        """Always None: the Client API offers no appointment search by our booking id, and reading one needs the
+        client's signed token, whose client id only checkout tells us. So None here does NOT prove an earlier
+        checkout failed: after CheckoutOutcomeUnknown the caller must not check out again until staff have checked
+        Boulevard, or the patient may be booked twice."""
         return None
 
+    def appointment_status(self, emr_appointment_id) -> str:
+        """The appointment's state in Boulevard, lower case (``booked``, ``confirmed``, ``cancelled``...), read as
+        its client with the signed token."""
+        appointment_id, client_id = self._signed_reference(emr_appointment_id, "read")
+        data = self._call(APPOINTMENT, {"id": appointment_id}, authorization=self._client_authorization(client_id))
+        appointment = (data or {}).get("appointment") or {}
+        if not appointment:
+            raise EmrError(f"Boulevard has no appointment {appointment_id} for its client")
+        if appointment.get("cancelled"):
+            return "cancelled"
+        return str(appointment.get("state") or "booked").lower()
+
     def cancel_appointment(self, emr_appointment_id):
-        # UNVERIFIED: cancelAppointment(input: {id}) with the business API key alone.
-        self._call(CANCEL, {"input": {"id": emr_appointment_id}})
-        logger.info("boulevard: cancelled appointment %s", emr_appointment_id)
+        """Cancel as the appointment's client (signed token): read it first, so a retry after a lost answer finds it
+        cancelled rather than failing."""
+        appointment_id, client_id = self._signed_reference(emr_appointment_id, "cancel")
+        if self.appointment_status(emr_appointment_id) == "cancelled":
+            logger.info("boulevard: appointment %s already cancelled", appointment_id)
+            return
+        # Not retried once it may have been processed: the next attempt reads the appointment first.
+        self._call(
+            CANCEL,
+            {"input": {"id": appointment_id}},
+            authorization=self._client_authorization(client_id),
+            retry_unsent_only=True,
+        )
+        logger.info("boulevard: cancelled appointment %s", appointment_id)
+
+    # --- what the admin shows and "test connection" exercises ---
+
+    def automation(self) -> dict:
+        staff = "the front desk books it in Boulevard (the business requires a card on file: deposit via Square, card "
+        staff += "via Boulevard)"
+        signed = bool(self._secret)
+        unsigned = (
+            "staff, in Boulevard (no API secret stored: appointments are read and cancelled only as their client)"
+        )
+        return {
+            "availability": "automatic (Boulevard's bookable dates and times, read live)",
+            "hold": "our own hold only (Boulevard reserves a cart's time for minutes, at checkout)",
+            "book": staff if self.card_via_boulevard else "automatic (cart checkout)",
+            "cancel": (
+                "staff remove it in Boulevard"
+                if self.card_via_boulevard
+                else "automatic (as the appointment's client, signed with the API secret)"
+                if signed
+                else unsigned
+            ),
+            "reschedule": (
+                "the new time is booked as above, the old one cancelled as above"
+                if not self.card_via_boulevard
+                else "staff, in Boulevard"
+            ),
+            "read status": "automatic (signed with the API secret), before each cancel" if signed else unsigned,
+        }
+
+    def connection_checks(self, *, service_ref, provider_refs, start, end) -> list:
+        """Beyond open times: the providers' staff variants for the service, what checkout will require (card on file,
+        booking questions) against this configuration, and the signed client token."""
+        checks = []
+        cart_id, item = self._new_cart(service_ref)
+        variants = item.get("staffVariants") or []
+        missing = [ref for ref in provider_refs if _variant_for(variants, ref) is None]
+        if missing:
+            checks.append(
+                ("staff", False, f"{len(missing)} provider(s) have no Boulevard staff variant for the service")
+            )
+        else:
+            checks.append(("staff", True, f"{len(provider_refs)} provider(s) found among the service's staff variants"))
+        self._call(ADD_ITEM, {"input": {"id": cart_id, "itemId": service_ref}}, retry_unsent_only=True)
+        cart = ((self._call(CART_STATE, {"id": cart_id}) or {}).get("cart")) or {}
+        card = bool((cart.get("features") or {}).get("paymentInfoRequired"))
+        if card and not self.card_via_boulevard:
+            checks.append(
+                (
+                    "book",
+                    False,
+                    "Boulevard requires a card on file for online bookings, which we cannot take by text: set "
+                    '"card_via_boulevard": true so paid bookings go to the front desk',
+                )
+            )
+        elif card:
+            checks.append(("book", True, "card on file required: paid bookings go to the front desk (as configured)"))
+        else:
+            checks.append(("book", True, "no card on file required for online bookings"))
+        required = [q.get("label") or q.get("id") for q in cart.get("bookingQuestions") or [] if q.get("required")]
+        if required and not self.card_via_boulevard:
+            checks.append(("book", False, f"{len(required)} required booking question(s) we cannot answer"))
+        if not self._secret:
+            checks.append(("cancel", False, "no API secret: cancel and read status need it"))
+        elif self.test_client_id:
+            self._call(SIGNED_IN_CLIENT, {}, authorization=self._client_authorization(self.test_client_id))
+            checks.append(("cancel", True, "signed client token accepted"))
+        else:
+            checks.append(("cancel", True, "API secret stored (set test_client_id to exercise the signed token)"))
+        return checks
 
     # --- cart steps ---
 
-    def _cart_with_item(self, service_ref, provider_ref):
-        """A new cart for the location holding the item; returns (cart id, slot duration)."""
+    def _new_cart(self, service_ref):
+        """A new cart for the location; returns (cart id, the service's available item)."""
         if not service_ref:
             raise EmrError("Boulevard needs the service's item id (service_ref)")
-        data = self._call(CREATE_CART, {"input": {"locationId": self.location_id}})
-        cart_id = (((data or {}).get("createCart") or {}).get("cart") or {}).get("id")
-        if not cart_id:
+        data = self._call(CREATE_CART, {"input": {"locationId": self.location_id}, "itemId": service_ref})
+        cart = ((data or {}).get("createCart") or {}).get("cart") or {}
+        if not cart.get("id"):
             raise EmrError("Boulevard createCart answered without a cart id")
-        item = {"id": cart_id, "itemId": service_ref}
+        item = cart.get("availableItem") or {}
+        if not item:
+            raise EmrError("Boulevard does not offer this service (item) at the location")
+        return cart["id"], item
+
+    def _cart_with_item(self, service_ref, provider_ref):
+        """A new cart holding the service, with the provider's staff variant for that service when one is asked;
+        returns (cart id, slot duration)."""
+        cart_id, item = self._new_cart(service_ref)
+        selection = {"id": cart_id, "itemId": service_ref}
+        duration = _minutes((item.get("listDurationRange") or {}).get("min"))
         if provider_ref:
-            item["itemStaffVariantId"] = provider_ref
-        data = self._call(ADD_ITEM, {"input": item}, retry_unsent_only=True)
-        cart = ((data or {}).get("addCartSelectedBookableItem") or {}).get("cart") or {}
-        return cart_id, _duration(cart.get("selectedItems"))
+            variant = _variant_for(item.get("staffVariants") or [], provider_ref)
+            if variant is None:
+                raise EmrError("the provider has no Boulevard staff variant for this service (check its staff id)")
+            selection["itemStaffVariantId"] = variant["id"]
+            duration = _minutes(variant.get("duration")) or duration
+        self._call(ADD_ITEM, {"input": selection}, retry_unsent_only=True)
+        return cart_id, timedelta(minutes=duration) if duration else DEFAULT_DURATION
 
     def _bookable_dates(self, cart_id, first: date, last: date, zone_name) -> list[date]:
         days, lower = set(), first
@@ -289,6 +482,7 @@ class BoulevardClient(EmrClient):
                     "id": cart_id,
                     "searchRangeLower": lower.isoformat(),
                     "searchRangeUpper": upper.isoformat(),
+                    "limit": DATE_WINDOW_DAYS,
                     "tz": zone_name,
                 },
             )
@@ -319,18 +513,80 @@ class BoulevardClient(EmrClient):
                 times.append((str(row["id"]), when))
         return times
 
+    def _time_id(self, cart_id, day, zone_name, zone, start):
+        return next((tid for tid, when in self._bookable_times(cart_id, day, zone_name, zone) if when == start), None)
+
+    def _raise_if_gone(self, exc, cart_id, day, zone_name, zone, start):
+        """A reservation refused: the schema has no "time taken" code, so list the day again: gone is taken."""
+        if self._time_id(cart_id, day, zone_name, zone, start) is None:
+            logger.info("boulevard: time taken meanwhile (cart %s)", cart_id)
+            raise SlotTakenError(f"the time is no longer available in Boulevard ({exc})", status=200) from exc
+
+    def _check_cart(self, cart_id, day, zone_name, zone, start):
+        """What checkout would refuse, named: a card on file, booking questions, an expired or lost time."""
+        cart = ((self._call(CART_STATE, {"id": cart_id}) or {}).get("cart")) or {}
+        errors = [e for e in cart.get("errors") or [] if isinstance(e, dict)]
+        codes = {str(e.get("code") or "") for e in errors}
+        if CARD_MISSING in codes or (cart.get("features") or {}).get("paymentInfoRequired"):
+            logger.warning("boulevard: business requires a card on file (cart %s)", cart_id)
+            raise CardRequired(
+                "Boulevard requires a card on file for this booking, which we cannot take by text; set "
+                '"card_via_boulevard": true so paid bookings go to the front desk, who book them in Boulevard'
+            )
+        if QUESTIONS_MISSING in codes:
+            unanswered = [
+                str(q.get("label") or q.get("id") or "")
+                for q in cart.get("bookingQuestions") or []
+                if isinstance(q, dict) and q.get("required") and not q.get("answer")
+            ]
+            raise BookingQuestionsRequired(
+                f"Boulevard requires answers to booking questions we cannot give: {'; '.join(unanswered) or 'unnamed'}"
+            )
+        if TIME_MISSING in codes:
+            if self._time_id(cart_id, day, zone_name, zone, start) is None:
+                raise SlotTakenError("the time is no longer available in Boulevard", status=200)
+            raise EmrError("Boulevard's reservation of the time expired before checkout", transient=True)
+        if errors:
+            raise BoulevardError(
+                str(errors[0].get("message") or "the cart cannot be checked out"), code=errors[0].get("code") or ""
+            )
+
+    # --- access ---
+
+    def _signed_reference(self, emr_appointment_id, what):
+        appointment_id, client_id = split_reference(emr_appointment_id)
+        if not self._secret:
+            raise EmrError(f"Boulevard needs the API secret to {what} an appointment (only its client may)")
+        if not client_id:
+            raise EmrError(
+                f"appointment {appointment_id} has no Boulevard client in its reference: {what} it in Boulevard"
+            )
+        return appointment_id, client_id
+
+    def _client_authorization(self, client_id) -> str:
+        """``Basic base64(API_KEY:token)`` signed in as the client (book-sdk ``generateToken``)."""
+        payload = f"{CLIENT_TOKEN_PREFIX}{self.business_id}{_client_uuid(client_id)}{int(self.clock())}"
+        signature = base64.b64encode(hmac.new(self._secret, payload.encode(), hashlib.sha256).digest()).decode()
+        credentials = base64.b64encode(f"{self.api_key}:{signature}{payload}".encode()).decode("ascii")
+        return f"Basic {credentials}"
+
     # --- transport ---
 
-    def _call(self, query, variables, *, slot_errors=False, writes=False, retry_unsent_only=False):
+    def _call(self, query, variables, *, writes=False, retry_unsent_only=False, authorization=None):
         """POST one GraphQL operation; returns ``data``. ``writes``: a retry could write twice and a failure after
         sending raises CheckoutOutcomeUnknown. ``retry_unsent_only``: not retried once it may have been processed
-        (a plain transient EmrError then; the caller starts over with a fresh cart)."""
+        (a plain transient EmrError then; the caller starts over with a fresh cart). A rate limit (HTTP 429, or
+        Boulevard's cost limit in the GraphQL errors) was not processed: it is waited out and retried."""
         operation = _first_field(query)
         once = writes or retry_unsent_only
         for attempt in range(1, self.max_attempts + 1):
-            retry_after = None
+            wait = None
             try:
-                response = self._http.post(self.url, json={"query": query, "variables": variables})
+                response = self._http.post(
+                    self.url,
+                    json={"query": query, "variables": variables},
+                    headers={"Authorization": authorization or self._guest},
+                )
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # never reached Boulevard
                 failure = EmrError(f"Boulevard {operation}: connection failed ({type(exc).__name__})", transient=True)
             except httpx.TransportError as exc:  # timeout after sending, dropped connection...
@@ -340,10 +596,14 @@ class BoulevardClient(EmrClient):
             else:
                 status = response.status_code
                 if status == 200:
-                    return self._read(operation, response, slot_errors=slot_errors)
-                if status == 429:
+                    try:
+                        return self._read(operation, response)
+                    except _RateLimited as limited:
+                        failure = EmrError(f"Boulevard {operation}: cost limit reached", transient=True, status=200)
+                        wait = limited.wait_seconds
+                elif status == 429:
                     failure = EmrError(f"Boulevard {operation}: rate limited (429)", transient=True, status=429)
-                    retry_after = _retry_after(response)
+                    wait = _retry_after(response)
                 elif status >= 500:
                     failure = self._after_sending(operation, f"HTTP {status}", status, writes)
                     if once:
@@ -356,7 +616,7 @@ class BoulevardClient(EmrClient):
             logger.warning("boulevard: %s attempt %s/%s failed: %s", operation, attempt, self.max_attempts, failure)
             if attempt < self.max_attempts:
                 delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
-                self.sleep(max(delay, min(retry_after or 0, BACKOFF_MAX_SECONDS)))
+                self.sleep(min(wait, BACKOFF_MAX_SECONDS) if wait is not None else delay)
         raise failure
 
     @staticmethod
@@ -370,29 +630,63 @@ class BoulevardClient(EmrClient):
         return EmrError(f"Boulevard {operation}: {what}", transient=True, status=status)
 
     @staticmethod
-    def _read(operation, response, *, slot_errors):
+    def _read(operation, response):
         try:
             body = response.json()
         except ValueError as exc:
             raise EmrError(f"Boulevard {operation}: the answer is not JSON", status=200) from exc
         if not isinstance(body, dict):
             raise EmrError(f"Boulevard {operation}: unexpected answer", status=200)
-        errors = body.get("errors") or []
+        errors = [e if isinstance(e, dict) else {"message": str(e)} for e in body.get("errors") or []]
+        for error in errors:
+            message = str(error.get("message") or "")
+            if RATE_LIMITED.search(message):
+                match = RATE_LIMIT_WAIT.search(message)
+                raise _RateLimited(int(match.group(1)) / 1000 if match else BACKOFF_BASE_SECONDS)
         if errors:
-            first = errors[0] if isinstance(errors[0], dict) else {"message": str(errors[0])}
-            message = str(first.get("message") or "GraphQL error")
-            if slot_errors and any(_means_taken(error) for error in errors):
-                raise SlotTakenError(message, status=200)
-            raise EmrError(message, status=200)
+            first = errors[0]
+            extensions = first.get("extensions") if isinstance(first.get("extensions"), dict) else {}
+            code = str(first.get("code") or extensions.get("code") or "")
+            raise BoulevardError(str(first.get("message") or code or "GraphQL error"), code=code)
         return body.get("data") or {}
 
 
-def _means_taken(error) -> bool:
-    if not isinstance(error, dict):
-        return bool(TAKEN_WORDS.search(str(error)))
-    extensions = error.get("extensions") if isinstance(error.get("extensions"), dict) else {}
-    codes = {str(error.get("code") or "").upper(), str(extensions.get("code") or "").upper()}
-    return bool(codes & TAKEN_CODES) or bool(TAKEN_WORDS.search(str(error.get("message") or "")))
+def appointment_reference(appointment_id: str, client_id: str) -> str:
+    """What we keep for a Boulevard appointment: its id and its client's uuid (the signed token names the client).
+    The appointment id alone when both would not fit the 100 characters the booking keeps."""
+    if not client_id:
+        return appointment_id
+    reference = f"{appointment_id}{REFERENCE_SEPARATOR}{_client_uuid(client_id)}"
+    return reference if len(reference) <= 100 else appointment_id
+
+
+def split_reference(reference: str) -> tuple[str, str]:
+    """(appointment id, client uuid or "") from ``appointment_reference``; an older bare id has no client."""
+    appointment_id, _, client_id = str(reference or "").partition(REFERENCE_SEPARATOR)
+    return appointment_id, client_id
+
+
+def _client_uuid(client_id: str) -> str:
+    """Boulevard's token names the client by its uuid, without the ``urn:blvd:Client:`` prefix of its global id."""
+    return str(client_id).rsplit(":", 1)[-1]
+
+
+def _decode_secret(secret: str) -> bytes:
+    try:
+        return base64.b64decode(secret, validate=True)
+    except (binascii.Error, ValueError):
+        raise EmrConfigError("Boulevard api_secret is not base64 (copy it as Boulevard shows it).") from None
+
+
+def _variant_for(variants, provider_ref):
+    """The staff variant of a service for one provider: by the staff member's id (the mapping), or by the variant's
+    own id (an older mapping)."""
+    for variant in variants or []:
+        if not isinstance(variant, dict):
+            continue
+        if (variant.get("staff") or {}).get("id") == provider_ref or variant.get("id") == provider_ref:
+            return variant
+    return None
 
 
 def _first_field(query) -> str:
@@ -425,29 +719,8 @@ def _zone(moment: datetime):
     return "Etc/UTC", UTC
 
 
-def _duration(selected_items) -> timedelta:
-    """The item's duration from the cart (staff variant first, then the item's listed range), else 60 minutes."""
-    for entry in selected_items or []:
-        if not isinstance(entry, dict):
-            continue
-        variant = entry.get("selectedStaffVariant") or {}
-        listed = (entry.get("item") or {}).get("listDurationRange") or {}
-        for value in (variant.get("duration"), listed.get("min")):
-            minutes = _minutes(value)
-            if minutes:
-                return timedelta(minutes=minutes)
-    return DEFAULT_DURATION
-
-
 def _minutes(value):
-    """Minutes from an int (minutes, UNVERIFIED unit) or an ISO 8601 duration such as PT1H15M; None if unreadable."""
-    if isinstance(value, bool) or value is None:
+    """Minutes from the schema's Int durations (``duration``, ``listDurationRange.min``: minutes); None if absent."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if isinstance(value, int | float):
-        return int(value) if value > 0 else None
-    match = re.fullmatch(r"P(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)", str(value).strip().upper())
-    if not match or not any(match.groups()):
-        return None
-    hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    total = hours * 60 + minutes + seconds // 60
-    return total or None
+    return int(value) if value > 0 else None

@@ -17,7 +17,8 @@ from .models import EmrConfig, Provider, WorkingHours
 EMR_CLIENTS = {
     EmrConfig.Kind.BUILTIN: "emr.calendar.BuiltinCalendarClient",
     EmrConfig.Kind.NEXTECH: "emr.nextech.NextechClient",  # credentials {client_id, username, password, practice_id}
-    EmrConfig.Kind.BOULEVARD: "emr.boulevard.BoulevardClient",  # credentials {business_id, api_key, sandbox}
+    # credentials {business_id, api_key, api_secret, sandbox, card_via_boulevard?, test_client_id?}
+    EmrConfig.Kind.BOULEVARD: "emr.boulevard.BoulevardClient",
     EmrConfig.Kind.MANUAL: "emr.manual.ManualEmrClient",  # reads the built-in calendar, staff write (Aesthetic Record)
 }
 
@@ -63,7 +64,11 @@ def providers_load(*, clinic, entries: list, report, replace: bool = False) -> N
 def emr_client(*, clinic):
     """The scheduling client for a clinic: ``EMR_CLIENTS[kind].from_config(clinic, config)`` for the kind of its
     EMR configuration (the built-in calendar when it has none). ``EmrConfigError`` when no client fits."""
-    config = EmrConfig.objects.filter(clinic=clinic).first()
+    return emr_client_for(clinic=clinic, config=EmrConfig.objects.filter(clinic=clinic).first())
+
+
+def emr_client_for(*, clinic, config):
+    """The client a configuration makes (saved or not: the admin checks a form's with it)."""
     path = {**EMR_CLIENTS, **settings.EMR_CLIENTS}.get(config.kind if config else EmrConfig.Kind.BUILTIN)
     if path is None:
         raise EmrConfigError(f"{config.get_kind_display()} has no client yet.")
@@ -86,10 +91,19 @@ def emr_connection_test(*, clinic, now=None) -> tuple[bool, str]:
     if service is None:
         return False, "No active service is mapped to an EMR appointment type (the service's EMR service id)."
     start = now or timezone.now()
+    end = start + timedelta(days=3)
     try:
-        slots = client.availability(service_ref=client.service_ref(service), start=start, end=start + timedelta(days=3))
+        slots = client.availability(service_ref=client.service_ref(service), start=start, end=end)
+        providers = Provider.objects.for_clinic(clinic).filter(active=True, services=service).order_by("name")
+        refs = [ref for ref in (client.provider_ref(p) for p in providers) if ref]
+        checks = client.connection_checks(
+            service_ref=client.service_ref(service), provider_refs=refs, start=start, end=end
+        )
     except EmrError as exc:
         return False, f"The EMR answered with an error: {exc}"
     except Exception as exc:  # a network or configuration problem: staff need its kind, not a traceback
         return False, f"Could not reach the EMR: {type(exc).__name__}"
-    return True, f"Connected: {len(slots)} open time(s) for {service.name} in the next 3 days."
+    text = f"Connected: {len(slots)} open time(s) for {service.name} in the next 3 days."
+    if checks:
+        text += " " + " ".join(f"{step}: {'ok' if ok else 'PROBLEM'}, {what}." for step, ok, what in checks)
+    return all(ok for _, ok, _ in checks), text

@@ -374,6 +374,11 @@ OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini")
 OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=10.0)
 OPENAI_MAX_RETRIES = env.int("OPENAI_MAX_RETRIES", default=1)
 OPENAI_MAX_COMPLETION_TOKENS = env.int("OPENAI_MAX_COMPLETION_TOKENS", default=300)
+# The first call with new strict tool schemas waits while OpenAI prepares them (tens of seconds): its allowance.
+OPENAI_FIRST_CALL_TIMEOUT_SECONDS = env.float("OPENAI_FIRST_CALL_TIMEOUT_SECONDS", default=60.0)
+# Reasoning models (o-series, gpt-5): tokens allowed for hidden reasoning on top of the reply's cap, and the effort.
+OPENAI_REASONING_TOKENS = env.int("OPENAI_REASONING_TOKENS", default=2000)
+OPENAI_REASONING_EFFORT = env.str("OPENAI_REASONING_EFFORT", default="low")
 # Dollars per million tokens (gpt-4o-mini list prices): the cost recorded on each turn.
 OPENAI_PRICE_INPUT = env.float("OPENAI_PRICE_INPUT", default=0.15)
 OPENAI_PRICE_CACHED_INPUT = env.float("OPENAI_PRICE_CACHED_INPUT", default=0.075)

@@ -11,6 +11,7 @@ import time_machine
 from django.core.cache import cache
 
 from bookings.models import Booking
+from conversation import llm as llm_engine
 from conversation.context import context_forget, recent_context
 from conversation.engine import FALLBACKS
 from conversation.llm import SAFE_ANSWER, SECRETS, cost_microdollars
@@ -19,7 +20,7 @@ from knowledge.services import document_upsert
 from medspa.models import Service, StaffAlert
 from messaging.models import Message
 
-from .fakes.openai import error, serialize, slow, text, tool, tool_result
+from .fakes.openai import error, serialize, slow, text, thinking, tool, tool_result
 from .test_assistant import NOW, Patient, booked
 
 
@@ -212,6 +213,7 @@ def test_a_429_the_sdk_retries_is_not_a_fallback(patient, llm, settings):
 
 def test_a_timeout_falls_back_to_rules(patient, llm, settings):
     settings.OPENAI_TIMEOUT_SECONDS = 0.3
+    settings.OPENAI_FIRST_CALL_TIMEOUT_SECONDS = 0.3  # no allowance for schema preparation here
     before = fallbacks("timeout")
     llm.script(slow(1.5, text("too late")))
     offer = patient.reply("botox thursday afternoon")
@@ -348,3 +350,96 @@ def test_the_prompt_has_no_other_patient_and_no_phone(patient, llm):
     patient.reply("hello")
     prompt = serialize(llm.calls[0])
     assert "someone else" not in prompt and patient.phone not in prompt and "+16175550999" not in prompt
+
+
+# --- What OpenAI's API requires (openai/openai-openapi and the structured-outputs guide; the fake enforces it) -----
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_memory():
+    """Which schemas a process has seen prepared and which parameters a model refused are per process: each test
+    starts as a new worker would."""
+    llm_engine._prepared.clear()
+    llm_engine._refused.clear()
+    yield
+    llm_engine._prepared.clear()
+    llm_engine._refused.clear()
+
+
+def test_strict_tools_are_sent_with_parallel_tool_calls_off_and_arrive_one_at_a_time(patient, llm, botox):
+    """Strict mode is not compatible with parallel function calls: the name and the deposit, which the model would
+    call together, come one per response and each is answered before the next."""
+    book_botox_thursday(patient, llm, botox)
+    for body in llm.calls:
+        assert body["parallel_tool_calls"] is False
+        assert all(t["function"]["strict"] is True for t in body["tools"])
+    # The last turn: set_patient_name answered, then request_deposit asked for and answered, then the reply.
+    answered = [m for m in llm.calls[-1]["messages"] if m.get("tool_calls")]
+    assert [[c["function"]["name"] for c in m["tool_calls"]] for m in answered[-2:]] == [
+        ["set_patient_name"],
+        ["request_deposit"],
+    ]
+    assert Turn.objects.order_by("pk").last().engine == "openai"
+
+
+def test_a_chat_model_gets_a_low_temperature_and_the_replys_token_cap(patient, llm, settings):
+    llm.script(text("Hi! How can I help?"))
+    assert patient.reply("hello") == "Hi! How can I help?"
+    (body,) = llm.calls
+    assert body["model"] == "gpt-4o-mini" and body["temperature"] == 0.2
+    assert body["max_completion_tokens"] == settings.OPENAI_MAX_COMPLETION_TOKENS
+    assert "reasoning_effort" not in body
+
+
+@pytest.mark.parametrize("model", ["o3-mini", "o4-mini", "gpt-5", "gpt-5-mini", "openai/o3"])
+def test_a_reasoning_model_gets_no_temperature_and_a_cap_that_covers_its_reasoning(patient, llm, settings, model):
+    """o-series and gpt-5 models answer 400 to a temperature: sent one, every turn fell back to the rules engine."""
+    settings.OPENAI_MODEL = model
+    llm.script(thinking(800, text("Hi! How can I help?")))
+    assert patient.reply("hello") == "Hi! How can I help?"
+    turn = Turn.objects.get()
+    assert (turn.engine, turn.fallback) == ("openai", False) and llm.refused == []
+    (body,) = llm.calls
+    assert "temperature" not in body and body["reasoning_effort"] == settings.OPENAI_REASONING_EFFORT
+    assert body["max_completion_tokens"] == settings.OPENAI_MAX_COMPLETION_TOKENS + settings.OPENAI_REASONING_TOKENS
+    assert turn.completion_tokens >= 800  # reasoning tokens are billed as output
+
+
+def test_reasoning_that_eats_the_whole_cap_is_a_token_cap_fallback(patient, llm, settings):
+    settings.OPENAI_MODEL = "gpt-5-mini"
+    settings.OPENAI_REASONING_TOKENS = 100
+    before = fallbacks("token_cap")
+    llm.script(thinking(5000, text("never written")))
+    reply = patient.reply("how much is botox")
+    assert "Botox is $12 per unit" in reply and "never written" not in reply
+    turn = Turn.objects.get()
+    assert (turn.engine, turn.fallback, turn.error) == ("rules", True, "llm token_cap")
+    assert fallbacks("token_cap") == before + 1
+
+
+def test_a_model_that_refuses_temperature_is_asked_again_without_it_and_remembered(patient, llm, settings):
+    """A model the name rules do not know (an OpenAI-compatible server's reasoning model) refuses the temperature:
+    the same turn asks again without it, and later turns never send it."""
+    llm.reasoning_names = {"acme-thinker"}
+    settings.OPENAI_MODEL = "acme-thinker"
+    llm.script(text("Hi! How can I help?"), text("Sure, what day suits you?"))
+    assert patient.reply("hello") == "Hi! How can I help?"
+    assert patient.reply("i want botox") == "Sure, what day suits you?"
+    assert [c.get("temperature") for c in llm.calls] == [0.2, None, None]
+    assert [r["param"] for r in llm.refused] == ["temperature"]
+    assert not any(t.fallback for t in Turn.objects.all())
+
+
+def test_the_first_call_with_new_schemas_gets_the_longer_allowance(patient, llm, settings):
+    """OpenAI prepares strict schemas on their first use, which can take longer than a normal answer: the first call
+    gets OPENAI_FIRST_CALL_TIMEOUT_SECONDS, later ones the normal timeout."""
+    settings.OPENAI_TIMEOUT_SECONDS = 0.4
+    settings.OPENAI_FIRST_CALL_TIMEOUT_SECONDS = 5
+    llm.schema_seconds = 1.0
+    llm.script(text("Hi! How can I help?"))
+    assert patient.reply("hello") == "Hi! How can I help?"
+    assert not Turn.objects.get().fallback
+
+    llm.script(slow(1.0, text("too late")))  # the schemas are prepared now: a slow answer is a timeout again
+    assert "too late" not in patient.reply("how much is botox")
+    assert Turn.objects.order_by("pk").last().fallback

@@ -1205,3 +1205,153 @@ def test_nextech_invalid_json_sample_is_an_emr_error_not_a_crash(nextech_answeri
         with pytest.raises(EmrError) as caught:
             call(client)
         assert "without JSON" in str(caught.value)
+
+
+# --- Boulevard (Boulevard/book-sdk and its schema) and OpenAI ------------------------------------------------------
+
+
+def boulevard_kind(path: Path) -> str:
+    body = shape(path)
+    if body is None:
+        return "unknown"
+    if "CartErrorCode" in body:
+        return "schema_enum"
+    if "vectors" in body:
+        return "auth_vectors"
+    if body.get("prefix") == "blvd-client-v1":
+        return "token_recipe"
+    if path.name.endswith("_fragment.json") and isinstance(body.get("errors"), list):
+        return "error_fragment"
+    if "quotes" in body:
+        return "help_centre"
+    return "unknown"
+
+
+def openai_kind(path: Path) -> str:
+    body = shape(path)
+    if body is None:
+        return "unknown"
+    if isinstance(body.get("error"), dict) and body["error"].get("param"):
+        return "parameter_refusal"
+    return "unknown"
+
+
+CLASSIFIERS.update({"boulevard": boulevard_kind, "openai": openai_kind})
+BOULEVARD_LOCATION = "urn:blvd:Location:loc-1"
+
+
+@pytest.mark.parametrize(
+    ("provider", "path"),
+    [pytest.param(pr, p, id=f"{pr}/{p.name}") for pr in ("boulevard", "openai") for p in files(DATA / pr)],
+)
+def test_every_boulevard_and_openai_example_has_a_replay(provider, path):
+    assert CLASSIFIERS[provider](path) != "unknown", f"{path}: no replay in this file knows this shape; add one"
+
+
+@pytest.fixture
+def boulevard():
+    from .fakes.boulevard import FakeBoulevard
+
+    fake = FakeBoulevard().start()
+    fake.schedule = [datetime(2025, 3, 10, 14, tzinfo=UTC)]
+    yield fake
+    fake.stop()
+
+
+def boulevard_client(fake, **options):
+    from emr.boulevard import BoulevardClient
+
+    return BoulevardClient(
+        business_id=fake.business_id,
+        api_key=fake.api_key,
+        api_secret=fake.api_secret,
+        location_id=fake.location_id,
+        base_url=fake.url,
+        sleep=lambda seconds: None,
+        **options,
+    )
+
+
+def test_boulevard_cart_error_enum_is_all_the_adapter_and_fake_know():
+    from emr import boulevard as adapter
+
+    from .fakes.boulevard import CART_ERROR_CODES
+
+    enum = set(load(DATA / "boulevard" / "cart_error_codes.json")["CartErrorCode"])
+    assert enum == CART_ERROR_CODES
+    assert {adapter.CARD_MISSING, adapter.QUESTIONS_MISSING, adapter.TIME_MISSING} <= enum
+    assert not hasattr(adapter, "TAKEN_CODES")  # the "slot taken" codes we used to match are not in the schema
+
+
+def test_boulevard_guest_vectors_are_what_the_adapter_sends(boulevard):
+    for vector in load(DATA / "boulevard" / "platform_client_auth_vectors.json")["vectors"]:
+        boulevard.api_key = vector["apiKey"]
+        blvd = boulevard_client(boulevard)
+        start = boulevard.schedule[0]
+        assert blvd.availability(service_ref="urn:blvd:Service:botox", start=start, end=start.replace(hour=15))
+        blvd.close()
+        assert boulevard.requests[-1].authorization == vector["Authorization"]
+
+
+def test_boulevard_token_recipe_signs_the_example_client_in(boulevard):
+    recipe = load(DATA / "boulevard" / "client_token_recipe.json")
+    assert boulevard.business_id == recipe["example_business_id"]
+    blvd = boulevard_client(boulevard, test_client_id=recipe["example_client_id"])
+    header = blvd._client_authorization(recipe["example_client_id"])
+    _, _, token = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
+    assert token[44:].startswith(recipe["prefix"] + recipe["example_business_id"] + recipe["example_client_id"])
+    assert boulevard.signed_client(header) == (recipe["example_client_id"], "")
+    blvd.close()
+
+
+@pytest.mark.parametrize("path", examples("boulevard", "error_fragment"), ids=lambda p: p.name)
+def test_boulevard_error_fragments_are_read_as_published(boulevard, path):
+    from emr.boulevard import APPOINTMENT, BoulevardError
+
+    from .fakes.boulevard import COST_LIMIT
+
+    error = load(path)["errors"][0]
+    blvd = boulevard_client(boulevard)
+    if "code" in error:  # anonymous appointment access: UNAUTHENTICATED, a permanent error
+        appointment_id = boulevard.book(boulevard.schedule[0], client_id="f9d25e50-c5f0-4879-ae20-026303e23405")
+        with pytest.raises(BoulevardError) as caught:
+            blvd._call(APPOINTMENT, {"id": appointment_id})
+        assert caught.value.code == error["code"] and not caught.value.transient
+    else:  # the cost limit: waited out, then answered
+        boulevard.rate_limit(times=1, wait_ms=250)
+        slots = blvd.availability(
+            service_ref="urn:blvd:Service:botox",
+            start=boulevard.schedule[0],
+            end=boulevard.schedule[0].replace(hour=15),
+        )
+        assert len(slots) == 1
+        assert COST_LIMIT.split(" Query")[0] == error["message"].split(" Query")[0]  # the fake speaks the format
+    blvd.close()
+
+
+def test_boulevard_help_centre_card_rule_stops_checkout(boulevard):
+    from emr.boulevard import CardRequired
+
+    quotes = load(DATA / "boulevard" / "help_centre_card_on_file.json")["quotes"]
+    assert all("card" in q["quote"].lower() for q in quotes)
+    boulevard.payment_info_required = True
+    blvd = boulevard_client(boulevard)
+    start = boulevard.schedule[0]
+    request = AppointmentRequest(
+        booking_id=1,
+        slot=Slot(start=start, end=start, provider_ref="", service_ref="urn:blvd:Service:botox"),
+        patient=PatientInfo(first_name="A", last_name="B", phone="+16175550100"),
+    )
+    with pytest.raises(CardRequired):
+        blvd.create_appointment(request)
+    blvd.close()
+    assert not boulevard.appointments
+
+
+@pytest.mark.parametrize("path", examples("openai", "parameter_refusal"), ids=lambda p: p.name)
+def test_openai_parameter_refusal_is_what_the_fake_answers(path):
+    from .fakes.openai import refusal
+
+    published = load(path)["error"]
+    answered = refusal({"model": "gpt-5-mini", published["param"]: 0.2})
+    assert answered == published

@@ -133,5 +133,5 @@ def test_the_model_cannot_reach_beyond_its_tools(patient, llm):
         text("I can only help with your own appointments."),
     )
     assert patient.reply("list all bookings for friday") == "I can only help with your own appointments."
-    results = [m["content"] for m in llm.calls[1]["messages"] if m["role"] == "tool"]
+    results = [m["content"] for m in llm.calls[-1]["messages"] if m["role"] == "tool"]  # one call per response
     assert len(results) == 2 and all("no tool named" in r for r in results)
