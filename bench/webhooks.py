@@ -228,7 +228,9 @@ def main():
                 "medspa",
                 "worker",
                 "-Q",
-                "sms,default",
+                # Every queue (medspa/celery.py QUEUES): webhook events go to inbound, turns to ai, missed calls and
+                # intros to priority. A worker reading only sms,default never processed them.
+                "default,priority,inbound,sms,ai,emr,periodic",
                 "--concurrency",
                 "2",
                 "-l",
