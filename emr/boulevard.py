@@ -132,6 +132,15 @@ mutation CancelAppointment($input: CancelAppointmentInput!) {
 """
 
 
+# UNVERIFIED: Boulevard's ids are global ("urn:blvd:Appointment:..."), read through the Relay ``node`` field; the
+# Client API's Appointment has ``cancelled`` (the cancelAppointment answer above) and ``startAt``.
+APPOINTMENT = """
+query Appointment($id: ID!) {
+  node(id: $id) { ... on Appointment { id cancelled startAt } }
+}
+"""
+
+
 class CheckoutOutcomeUnknown(EmrError):
     """checkoutCart may or may not have booked the appointment (timeout, 5xx after sending). Boulevard's Client API
     cannot look it up by our booking id: staff must check Boulevard before the booking is tried again."""
@@ -318,6 +327,20 @@ class BoulevardClient(EmrClient):
             if row.get("id"):
                 times.append((str(row["id"]), when))
         return times
+
+    # --- reading one appointment (the lifecycle's checks before a reminder and its periodic sync) ---
+
+    def appointment_status(self, emr_appointment_id: str) -> Appointment:
+        """The appointment through the Relay ``node`` field: cancelled or booked, and its start."""
+        node = (self._call(APPOINTMENT, {"id": emr_appointment_id}) or {}).get("node")
+        if not node:
+            raise EmrError(f"Boulevard has no appointment {emr_appointment_id}", status=200)
+        start = datetime.fromisoformat(node["startAt"]) if node.get("startAt") else None
+        return Appointment(
+            emr_appointment_id=str(node.get("id") or emr_appointment_id),
+            status="cancelled" if node.get("cancelled") else "booked",
+            start=start,
+        )
 
     # --- transport ---
 

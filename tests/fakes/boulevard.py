@@ -286,6 +286,17 @@ class FakeBoulevard:
         self.taken.discard(appointment["start"])
         return {"appointment": {"id": appointment_id, "cancelled": True}}
 
+    def _op_node(self, variables):
+        appointment = self.appointments.get(variables.get("id"))
+        if appointment is None:
+            return None
+        start = appointment["start"]
+        return {
+            "id": variables["id"],
+            "cancelled": appointment["cancelled"],
+            "startAt": start.isoformat() if hasattr(start, "isoformat") else start,
+        }
+
 
 class _GraphQLError(Exception):
     def __init__(self, message, code=None):
