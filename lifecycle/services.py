@@ -70,9 +70,10 @@ def _in_window(moment, booking) -> datetime:
 # --- Planning ----------------------------------------------------------------------------------------------------
 
 
-def _plan_before_visit(booking, settings, now) -> dict:
+def _plan_before_visit(booking, settings, now, *, planned: dict) -> dict:
     """{kind: (due_at, why)} for the confirmation request and the same-day reminder of a confirmed booking, or
-    {kind: (None, why not)} when it will not be sent."""
+    {kind: (None, why not)} when it will not be sent. ``planned``: {kind: (due_at, why)} of the rows it already
+    has (planning again never pushes a confirmation request whose lead time has passed to another morning)."""
     plans = {}
     reminder_due = booking.start - timedelta(minutes=settings.reminder_lead_minutes)
     if settings.reminder_on:
@@ -84,7 +85,9 @@ def _plan_before_visit(booking, settings, now) -> dict:
         return plans
     due = _wall_clock_before(booking.start, settings.confirmation_lead_hours, booking.clinic)
     why = f"{settings.confirmation_lead_hours} h before booking #{booking.pk}"
-    if due <= now:  # booked inside the lead time: the next morning, if that is still well before the visit
+    if due <= now and Kind.CONFIRMATION in planned:  # planned already: it keeps its time
+        due, why = planned[Kind.CONFIRMATION]
+    elif due <= now:  # booked inside the lead time: the next morning, if that is still before the reminder
         due = _morning_after(now, booking.clinic, settings)
         why = f"booking #{booking.pk} made inside {settings.confirmation_lead_hours} h: the next morning"
     latest = reminder_due if settings.reminder_on else booking.start - timedelta(hours=1)
@@ -130,10 +133,10 @@ def texts_plan(*, booking, now=None) -> list[ScheduledText]:
         return []
     settings = settings_for(booking.clinic)
     with transaction.atomic():
-        rows = [
-            _put(booking, kind, due, why, now)
-            for kind, (due, why) in _plan_before_visit(booking, settings, now).items()
-        ]
+        rows = ScheduledText.objects.filter(booking=booking).values_list("kind", "due_at", "why")
+        planned = {kind: (due, why) for kind, due, why in rows}
+        plans = _plan_before_visit(booking, settings, now, planned=planned)
+        rows = [_put(booking, kind, due, why, now) for kind, (due, why) in plans.items()]
     return [r for r in rows if r is not None]
 
 
@@ -384,7 +387,9 @@ def _soonest(booking, now) -> list[dict]:
 
 def emr_sync(*, now=None) -> dict:
     """Beat: the next days' confirmed bookings checked against their EMR (cancelled or moved there by staff). An
-    EMR that cannot be read is a staff alert (once per clinic per hour); the bookings stay as they are."""
+    EMR that cannot be read is a staff alert (once per clinic per hour); the bookings stay as they are. The last
+    day's visits are read too (a no-show or a fulfilled visit recorded there); a coming booking without its texts
+    (confirmed before they existed) gets them planned."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
     longest = max(
@@ -392,8 +397,7 @@ def emr_sync(*, now=None) -> dict:
     )
     horizon = now + timedelta(days=longest)
     bookings = (
-        Booking.objects.filter(status=Booking.Status.CONFIRMED, start__gt=now, start__lte=horizon)
-        .exclude(emr_appointment_id="")
+        Booking.objects.filter(status=Booking.Status.CONFIRMED, start__gt=now - timedelta(days=1), start__lte=horizon)
         .select_related("clinic")
         .order_by("clinic_id", "start")
     )
@@ -417,6 +421,9 @@ def emr_sync(*, now=None) -> dict:
                 obj=booking.clinic,
                 dedupe_key=f"lifecycle-sync:{booking.clinic_id}:{now:%Y%m%d%H}",
             )
+        if outcome in ("unchanged", "not_read", "failed"):
+            booking.refresh_from_db()
+            texts_plan(booking=booking, now=now)  # nothing changes for a booking that has its texts
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 

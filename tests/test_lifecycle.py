@@ -360,6 +360,28 @@ def test_the_periodic_sync_with_nextech_down_tells_staff(demo, fake_nextech):
     assert StaffAlert.objects.filter(kind=StaffAlert.Kind.EMR_ERROR, text__contains="coming bookings").exists()
 
 
+def test_the_periodic_sync_reads_a_no_show_recorded_in_nextech_after_the_visit(demo, fake_nextech):
+    nextech_clinic(demo, fake_nextech)
+    booking = book(demo, local(2026, 11, 24, 10, 0), booked_at=local(2026, 11, 23, 7, 0))
+    fake_nextech.appointments[booking.emr_appointment_id]["status"] = "noshow"
+    with time_machine.travel(local(2026, 11, 24, 17, 0), tick=False):
+        assert emr_sync() == {"no_show": 1}
+    assert Booking.objects.get(pk=booking.pk).status == Booking.Status.NO_SHOW
+    assert texts(booking)[Kind.NO_SHOW].send_at == local(2026, 11, 25, 9, 0)
+
+
+def test_the_periodic_sync_plans_the_texts_of_a_booking_confirmed_before_they_existed(demo):
+    booking = book(demo, local(2026, 11, 25, 15, 0), booked_at=local(2026, 11, 23, 12, 0))
+    ScheduledText.objects.filter(booking=booking).delete()
+    with time_machine.travel(local(2026, 11, 24, 12, 0), tick=False):
+        assert emr_sync() == {"not_read": 1}
+        assert emr_sync() == {"not_read": 1}
+    planned = texts(booking)
+    assert planned[Kind.REMINDER].send_at == local(2026, 11, 25, 13, 0)
+    assert planned[Kind.CONFIRMATION].send_at == local(2026, 11, 25, 9, 0)  # the next morning
+    assert ScheduledText.objects.filter(booking=booking).count() == 2
+
+
 def test_each_emr_reads_an_appointments_state(demo, fake_nextech, fake_boulevard):
     from emr.base import EmrError
     from emr.boulevard import BoulevardClient
