@@ -155,14 +155,16 @@ def texts_cancel(*, booking, reason: str, kinds=None, now=None) -> int:
 def texts_move(*, old, new, now=None) -> None:
     """A rescheduled booking: its pending texts follow it to the new booking and its time."""
     now = now or timezone.now()
+    new.refresh_from_db()
+    if new.status != Booking.Status.CONFIRMED:  # a manual EMR's new time waits for staff: planned once confirmed
+        texts_cancel(booking=old, reason=f"moved to booking #{new.pk}", now=now)
+        return
     for row in ScheduledText.objects.filter(booking=old, state=State.PENDING):
         if ScheduledText.objects.filter(booking=new, kind=row.kind).exists():
             _close(ScheduledText.objects.filter(pk=row.pk), State.CANCELLED, f"moved to booking #{new.pk}", now)
         else:
             ScheduledText.objects.filter(pk=row.pk).update(booking=new, updated_at=now)
-    new.refresh_from_db()
-    if new.status == Booking.Status.CONFIRMED:
-        texts_plan(booking=new, now=now)
+    texts_plan(booking=new, now=now)
 
 
 def _plan_after_visit(booking, now) -> None:

@@ -184,6 +184,42 @@ def test_a_rescheduled_booking_takes_its_pending_texts_to_the_new_time(demo):
     assert {t.state for t in planned.values()} == {State.PENDING}
 
 
+def test_a_manual_emr_reschedule_plans_the_new_times_texts_once_staff_confirm_it(demo):
+    from bookings.services import booking_staff_confirm
+    from emr.models import EmrConfig
+
+    from .conftest import make_staff
+
+    EmrConfig.objects.filter(clinic=demo).update(kind=EmrConfig.Kind.MANUAL)
+    staff = make_staff("frontdesk", demo)
+    with time_machine.travel(local(2026, 11, 23, 12, 0), tick=False):
+        held = booking_hold(
+            clinic=demo,
+            service=Service.objects.get(clinic=demo, name="Botox"),
+            provider=Provider.objects.get(clinic=demo, name="Dr. Sarah Smith"),
+            start=local(2026, 11, 27, 11, 0),
+            patient_phone=PHONE,
+        )
+        booking_confirm(booking_id=held.pk)
+        old = booking_staff_confirm(booking_id=held.pk, user=staff)
+        booking_confirmation_send(booking_id=old.pk)
+        assert set(texts(old)) == {Kind.CONFIRMATION, Kind.REMINDER}
+        new = booking_hold(
+            clinic=demo,
+            service=old.service,
+            provider=old.provider,
+            start=local(2026, 12, 4, 14, 0),
+            patient_phone=PHONE,
+            replacing=old,
+        )
+        new = booking_reschedule(booking_id=old.pk, new_booking_id=new.pk)
+        assert new.status == Booking.Status.AWAITING_STAFF and texts(new) == {}
+        assert {t.state for t in texts(old).values()} == {State.CANCELLED}
+        booking_staff_confirm(booking_id=new.pk, user=staff)
+        booking_confirmation_send(booking_id=new.pk)
+    assert texts(new)[Kind.REMINDER].send_at == local(2026, 12, 4, 12, 0)
+
+
 def test_stop_between_booking_and_reminder_means_nothing_goes(demo, at, sms_outbox):
     booking = book(demo, local(2026, 11, 27, 11, 0), booked_at=local(2026, 11, 23, 12, 0))
     with time_machine.travel(local(2026, 11, 24, 12, 0), tick=False):
