@@ -13,6 +13,7 @@ from emr.models import Provider
 from emr.services import emr_client
 from medspa.alerts import staff_alert, staff_alerts_resolve_for
 from medspa.audit import audit_record
+from medspa.clock import now as clock_now
 from medspa.events import publish
 from medspa.models import AuditEvent, StaffAlert, format_cents
 from messaging.services import message_queue
@@ -447,7 +448,7 @@ def booking_mark(*, booking_id: int, outcome: str, user=None, request=None, now=
     """Staff (or the EMR's status) say how the visit went: ``outcome`` "completed" or "no_show". Only for a
     confirmed booking whose time has started; marking it again the same way changes nothing. The
     ``bookings.booking_changed`` event lets the texts after the visit follow (review, rebooking, no-show)."""
-    now = now or timezone.now()
+    now = now or clock_now()
     status = ENDED[outcome]
     with transaction.atomic():
         booking = Booking.objects.select_for_update().get(pk=booking_id)

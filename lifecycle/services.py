@@ -21,6 +21,7 @@ from emr.base import EmrConfigError, EmrError
 from emr.models import Provider
 from emr.services import emr_client
 from medspa.alerts import staff_alert
+from medspa.clock import now as clock_now
 from medspa.events import publish
 from medspa.models import StaffAlert
 from medspa.queueing import enqueue, queued_ids
@@ -128,7 +129,7 @@ def _close(rows, state, outcome, now) -> int:
 
 def texts_plan(*, booking, now=None) -> list[ScheduledText]:
     """A confirmed booking's confirmation request and reminder (created, or moved with the booking's time)."""
-    now = now or timezone.now()
+    now = now or clock_now()
     if booking.status != Booking.Status.CONFIRMED or booking.start <= now:
         return []
     settings = settings_for(booking.clinic)
@@ -142,7 +143,7 @@ def texts_plan(*, booking, now=None) -> list[ScheduledText]:
 
 def texts_cancel(*, booking, reason: str, kinds=None, now=None) -> int:
     """The booking's pending texts will not be sent (in the caller's transaction)."""
-    now = now or timezone.now()
+    now = now or clock_now()
     rows = ScheduledText.objects.filter(booking=booking, state=State.PENDING)
     if kinds:
         rows = rows.filter(kind__in=kinds)
@@ -154,7 +155,7 @@ def texts_cancel(*, booking, reason: str, kinds=None, now=None) -> int:
 
 def texts_move(*, old, new, now=None) -> None:
     """A rescheduled booking: its pending texts follow it to the new booking and its time."""
-    now = now or timezone.now()
+    now = now or clock_now()
     new.refresh_from_db()
     if new.status != Booking.Status.CONFIRMED:  # a manual EMR's new time waits for staff: planned once confirmed
         texts_cancel(booking=old, reason=f"moved to booking #{new.pk}", now=now)
@@ -187,7 +188,7 @@ def _plan_after_visit(booking, now) -> None:
 
 def booking_followed(*, booking, now=None) -> None:
     """What a booking's change means for its texts (``bookings.booking_changed``, in the publisher's transaction)."""
-    now = now or timezone.now()
+    now = now or clock_now()
     if booking.status == Booking.Status.CONFIRMED:
         texts_plan(booking=booking, now=now)
     elif booking.status in (Booking.Status.COMPLETED, Booking.Status.NO_SHOW):
@@ -205,7 +206,7 @@ def booking_followed(*, booking, now=None) -> None:
 
 def texts_due(*, now=None) -> list[int]:
     """Rows whose send time came (or whose worker died mid-send), for the sweep to queue."""
-    now = now or timezone.now()
+    now = now or clock_now()
     return list(
         ScheduledText.objects.filter(
             Q(state=State.PENDING, send_at__lte=now) | Q(state=State.SENDING, claimed_at__lte=now - CLAIM_LEASE)
@@ -240,7 +241,7 @@ def _skip(row, outcome, now) -> str:
 def text_send(*, text_id: int, now=None) -> str:
     """Send one due text, once: claim it, check it still makes sense (the booking in the EMR, the patient's next
     booking, consent), render it and hand it to messaging. Returns sent, skipped or claimed (someone else has it)."""
-    now = now or timezone.now()
+    now = now or clock_now()
     if not _claim(text_id, now):
         return "claimed"
     row = ScheduledText.objects.select_related("clinic", "booking__service", "booking__provider").get(pk=text_id)
@@ -392,7 +393,7 @@ def emr_sync(*, now=None) -> dict:
     EMR that cannot be read is a staff alert (once per clinic per hour); the bookings stay as they are. The last
     day's visits are read too (a no-show or a fulfilled visit recorded there); a coming booking without its texts
     (confirmed before they existed) gets them planned."""
-    now = now or timezone.now()
+    now = now or clock_now()
     counts: dict[str, int] = {}
     longest = max(
         [LifecycleSettings().emr_sync_days, *LifecycleSettings.objects.values_list("emr_sync_days", flat=True)]
@@ -455,7 +456,7 @@ def reply_keyword(text: str) -> str | None:
 def reply_context(*, clinic, phone: str, after_message_id: int = 0, now=None) -> ScheduledText | None:
     """The confirmation request or reminder a text from ``phone`` answers: the latest one sent (after the
     conversation's last reply, ``after_message_id``) about a confirmed booking that has not started."""
-    now = now or timezone.now()
+    now = now or clock_now()
     return (
         ScheduledText.objects.filter(
             clinic=clinic,

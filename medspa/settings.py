@@ -156,6 +156,10 @@ EVENT_HANDLERS = {
     "payments.refund_told": ["conversation.handlers.refund_told"],
 }
 
+# The texts after a booking read medspa.clock.now(): with this on, a cache-held offset moves it forward (the e2e
+# stack's scenarios move time by it). Never in production: a system check refuses it with DEBUG off.
+CONTROLLABLE_CLOCK = env.bool("CONTROLLABLE_CLOCK", default=False)
+
 # --- Celery (medspa/celery.py reads the CELERY_ names) -----------------------------------------------------------
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"

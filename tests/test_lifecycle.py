@@ -583,3 +583,25 @@ def test_no_review_request_after_a_no_show_or_a_conversation_handed_to_staff(dem
     at(local(2026, 11, 26, 14, 0))
     assert texts(seen)[Kind.REVIEW].state == State.SKIPPED
     assert not [b for b in sent_to(sms_outbox) if "review" in b]
+
+
+# --- The controllable clock (the e2e stack moves time with it) ------------------------------------------------------
+
+
+def test_the_controllable_clock_moves_the_sweep_and_is_refused_in_production(demo, settings, sms_outbox):
+    from medspa.checks import insecure_defaults
+    from medspa.clock import clock_move_to, clock_reset
+    from medspa.clock import now as clock_now
+
+    with time_machine.travel(local(2026, 11, 23, 12, 0), tick=False):
+        booking = book(demo, local(2026, 11, 27, 11, 0), booked_at=local(2026, 11, 23, 12, 0))
+        with pytest.raises(RuntimeError):
+            clock_move_to(local(2026, 11, 25, 11, 0))
+        settings.CONTROLLABLE_CLOCK = True
+        clock_move_to(local(2026, 11, 25, 11, 0))
+        assert clock_now() == local(2026, 11, 25, 11, 0)
+        assert texts_sweep() == [texts(booking)[Kind.CONFIRMATION].pk]
+        clock_reset()
+        assert clock_now() == local(2026, 11, 23, 12, 0)
+    settings.DEBUG = False
+    assert "medspa.E007" in [e.id for e in insecure_defaults(None)]
