@@ -47,7 +47,8 @@ class LifecycleSettingsAdmin(ClinicScopedAdmin):
             "Review request",
             {
                 "fields": ["review_on", "review_url", "review_delay_hours", "review_template"],
-                "description": "Placeholders: " + ", ".join(sorted(PLACEHOLDERS["review_template"])),
+                "description": "Sent only when the review link is set. Placeholders: "
+                + ", ".join(sorted(PLACEHOLDERS["review_template"])),
             },
         ),
     ]

@@ -75,7 +75,9 @@ class LifecycleSettings(models.Model):
     rebook_on = models.BooleanField("rebooking text on", default=True)
     rebook_template = models.TextField(default=DEFAULT_TEMPLATES["rebook_template"])
 
-    review_on = models.BooleanField("review request on", default=True, help_text="Needs a review link.")
+    review_on = models.BooleanField(
+        "review request on", default=True, help_text="Sent only when the review link below is set."
+    )
     review_url = models.URLField(blank=True, help_text="Where patients leave a review (Google, Yelp...).")
     review_delay_hours = models.PositiveIntegerField(default=2, help_text="After the visit's end.")
     review_template = models.TextField(default=DEFAULT_TEMPLATES["review_template"])
@@ -97,8 +99,6 @@ class LifecycleSettings(models.Model):
     def clean(self):
         for name in PLACEHOLDERS:
             _check_placeholders(name, getattr(self, name))
-        if self.review_on and not self.review_url:
-            raise ValidationError({"review_url": "A review request needs the clinic's review link."})
 
 
 class ScheduledTextQuerySet(ClinicScopedQuerySet):

@@ -234,7 +234,7 @@ def _claim(pk, now) -> bool:
 
 def _skip(row, outcome, now) -> str:
     _close(ScheduledText.objects.filter(pk=row.pk), State.SKIPPED, outcome, now)
-    logger.info("scheduled text not sent text=%s kind=%s outcome=%s", row.pk, row.kind, outcome)
+    logger.info("scheduled text not sent text=%s kind=%s", row.pk, row.kind)  # the reason is on the row
     return "skipped"
 
 
@@ -246,6 +246,10 @@ def text_send(*, text_id: int, now=None) -> str:
         return "claimed"
     row = ScheduledText.objects.select_related("clinic", "booking__service", "booking__provider").get(pk=text_id)
     booking = row.booking
+    handed = Message.objects.filter(idempotency_key=f"lifecycle-{row.pk}#0").first()
+    if handed is not None:  # a worker died after handing it to messaging: finish the row, send nothing again
+        ScheduledText.objects.filter(pk=row.pk).update(state=State.SENT, message=handed, sent_at=now, updated_at=now)
+        return "sent"
     emr_note = ""
     if row.kind in BEFORE_VISIT:
         try:

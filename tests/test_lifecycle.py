@@ -253,6 +253,16 @@ def test_a_text_whose_worker_died_is_taken_again_from_its_row(demo, at, sms_outb
     assert len(sent_to(sms_outbox)) == 1
 
 
+def test_a_text_handed_to_messaging_before_its_worker_died_is_not_rendered_or_sent_again(demo, at, sms_outbox):
+    booking = book(demo, local(2026, 11, 27, 11, 0), booked_at=local(2026, 11, 23, 12, 0))
+    confirmation = texts(booking)[Kind.CONFIRMATION]
+    at(local(2026, 11, 25, 11, 0))
+    ScheduledText.objects.filter(pk=confirmation.pk).update(state=State.SENDING, claimed_at=local(2026, 11, 25, 11))
+    assert at(local(2026, 11, 25, 11, 6)) == [confirmation.pk]
+    confirmation.refresh_from_db()
+    assert confirmation.state == State.SENT and len(sent_to(sms_outbox)) == 1
+
+
 # --- Replies: C, R, cancel, anything else --------------------------------------------------------------------------
 
 
