@@ -23,14 +23,23 @@ def _local_start(obj):
 
 @admin.register(Booking)
 class BookingAdmin(PatientDataAdmin):
-    list_display = ["__str__", "local_start", "clinic", "service", "provider", "status", "hold_expires_at"]
+    list_display = [
+        "__str__",
+        "local_start",
+        "clinic",
+        "service",
+        "provider",
+        "status",
+        "patient_confirmed_at",
+        "hold_expires_at",
+    ]
     list_filter = ["clinic", "status", "provider"]
     list_select_related = ["clinic", "service", "provider"]
     date_hierarchy = "start"
     search_fields = ["patient_phone"]
     raw_id_fields = ["conversation"]
     show_full_result_count = False
-    actions = ["cancel_bookings"]
+    actions = ["cancel_bookings", "mark_completed", "mark_no_show"]
     change_list_template = "admin/bookings/booking/change_list.html"
 
     @admin.display(description="starts (clinic time)", ordering="start")
@@ -57,6 +66,27 @@ class BookingAdmin(PatientDataAdmin):
             self.message_user(request, f"{done} booking(s) cancelled.")
         if failed:
             self.message_user(request, "Not cancelled: " + "; ".join(failed), messages.ERROR)
+
+    def _mark(self, request, queryset, outcome):
+        done, failed = 0, []
+        for booking in queryset:
+            try:
+                services.booking_mark(booking_id=booking.pk, outcome=outcome, user=request.user, request=request)
+                done += 1
+            except services.BookingStateError as exc:
+                failed.append(f"#{booking.pk}: {exc}")
+        if done:
+            self.message_user(request, f"{done} booking(s) marked {outcome.replace('_', '-')}.")
+        if failed:
+            self.message_user(request, "Not marked: " + "; ".join(failed), messages.ERROR)
+
+    @admin.action(description="Mark the selected visits completed (the patient came)")
+    def mark_completed(self, request, queryset):
+        self._mark(request, queryset, "completed")
+
+    @admin.action(description="Mark the selected visits no-show (the deposit is kept per policy)")
+    def mark_no_show(self, request, queryset):
+        self._mark(request, queryset, "no_show")
 
     def get_urls(self):
         return [

@@ -40,6 +40,8 @@ class Booking(models.Model):
         CANCELLED = "cancelled", "Cancelled"
         EXPIRED = "expired", "Expired"
         FAILED = "failed", "Failed"
+        COMPLETED = "completed", "Completed (the patient came)"
+        NO_SHOW = "no_show", "No-show"
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="bookings")
     conversation = models.ForeignKey(
@@ -55,6 +57,9 @@ class Booking(models.Model):
     hold_expires_at = models.DateTimeField(null=True, blank=True)
     deposit_cents = models.PositiveIntegerField(default=0)
     emr_appointment_id = models.CharField(max_length=100, blank=True)
+    patient_confirmed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the patient answered the confirmation request or reminder with C/yes."
+    )
     rescheduled_from = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="The booking it replaced."
     )

@@ -13,6 +13,7 @@ from emr.models import Provider
 from emr.services import emr_client
 from medspa.alerts import staff_alert, staff_alerts_resolve_for
 from medspa.audit import audit_record
+from medspa.clock import now as clock_now
 from medspa.events import publish
 from medspa.models import AuditEvent, StaffAlert, format_cents
 from messaging.services import message_queue
@@ -417,3 +418,104 @@ def booking_confirmation_send(*, booking_id: int, kind: str = "reply"):
         conversation=booking.conversation,
         idempotency_key=key,
     )
+
+
+# --- After the booking: the patient's confirmation, the visit's outcome, the EMR's side ---------------------------
+
+ENDED = {"completed": Booking.Status.COMPLETED, "no_show": Booking.Status.NO_SHOW}
+# The EMR's own words (FHIR Appointment.status; Boulevard's cancelled flag is read as "cancelled").
+EMR_CANCELLED = {"cancelled", "entered-in-error"}
+EMR_ENDED = {"fulfilled": "completed", "checked-in": "completed", "arrived": "completed", "noshow": "no_show"}
+
+
+def booking_patient_confirm(*, booking_id: int, now=None) -> Booking | None:
+    """The patient answered a confirmation request or reminder with C / yes / confirm: staff see it on the
+    booking. Only an upcoming confirmed (or awaiting-staff) booking; once (the first answer's time is kept)."""
+    now = now or timezone.now()
+    updated = Booking.objects.filter(
+        pk=booking_id,
+        status__in=[Booking.Status.CONFIRMED, Booking.Status.AWAITING_STAFF],
+        start__gt=now,
+        patient_confirmed_at__isnull=True,
+    ).update(patient_confirmed_at=now, updated_at=now)
+    booking = Booking.objects.select_related("clinic", "service", "provider").get(pk=booking_id)
+    if updated:
+        logger.info("booking confirmed by the patient booking=%s", booking.pk)
+    return booking if booking.patient_confirmed_at else None
+
+
+def booking_mark(*, booking_id: int, outcome: str, user=None, request=None, now=None, by: str = "staff") -> Booking:
+    """Staff (or the EMR's status) say how the visit went: ``outcome`` "completed" or "no_show". Only for a
+    confirmed booking whose time has started; marking it again the same way changes nothing. The
+    ``bookings.booking_changed`` event lets the texts after the visit follow (review, rebooking, no-show)."""
+    now = now or clock_now()
+    status = ENDED[outcome]
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().get(pk=booking_id)
+        if booking.status == status:
+            return booking
+        if booking.status != Booking.Status.CONFIRMED:
+            raise BookingStateError(f"booking {booking.pk} is {booking.status}, not confirmed")
+        if booking.start > now:
+            raise BookingStateError(f"booking {booking.pk} has not started yet")
+        booking.status = status
+        booking.save(update_fields=["status", "updated_at"])
+        audit_record(
+            action=AuditEvent.Action.CHANGE if user else AuditEvent.Action.ASSISTANT,
+            obj=booking,
+            user=user,
+            request=request,
+            channel="admin" if user else "system",
+            detail={"fields": ["status"], "by": by},
+        )
+        publish("bookings.booking_changed", booking=booking)
+    logger.info("booking marked booking=%s outcome=%s by=%s", booking.pk, outcome, by)
+    return booking
+
+
+def booking_emr_refresh(*, booking_id: int, client=None, now=None) -> str:
+    """Read the appointment's state in the EMR and follow it: cancelled there -> our booking is cancelled (no
+    refund: staff cancelled it, staff decide); moved -> our booking moves (its texts follow); no-show or fulfilled
+    -> marked so. Returns "unchanged", "cancelled", "moved", "completed", "no_show", or "not_read" (nothing to read:
+    the built-in calendar, a manual EMR, no EMR id). An ``EmrError`` propagates: the caller decides (a reminder
+    still goes, staff are told the check failed)."""
+    now = now or timezone.now()
+    booking = Booking.objects.select_related("clinic").get(pk=booking_id)
+    if booking.status != Booking.Status.CONFIRMED or not booking.emr_appointment_id:
+        return "not_read"
+    client = client or emr_client(clinic=booking.clinic)
+    appointment = client.appointment_status(booking.emr_appointment_id)
+    if appointment is None:
+        return "not_read"
+    status = (appointment.status or "").lower()
+    if status in EMR_CANCELLED:
+        with transaction.atomic():
+            updated = Booking.objects.filter(pk=booking.pk, status=Booking.Status.CONFIRMED).update(
+                status=Booking.Status.CANCELLED, updated_at=now
+            )
+            if not updated:
+                return "unchanged"
+            booking.refresh_from_db()
+            audit_record(
+                action=AuditEvent.Action.ASSISTANT, obj=booking, channel="system", detail={"fields": ["status"]}
+            )
+            publish("bookings.booking_cancelled", booking=booking, refund=False, reason="Cancelled in the EMR")
+            transaction.on_commit(lambda: availability_invalidate(clinic_id=booking.clinic_id))
+        logger.info("booking cancelled in the EMR booking=%s", booking.pk)
+        return "cancelled"
+    if status in EMR_ENDED:
+        if booking.start > now:
+            return "unchanged"
+        booking_mark(booking_id=booking.pk, outcome=EMR_ENDED[status], now=now, by="emr")
+        return EMR_ENDED[status]
+    if appointment.start is not None and appointment.start != booking.start:
+        with transaction.atomic():
+            locked = Booking.objects.select_for_update().get(pk=booking.pk)
+            locked.end = appointment.start + (locked.end - locked.start)
+            locked.start = appointment.start
+            locked.save(update_fields=["start", "end", "updated_at"])
+            publish("bookings.booking_changed", booking=locked)
+            transaction.on_commit(lambda: availability_invalidate(clinic_id=booking.clinic_id))
+        logger.info("booking moved in the EMR booking=%s", booking.pk)
+        return "moved"
+    return "unchanged"

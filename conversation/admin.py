@@ -2,8 +2,10 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
+from lifecycle.services import texts_for_phone
 from medspa.admin import ClinicScopedInline, PatientDataAdmin
 from messaging.models import Message
 
@@ -101,6 +103,7 @@ class ConversationAdmin(PatientDataAdmin):
         "last_outbound_at",
         "intro_sent_on",
         "created_at",
+        "automated_texts",
     ]
     fields = [
         "clinic",
@@ -121,6 +124,7 @@ class ConversationAdmin(PatientDataAdmin):
         "last_outbound_at",
         "intro_sent_on",
         "created_at",
+        "automated_texts",
     ]
     inlines = [MessageInline, TurnInline]
     actions = ["take_over", "hand_back"]
@@ -128,6 +132,29 @@ class ConversationAdmin(PatientDataAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="automated texts (why each was sent)")
+    def automated_texts(self, obj):
+        rows = texts_for_phone(clinic=obj.clinic, phone=obj.patient_phone)[:50]
+        if not rows:
+            return "-"
+        return format_html(
+            "<table>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        r.send_at.strftime("%Y-%m-%d %H:%M UTC"),
+                        r.get_kind_display(),
+                        r.get_state_display(),
+                        r.why,
+                        r.outcome,
+                    )
+                    for r in rows
+                ),
+            ),
+        )
 
     @admin.action(description="Take over (the assistant goes silent)")
     def take_over(self, request, queryset):

@@ -15,14 +15,15 @@ from django.db import transaction
 from django.utils import timezone
 from prometheus_client import Counter
 
+from lifecycle.services import reply_confirm, reply_context, reply_keyword
 from messaging.models import Message
 from messaging.services import message_queue
 
 from .answers import answer_lookup, answer_store, is_idle, question_key
 from .engines import EngineContext, EngineReply, EngineUnavailable, engine_for
 from .models import Conversation, Turn
-from .rules import RulesEngine
-from .tools import Tools
+from .rules import RulesEngine, _when_text
+from .tools import ToolRefused, Tools
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,38 @@ def answer(*, conversation, texts, tools) -> EngineReply:
     if key and not reply.error:
         answer_store(key, reply.text, tool_calls=tools.calls)
     return reply
+
+
+def lifecycle_reply(conversation, texts, tools) -> EngineReply | None:
+    """A reply to a confirmation request or reminder (``lifecycle``), whichever engine the clinic uses: C / yes /
+    confirm marks the booking patient-confirmed; R / reschedule starts moving it; "cancel ..." asks to confirm the
+    cancellation (the clinic's policy applies). None for anything else, and when the conversation is waiting for
+    another answer (a cancellation to confirm, a pick among offered times): the engine answers, with the upcoming
+    booking in its context."""
+    c = conversation
+    if c.confirming_cancel_id or c.pending_pick or (c.state == Conversation.State.OFFERING and c.offered_slots):
+        return None
+    keyword = reply_keyword(" ".join(m.body for m in texts))
+    if keyword is None:
+        return None
+    replies = Message.objects.filter(conversation=c, direction=Message.Direction.OUTBOUND, kind=Message.Kind.REPLY)
+    last_reply = replies.order_by("-pk").values_list("pk", flat=True).first() or 0
+    asked = reply_context(clinic=c.clinic, phone=c.patient_phone, after_message_id=last_reply, now=tools.now)
+    if asked is None:
+        return None
+    tools.calls.append({"tool": "lifecycle_reply", "arguments": {"scheduled_text_id": asked.pk}, "outcome": keyword})
+    try:
+        if keyword == "confirm":
+            text = reply_confirm(text=asked, now=tools.now)
+        elif keyword == "reschedule":
+            booking = tools.start_reschedule()
+            when = _when_text(booking.start, c.clinic.tz)
+            text = f"Sure! Your {booking.service.name} is on {when}. What day and time would work better?"
+        else:
+            text = RulesEngine()._ask_cancel(c, tools, c.clinic.tz)
+    except ToolRefused as refused:
+        text = str(refused)
+    return EngineReply(text=text, engine="lifecycle")
 
 
 def over_cap(conversation) -> str:
@@ -127,7 +160,9 @@ def conversation_respond(*, conversation_id: int, now=None) -> Turn | None:
                 engine="cap",
             )
         else:
-            reply = answer(conversation=conversation, texts=texts, tools=tools)
+            reply = lifecycle_reply(conversation, texts, tools) or answer(
+                conversation=conversation, texts=texts, tools=tools
+            )
         turn = Turn.objects.create(
             clinic=clinic,
             conversation=conversation,

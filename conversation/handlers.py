@@ -33,3 +33,14 @@ def booking_changed(*, booking):
 
 def refund_told(*, payment):
     services.conversation_booking_changed(booking=payment.booking)
+
+
+def times_offered(*, booking, slots):
+    services.conversation_times_offered(booking=booking, slots=slots)
+
+
+def review_blocked(*, booking):
+    """A review request waits for nobody whose conversation went to staff (a complaint, an urgent symptom)."""
+    return Conversation.objects.filter(
+        clinic=booking.clinic, patient_phone=booking.patient_phone, state=Conversation.State.HANDED_OFF
+    ).exists()

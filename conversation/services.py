@@ -201,3 +201,20 @@ def conversation_booking_changed(*, booking) -> None:
         rows.exclude(state=Conversation.State.HANDED_OFF).update(
             state=Conversation.State.ENGAGED, booking=None, offered_slots=[], updated_at=timezone.now()
         )
+
+
+def conversation_times_offered(*, booking, slots) -> None:
+    """A text after a visit offered open times for its service: the patient's reply (1, 2, 3) picks one of them,
+    as if the assistant had offered them."""
+    conversation = conversation_for(
+        clinic=booking.clinic, patient_phone=booking.patient_phone, origin=Conversation.Origin.INBOUND_TEXT
+    )
+    Conversation.objects.filter(pk=conversation.pk).exclude(state=Conversation.State.OPTED_OUT).update(
+        service=booking.service,
+        offered_slots=slots,
+        state=Conversation.State.OFFERING,
+        booking=None,
+        rescheduling=None,
+        pending_pick=None,
+        updated_at=timezone.now(),
+    )

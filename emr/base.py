@@ -153,3 +153,9 @@ class EmrClient(ABC):
     @abstractmethod
     def cancel_appointment(self, emr_appointment_id: str) -> None:
         """Cancel it in the EMR."""
+
+    def appointment_status(self, emr_appointment_id: str) -> Appointment | None:
+        """The appointment as the EMR has it now (its status word and start), to follow changes staff made there
+        (cancelled, moved, no-show, fulfilled); None when this EMR keeps no state of its own to read. Raise
+        EmrError when it cannot be read. Adapters that can read it override this."""
+        return None

@@ -345,23 +345,24 @@ class BoulevardClient(EmrClient):
         Boulevard, or the patient may be booked twice."""
         return None
 
-    def appointment_status(self, emr_appointment_id) -> str:
-        """The appointment's state in Boulevard, lower case (``booked``, ``confirmed``, ``cancelled``...), read as
-        its client with the signed token."""
+    def appointment_status(self, emr_appointment_id) -> Appointment:
+        """The appointment as Boulevard has it, read as its client with the signed token: its state in lower case
+        (``booked``, ``confirmed``, ``cancelled``...) and its start (the lifecycle's checks before a reminder and its
+        periodic sync; cancel reads it first)."""
         appointment_id, client_id = self._signed_reference(emr_appointment_id, "read")
         data = self._call(APPOINTMENT, {"id": appointment_id}, authorization=self._client_authorization(client_id))
         appointment = (data or {}).get("appointment") or {}
         if not appointment:
-            raise EmrError(f"Boulevard has no appointment {appointment_id} for its client")
-        if appointment.get("cancelled"):
-            return "cancelled"
-        return str(appointment.get("state") or "booked").lower()
+            raise EmrError(f"Boulevard has no appointment {appointment_id} for its client", status=200)
+        start = datetime.fromisoformat(appointment["startAt"]) if appointment.get("startAt") else None
+        status = "cancelled" if appointment.get("cancelled") else str(appointment.get("state") or "booked").lower()
+        return Appointment(emr_appointment_id=emr_appointment_id, status=status, start=start)
 
     def cancel_appointment(self, emr_appointment_id):
         """Cancel as the appointment's client (signed token): read it first, so a retry after a lost answer finds it
         cancelled rather than failing."""
         appointment_id, client_id = self._signed_reference(emr_appointment_id, "cancel")
-        if self.appointment_status(emr_appointment_id) == "cancelled":
+        if self.appointment_status(emr_appointment_id).status == "cancelled":
             logger.info("boulevard: appointment %s already cancelled", appointment_id)
             return
         # Not retried once it may have been processed: the next attempt reads the appointment first.

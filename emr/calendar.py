@@ -98,3 +98,7 @@ class BuiltinCalendarClient(EmrClient):
 
     def cancel_appointment(self, emr_appointment_id: str) -> None:
         """Nothing to do outside our database: cancelling the booking frees the time."""
+
+    def appointment_status(self, emr_appointment_id: str):
+        """None: the booking row is the appointment; nothing outside our database can change it."""
+        return None

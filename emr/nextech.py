@@ -1058,3 +1058,12 @@ class NextechClient(EmrClient):
 
     def cancel_appointment(self, emr_appointment_id: str) -> None:
         self._set_status(emr_appointment_id, "cancelled")
+
+    # --- Reading one appointment (the lifecycle's checks before a reminder and its periodic sync) ---
+
+    def appointment_status(self, emr_appointment_id: str) -> Appointment:
+        """FHIR read ``GET /Appointment/{id}``: its status (booked, cancelled, noshow, fulfilled...) and start."""
+        if not emr_appointment_id:
+            raise ValueError("emr_appointment_id is required")
+        response = self._api("GET", f"/Appointment/{emr_appointment_id}")
+        return self._appointment(self._json(response))

@@ -34,6 +34,8 @@ app.conf.task_routes = {
     "conversation.*": {"queue": "ai"},
     "emr.*": {"queue": "emr"},
     "bookings.*": {"queue": "periodic"},
+    "lifecycle.sweep": {"queue": "periodic"},
+    "lifecycle.*": {"queue": "emr"},  # a reminder reads the EMR first
 }
 app.autodiscover_tasks()
 

@@ -23,6 +23,15 @@ def insecure_defaults(app_configs, **kwargs):
                     id="medspa.E002",
                 )
             )
+        if settings.CONTROLLABLE_CLOCK:
+            errors.append(
+                Error(
+                    "CONTROLLABLE_CLOCK is on in production: reminders and review requests would follow a clock "
+                    "that anyone with cache access can move.",
+                    hint="Unset CONTROLLABLE_CLOCK (it is for the end-to-end tests).",
+                    id="medspa.E007",
+                )
+            )
         if settings.PAYMENTS_SANDBOX_ENABLED:
             errors.append(
                 Warning(

@@ -29,10 +29,18 @@ EVENTS = {
     "emr.busy_times": "the built-in calendar asks when a provider is already booked (provider, start, end); "
     "each handler returns [(start, end), ...]",
     # bookings
-    "bookings.booking_changed": "a booking was confirmed, handed to staff, or lost (booking)",
+    "bookings.booking_changed": "a booking was confirmed, handed to staff, lost, marked completed or no-show, or "
+    "moved in the EMR (booking)",
     "bookings.booking_cancelled": "a booking was cancelled (booking, refund: whether a paid deposit is refunded, "
     "reason)",
     "bookings.booking_moved": "a booking was moved to another time (old, new: bookings)",
+    # lifecycle
+    "lifecycle.times_offered": "a text after a visit offered the patient open times (booking: the visit, slots: "
+    "[{start, end, provider_id, provider}]): the conversation remembers them, so a reply of 1, 2 or 3 books one",
+    "lifecycle.consent_asked": "may a treatment-due (marketing) text go to this patient? (clinic, phone); each "
+    "handler returns True when it holds the patient's prior express written consent",
+    "lifecycle.review_blocked": "must a visit's review request be held back? (booking); a handler returns True when "
+    "the patient's conversation went to staff (a complaint, an urgent symptom)",
     # payments
     "payments.refund_told": "the patient was told their deposit is refunded (payment)",
 }

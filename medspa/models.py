@@ -210,6 +210,12 @@ class Service(models.Model):
     duration_minutes = models.PositiveIntegerField(default=30, validators=[MinValueValidator(5)])
     deposit_cents = models.PositiveIntegerField(default=0, help_text="Deposit to hold a time, in cents; 0 for none.")
     deposit_new_clients_only = models.BooleanField(default=True)
+    rebook_after_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The treatment interval: this many days after a completed visit, one text offers the soonest times "
+        "(if the patient has not rebooked). Empty: no rebooking text.",
+    )
     emr_service_id = models.CharField(
         "EMR mapping id", max_length=100, blank=True, help_text="The appointment type / item id in the clinic's EMR."
     )

@@ -43,6 +43,9 @@ _FRONT_DESK = {
     "emr.timeoff": {VIEW},
     "bookings.booking": {VIEW, CHANGE},
     "bookings.manualbookingrequest": {VIEW, CHANGE},
+    # lifecycle/0002_role_permissions: a booking's texts and the settings behind them
+    "lifecycle.scheduledtext": {VIEW},
+    "lifecycle.lifecyclesettings": {VIEW},
 }
 
 # The manager keeps what the assistant knows and sells: knowledge documents, the service catalog, providers and
@@ -72,6 +75,7 @@ _OWNER_EXTRA = {
     "payments.payment": {VIEW, CHANGE},
     "payments.outboxitem": {VIEW, CHANGE},
     "inbox.webhookevent": {VIEW, CHANGE},
+    "lifecycle.lifecyclesettings": {ADD, CHANGE},  # lifecycle/0002_role_permissions
 }
 
 

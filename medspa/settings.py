@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "emr",
     "bookings",
     "payments",
+    "lifecycle",
 ]
 
 MIDDLEWARE = [
@@ -146,11 +147,18 @@ EVENT_HANDLERS = {
     "messaging.message_sent": ["conversation.handlers.message_sent"],
     "messaging.message_failed": ["conversation.handlers.message_failed"],
     "emr.busy_times": ["bookings.handlers.busy_times"],
-    "bookings.booking_changed": ["conversation.handlers.booking_changed"],
-    "bookings.booking_cancelled": ["payments.handlers.booking_cancelled"],
-    "bookings.booking_moved": ["payments.handlers.booking_moved"],
+    "bookings.booking_changed": ["conversation.handlers.booking_changed", "lifecycle.handlers.booking_changed"],
+    "bookings.booking_cancelled": ["payments.handlers.booking_cancelled", "lifecycle.handlers.booking_cancelled"],
+    "bookings.booking_moved": ["payments.handlers.booking_moved", "lifecycle.handlers.booking_moved"],
+    "lifecycle.times_offered": ["conversation.handlers.times_offered"],
+    "lifecycle.review_blocked": ["conversation.handlers.review_blocked"],
+    "lifecycle.consent_asked": ["leads.handlers.marketing_consent"],
     "payments.refund_told": ["conversation.handlers.refund_told"],
 }
+
+# The texts after a booking read medspa.clock.now(): with this on, a cache-held offset moves it forward (the e2e
+# stack's scenarios move time by it). Never in production: a system check refuses it with DEBUG off.
+CONTROLLABLE_CLOCK = env.bool("CONTROLLABLE_CLOCK", default=False)
 
 # --- Celery (medspa/celery.py reads the CELERY_ names) -----------------------------------------------------------
 
@@ -179,6 +187,10 @@ CELERY_BEAT_SCHEDULE = {
     "email-unsent-alerts": {"task": "medspa.email_unsent_alerts", "schedule": 60.0},
     "reconcile-messages": {"task": "messaging.reconcile_messages", "schedule": 30.0},
     "expire-booking-holds": {"task": "bookings.expire_holds", "schedule": 30.0},
+    # Texts after a booking (reminders, review requests...) whose send time came, from their rows (lifecycle).
+    "lifecycle-sweep": {"task": "lifecycle.sweep", "schedule": 30.0},
+    # The next days' bookings checked against the EMR (cancelled or moved there by staff).
+    "lifecycle-emr-sync": {"task": "lifecycle.emr_sync", "schedule": 900.0},
     # Payment outbox steps that are due for a retry, or whose worker died mid-step.
     "payments-outbox-sweep": {"task": "payments.outbox_sweep", "schedule": 30.0},
     # Patient texts whose answering task died with its worker (Redis would give it back only after an hour).

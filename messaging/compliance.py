@@ -222,6 +222,11 @@ def next_send_time(now: datetime, *, phone: str, clinic, patient_timezone=None, 
 # --- Consent ----------------------------------------------------------------------------------------------------------
 
 
+# The consent wording's line for texts about a treatment coming due again (rebooking at the treatment interval):
+# marketing under the TCPA, so it needs this prior express written consent (docs/COMPLIANCE.md).
+MARKETING_CONSENT_LINE = "including reminders when a treatment is due again"
+
+
 def consent_wording(clinic) -> str:
     """The words next to the SMS checkbox, and exactly what is stored as the lead's ``consent_text``.
 
@@ -229,7 +234,8 @@ def consent_wording(clinic) -> str:
     "Msg & data rates may apply", STOP and HELP, and that consent is not a condition of purchase.
     """
     return (
-        f"I agree to receive appointment texts from {clinic.name} at the mobile number above. "
-        "Message frequency varies. Msg & data rates may apply. Reply STOP to opt out, HELP for help. "
+        f"I agree to receive appointment texts from {clinic.name} at the mobile number above, "
+        f"{MARKETING_CONSENT_LINE}, sent by automated means. Message frequency varies. Msg & data rates may apply. "
+        "Reply STOP to opt out, HELP for help. "
         "Consent is not a condition of purchase."
     )

@@ -41,7 +41,18 @@ class ReviewFilter(admin.SimpleListFilter):
 
 @admin.register(Payment)
 class PaymentAdmin(ClinicScopedAdmin):
-    list_display = ["__str__", "created_at", "clinic", "booking", "amount", "status", "provider", "link", "flag"]
+    list_display = [
+        "__str__",
+        "created_at",
+        "clinic",
+        "booking",
+        "amount",
+        "status",
+        "kept_at",
+        "provider",
+        "link",
+        "flag",
+    ]
     list_filter = [ReviewFilter, "status", "provider", "clinic"]
     list_select_related = ["clinic", "booking"]
     date_hierarchy = "created_at"

@@ -73,6 +73,10 @@ class Payment(models.Model):
     refunds = models.JSONField(
         default=dict, blank=True, help_text="Each refund the provider reported: {refund id: {status, amount}}."
     )
+    kept_at = models.DateTimeField(
+        null=True, blank=True, help_text="The deposit was kept (a no-show, per the clinic's deposit policy)."
+    )
+    kept_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

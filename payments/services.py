@@ -516,3 +516,15 @@ def sandbox_pay(*, payment: Payment) -> str:
     }
     event = NormalisedEvent(payload["event_id"], payload["type"], payload)
     return event_record(provider=Provider.SANDBOX, event=event)
+
+
+def payment_keep(*, booking, reason: str, now=None) -> Payment | None:
+    """A no-show forfeits the booking's paid deposit, per the clinic's policy: recorded on the payment (shown in
+    Payments), never refunded by us after that unless staff decide. Once; a booking without a paid deposit: None."""
+    now = now or timezone.now()
+    updated = Payment.objects.filter(booking=booking, status=Payment.Status.PAID, kept_at__isnull=True).update(
+        kept_at=now, kept_reason=reason[:200], updated_at=now
+    )
+    if updated:
+        logger.info("deposit kept booking=%s", booking.pk)
+    return Payment.objects.filter(booking=booking).first()

@@ -367,7 +367,7 @@ def test_cancel_signs_in_as_the_appointments_client(client, fake_boulevard):
 
     client.cancel_appointment(appointment.emr_appointment_id)  # again (a retry): read first, nothing to do
     assert len(fake_boulevard.calls("cancelAppointment")) == 1
-    assert client.appointment_status(appointment.emr_appointment_id) == "cancelled"
+    assert client.appointment_status(appointment.emr_appointment_id).status == "cancelled"
 
 
 def test_the_guest_key_cannot_cancel(client, fake_boulevard):

@@ -163,6 +163,29 @@ def _outbox_item(clinic):
     )
 
 
+def _lifecycle_settings(clinic):
+    from lifecycle.models import LifecycleSettings
+
+    return LifecycleSettings.objects.create(clinic=clinic)
+
+
+def _scheduled_text(clinic):
+    from django.utils import timezone
+
+    from lifecycle.models import ScheduledText
+
+    booking = _booking(clinic)
+    return ScheduledText.objects.create(
+        clinic=clinic,
+        booking=booking,
+        patient_phone=booking.patient_phone,
+        kind="reminder",
+        due_at=timezone.now(),
+        send_at=timezone.now(),
+        why="test",
+    )
+
+
 # One way to make a row of each clinic-scoped model for a given clinic.
 FACTORIES = {
     Clinic: lambda clinic: clinic,
@@ -185,6 +208,8 @@ FACTORIES = {
     "payments.PaymentConfig": _payment_config,
     "payments.Payment": _payment,
     "payments.OutboxItem": _outbox_item,
+    "lifecycle.LifecycleSettings": _lifecycle_settings,
+    "lifecycle.ScheduledText": _scheduled_text,
 }
 FACTORIES = {apps.get_model(k) if isinstance(k, str) else k: v for k, v in FACTORIES.items()}
 

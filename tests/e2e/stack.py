@@ -225,6 +225,8 @@ class Stack:
                 "PUBLIC_BASE_URL": self.base_url,
                 "LOG_LEVEL": "INFO",
                 "SMS_STUCK_SECONDS": SMS_STUCK_SECONDS,
+                # The texts after a booking follow medspa.clock, which a scenario moves forward (never by sleeping).
+                "CONTROLLABLE_CLOCK": "true",
                 # Texts: each clinic number's provider (Telnyx), at the fake.
                 "SMS_BACKEND": "",
                 "TELNYX_API_KEY": TELNYX_API_KEY,

@@ -256,6 +256,11 @@ class FakeNextech:
             return status, body, {}, delay
         if method == "GET" and path == "/Appointment":
             return (*self._appointment_search(query), {}, 0)
+        if method == "GET" and path.startswith("/Appointment/"):  # FHIR read
+            found = self.appointments.get(path.rsplit("/", 1)[1])
+            if found is None:
+                return 404, outcome(f"Appointment {path.rsplit('/', 1)[1]} not found", "not-found"), {}, 0
+            return 200, found, {}, 0
         if method == "PUT" and path.startswith("/Appointment/"):
             return (*self._appointment_update(path.rsplit("/", 1)[1], request.json), {}, 0)
         return 404, outcome(f"No route for {method} {path}", "not-found"), {}, 0
