@@ -154,7 +154,8 @@ EVENT_HANDLERS = {
 
 # --- Celery (medspa/celery.py reads the CELERY_ names) -----------------------------------------------------------
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# The in-memory broker (tasks run eagerly) named with a host, so kombu has no "No hostname was supplied" to warn.
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 # No Redis: tasks run in the calling process, so `make run` needs no worker.
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
