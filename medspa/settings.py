@@ -84,6 +84,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "medspa.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Admin pages in the clinic's time zone, whatever the server's (medspa/clinic_time.py).
+    "medspa.clinic_time.ClinicTimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -316,6 +318,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Date-times end with their zone's abbreviation ("Dec. 1, 2026, 3:12 a.m. EST"): medspa/formats/en/formats.py.
+FORMAT_MODULE_PATH = ["medspa.formats"]
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
