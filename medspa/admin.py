@@ -13,7 +13,7 @@ from django import forms
 from django.contrib import admin
 from django.http import Http404
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 
 from . import frontdesk
 from .alerts import staff_alert_resolve
@@ -383,12 +383,24 @@ class StaffAlertAdmin(ClinicScopedAdmin):
     """Needs attention: manual EMR bookings to enter, payments to review, urgent messages. Raised by the system
     (medspa.alerts.staff_alert); staff resolve them here."""
 
-    list_display = ["created_at", "clinic", "kind", "text", "related", "resolved_at", "resolved_by"]
+    list_display = ["created_at", "kind", "text", "related", "resolved", "clinic"]
     list_filter = [OpenAlertFilter, "kind", "clinic"]
     list_select_related = ["clinic"]
     date_hierarchy = "created_at"
     actions = ["resolve"]
     readonly_fields = [f.name for f in StaffAlert._meta.fields]
+
+    def get_list_display(self, request):
+        columns = list(super().get_list_display(request))
+        if not frontdesk.several_clinics(request.user):
+            columns.remove("clinic")  # one clinic: the column says nothing
+        return columns
+
+    @admin.display(description="resolved", ordering="resolved_at")
+    def resolved(self, obj):
+        if obj.resolved_at is None:
+            return "open"
+        return f"{formats.localize(timezone.template_localtime(obj.resolved_at))} by {obj.resolved_by or 'staff'}"
 
     @admin.display(description="about")
     def related(self, obj):

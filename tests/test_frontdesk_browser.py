@@ -190,7 +190,14 @@ def test_the_front_desk_takes_over_answers_and_hands_back(live_server, page, csp
             page.set_viewport_size({"width": width, "height": height})
             no_horizontal_overflow(page)
 
-        lists = ("/admin/conversation/conversation/", "/admin/payments/payment/", "/admin/messaging/message/")
+        lists = (
+            "/admin/conversation/conversation/",
+            "/admin/payments/payment/",
+            "/admin/messaging/message/",
+            "/admin/leads/lead/",
+            "/admin/medspa/staffalert/",
+            "/admin/bookings/manualbookingrequest/",
+        )
         for url in lists:
             page.goto(f"{base}{url}")
             for width, height in SIZES:
