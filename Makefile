@@ -28,7 +28,7 @@ seed: migrate
 
 run: seed
 	$(BIN)/python manage.py ensure_admin
-	@echo "Serving the demo clinic on http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/docs)"
+	@echo "Serving the demo clinic: open http://$(HOST):$(PORT)/ for today's front desk (log in as admin; API docs: /api/docs)"
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # On the embedded defaults the suite runs on every core (pytest-xdist: one SQLite database and one in-process cache per

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from medspa.models import Clinic
@@ -39,6 +40,14 @@ class Conversation(models.Model):
     last_outbound_at = models.DateTimeField(null=True, blank=True)
     intro_sent_on = models.DateField(null=True, blank=True, help_text="Clinic-local date of the last intro text.")
     owner = models.CharField(max_length=10, choices=Owner.choices, default=Owner.ASSISTANT)
+    owned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The staff member answering the patient (one at a time); empty: the assistant, or any of the staff.",
+    )
     patient_name = models.CharField(max_length=120, blank=True)
     service = models.ForeignKey("medspa.Service", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     time_preference = models.CharField(max_length=80, blank=True, help_text="As we said it back, e.g. 'Thursday'.")

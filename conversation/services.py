@@ -7,15 +7,16 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from medspa.alerts import staff_alerts_resolve_for
 from medspa.audit import audit_record
 from medspa.models import AuditEvent, StaffAlert
 from medspa.queueing import enqueue, queued_ids
+from messaging.compliance import next_send_time
 from messaging.models import Message
-from messaging.services import message_queue, messages_file
+from messaging.services import is_opted_out, message_queue, messages_file
 
 from .models import Conversation
 
@@ -139,12 +140,30 @@ def conversations_resume_unanswered(*, now=None) -> list[int]:
     return resumed
 
 
-def conversation_take_over(*, conversation, user) -> None:
-    """A person takes the conversation: the assistant stays silent until it is handed back."""
+class ConversationOwned(ValueError):
+    """Another staff member owns the conversation: one person answers a patient at a time."""
 
-    Conversation.objects.filter(pk=conversation.pk).update(
-        owner=Conversation.Owner.STAFF, state=Conversation.State.HANDED_OFF, updated_at=timezone.now()
+
+def staff_name(user) -> str:
+    return (user.get_full_name() or user.get_username()) if user is not None else "the front desk"
+
+
+def conversation_take_over(*, conversation, user, steal: bool = False) -> None:
+    """A person takes the conversation: the assistant stays silent until it is handed back. The conversation is
+    theirs (``owned_by``) unless another staff member holds it; ``steal`` takes it from them (the page asks)."""
+
+    rows = Conversation.objects.filter(pk=conversation.pk)
+    if not steal:
+        rows = rows.filter(Q(owned_by__isnull=True) | Q(owned_by=user))
+    updated = rows.update(
+        owner=Conversation.Owner.STAFF,
+        owned_by=user,
+        state=Conversation.State.HANDED_OFF,
+        updated_at=timezone.now(),
     )
+    if not updated:
+        holder = Conversation.objects.select_related("owned_by").get(pk=conversation.pk).owned_by
+        raise ConversationOwned(f"{staff_name(holder)} is answering this patient: take it over from them first.")
     audit_record(action=AuditEvent.Action.CHANGE, obj=conversation, user=user, detail={"fields": ["owner"]})
 
 
@@ -154,6 +173,7 @@ def conversation_hand_back(*, conversation, user) -> None:
     last = Message.objects.filter(conversation=conversation).order_by("-pk").values_list("pk", flat=True).first()
     Conversation.objects.filter(pk=conversation.pk).update(
         owner=Conversation.Owner.ASSISTANT,
+        owned_by=None,
         state=Conversation.State.ENGAGED,
         needs_staff=False,
         handled_through=last or 0,
@@ -163,9 +183,28 @@ def conversation_hand_back(*, conversation, user) -> None:
     audit_record(action=AuditEvent.Action.CHANGE, obj=conversation, user=user, detail={"fields": ["owner"]})
 
 
+def conversation_reply_blocked(*, conversation, user, now=None) -> str | None:
+    """Why ``user`` cannot text the patient from the admin right now, or None. The reply box shows it, disabled:
+    an opted-out patient gets nothing; another staff member owns the thread; in quiet hours (the patient's sending
+    window) it says when texts can go again."""
+    if conversation.state == Conversation.State.OPTED_OUT or is_opted_out(
+        clinic=conversation.clinic, phone=conversation.patient_phone
+    ):
+        return "The patient opted out (STOP): nothing can be texted to them until they text START."
+    if conversation.owned_by_id and conversation.owned_by_id != user.pk:
+        return f"{staff_name(conversation.owned_by)} is answering this patient. Take it over to reply."
+    now = now or timezone.now()
+    opens = next_send_time(now, phone=conversation.patient_phone, clinic=conversation.clinic)
+    if opens > now:
+        when = timezone.localtime(opens, conversation.clinic.tz).strftime("%a %b %-d, %-I:%M %p %Z")
+        return f"Quiet hours for this patient: texts can go again at {when}."
+    return None
+
+
 def conversation_staff_reply(*, conversation, user, body: str):
     """Staff text the patient from the admin, through messaging (opt-outs and quiet hours apply, as to any text
-    that is not the assistant's direct reply); the conversation becomes theirs."""
+    that is not the assistant's direct reply); the conversation becomes theirs (``ConversationOwned`` when another
+    staff member holds it)."""
     import uuid
 
     body = (body or "").strip()

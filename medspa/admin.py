@@ -6,10 +6,16 @@ actions (they receive the scoped changelist queryset). tests/test_tenant_isolati
 admin to prove it.
 """
 
+import zoneinfo
+from contextlib import nullcontext
+
 from django import forms
 from django.contrib import admin
 from django.http import Http404
+from django.urls import NoReverseMatch, reverse
+from django.utils import formats, timezone
 
+from . import frontdesk
 from .alerts import staff_alert_resolve
 from .audit import audit_record
 from .fields import CommaSeparatedListField, DollarsField
@@ -22,8 +28,9 @@ from .two_factor import can_require
 admin.site.site_header = "Medspa front desk"
 admin.site.site_title = "Front desk admin"
 admin.site.index_title = "Back office"
-# The index links each user's two-factor login page (medspa/two_factor.py).
-admin.site.index_template = "medspa/two_factor/admin_index.html"
+# The index is today's front desk (medspa/frontdesk.py, templates/admin/frontdesk_index.html), with a link to each
+# user's two-factor login page (medspa/two_factor.py).
+admin.site.index_template = "admin/frontdesk_index.html"
 
 
 def scoped_choices(model, user):
@@ -73,6 +80,25 @@ class ClinicScopedAdmin(ClinicScopedFormMixin, admin.ModelAdmin):
                     spec = (spec, admin.RelatedOnlyFieldListFilter)
             filters.append(spec)
         return filters
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # A member of clinics in several zones sees a row in its own clinic's zone (others: ClinicTimeMiddleware).
+        zone = None
+        if object_id is not None and getattr(request, "clinic_zone", True) is None:
+            zone = self._clinic_zone_of(object_id)
+        with timezone.override(zone) if zone else nullcontext():
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+            if hasattr(response, "render"):
+                response.render()
+        return response
+
+    def _clinic_zone_of(self, object_id):
+        field = "timezone" if self.model is Clinic else "clinic__timezone"
+        try:
+            name = self.model._default_manager.filter(pk=object_id).values_list(field, flat=True).first()
+        except (ValueError, TypeError):
+            return None
+        return zoneinfo.ZoneInfo(name) if name else None
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
@@ -357,12 +383,24 @@ class StaffAlertAdmin(ClinicScopedAdmin):
     """Needs attention: manual EMR bookings to enter, payments to review, urgent messages. Raised by the system
     (medspa.alerts.staff_alert); staff resolve them here."""
 
-    list_display = ["created_at", "clinic", "kind", "text", "related", "resolved_at", "resolved_by"]
+    list_display = ["created_at", "kind", "text", "related", "resolved", "clinic"]
     list_filter = [OpenAlertFilter, "kind", "clinic"]
     list_select_related = ["clinic"]
     date_hierarchy = "created_at"
     actions = ["resolve"]
     readonly_fields = [f.name for f in StaffAlert._meta.fields]
+
+    def get_list_display(self, request):
+        columns = list(super().get_list_display(request))
+        if not frontdesk.several_clinics(request.user):
+            columns.remove("clinic")  # one clinic: the column says nothing
+        return columns
+
+    @admin.display(description="resolved", ordering="resolved_at")
+    def resolved(self, obj):
+        if obj.resolved_at is None:
+            return "open"
+        return f"{formats.localize(timezone.template_localtime(obj.resolved_at))} by {obj.resolved_by or 'staff'}"
 
     @admin.display(description="about")
     def related(self, obj):
@@ -389,6 +427,47 @@ class StaffAlertAdmin(ClinicScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+ALERT_KINDS = {
+    StaffAlert.Kind.HANDOFF: "handoff",
+    StaffAlert.Kind.URGENT: "urgent",
+    StaffAlert.Kind.EMR_ERROR: "emr",
+    StaffAlert.Kind.PAYMENT: "payment",
+    StaffAlert.Kind.REFUND: "payment",
+    StaffAlert.Kind.MANUAL_BOOKING: "manual",
+    StaffAlert.Kind.MANUAL_CANCEL: "manual",
+}
+
+
+def admin_change_url(object_type: str, object_id) -> str | None:
+    """The admin page of ``"app_label.model"`` #``object_id``, or None when it has none."""
+    app_label, _, model = object_type.partition(".")
+    try:
+        return reverse(f"admin:{app_label}_{model}_change", args=[object_id])
+    except NoReverseMatch:
+        return None
+
+
+@frontdesk.needs_person(90)
+def _open_alerts(request, clinics):
+    """Open staff alerts (EMR errors, payments, manual bookings, provider events...). The apps' own entries come
+    first, so an alert about a conversation or a booking they list is shown there, with the patient's name."""
+    if not request.user.has_perm("medspa.view_staffalert"):
+        return
+    alerts = StaffAlert.objects.for_user(request.user).filter(clinic__in=clinics, resolved_at__isnull=True)
+    for alert in alerts.select_related("clinic").order_by("created_at")[:100]:
+        key = f"{alert.object_type}:{alert.object_id}" if alert.object_type else f"medspa.staffalert:{alert.pk}"
+        url = admin_change_url(alert.object_type, alert.object_id) if alert.object_type else None
+        yield frontdesk.Attention(
+            key=key,
+            kind=ALERT_KINDS.get(alert.kind, "other"),
+            title=alert.get_kind_display(),
+            reason=alert.text,
+            since=alert.created_at,
+            url=url or reverse("admin:medspa_staffalert_change", args=[alert.pk]),
+            clinic=alert.clinic,
+        )
 
 
 # --- Platform tables, re-registered superuser-only ------------------------------------------------------------------

@@ -85,6 +85,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "medspa.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Admin pages in the clinic's time zone, whatever the server's (medspa/clinic_time.py).
+    "medspa.clinic_time.ClinicTimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -162,7 +164,8 @@ CONTROLLABLE_CLOCK = env.bool("CONTROLLABLE_CLOCK", default=False)
 
 # --- Celery (medspa/celery.py reads the CELERY_ names) -----------------------------------------------------------
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# The in-memory broker (tasks run eagerly) named with a host, so kombu has no "No hostname was supplied" to warn.
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 # No Redis: tasks run in the calling process, so `make run` needs no worker.
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -327,6 +330,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Date-times end with their zone's abbreviation ("Dec. 1, 2026, 3:12 a.m. EST"): medspa/formats/en/formats.py.
+FORMAT_MODULE_PATH = ["medspa.formats"]
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {

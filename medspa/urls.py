@@ -1,10 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from . import health, ops, two_factor
 from .routes import slash_optional
 
 urlpatterns = [
+    # The front door is the back office: the admin's home is today's front desk (its login first).
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("admin/two-factor/", include(two_factor.urlpatterns())),  # before the admin: its catch-all is a 404
     path("admin/", admin.site.urls),
     *slash_optional("healthz", health.healthz, "healthz"),

@@ -1,7 +1,12 @@
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils import timezone
 
+from medspa import frontdesk
 from medspa.admin import ClinicAdmin, ClinicScopedAdmin, ClinicScopedInline, PatientDataAdmin
 from medspa.audit import audit_record
 from medspa.models import AuditEvent
@@ -191,7 +196,14 @@ class ClinicMessagingAdmin(ClinicScopedAdmin):
 class MessageAdmin(PatientDataAdmin):
     """Every text in and out. Failed ones are listed with their error; "retry" queues them again."""
 
-    list_display = ["__str__", "created_at", "clinic", "direction", "kind", "status", "error_code", "attempts"]
+    list_display = ["__str__", "created_at", "direction", "kind", "status", "error_code", "attempts", "clinic"]
+
+    def get_list_display(self, request):
+        columns = list(super().get_list_display(request))
+        if not frontdesk.several_clinics(request.user):
+            columns.remove("clinic")  # one clinic: the column says nothing
+        return columns
+
     list_filter = ["clinic", "status", "direction", "kind", "provider"]
     list_select_related = ["clinic"]
     search_fields = ["to_number", "from_number", "provider_message_id"]
@@ -210,3 +222,43 @@ class MessageAdmin(PatientDataAdmin):
     def retry_failed(self, request, queryset):
         retried = sum(message_retry(message=m) for m in queryset.filter(status=Message.Status.FAILED))
         self.message_user(request, f"{retried} message(s) queued again (opt-outs are checked before sending).")
+
+
+# --- The home page -----------------------------------------------------------------------------------------------
+
+FAILED_SHOWN_FOR = timedelta(days=1)
+
+
+@frontdesk.needs_person(40)
+def _failed_texts(request, clinics):
+    """Texts that failed for good in the last day. One in a conversation is that conversation's entry (the
+    conversation lists it first when it still needs a person); retry or reply from there."""
+    if not request.user.has_perm("messaging.view_message"):
+        return
+    rows = (
+        Message.objects.for_user(request.user)
+        .filter(
+            clinic__in=clinics,
+            direction=Message.Direction.OUTBOUND,
+            status=Message.Status.FAILED,
+            updated_at__gte=timezone.now() - FAILED_SHOWN_FOR,
+        )
+        .select_related("clinic")
+        .order_by("updated_at")[:100]
+    )
+    for message in rows:
+        if message.conversation_id:
+            key = f"conversation.conversation:{message.conversation_id}"
+            url = reverse("admin:conversation_conversation_change", args=[message.conversation_id])
+        else:
+            key, url = f"messaging.message:{message.pk}", reverse("admin:messaging_message_change", args=[message.pk])
+        code = f" (error {message.error_code})" if message.error_code else ""
+        yield frontdesk.Attention(
+            key=key,
+            kind="failed",
+            title=f"Text to {frontdesk.display_phone(message.to_number)}",
+            reason=f"A {message.get_kind_display().lower()} could not be delivered{code}: retry it or call the patient",
+            since=message.updated_at,
+            url=url,
+            clinic=message.clinic,
+        )

@@ -40,7 +40,7 @@ def test_embedded_defaults_without_variables():
         "db": "django.db.backends.sqlite3",
         "cache": "django.core.cache.backends.locmem.LocMemCache",
         "eager": True,
-        "broker": "memory://",
+        "broker": "memory://localhost/",
         "debug": True,
     }
 

@@ -402,3 +402,53 @@ def test_staff_api_list_is_paginated_and_audited(two_clinics, token_client):
     event = AuditEvent.objects.filter(action="list", object_type="leads.lead").get()
     assert event.actor == "staff-a" and event.clinic_id == clinic_a.pk and event.channel == "api"
     assert event.detail == {"rows": 2, "page": "1"}
+
+
+# --- The front desk: the home page and the conversation thread's endpoints (issue 19) ---------------------------
+
+
+def test_front_desk_home_shows_nothing_of_another_clinic(client, two_clinics):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from bookings.models import Booking
+    from medspa.alerts import staff_alert
+    from medspa.models import StaffAlert
+
+    clinic_a, clinic_b, staff = two_clinics
+    for clinic in (clinic_a, clinic_b):
+        conversation = _conversation(clinic)
+        Conversation.objects.filter(pk=conversation.pk).update(
+            needs_staff=True, state="engaged", patient_name=f"Waiting {clinic.slug}"
+        )
+        in_progress = _conversation(clinic)
+        Conversation.objects.filter(pk=in_progress.pk).update(state="offering", patient_name=f"Talking {clinic.slug}")
+        booking = _booking(clinic)
+        start = timezone.now() + timedelta(minutes=5)
+        Booking.objects.filter(pk=booking.pk).update(
+            start=start, end=start + timedelta(minutes=30), status="confirmed", patient_name=f"Booked {clinic.slug}"
+        )
+        staff_alert(clinic=clinic, kind=StaffAlert.Kind.EMR_ERROR, text=f"EMR down at {clinic.slug}", obj=clinic)
+    client.force_login(staff)
+
+    home = client.get(reverse("admin:index")).content.decode()
+    for what in ("Waiting", "Talking", "Booked", "EMR down at"):
+        assert f"{what} clinic-a" in home or f"{what} at clinic-a" in home, what
+    assert "clinic-b" not in home
+
+
+@pytest.mark.parametrize("view", ["thread", "reply", "take_over", "hand_back"])
+def test_another_clinics_thread_endpoints_are_absent(client, two_clinics, view):
+    _, clinic_b, staff = two_clinics
+    other = _conversation(clinic_b)
+    Conversation.objects.filter(pk=other.pk).update(owner="staff", needs_staff=True)
+    before = model_to_dict(Conversation.objects.get(pk=other.pk))
+    client.force_login(staff)
+    url = reverse(f"admin:conversation_conversation_{view}", args=[other.pk])
+    response = (
+        client.get(url, {"after": 0}) if view == "thread" else client.post(url, {"staff_reply": "hi", "steal": "1"})
+    )
+    assert response.status_code == 404
+    assert model_to_dict(Conversation.objects.get(pk=other.pk)) == before
+    assert not Message.objects.filter(conversation=other).exists()
