@@ -33,3 +33,8 @@ def booking_changed(*, booking):
 
 def refund_told(*, payment):
     services.conversation_booking_changed(booking=payment.booking)
+
+
+def waitlist_offer_made(*, offer, link):
+    """A freed time is held for this patient: True when their conversation takes it as the time on offer."""
+    return services.conversation_waitlist_offer(offer=offer, link=link)

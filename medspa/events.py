@@ -33,6 +33,12 @@ EVENTS = {
     "bookings.booking_cancelled": "a booking was cancelled (booking, refund: whether a paid deposit is refunded, "
     "reason)",
     "bookings.booking_moved": "a booking was moved to another time (old, new: bookings)",
+    "bookings.hold_expired": "a held time (held or awaiting its deposit) passed its expiry unpaid and is free again "
+    "(booking)",
+    # waitlist
+    "waitlist.offer_made": "a freed time is held for a waitlisted patient (offer, link: whether the offer text will "
+    "carry a deposit link); each handler returns whether the patient's conversation took the offer (False: busy, "
+    "the hold is rolled back and the next patient is tried)",
     # payments
     "payments.refund_told": "the patient was told their deposit is refunded (payment)",
 }

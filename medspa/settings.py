@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "emr",
     "bookings",
     "payments",
+    "waitlist",
 ]
 
 MIDDLEWARE = [
@@ -146,10 +147,12 @@ EVENT_HANDLERS = {
     "messaging.message_sent": ["conversation.handlers.message_sent"],
     "messaging.message_failed": ["conversation.handlers.message_failed"],
     "emr.busy_times": ["bookings.handlers.busy_times"],
-    "bookings.booking_changed": ["conversation.handlers.booking_changed"],
-    "bookings.booking_cancelled": ["payments.handlers.booking_cancelled"],
+    "bookings.booking_changed": ["conversation.handlers.booking_changed", "waitlist.handlers.booking_changed"],
+    "bookings.booking_cancelled": ["payments.handlers.booking_cancelled", "waitlist.handlers.booking_cancelled"],
     "bookings.booking_moved": ["payments.handlers.booking_moved"],
+    "bookings.hold_expired": ["waitlist.handlers.hold_expired"],
     "payments.refund_told": ["conversation.handlers.refund_told"],
+    "waitlist.offer_made": ["conversation.handlers.waitlist_offer_made"],
 }
 
 # --- Celery (medspa/celery.py reads the CELERY_ names) -----------------------------------------------------------
@@ -181,6 +184,8 @@ CELERY_BEAT_SCHEDULE = {
     "expire-booking-holds": {"task": "bookings.expire_holds", "schedule": 30.0},
     # Payment outbox steps that are due for a retry, or whose worker died mid-step.
     "payments-outbox-sweep": {"task": "payments.outbox_sweep", "schedule": 30.0},
+    # Freed times and waitlist offers whose task was lost; waitlist entries whose window passed.
+    "waitlist-sweep": {"task": "waitlist.sweep", "schedule": 30.0},
     # Patient texts whose answering task died with its worker (Redis would give it back only after an hour).
     "conversation-resume-unanswered": {"task": "conversation.resume_unanswered", "schedule": 10.0},
 }

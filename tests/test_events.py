@@ -9,7 +9,7 @@ from django.conf import settings as django_settings
 from medspa import events
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("medspa", "inbox", "knowledge", "emr", "messaging", "bookings", "payments", "conversation", "leads")
+APPS = ("medspa", "inbox", "knowledge", "emr", "messaging", "bookings", "payments", "waitlist", "conversation", "leads")
 CALLS = []
 
 
