@@ -20,6 +20,7 @@ from messaging.models import Message
 from waitlist.models import FreedTime, WaitlistEntry, WaitlistOffer, WaitlistSettings
 from waitlist.services import freed_time_offer, offer_send, waitlist_join, waitlist_sweep
 
+from .fakes.openai import text, tool, tool_result
 from .test_assistant import Patient
 
 NOW = datetime(2026, 11, 23, 15, 15, tzinfo=UTC)  # Monday 10:15 in Boston
@@ -291,19 +292,27 @@ def test_entries_expire_when_their_window_has_passed(demo, patients, clock):
     assert entry.state == "expired"
 
 
-def test_the_openai_engine_can_put_a_patient_on_the_waitlist(demo, clock):
-    from conversation.tools import Tools
+def test_the_openai_engine_is_told_to_offer_the_waitlist_and_joins_it_after_a_yes(
+    demo, llm, clock, django_capture_on_commit_callbacks, sms_outbox
+):
+    first_booking = fill_thursday(demo)
+    botox = Service.objects.get(clinic=demo, name="Botox")
+    patient = Patient(django_capture_on_commit_callbacks, sms_outbox, phone=P1)
+    llm.script(
+        tool("find_open_times", {"service_id": botox.pk, "when": "thursday"}),
+        text("Thursday is full. Want me to text you if something opens?"),
+    )
+    patient.reply("any botox thursday?")
+    assert "text them if something opens" in tool_result(llm.calls[-1])["note"]
+    llm.script(tool("join_waitlist", {"when": "thursday"}), text("Done! I'll text you if a Thursday time opens."))
+    patient.reply("yes please")
+    assert tool_result(llm.calls[-1])["joined"]
+    entry = WaitlistEntry.objects.get(patient_phone=P1)
+    assert (entry.state, entry.service) == ("waiting", botox)
 
-    fill_thursday(demo)
-    conversation = conversation_for(clinic=demo, patient_phone=P1, origin="inbound_text")
-    Conversation.objects.filter(pk=conversation.pk).update(service=Service.objects.get(clinic=demo, name="Botox"))
-    conversation.refresh_from_db()
-    from conversation.llm import OpenAIEngine
-
-    engine, tools = OpenAIEngine.__new__(OpenAIEngine), Tools(conversation)
-    result = engine._tool_join_waitlist(tools, None, when="thursday")
-    assert result["service"] == "Botox"
-    assert WaitlistEntry.objects.get().state == "waiting"
+    cancel(django_capture_on_commit_callbacks, first_booking)
+    (offer_text,) = patient._new()
+    assert "Thu Nov 26 at 9:00 AM EST" in offer_text and patient.conversation.state == "holding"
 
 
 # --- Two waitlisted patients racing for one freed time (PostgreSQL) -------------------------------------------------
@@ -363,3 +372,23 @@ def test_two_waitlisted_patients_racing_for_one_freed_time_one_gets_it_the_other
         assert (first.state, second.state, second.patient_phone) == ("expired", "offered", P2)
         assert active_at(clinic, nine.start).count() == 1
         assert [m.to_number for m in sms_outbox] == [P1, P2]
+
+
+def test_the_admins_waitlist_lists_entries_with_their_offers_in_clinic_time(
+    demo, patients, django_capture_on_commit_callbacks, admin_client
+):
+    from django.urls import reverse
+
+    first_booking = fill_thursday(demo)
+    entry = join(patients[0])
+    cancel(django_capture_on_commit_callbacks, first_booking)
+    listing = admin_client.get(reverse("admin:waitlist_waitlistentry_changelist"))
+    assert listing.status_code == 200 and f"Waitlist entry #{entry.pk}" in listing.content.decode()
+    page = admin_client.get(reverse("admin:waitlist_waitlistentry_change", args=[entry.pk])).content.decode()
+    assert "Thu Nov 26 at 9:00 AM EST" in page and "Offered (held)" in page
+    admin_client.post(
+        reverse("admin:waitlist_waitlistentry_changelist"),
+        {"action": "cancel_entries", "_selected_action": [entry.pk]},
+    )
+    entry.refresh_from_db()
+    assert entry.state == "cancelled"
