@@ -24,7 +24,7 @@ from .fakes.openai import text, tool, tool_result
 from .test_assistant import Patient
 
 NOW = datetime(2026, 11, 23, 15, 15, tzinfo=UTC)  # Monday 10:15 in Boston
-P1, P2, OTHER = "+16175550123", "+16175550124", "+16175550901"
+P1, P2, OTHER, BLOCK = "+16175550123", "+16175550124", "+16175550901", "+16175550902"
 
 
 def thursday(clinic, hour, minute=0):
@@ -32,8 +32,8 @@ def thursday(clinic, hour, minute=0):
 
 
 def fill_thursday(clinic):
-    """Thursday has no Botox time left: Dr. Smith is booked 9:00-9:30 (the booking tests cancel) and 9:30-5:00,
-    Dr. Johnson 10:00-6:00. Returns the 9:00 booking."""
+    """Thursday has no Botox time left: Dr. Smith is booked 9:00-9:30 (another patient's, the booking the tests
+    free) and 9:30-5:00, Dr. Johnson 10:00-6:00. Returns the 9:00 booking."""
     botox = Service.objects.get(clinic=clinic, name="Botox")
     smith = Provider.objects.get(clinic=clinic, name="Dr. Sarah Smith")
     johnson = Provider.objects.get(clinic=clinic, name="Dr. Emily Johnson")
@@ -41,7 +41,7 @@ def fill_thursday(clinic):
     made = [
         Booking.objects.create(
             clinic=clinic,
-            patient_phone=OTHER,
+            patient_phone=OTHER if (h1, m1) == (9, 0) else BLOCK,
             service=botox,
             provider=provider,
             start=thursday(clinic, h1, m1),
@@ -199,6 +199,17 @@ def test_no_to_an_offer_releases_it_to_the_next_patient_at_once(demo, patients, 
     assert "Thu Nov 26 at 9:00 AM EST" in offer_text
     assert list(WaitlistOffer.objects.order_by("pk").values_list("state", flat=True)) == ["declined", "offered"]
     assert WaitlistEntry.objects.get(patient_phone=P1).state == "waiting"  # still waiting for other times
+
+
+def test_a_time_freed_by_another_patients_reschedule_is_offered(demo, patients, django_capture_on_commit_callbacks):
+    fill_thursday(demo)
+    join(patients[0])
+    mover = Patient(django_capture_on_commit_callbacks, patients[0].outbox, phone=OTHER)
+    assert "Here are open times for Botox" in mover.reply("can i move my botox appointment to friday")
+    assert "is now Fri Nov 27" in mover.reply("1")
+    (offer_text,) = patients[0]._new()
+    assert "Thu Nov 26 at 9:00 AM EST with Dr. Sarah Smith" in offer_text
+    assert WaitlistOffer.objects.get().freed.source_booking.status == "cancelled"
 
 
 def test_a_patient_holding_an_offer_is_not_offered_a_second_time_at_once(
