@@ -23,6 +23,8 @@ from waitlist.services import freed_time_offer, offer_send, waitlist_join, waitl
 from .fakes.openai import text, tool, tool_result
 from .test_assistant import Patient
 
+pytest_plugins = ["tests.fakes.nextech"]
+
 NOW = datetime(2026, 11, 23, 15, 15, tzinfo=UTC)  # Monday 10:15 in Boston
 P1, P2, OTHER, BLOCK = "+16175550123", "+16175550124", "+16175550901", "+16175550902"
 
@@ -292,6 +294,31 @@ def test_an_offer_is_texted_once_and_the_sweep_finishes_what_a_lost_task_left(de
     assert freed_time_offer(freed_id=freed.pk) is None
     waitlist_sweep()
     assert Message.objects.filter(idempotency_key__startswith=f"waitlist-offer-{offer.pk}#").count() == 1
+
+
+def test_with_the_emr_down_the_freed_time_is_retried_with_backoff_and_staff_are_told(demo, clock, fake_nextech):
+    from medspa.models import StaffAlert
+
+    from .test_bookings import nextech_clinic
+
+    nextech_clinic(demo, fake_nextech)
+    fake_nextech.fail(503, times=100)
+    botox = Service.objects.get(clinic=demo, name="Botox")
+    smith = Provider.objects.get(clinic=demo, name="Dr. Sarah Smith")
+    conversation = conversation_for(clinic=demo, patient_phone=P1, origin="inbound_text")
+    waitlist_join(conversation=conversation, service=botox, start=NOW, end=NOW + timedelta(days=5), label="this week")
+    freed = FreedTime.objects.create(
+        clinic=demo, provider=smith, start=thursday(demo, 9), end=thursday(demo, 9, 30), reason="cancelled"
+    )
+    assert freed_time_offer(freed_id=freed.pk) is None
+    freed.refresh_from_db()
+    assert (freed.state, freed.attempts, freed.next_attempt_at) == ("pending", 1, NOW + timedelta(seconds=30))
+    assert StaffAlert.objects.filter(clinic=demo, kind="emr_error", text__contains=f"Freed time #{freed.pk}").exists()
+    assert waitlist_sweep()["freed"] == []  # not due yet
+    clock.shift(timedelta(seconds=31))
+    assert waitlist_sweep()["freed"] == [freed.pk]
+    freed.refresh_from_db()
+    assert (freed.state, freed.attempts) == ("pending", 2) and not WaitlistOffer.objects.exists()
 
 
 def test_entries_expire_when_their_window_has_passed(demo, patients, clock):

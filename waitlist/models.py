@@ -108,6 +108,8 @@ class FreedTime(models.Model):
     )
     reason = models.CharField(max_length=20)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Tries that could not read the schedule.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="The scheduling system was down: retry.")
     created_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 

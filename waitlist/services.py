@@ -34,6 +34,7 @@ from medspa.alerts import staff_alert
 from medspa.events import publish
 from medspa.models import StaffAlert
 from medspa.queueing import enqueue
+from medspa.retry import RetrySchedule
 from messaging.compliance import next_send_time
 from messaging.models import Message
 from messaging.services import is_opted_out, message_queue
@@ -47,6 +48,7 @@ OFFER_TASK = "waitlist.offer_freed_time"
 PROPOSAL_LASTS = timedelta(hours=12)  # an unanswered "want me to text you?" lapses
 LONGEST_WAIT = timedelta(days=60)  # a window further out than this waits this long at most
 SWEEP_GRACE = timedelta(seconds=15)  # rows younger than this still have their task on the way
+RETRIES = RetrySchedule((30, 120, 600, 1800, 3600))  # the scheduling system down: seconds before attempts 2..6
 
 Entry, Freed, Offer = WaitlistEntry.State, FreedTime.State, WaitlistOffer.State
 HOLDING = (Booking.Status.HELD, Booking.Status.AWAITING_DEPOSIT)
@@ -276,15 +278,16 @@ def _candidates(freed: FreedTime, now) -> list[WaitlistEntry]:
     return [e for e in entries if (e.day_start or time.min) <= local and (e.day_end is None or local < e.day_end)]
 
 
-def _open_services(freed: FreedTime, services) -> set[int]:
+def _open_services(freed: FreedTime, services) -> tuple[set[int], bool]:
     """The ids of ``services`` for which the clinic's scheduling system offers the freed start with its provider
-    (only real open times are offered). Read before any transaction is opened: it may be an EMR call."""
-    clinic, open_ids = freed.clinic, set()
+    (only real open times are offered), and whether it could not be read for some of them. Read before any
+    transaction is opened: it may be an EMR call."""
+    clinic, open_ids, unreadable = freed.clinic, set(), False
     try:
         client = emr_client(clinic=clinic)
     except EmrConfigError:
         logger.warning("waitlist: EMR not configured clinic=%s freed=%s", clinic.pk, freed.pk)
-        return open_ids
+        return open_ids, unreadable
     provider_ref = client.provider_ref(freed.provider)
     day = timezone.localtime(freed.start, clinic.tz).date()
     # The freeing transaction's own invalidation may run after this (on-commit order): the cached day is stale.
@@ -294,10 +297,11 @@ def _open_services(freed: FreedTime, services) -> set[int]:
             slots = availability_for_day(client=client, clinic=clinic, service=service, day=day)
         except EmrError:
             logger.warning("waitlist: EMR error clinic=%s freed=%s", clinic.pk, freed.pk, exc_info=True)
+            unreadable = True
             continue
         if any(s.start == freed.start and s.provider_ref == provider_ref for s in slots):
             open_ids.add(service.pk)
-    return open_ids
+    return open_ids, unreadable
 
 
 def _day_start(now, tz) -> datetime:
@@ -330,7 +334,8 @@ def freed_time_offer(*, freed_id: int, now=None) -> WaitlistOffer | None:
     if freed.state != Freed.PENDING:
         return None
     candidates = _candidates(freed, now) if freed.start > now else []
-    open_ids = _open_services(freed, {c.service_id: c.service for c in candidates}.values()) if candidates else set()
+    services = {c.service_id: c.service for c in candidates}.values()
+    open_ids, unreadable = _open_services(freed, services) if candidates else (set(), False)
     offer = None
     with transaction.atomic():
         # One clinic's offers are made one at a time: a patient never gets two at once from two freed times.
@@ -358,11 +363,29 @@ def freed_time_offer(*, freed_id: int, now=None) -> WaitlistOffer | None:
                 continue
             outcome = Freed.OFFERED
             break
+        if outcome == Freed.UNMATCHED and unreadable and freed.attempts + 1 < RETRIES.max_attempts:
+            _retry_later(freed, now)
+            return None
         FreedTime.objects.filter(pk=freed.pk).update(state=outcome, processed_at=now)
     logger.info("waitlist freed time processed freed=%s outcome=%s", freed.pk, outcome)
     if offer is not None:
         offer_send(offer_id=offer.pk, now=now)
     return offer
+
+
+def _retry_later(freed: FreedTime, now) -> None:
+    """The scheduling system could not be read: try again later (backoff), and tell staff (once an hour)."""
+    attempts = freed.attempts + 1
+    FreedTime.objects.filter(pk=freed.pk).update(attempts=attempts, next_attempt_at=RETRIES.next_at(now, attempts))
+    staff_alert(
+        clinic=freed.clinic,
+        kind=StaffAlert.Kind.EMR_ERROR,
+        text=f"Freed time #{freed.pk} could not be offered to the waitlist: the EMR did not answer. It is retried; "
+        "check the EMR connection (Integrations, test connection).",
+        obj=freed.clinic,
+        dedupe_key=f"waitlist-emr:{freed.clinic_id}:{now:%Y%m%d%H}",
+    )
+    logger.warning("waitlist: freed time retried later freed=%s attempts=%s", freed.pk, attempts)
 
 
 def _hold_for(entry, freed, settings_row, now) -> WaitlistOffer:
@@ -463,7 +486,11 @@ def waitlist_sweep(*, now=None) -> dict:
     window passed expire."""
     now = now or timezone.now()
     done = {"freed": [], "texted": [], "expired": 0}
-    pending = FreedTime.objects.filter(state=Freed.PENDING, created_at__lte=now - SWEEP_GRACE).order_by("pk")
+    pending = (
+        FreedTime.objects.filter(state=Freed.PENDING)
+        .filter(Q(next_attempt_at__isnull=True, created_at__lte=now - SWEEP_GRACE) | Q(next_attempt_at__lte=now))
+        .order_by("pk")
+    )
     for freed_id in list(pending.values_list("pk", flat=True)[:50]):
         freed_time_offer(freed_id=freed_id, now=now)
         done["freed"].append(freed_id)
