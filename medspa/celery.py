@@ -34,6 +34,7 @@ app.conf.task_routes = {
     "conversation.*": {"queue": "ai"},
     "emr.*": {"queue": "emr"},
     "bookings.*": {"queue": "periodic"},
+    "waitlist.sweep": {"queue": "periodic"},  # waitlist.offer_freed_time: default (it may call the EMR and Square)
 }
 app.autodiscover_tasks()
 
