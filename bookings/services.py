@@ -128,14 +128,24 @@ def booking_hold(
 
 
 def bookings_expire_holds(*, now=None) -> int:
-    """Holds past their expiry free their time (periodic task)."""
+    """Holds past their expiry free their time (periodic task); each one freed is announced
+    (``bookings.hold_expired``, in the transaction that expires it) so that the waitlist can offer the time."""
     now = now or timezone.now()
-    due = Booking.objects.filter(
-        status__in=[Booking.Status.HELD, Booking.Status.AWAITING_DEPOSIT], hold_expires_at__lte=now
-    )
-    clinic_ids = set(due.values_list("clinic_id", flat=True))
-    expired = due.update(status=Booking.Status.EXPIRED, updated_at=now)
-    for clinic_id in clinic_ids:
+    waiting = [Booking.Status.HELD, Booking.Status.AWAITING_DEPOSIT]
+    with transaction.atomic():
+        # Locked (rows another transaction is changing, such as a deposit link being attached, wait for the next run).
+        due = list(
+            Booking.objects.select_for_update(skip_locked=True)
+            .filter(status__in=waiting, hold_expires_at__lte=now)
+            .order_by("pk")
+        )
+        expired = Booking.objects.filter(pk__in=[b.pk for b in due], status__in=waiting).update(
+            status=Booking.Status.EXPIRED, updated_at=now
+        )
+        for booking in due:
+            booking.status, booking.updated_at = Booking.Status.EXPIRED, now
+            publish("bookings.hold_expired", booking=booking)
+    for clinic_id in {b.clinic_id for b in due}:
         availability_invalidate(clinic_id=clinic_id)
     if expired:
         logger.info("booking holds expired count=%s", expired)

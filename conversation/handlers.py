@@ -44,3 +44,8 @@ def review_blocked(*, booking):
     return Conversation.objects.filter(
         clinic=booking.clinic, patient_phone=booking.patient_phone, state=Conversation.State.HANDED_OFF
     ).exists()
+
+
+def waitlist_offer_made(*, offer, link):
+    """A freed time is held for this patient: True when their conversation takes it as the time on offer."""
+    return services.conversation_waitlist_offer(offer=offer, link=link)

@@ -49,6 +49,8 @@ How to answer:
 - Booking: the service, then when (pass the patient's own words to find_open_times), then the patient picks, then
   their name (set_patient_name) if you don't have it, then request_deposit and send its link with the amount and
   how long the time is held. Never say an appointment is booked or confirmed unless a tool said so.
+- When no time fits, offer to text them if something opens in their window; only after their yes call
+  join_waitlist with the same words for when. A freed time is then held for them and texted by the clinic.
 - Moving an appointment: start_reschedule, then find_open_times, then reschedule_to with the chosen option.
   Cancelling: cancel_appointment. The tools apply the clinic's notice policy.
 - A patient who already has an upcoming appointment and asks for another time for it is moving it: reschedule.
@@ -132,6 +134,13 @@ TOOLS = [
         "name": "reschedule_to",
         "description": "Move the appointment being rescheduled to one of the options find_open_times returned.",
         "properties": {"option": {"type": "integer", "description": "The option number, 1 to 3."}},
+    },
+    {
+        "name": "join_waitlist",
+        "description": "After the patient said yes: text them if a time for the chosen service opens in the window.",
+        "properties": {
+            "when": {"type": "string", "description": "The window in the patient's words, e.g. 'thursday afternoon'."}
+        },
     },
     {
         "name": "hand_off",
@@ -504,7 +513,11 @@ class OpenAIEngine(Engine):
         for o in offered:
             allowed.add_time(o.start, tz)
         if not offered:
-            return {"options": [], "note": f"Nothing open {window.label}. Offer to check other days."}
+            if tools.waitlist_worth_offering(start=window.start, end=window.end):
+                note = f"Nothing open {window.label}. Offer to text them if something opens then, or other days."
+            else:
+                note = f"Nothing open {window.label}. Offer to check other days."
+            return {"options": [], "note": note}
         return {
             "window": window.label,
             "options": [{"option": o.index, "time": _when(o.start, tz), "provider": o.provider_name} for o in offered],
@@ -580,6 +593,15 @@ class OpenAIEngine(Engine):
         allowed.add_time(booking.start, tools.clinic.tz)
         allowed.booked = True
         return {"moved_to": _when(booking.start, tools.clinic.tz), "status": booking.status}
+
+    def _tool_join_waitlist(self, tools, allowed, when=""):
+        window = parsing.parse_when(str(when), now=tools.now, tz=tools.clinic.tz)
+        if window is None:
+            return {"error": "Could not read a day or time from 'when'. Ask the patient when suits them."}
+        entry = tools.join_waitlist(
+            start=window.start, end=window.end, label=window.label, day_start=window.day_start, day_end=window.day_end
+        )
+        return {"joined": entry.label, "service": entry.service.name, "held_for_them_when_a_time_opens": True}
 
     def _tool_hand_off(self, tools, allowed, reason="", urgent=False):
         tools.hand_off(str(reason)[:100] or "the assistant asked for a person", urgent=bool(urgent))

@@ -44,6 +44,8 @@ MOVE = re.compile(r"\b(move|moving|reschedule|switch|swap|change it|instead)\b")
 ANOTHER = re.compile(
     r"\b(another|second|2nd|additional|extra|both|keep (it|both|the other|my other)|new appointment|as well|also)\b"
 )
+PASS = re.compile(r"\b(pass|not interested|no thanks|cant make it|can't make it|dont want it|don't want it)\b")
+YES_WORDS = re.compile(r"^\s*(yes|yeah|yep|yup|sure|ok|okay|please|1)\b[\s,.!:-]*", re.IGNORECASE)
 MY_APPOINTMENT = re.compile(r"\b(my|our) (appointment|booking|visit|botox|filler|treatment)\b")
 PAYING = re.compile(r"\b(pay|paid|paying|payment|link|deposit|card|checkout)\b")
 NAME_PHRASE = re.compile(
@@ -113,8 +115,10 @@ class RulesEngine(Engine):
         "_safety",
         "_photo",
         "_hold_lapsed_or_link_again",
+        "_waitlist_offer_reply",
         "_pick_while_booked",
         "_cancel_confirmation",
+        "_waitlist_question",
         "_cancel",
         "_reschedule",
         "_repick_while_holding",
@@ -161,6 +165,48 @@ class RulesEngine(Engine):
                 return self._lapsed(c, t.tools, held, t.tz)
         elif c.state == Conversation.State.AWAITING_DEPOSIT and PAYING.search(t.lowered):
             return self._deposit(t.tools, t.tz)  # the same link again
+        return None
+
+    def _waitlist_offer_reply(self, t):
+        """The answer to a freed time the waitlist holds for the patient: yes (or "1") books it through the usual
+        name and deposit steps, no releases it for the next patient; anything else goes on as usual."""
+        c, tools = t.c, t.tools
+        if c.state not in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT) or not c.booking_id:
+            return None
+        if tools.waitlist_offer() is None:
+            return None
+        picked = parsing.parse_choice(t.text, [o.start for o in tools.offered()], tz=t.tz) is not None
+        yes = bool(t.wants & {"yes", "book"}) or picked
+        if ("no" in t.wants or "cancel" in t.wants or PASS.search(t.lowered)) and not yes:
+            tools.decline_waitlist_offer()
+            return "No problem, I've let that time go. I'll keep you on the list in case another one opens."
+        if not yes:
+            return None
+        if not c.patient_name:
+            name = _name_in(t.text) or parsing.parse_name(YES_WORDS.sub("", t.text).strip(" ,.!"))
+            if name is None:
+                return "Great! What name should I put the appointment under?"
+            tools.set_name(*name)
+        return self._deposit(tools, t.tz)
+
+    def _waitlist_question(self, t):
+        """The answer to "Want me to text you if something opens?": yes joins the waitlist, no drops it; anything
+        else lets the question lapse and goes on."""
+        tools = t.tools
+        entry = tools.waitlist_question()
+        if entry is None:
+            return None
+        yes, no = "yes" in t.wants and "no" not in t.wants, "no" in t.wants
+        if yes or "waitlist" in t.lowered:
+            entry = tools.answer_waitlist(entry, join=True)
+            label = _with_zone(entry.label, t.tz, tools.now)
+            return (
+                f"Done! I'll text you if a {entry.service.name} time opens {label}, and hold it for you for a few "
+                "minutes. Or tell me another day that works."
+            )
+        tools.answer_waitlist(entry, join=False)
+        if no:
+            return "No problem. What day or time would work better for you?"
         return None
 
     def _pick_while_booked(self, t):
@@ -438,6 +484,18 @@ class RulesEngine(Engine):
             day_end=getattr(when, "day_end", None),
         )
         if not offered:
+            if not c.rescheduling_id and tools.waitlist_worth_offering(start=when.start, end=when.end):
+                tools.propose_waitlist(
+                    start=when.start,
+                    end=when.end,
+                    label=when.label,
+                    day_start=getattr(when, "day_start", None),
+                    day_end=getattr(when, "day_end", None),
+                )
+                return (
+                    f"I don't see any {c.service.name} openings {when.label}. Want me to text you if something opens "
+                    f"{_with_zone(when.label, tz, tools.now)}? Reply YES, or tell me another day."
+                )
             return f"I don't see any {c.service.name} openings {when.label}. Want me to check other days?"
         return _offer_text(c.service.name, offered, tz)
 
@@ -521,6 +579,13 @@ class RulesEngine(Engine):
             tools.hand_off("a question the clinic's information does not answer")
             return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
         return _sentence_snippet(results[0].get("passage") or results[0]["snippet"], text) + steer
+
+
+def _with_zone(label: str, tz, now) -> str:
+    """A window as said back, with the clinic's zone when it names a clock time ("after 3 (EST)")."""
+    if not re.search(r"\d", label):
+        return label
+    return f"{label} ({timezone.localtime(now, tz):%Z})"
 
 
 def _deposit_cents(booking) -> int:

@@ -257,3 +257,56 @@ def conversation_times_offered(*, booking, slots) -> None:
         pending_pick=None,
         updated_at=timezone.now(),
     )
+
+
+BUSY_OFFERING = timedelta(minutes=30)  # a patient choosing among times offered this recently is left to it
+
+
+def conversation_waitlist_offer(*, offer, link: bool, now=None) -> bool:
+    """The waitlist holds a freed time for this patient: it becomes the conversation's one offered time and its
+    held booking, so that the patient's "yes" or "1" (or paying the link) books it through the usual flow. False,
+    and nothing changed, when the conversation is busy: a turn is being answered (its row is locked), staff own
+    it, the patient opted out, or they are in the middle of another booking, cancellation or reschedule."""
+    now = now or timezone.now()
+    conversation = (
+        Conversation.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("booking")
+        .filter(pk=offer.entry.conversation_id)
+        .first()
+    )
+    if conversation is None or conversation.owner == Conversation.Owner.STAFF or not conversation.clinic.ai_enabled:
+        return False
+    if conversation.state in (Conversation.State.OPTED_OUT, Conversation.State.HANDED_OFF):
+        return False
+    if conversation.rescheduling_id or conversation.confirming_cancel_id or conversation.pending_pick:
+        return False
+    holding = conversation.booking is not None and conversation.booking.status in (
+        "held",
+        "awaiting_deposit",
+        "awaiting_staff",
+    )
+    choosing = conversation.state == Conversation.State.OFFERING and (
+        conversation.last_inbound_at is None or conversation.last_inbound_at > now - BUSY_OFFERING
+    )
+    if holding or choosing:
+        return False
+    booking = offer.booking
+    Conversation.objects.filter(pk=conversation.pk).update(
+        service=booking.service,
+        offered_slots=[
+            {
+                "start": booking.start.isoformat(),
+                "end": booking.end.isoformat(),
+                "provider_id": booking.provider_id,
+                "provider": booking.provider.name,
+            }
+        ],
+        booking=booking,
+        state=Conversation.State.AWAITING_DEPOSIT if link else Conversation.State.HOLDING,
+        time_preference=offer.entry.label[:80],
+        pending_pick=None,
+        another_booking_ok=False,
+        updated_at=now,
+    )
+    logger.info("conversation took a waitlist offer conversation=%s offer=%s", conversation.pk, offer.pk)
+    return True

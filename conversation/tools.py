@@ -35,6 +35,7 @@ from knowledge.services import knowledge_search
 from medspa.alerts import staff_alert
 from medspa.models import Service, StaffAlert, format_cents
 from payments.services import PaymentConfigError, PaymentError, deposit_amount, deposit_request
+from waitlist import services as waitlist
 
 from .answers import answers_version
 from .models import Conversation
@@ -285,6 +286,7 @@ class Tools:
         self._save(patient_name=name)
         if self.conversation.booking_id:
             Booking.objects.filter(pk=self.conversation.booking_id).update(patient_name=name)
+        waitlist.waitlist_name_set(clinic=self.clinic, patient_phone=self.conversation.patient_phone, name=name)
         self._record("set_name", "ok")
 
     def request_deposit(self) -> dict:
@@ -322,6 +324,75 @@ class Tools:
         self._record("request_deposit", "link", booking_id=booking.pk, payment_id=payment.pk)
         held_until = timezone.localtime(payment.expires_at, self.clinic.tz) if payment.expires_at else None
         return {"url": payment.link_url, "amount": payment.amount_text, "held_until": held_until, "status": "link"}
+
+    # --- Waitlist -------------------------------------------------------------------------------------------------
+
+    def waitlist_worth_offering(self, *, start: datetime, end: datetime) -> bool:
+        """Whether a time could open in the window for the conversation's service (the clinic has the waitlist on
+        and someone holds a time there)."""
+        service = self.conversation.service
+        return service is not None and waitlist.waitlist_worth_offering(
+            clinic=self.clinic, service=service, start=max(start, self.now), end=end
+        )
+
+    def propose_waitlist(self, *, start, end, label: str, day_start=None, day_end=None):
+        """The assistant asks "want me to text you if something opens?": remembered until the patient answers."""
+        entry = waitlist.waitlist_propose(
+            conversation=self.conversation,
+            service=self.conversation.service,
+            start=start,
+            end=end,
+            label=label,
+            day_start=day_start,
+            day_end=day_end,
+            patient_name=self.conversation.patient_name,
+            now=self.now,
+        )
+        self._record("propose_waitlist", "asked", entry_id=entry.pk, window=label)
+        return entry
+
+    def waitlist_question(self):
+        """The open "want me to text you?" question of this conversation, if any."""
+        return waitlist.waitlist_proposal(conversation=self.conversation, now=self.now)
+
+    def answer_waitlist(self, entry, *, join: bool):
+        entry = waitlist.waitlist_answer(entry=entry, join=join, now=self.now)
+        self._record("answer_waitlist", entry.state, entry_id=entry.pk)
+        return entry
+
+    def join_waitlist(self, *, start, end, label: str, day_start=None, day_end=None):
+        """The patient said yes to being texted when a time opens in the window (the LLM engine's tool)."""
+        if self.conversation.service is None:
+            raise ToolRefused("Which treatment would you like to book?")
+        if not waitlist.waitlist_settings(self.clinic).enabled:
+            self._record("join_waitlist", "off")
+            raise ToolRefused("I can't keep a waitlist here; tell me another day and I'll look.")
+        if end <= max(start, self.now):
+            self._record("join_waitlist", "window passed")
+            raise ToolRefused("That time has already passed; which other day works?")
+        entry = waitlist.waitlist_join(
+            conversation=self.conversation,
+            service=self.conversation.service,
+            start=max(start, self.now),
+            end=end,
+            label=label,
+            day_start=day_start,
+            day_end=day_end,
+            now=self.now,
+        )
+        self._record("join_waitlist", entry.state, entry_id=entry.pk, window=label)
+        return entry
+
+    def waitlist_offer(self):
+        """The waitlist offer this conversation's held booking comes from, while it is open."""
+        return waitlist.offer_for_booking(booking_id=self.conversation.booking_id)
+
+    def decline_waitlist_offer(self) -> None:
+        """The patient passed on a freed time: it is released (and goes to the next patient waiting)."""
+        offer = self.waitlist_offer()
+        self.release_hold()
+        self._save(state=Conversation.State.ENGAGED, offered_slots=[])
+        self._record("decline_waitlist_offer", "released", offer_id=offer.pk if offer else None)
 
     # --- Existing appointments -------------------------------------------------------------------------------------
 

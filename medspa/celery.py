@@ -36,6 +36,7 @@ app.conf.task_routes = {
     "bookings.*": {"queue": "periodic"},
     "lifecycle.sweep": {"queue": "periodic"},
     "lifecycle.*": {"queue": "emr"},  # a reminder reads the EMR first
+    "waitlist.sweep": {"queue": "periodic"},  # waitlist.offer_freed_time: default (it may call the EMR and Square)
 }
 app.autodiscover_tasks()
 

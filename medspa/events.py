@@ -34,6 +34,8 @@ EVENTS = {
     "bookings.booking_cancelled": "a booking was cancelled (booking, refund: whether a paid deposit is refunded, "
     "reason)",
     "bookings.booking_moved": "a booking was moved to another time (old, new: bookings)",
+    "bookings.hold_expired": "a held time (held or awaiting its deposit) passed its expiry unpaid and is free again "
+    "(booking)",
     # lifecycle
     "lifecycle.times_offered": "a text after a visit offered the patient open times (booking: the visit, slots: "
     "[{start, end, provider_id, provider}]): the conversation remembers them, so a reply of 1, 2 or 3 books one",
@@ -41,6 +43,10 @@ EVENTS = {
     "handler returns True when it holds the patient's prior express written consent",
     "lifecycle.review_blocked": "must a visit's review request be held back? (booking); a handler returns True when "
     "the patient's conversation went to staff (a complaint, an urgent symptom)",
+    # waitlist
+    "waitlist.offer_made": "a freed time is held for a waitlisted patient (offer, link: whether the offer text will "
+    "carry a deposit link); each handler returns whether the patient's conversation took the offer (False: busy, "
+    "the hold is rolled back and the next patient is tried)",
     # payments
     "payments.refund_told": "the patient was told their deposit is refunded (payment)",
 }

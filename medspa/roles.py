@@ -2,9 +2,10 @@
 
 Membership (``ClinicMembership``) decides *which* clinics a user sees; the role's group decides *what* they may do
 there, in the admin and in the staff API alike (medspa/api.py checks the same model permissions). Each role is one
-group, created with its permissions by migration ``medspa/0006_role_groups``; ``ROLE_PERMISSIONS`` below is the
-matrix that migration froze, and tests/test_api_permissions.py checks that the two agree. Changing the matrix means
-a new migration that updates the groups.
+group, created with its permissions by migration ``medspa/0006_role_groups`` (and added to by later apps'
+migrations: ``waitlist/0002_role_permissions``); ``ROLE_PERMISSIONS`` below is the matrix those migrations froze,
+and tests/test_api_permissions.py checks that the two agree. Changing the matrix means a new migration that
+updates the groups.
 
 ``role_groups_sync(user)`` gives a user exactly the role groups of their memberships (the union when they belong to
 several clinics) and leaves any other group alone. Call it whenever a membership is created, changed or deleted:
@@ -46,6 +47,10 @@ _FRONT_DESK = {
     # lifecycle/0002_role_permissions: a booking's texts and the settings behind them
     "lifecycle.scheduledtext": {VIEW},
     "lifecycle.lifecyclesettings": {VIEW},
+    # The waitlist (added by migration waitlist/0002): who waits, the offers each got; take a patient off it.
+    "waitlist.waitlistentry": {VIEW, CHANGE},
+    "waitlist.waitlistoffer": {VIEW},
+    "waitlist.waitlistsettings": {VIEW},
 }
 
 # The manager keeps what the assistant knows and sells: knowledge documents, the service catalog, providers and
@@ -76,6 +81,7 @@ _OWNER_EXTRA = {
     "payments.outboxitem": {VIEW, CHANGE},
     "inbox.webhookevent": {VIEW, CHANGE},
     "lifecycle.lifecyclesettings": {ADD, CHANGE},  # lifecycle/0002_role_permissions
+    "waitlist.waitlistsettings": {ADD, CHANGE},
 }
 
 

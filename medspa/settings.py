@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "bookings",
     "payments",
     "lifecycle",
+    "waitlist",
 ]
 
 MIDDLEWARE = [
@@ -149,13 +150,23 @@ EVENT_HANDLERS = {
     "messaging.message_sent": ["conversation.handlers.message_sent"],
     "messaging.message_failed": ["conversation.handlers.message_failed"],
     "emr.busy_times": ["bookings.handlers.busy_times"],
-    "bookings.booking_changed": ["conversation.handlers.booking_changed", "lifecycle.handlers.booking_changed"],
-    "bookings.booking_cancelled": ["payments.handlers.booking_cancelled", "lifecycle.handlers.booking_cancelled"],
+    "bookings.booking_changed": [
+        "conversation.handlers.booking_changed",
+        "lifecycle.handlers.booking_changed",
+        "waitlist.handlers.booking_changed",
+    ],
+    "bookings.booking_cancelled": [
+        "payments.handlers.booking_cancelled",
+        "lifecycle.handlers.booking_cancelled",
+        "waitlist.handlers.booking_cancelled",
+    ],
     "bookings.booking_moved": ["payments.handlers.booking_moved", "lifecycle.handlers.booking_moved"],
+    "bookings.hold_expired": ["waitlist.handlers.hold_expired"],
     "lifecycle.times_offered": ["conversation.handlers.times_offered"],
     "lifecycle.review_blocked": ["conversation.handlers.review_blocked"],
     "lifecycle.consent_asked": ["leads.handlers.marketing_consent"],
     "payments.refund_told": ["conversation.handlers.refund_told"],
+    "waitlist.offer_made": ["conversation.handlers.waitlist_offer_made"],
 }
 
 # The texts after a booking read medspa.clock.now(): with this on, a cache-held offset moves it forward (the e2e
@@ -196,6 +207,8 @@ CELERY_BEAT_SCHEDULE = {
     "lifecycle-emr-sync": {"task": "lifecycle.emr_sync", "schedule": 900.0},
     # Payment outbox steps that are due for a retry, or whose worker died mid-step.
     "payments-outbox-sweep": {"task": "payments.outbox_sweep", "schedule": 30.0},
+    # Freed times and waitlist offers whose task was lost; waitlist entries whose window passed.
+    "waitlist-sweep": {"task": "waitlist.sweep", "schedule": 30.0},
     # Patient texts whose answering task died with its worker (Redis would give it back only after an hour).
     "conversation-resume-unanswered": {"task": "conversation.resume_unanswered", "schedule": 10.0},
 }

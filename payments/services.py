@@ -110,11 +110,12 @@ def deposit_amount(*, booking) -> int:
     return booking.service.deposit_for(new_client=new_client)
 
 
-def deposit_request(*, booking_id: int, now=None) -> Payment:
+def deposit_request(*, booking_id: int, now=None, expires_at=None) -> Payment:
     """The payment link for a held booking's deposit, created once: a repeat (or a retry after a provider error)
     returns the same payment and, through the idempotency key derived from the booking, the same link.
 
-    The held time is kept until the link expires (PAYMENTS_LINK_MINUTES). The link's name carries the clinic and
+    The held time is kept until the link expires (PAYMENTS_LINK_MINUTES, or ``expires_at``: a waitlist offer's
+    shorter hold). The link's name carries the clinic and
     the service name only. Raises ``PaymentError`` (``transient``: try again) or ``BookingStateError``."""
     now = now or timezone.now()
     booking = Booking.objects.select_related("clinic", "service").get(pk=booking_id)
@@ -138,7 +139,7 @@ def deposit_request(*, booking_id: int, now=None) -> Payment:
                     amount_cents=amount,
                     currency=config.currency if config else "USD",
                     idempotency_key=f"deposit-{booking.pk}-{int(booking.created_at.timestamp())}",
-                    expires_at=now + timedelta(minutes=settings.PAYMENTS_LINK_MINUTES),
+                    expires_at=expires_at or now + timedelta(minutes=settings.PAYMENTS_LINK_MINUTES),
                 )
         except IntegrityError:  # a concurrent request created it
             payment = Payment.objects.get(booking=booking)

@@ -28,6 +28,8 @@ from .test_tenant_isolation import _booking, _conversation, _lead
 Role = ClinicMembership.Role
 MIGRATION = importlib.import_module("medspa.migrations.0006_role_groups")
 LATER_MIGRATIONS = [importlib.import_module("lifecycle.migrations.0002_role_permissions")]
+# Later migrations that add an app's permissions to the role groups (each with ``ADDED`` and ``add_permissions``).
+LATER = [importlib.import_module("waitlist.migrations.0002_role_permissions")]
 
 ENDPOINTS = {
     "leads": "leads",
@@ -273,7 +275,7 @@ def test_the_migrations_frozen_matrix_is_the_one_the_code_uses(db):
         assert ROLE_GROUPS[role] == name
         frozen = {}
         later = [matrix for migration in LATER_MIGRATIONS for matrix in migration.GROUPS[role][1]]
-        for matrix in [*matrices, *later]:
+        for matrix in [*matrices, *later, *[migration.ADDED[role] for migration in LATER]]:
             for label, actions in matrix.items():
                 frozen.setdefault(label, set()).update(actions)
         assert frozen == ROLE_PERMISSIONS[role], role
@@ -288,6 +290,8 @@ def test_the_migration_puts_existing_members_in_their_roles_group(db):
     MIGRATION.create_groups(global_apps, SimpleNamespace(connection=connection))
     for later in LATER_MIGRATIONS:
         later.grant(global_apps, SimpleNamespace(connection=connection))
+    for later in LATER:
+        later.add_permissions(global_apps, SimpleNamespace(connection=connection))
 
     assert set(desk.groups.values_list("name", flat=True)) == {"Front desk"}
     assert set(owner.groups.values_list("name", flat=True)) == {"Clinic owner"}

@@ -18,6 +18,7 @@ APPS = (
     "bookings",
     "payments",
     "lifecycle",
+    "waitlist",
     "conversation",
     "leads",
 )

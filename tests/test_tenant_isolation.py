@@ -186,6 +186,32 @@ def _scheduled_text(clinic):
     )
 
 
+def _waitlist_entry(clinic):
+    from datetime import UTC, datetime, timedelta
+
+    from waitlist.models import WaitlistEntry
+
+    start = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    return WaitlistEntry.objects.create(
+        clinic=clinic,
+        conversation=_conversation(clinic),
+        patient_phone="+16175550123",
+        service=_service(clinic),
+        window_start=start,
+        window_end=start + timedelta(days=1),
+        label="Tuesday",
+        state="waiting",
+        joined_at=start,
+        expires_at=start + timedelta(days=1),
+    )
+
+
+def _waitlist_settings(clinic):
+    from waitlist.models import WaitlistSettings
+
+    return WaitlistSettings.objects.create(clinic=clinic)
+
+
 # One way to make a row of each clinic-scoped model for a given clinic.
 FACTORIES = {
     Clinic: lambda clinic: clinic,
@@ -210,6 +236,8 @@ FACTORIES = {
     "payments.OutboxItem": _outbox_item,
     "lifecycle.LifecycleSettings": _lifecycle_settings,
     "lifecycle.ScheduledText": _scheduled_text,
+    "waitlist.WaitlistEntry": _waitlist_entry,
+    "waitlist.WaitlistSettings": _waitlist_settings,
 }
 FACTORIES = {apps.get_model(k) if isinstance(k, str) else k: v for k, v in FACTORIES.items()}
 
