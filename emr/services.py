@@ -18,6 +18,9 @@ EMR_CLIENTS = {
     EmrConfig.Kind.BUILTIN: "emr.calendar.BuiltinCalendarClient",
     EmrConfig.Kind.NEXTECH: "emr.nextech.NextechClient",  # credentials {client_id, username, password, practice_id}
     EmrConfig.Kind.BOULEVARD: "emr.boulevard.BoulevardClient",  # credentials {business_id, api_key, sandbox}
+    # credentials {access_token, environment} or none: the deposit settings' Square account (emr.square_credentials)
+    EmrConfig.Kind.SQUARE: "emr.square_appointments.SquareAppointmentsClient",
+    EmrConfig.Kind.ZENOTI: "emr.zenoti.ZenotiClient",  # credentials {api_key}; location_ref is the center id
     EmrConfig.Kind.MANUAL: "emr.manual.ManualEmrClient",  # reads the built-in calendar, staff write (Aesthetic Record)
 }
 
