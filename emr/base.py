@@ -18,6 +18,9 @@ from datetime import date, datetime
 
 WRITE = "write"  # writes appointments
 MANUAL = "manual"  # a person books it in the EMR; we only record their confirmation
+# holds a time in the EMR itself: ``hold_slot(slot, patient_id) -> EmrHold``, whose ``ref`` a later
+# ``AppointmentRequest(hold_ref=...)`` confirms (Zenoti's "reserve a slot"); an unconfirmed hold lapses in the EMR
+HOLD = "hold"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,15 @@ class AppointmentRequest:
     patient: PatientInfo
     emr_patient_id: str = ""
     comment: str = ""
+    hold_ref: str = ""  # an EmrHold.ref from this client's hold_slot (HOLD capability): the write confirms it
+
+
+@dataclass(frozen=True)
+class EmrHold:
+    """A time held in the EMR itself until ``expires_at`` (None when the EMR does not say)."""
+
+    ref: str
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
