@@ -96,3 +96,15 @@ def emr_connection_test(*, clinic, now=None) -> tuple[bool, str]:
     except Exception as exc:  # a network or configuration problem: staff need its kind, not a traceback
         return False, f"Could not reach the EMR: {type(exc).__name__}"
     return True, f"Connected: {len(slots)} open time(s) for {service.name} in the next 3 days."
+
+
+def emr_catalog(*, clinic) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The admin's "fetch from the EMR": the EMR's bookable services and its staff, ``([(id, name)], [(id,
+    name)])``, for staff to copy into each service's "EMR service id" and each provider's "EMR practitioner id".
+    ``EmrConfigError`` when the clinic's EMR cannot list them (only Square Appointments and Zenoti can)."""
+    client = emr_client(clinic=clinic)
+    if not hasattr(client, "catalog"):
+        config = EmrConfig.objects.filter(clinic=clinic).first()
+        kind = config.get_kind_display() if config else "The built-in calendar"
+        raise EmrConfigError(f"{kind} cannot list its services and staff here.")
+    return client.catalog()
