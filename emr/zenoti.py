@@ -28,10 +28,11 @@ UNVERIFIED (the reference describes the fields; we have not run it against a Zen
 
 * a booking created only to list slots, without a guest id (availability is asked before we know the patient);
   the booking is never reserved or confirmed, so nothing is written;
-* the guest search parameter ``phone`` matching the 10-digit national number, and ``country_code`` 225 (Zenoti's
-  id for the United States) in a created guest's mobile phone;
-* ``GET /v1/guests/{guest_id}/appointments`` listing the guest's appointments with ``start_time``, ``notes`` and
-  ``invoice_id``, which ``find_appointment`` reads to find what an earlier, timed-out confirm wrote;
+* the guest search parameter ``phone`` matching the 10-digit national number (the reference lists ``phone`` but
+  not its format); a created guest's mobile phone is ``{country_code: 225, number}`` as "Create a guest" says;
+* the confirm's ``notes`` appearing as the appointment group's ``notes`` in "List all appointments of a guest"
+  (``GET /v1/guests/{guest_id}/appointments?start_date=&end_date=``), which ``find_appointment`` reads to find
+  what an earlier, timed-out confirm wrote;
 * slot durations: the slot answer carries none, so a slot lasts ``duration_minutes`` (60 unless configured).
 
 Errors: 429, 5xx and transport failures are retried with exponential backoff (injectable ``sleep``), then
@@ -67,7 +68,8 @@ logger = logging.getLogger(__name__)
 BASE_URL = "https://api.zenoti.com"
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
-US_COUNTRY_CODE = 225
+US_COUNTRY_CODE = 225  # "Create a guest": "country_code as 225 (for the United States of America)"
+VOIDED = 99  # invoice_status: Open = 0, Processed = 1, ..., Closed = 4, NotSpecified = 11, Voided = 99
 GONE_WORDS = re.compile(r"expired|not available|unavailable|no longer|already booked|reserv", re.IGNORECASE)
 
 
@@ -283,20 +285,30 @@ class ZenotiClient(EmrClient):
         return Appointment(emr_appointment_id=invoice, status="confirmed", start=request.slot.start)
 
     def find_appointment(self, *, booking_id, patient_id, start):
-        """The guest's appointment at ``start`` whose notes carry our booking id (UNVERIFIED listing, above)."""
+        """The guest's appointment at ``start`` whose notes carry our booking id ("List all appointments of a
+        guest": ``appointments[]`` groups with ``invoice_id``, ``invoice_status``, ``notes`` and
+        ``appointment_services[].start_time``); a voided invoice (status 99) is no appointment."""
         if not patient_id:
             return None
-        answer = self._request("guest appointments", "GET", f"/v1/guests/{patient_id}/appointments")
-        for item in answer.get("appointments") or []:
-            when = item.get("start_time")
-            if not when or _note(booking_id) not in (item.get("notes") or ""):
+        zone = self.zone or start.tzinfo
+        day = start.astimezone(zone).date().isoformat()
+        answer = self._request(
+            "guest appointments",
+            "GET",
+            f"/v1/guests/{patient_id}/appointments",
+            params={"start_date": day, "end_date": day},
+        )
+        for group in answer.get("appointments") or []:
+            if _note(booking_id) not in (group.get("notes") or "") or group.get("invoice_status") == VOIDED:
                 continue
-            moment = datetime.fromisoformat(when)
-            moment = moment.replace(tzinfo=self.zone or start.tzinfo) if moment.tzinfo is None else moment
-            if moment == start and item.get("invoice_id"):
-                return Appointment(
-                    emr_appointment_id=item["invoice_id"], status=str(item.get("status", "")), start=start
-                )
+            for service in group.get("appointment_services") or []:
+                when = service.get("start_time")
+                if not when or not group.get("invoice_id"):
+                    continue
+                moment = datetime.fromisoformat(when)
+                moment = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+                if moment == start:
+                    return Appointment(emr_appointment_id=group["invoice_id"], status="confirmed", start=start)
         return None
 
     def cancel_appointment(self, emr_appointment_id: str) -> None:

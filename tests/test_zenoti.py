@@ -109,8 +109,10 @@ def test_a_write_without_a_hold_reserves_then_confirms(client, fake):
         AppointmentRequest(booking_id=7, slot=slot(MON_10), patient=PATIENT, emr_patient_id=guest)
     )
     assert fake.bookings[fake.invoices[made.emr_appointment_id]]["reserved"] == MON_10.replace(tzinfo=None)
-    found = client.find_appointment(booking_id=7, patient_id=guest, start=MON_10)
+    found = client.find_appointment(booking_id=7, patient_id=guest, start=MON_10.astimezone(UTC))
     assert found is not None and found.emr_appointment_id == made.emr_appointment_id
+    listed = next(r for r in fake.requests if r[1] == f"/v1/guests/{guest}/appointments")
+    assert listed[2] == {"start_date": "2025-03-10", "end_date": "2025-03-10"}
     assert client.find_appointment(booking_id=8, patient_id=guest, start=MON_10) is None
 
 
@@ -136,8 +138,10 @@ def test_cancel_cancels_the_invoice_and_an_unknown_one_is_an_error(client, fake)
     made = client.create_appointment(
         AppointmentRequest(booking_id=3, slot=slot(MON_9), patient=PATIENT, emr_patient_id=guest)
     )
+    assert client.find_appointment(booking_id=3, patient_id=guest, start=MON_9) is not None
     client.cancel_appointment(made.emr_appointment_id)
     assert fake.bookings[fake.invoices[made.emr_appointment_id]]["cancelled"]
+    assert client.find_appointment(booking_id=3, patient_id=guest, start=MON_9) is None
     assert [s.start for s in client.availability(service_ref=SERVICE_ID, start=MON_9, end=MON_10)] == [MON_9]
     with pytest.raises(EmrError, match="502: invoice doesn't have any appointments"):
         client.cancel_appointment("0" * 32)

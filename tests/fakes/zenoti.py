@@ -79,14 +79,19 @@ class FakeZenoti:
         if (request.method, path) == ("GET", "/v1/guests/search"):
             found = [g for g in self.guests.values() if g["personal_info"]["mobile_phone"]["number"] == params["phone"]]
             return httpx.Response(
-                200, json={"guests": found, "page_Info": {"total": len(found), "page": 1, "size": 10}}
+                200, json={"guests": found, "page_info": {"total": len(found), "page": 1, "size": 10}}
             )
         if (request.method, path) == ("POST", "/v1/guests"):
             guest = {"id": _guid(), "center_id": body["center_id"], "personal_info": body["personal_info"]}
             self.guests[guest["id"]] = guest
             return httpx.Response(200, json=guest)
         if parts[:2] == ["v1", "guests"] and parts[3:] == ["appointments"]:
-            return httpx.Response(200, json={"appointments": self.appointments.get(parts[2], [])})
+            day = params.get("start_date")
+            found = [
+                a for a in self.appointments.get(parts[2], []) if a["appointment_services"][0]["start_time"][:10] == day
+            ]
+            page = {"total": len(found), "page": 1, "size": 10}
+            return httpx.Response(200, json={"appointments": found, "page_info": page})
         if parts[:2] == ["v1", "invoices"] and parts[3:] == ["cancel"] and request.method == "PUT":
             return self._cancel(parts[2])
         if path == f"/v1/centers/{CENTER_ID}/services":
@@ -168,13 +173,29 @@ class FakeZenoti:
         booking.update(confirmed=True, invoice=invoice_id)
         self.invoices[invoice_id] = booking_id
         if booking["guest"]:
+            # "List all appointments of a guest": appointment groups, their services carrying the times.
             self.appointments.setdefault(booking["guest"], []).append(
                 {
-                    "appointment_id": _guid(),
+                    "appointment_group_id": _guid(),
+                    "no_of_guests": 1,
                     "invoice_id": invoice_id,
-                    "start_time": booking["reserved"].isoformat(timespec="seconds"),
+                    "invoice_status": 0,
+                    "is_rebooking": False,
                     "notes": (body or {}).get("notes", ""),
-                    "status": 0,
+                    "center_id": CENTER_ID,
+                    "appointment_services": [
+                        {
+                            "appointment_id": _guid(),
+                            "invoice_item_id": _guid(),
+                            "service": {"id": booking["service"]},
+                            "start_time": booking["reserved"].isoformat(timespec="seconds"),
+                            "end_time": booking["reserved"]
+                            .replace(hour=booking["reserved"].hour + 1)
+                            .isoformat(timespec="seconds"),
+                        }
+                    ],
+                    "group_invoice_id": None,
+                    "is_feedback_submitted": False,
                 }
             )
         return httpx.Response(
@@ -198,6 +219,10 @@ class FakeZenoti:
                 },
             )
         self.bookings[booking_id]["cancelled"] = True
+        for groups in self.appointments.values():
+            for group in groups:
+                if group["invoice_id"] == invoice_id:
+                    group["invoice_status"] = 99  # Voided
         return httpx.Response(200, json={"success": True, "is_charge_applied": False, "error": None})
 
 
