@@ -18,7 +18,7 @@ json).
 
 import json
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import httpx
 
@@ -189,9 +189,7 @@ class FakeZenoti:
                             "invoice_item_id": _guid(),
                             "service": {"id": booking["service"]},
                             "start_time": booking["reserved"].isoformat(timespec="seconds"),
-                            "end_time": booking["reserved"]
-                            .replace(hour=booking["reserved"].hour + 1)
-                            .isoformat(timespec="seconds"),
+                            "end_time": (booking["reserved"] + timedelta(hours=1)).isoformat(timespec="seconds"),
                         }
                     ],
                     "group_invoice_id": None,
