@@ -1,14 +1,16 @@
 """The one interface every scheduling system (EMR) adapter implements.
 
 Adapters: the built-in calendar (``emr.calendar``), Nextech (``emr.nextech``, FHIR STU3), Boulevard
-(``emr.boulevard``, Client API GraphQL) and manual EMRs such as Aesthetic Record (``emr.manual``). Times are aware
+(``emr.boulevard``, Client API GraphQL), Square Appointments (``emr.square_appointments``, Bookings API through the
+squareup SDK), Zenoti (``emr.zenoti``, service booking REST API) and manual EMRs such as Aesthetic Record
+(``emr.manual``). Times are aware
 datetimes; references (``service_ref``, ``provider_ref``, ``location_ref``) are the EMR's own ids, mapped from ours by
 the clinic's EMR configuration. Adapters raise ``EmrError`` (``transient`` says whether a retry may help) and
 ``SlotTakenError`` when the time was taken in the EMR (Nextech answers 409). Each is built by
 ``from_config(clinic, config)`` (``emr.services.emr_client``, which picks the class from ``EMR_CLIENTS``).
 
 Capabilities are what the booking code asks before it writes (``bookings.services``): every client reads open
-times, so only how it books is declared.
+times, so only how it books (and whether it can hold a time itself) is declared.
 """
 
 import json
