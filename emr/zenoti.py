@@ -20,7 +20,8 @@ phone). Staff map our services to Zenoti service ids and our providers to therap
 /v1/centers/{center_id}/services``, ``GET /v1/centers/{center_id}/therapists``, listed by ``catalog()``); the
 center is ``EmrConfig.location_ref``.
 
-References: ``service_ref`` the Zenoti service id, ``provider_ref`` the therapist id (optional), times: Zenoti
+References: ``service_ref`` the Zenoti service id, ``provider_ref`` the therapist id (optional: a question naming
+none is asked once per therapist our providers map to, since Zenoti's slots do not say who is free), times: Zenoti
 answers slot times as the center's local wall clock without an offset; they are read (and ``slot_time`` written)
 in the clinic's time zone.
 
@@ -62,6 +63,7 @@ from .base import (
     SlotTakenError,
     from_credentials,
 )
+from .models import Provider
 
 logger = logging.getLogger(__name__)
 
@@ -105,13 +107,17 @@ class ZenotiClient(EmrClient):
         sleep=time.sleep,
         transport=None,
         zone=None,
+        therapists_for=None,
     ):
         """``zone``: the center's time zone (the clinic's), in which Zenoti's offset-less times are read and
-        written; without one, the zone of each question's ``start``."""
+        written; without one, the zone of each question's ``start``. ``therapists_for(service_ref)``: the therapist
+        ids to ask when a question names none (Zenoti's slots do not say who is free, so each therapist is asked
+        in turn and the slots carry their id); without it such a question is asked once, for anyone."""
         if not api_key or not center_id:
             raise EmrConfigError("Zenoti needs an API key (credentials) and the center id (EMR location id).")
         self.center_id = center_id
         self.zone = zone
+        self.therapists_for = therapists_for
         self.duration = timedelta(minutes=int(duration_minutes))
         self.max_attempts = max(1, int(max_attempts))
         self.sleep = sleep
@@ -126,7 +132,15 @@ class ZenotiClient(EmrClient):
     def from_config(cls, clinic, config):
         """Credentials ``{api_key}`` (optionally ``base_url``, ``duration_minutes``); the center is
         ``location_ref``."""
-        return from_credentials(cls, config, center_id=config.location_ref, zone=clinic.tz)
+
+        def therapists_for(service_ref):
+            """Our active providers mapped to a Zenoti therapist who do the service mapped to ``service_ref``."""
+            rows = Provider.objects.for_clinic(clinic).filter(active=True, services__emr_service_id=service_ref)
+            return sorted(set(rows.exclude(emr_ref="").values_list("emr_ref", flat=True)))
+
+        return from_credentials(
+            cls, config, center_id=config.location_ref, zone=clinic.tz, therapists_for=therapists_for
+        )
 
     def __repr__(self):  # never the key
         return f"<ZenotiClient center={self.center_id}>"
@@ -193,29 +207,34 @@ class ZenotiClient(EmrClient):
             raise EmrError("availability needs aware datetimes")
         if start >= end:
             return []
+        if provider_ref or self.therapists_for is None:
+            therapists = [provider_ref]
+        else:
+            therapists = list(self.therapists_for(service_ref))
         zone = self.zone or start.tzinfo
-        day, last = start.astimezone(zone).date(), end.astimezone(zone).date()
         slots = []
-        while day <= last:
-            booking_id = self._create_booking(day=day, service_ref=service_ref, provider_ref=provider_ref)
-            answer = self._request("slots", "GET", f"/v1/bookings/{booking_id}/slots")
-            for item in answer.get("slots") or []:
-                if not item.get("Available") or not item.get("Time"):
-                    continue
-                begins = datetime.fromisoformat(item["Time"])
-                begins = begins.replace(tzinfo=zone) if begins.tzinfo is None else begins
-                if begins.date() == day and start <= begins < end:
-                    slots.append(
-                        Slot(
-                            start=begins,
-                            end=begins + self.duration,
-                            provider_ref=provider_ref,
-                            service_ref=service_ref,
-                            location_ref=self.center_id,
+        for therapist in therapists:
+            day, last = start.astimezone(zone).date(), end.astimezone(zone).date()
+            while day <= last:
+                booking_id = self._create_booking(day=day, service_ref=service_ref, provider_ref=therapist)
+                answer = self._request("slots", "GET", f"/v1/bookings/{booking_id}/slots")
+                for item in answer.get("slots") or []:
+                    if not item.get("Available") or not item.get("Time"):
+                        continue
+                    begins = datetime.fromisoformat(item["Time"])
+                    begins = begins.replace(tzinfo=zone) if begins.tzinfo is None else begins
+                    if begins.date() == day and start <= begins < end:
+                        slots.append(
+                            Slot(
+                                start=begins,
+                                end=begins + self.duration,
+                                provider_ref=therapist,
+                                service_ref=service_ref,
+                                location_ref=self.center_id,
+                            )
                         )
-                    )
-            day += timedelta(days=1)
-        return sorted(slots, key=lambda s: s.start)
+                day += timedelta(days=1)
+        return sorted(slots, key=lambda s: (s.start, s.provider_ref))
 
     # --- guests ---
 

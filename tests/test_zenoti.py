@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from emr.base import HOLD, WRITE, AppointmentRequest, EmrConfigError, EmrError, PatientInfo, Slot, SlotTakenError
-from emr.models import EmrConfig
+from emr.models import EmrConfig, Provider
 from emr.services import emr_client
 from emr.zenoti import ZenotiClient
+from medspa.models import Service
 from tests.fakes.zenoti import API_KEY, CENTER_ID, SERVICE_ID, THERAPIST_ID, FakeZenoti
 
 NY = ZoneInfo("America/New_York")
@@ -173,6 +174,27 @@ def test_logs_carry_ids_not_the_patient(client, caplog):
 
 def test_catalog_lists_the_centers_services_and_therapists(client):
     assert client.catalog() == ([(SERVICE_ID, "Botox consult")], [(THERAPIST_ID, "Ana Reyes")])
+
+
+def test_a_question_for_anyone_asks_each_mapped_therapist_and_names_them(clinic_a, fake):
+    other = "9e0d6a3c-0000-4000-8000-000000000002"
+    service = Service.objects.create(clinic=clinic_a, name="Botox", price_cents=1000, emr_service_id=SERVICE_ID)
+    for name, ref in (("Ana", THERAPIST_ID), ("Bo", other), ("Unmapped", "")):
+        Provider.objects.create(clinic=clinic_a, name=name, emr_ref=ref).services.add(service)
+    Provider.objects.create(clinic=clinic_a, name="Other service", emr_ref="not-asked")
+    credentials = json.dumps({"api_key": API_KEY})
+    config = EmrConfig.objects.create(
+        clinic=clinic_a, kind=EmrConfig.Kind.ZENOTI, credentials=credentials, location_ref=CENTER_ID
+    )
+    built = ZenotiClient.from_config(clinic_a, config)  # its therapists_for reads our providers' mapping
+    client = ZenotiClient(
+        api_key=API_KEY, center_id=CENTER_ID, zone=NY, therapists_for=built.therapists_for, transport=fake.transport()
+    )
+    fake.therapist_of = {MON_10.replace(tzinfo=None): other}
+    slots = client.availability(service_ref=SERVICE_ID, start=MON_9, end=MON_10 + timedelta(minutes=1))
+    assert [(s.start, s.provider_ref) for s in slots] == [(MON_9, THERAPIST_ID), (MON_9, other), (MON_10, other)]
+    creates = [r[3] for r in fake.requests if r[:2] == ("POST", "/v1/bookings")]
+    assert sorted(c["guests"][0]["items"][0]["therapist"]["id"] for c in creates) == sorted([THERAPIST_ID, other])
 
 
 def test_from_config_takes_the_key_from_credentials_and_the_center_from_location(clinic_a):

@@ -36,6 +36,7 @@ class FakeZenoti:
     def __init__(self):
         self.requests, self.failures = [], []
         self.open_times = set()  # naive local datetimes
+        self.therapist_of = {}  # a time only this therapist offers (others: any therapist)
         self.bookings = {}  # booking id -> {date, guest, service, therapist, reserved, confirmed, invoice}
         self.invoices = {}  # invoice id -> booking id
         self.guests = {}
@@ -118,7 +119,7 @@ class FakeZenoti:
         return httpx.Response(200, json={"id": booking_id, "error": None})
 
     def _slots(self, booking):
-        taken = self.taken()
+        taken, therapist = self.taken(), booking["therapist"]
         slots = [
             {
                 "Time": moment.isoformat(timespec="seconds"),
@@ -129,6 +130,7 @@ class FakeZenoti:
             }
             for moment in sorted(self.open_times)
             if moment.date() == booking["date"]
+            and (therapist is None or self.therapist_of.get(moment, therapist) == therapist)
         ]
         return httpx.Response(200, json={"slots": slots, "future_days": [], "next_available_day": None, "Error": None})
 
