@@ -148,8 +148,6 @@ def test_a_time_taken_meanwhile_is_slot_taken(client, fake):
 
 def test_squares_own_refusal_of_a_taken_time_is_slot_taken(client, fake):
     customer = client.find_or_create_patient(PATIENT)
-    fake.open_times.pop(NINE)
-    fake.offer(NINE, TEAM_A)
     # The time is offered at the search, then refused by CreateBooking (booked in Square in between).
     real_create = fake._create
 
