@@ -118,7 +118,9 @@ class SquareAppointmentsClient(EmrClient):
         (payments owns those settings; emr may not import it). The location is ``location_ref``, else the deposit
         settings' location."""
         own = from_credentials(dict, config) if (config.credentials or "").strip() else {}
-        shared = next((answer for answer in publish("emr.square_credentials", clinic=clinic) if answer), {})
+        shared = {}
+        if not own.get("access_token") or not (config.location_ref or own.get("location_id")):
+            shared = next((answer for answer in publish("emr.square_credentials", clinic=clinic) if answer), {})
         token = own.get("access_token") or shared.get("access_token") or ""
         location = config.location_ref or own.get("location_id") or shared.get("location_id") or ""
         if not token or not location:
