@@ -210,7 +210,9 @@ class ZenotiClient(EmrClient):
         if provider_ref or self.therapists_for is None:
             therapists = [provider_ref]
         else:
-            therapists = list(self.therapists_for(service_ref))
+            # No provider mapped yet: asked once for anyone (the connection test still reaches Zenoti; such slots
+            # name no provider, so the assistant offers none of them until staff map the therapists).
+            therapists = list(self.therapists_for(service_ref)) or [""]
         zone = self.zone or start.tzinfo
         slots = []
         for therapist in therapists:

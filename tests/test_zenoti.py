@@ -195,6 +195,9 @@ def test_a_question_for_anyone_asks_each_mapped_therapist_and_names_them(clinic_
     assert [(s.start, s.provider_ref) for s in slots] == [(MON_9, THERAPIST_ID), (MON_9, other), (MON_10, other)]
     creates = [r[3] for r in fake.requests if r[:2] == ("POST", "/v1/bookings")]
     assert sorted(c["guests"][0]["items"][0]["therapist"]["id"] for c in creates) == sorted([THERAPIST_ID, other])
+    # A service nobody is mapped to yet is asked for anyone: Zenoti is still reached, the slots name nobody.
+    unmapped = client.availability(service_ref="unmapped-service", start=MON_9, end=MON_9 + timedelta(minutes=1))
+    assert [(s.start, s.provider_ref) for s in unmapped] == [(MON_9, "")]
 
 
 def test_from_config_takes_the_key_from_credentials_and_the_center_from_location(clinic_a):
