@@ -4,14 +4,16 @@ from django.utils.html import format_html_join
 
 from medspa.admin import ClinicScopedAdmin, ClinicScopedInline
 
-from .base import STEPS, EmrConfigError
+from .base import STEPS, EmrConfigError, EmrError
 from .models import EmrConfig, Provider, TimeOff, WorkingHours
-from .services import emr_client_for, emr_connection_test
+from .services import emr_catalog, emr_client_for, emr_connection_test
 
 INTEGRATION = {
     EmrConfig.Kind.BUILTIN: "automatic (our calendar)",
     EmrConfig.Kind.NEXTECH: "automatic (API)",
     EmrConfig.Kind.BOULEVARD: "automatic (API)",
+    EmrConfig.Kind.SQUARE: "automatic (API)",
+    EmrConfig.Kind.ZENOTI: "automatic (API)",
     EmrConfig.Kind.MANUAL: "MANUAL: staff enter each booking",
 }
 INTEGRATION_HELP = {
@@ -31,6 +33,25 @@ INTEGRATION_HELP = {
         "request in Boulevard. Cancelling and reading appointments needs the API secret (Boulevard lets only the "
         "appointment's client do it, with a token signed by the secret)."
     ),
+    EmrConfig.Kind.SQUARE: (
+        "Automated through Square's Bookings API: open times are read from Square Appointments; the chosen time is "
+        "held here (Square has no hold) while the deposit is paid; the paid booking is written to Square as an "
+        "accepted booking for the patient's Square customer (found by phone, else created); cancelling is done in "
+        "Square; a reschedule writes the new time, then cancels the old one. The booking's status is read only when "
+        "it is written; changes made in Square itself are not read back. Needs Square Appointments Plus or Premium "
+        "(Square refuses bookings made on the seller's behalf otherwise). The Square account is the one in the "
+        "deposit settings unless credentials {access_token, environment} are entered here. Map each service to its "
+        "Square service variation id and each provider to a team member id: the \u201cFetch services and staff\u201d "
+        "action lists them."
+    ),
+    EmrConfig.Kind.ZENOTI: (
+        "Automated through Zenoti's service booking API (credentials {api_key}; the EMR location id is the Zenoti "
+        "center id): open times are read from Zenoti; a paid booking is reserved (Zenoti's own hold) and confirmed "
+        "in Zenoti for the patient's Zenoti guest (found by phone, else created); cancelling cancels its Zenoti "
+        "invoice; a reschedule writes the new time, then cancels the old one. The booking's status is read only "
+        "when it is written; changes made in Zenoti itself are not read back. Map each service to its Zenoti "
+        "service id and each provider to a therapist id: the \u201cFetch services and staff\u201d action lists them."
+    ),
     EmrConfig.Kind.MANUAL: (
         "This integration is manual. There is no API connection to your EMR: open times come from the providers' "
         "hours kept here, and every paid booking appears under \u201cManual EMR bookings to enter\u201d and is "
@@ -46,6 +67,10 @@ CREDENTIALS_HELP = {
         '{"business_id": ..., "api_key": ..., "api_secret": "<base64, as Boulevard shows it>", "sandbox": false, '
         '"card_via_boulevard": false, "test_client_id": "<optional: a Boulevard client test connection signs in as>"}'
     ),
+    EmrConfig.Kind.SQUARE: (
+        '{"access_token": ..., "environment": "production" or "sandbox"}, or {} for the deposit settings\' account'
+    ),
+    EmrConfig.Kind.ZENOTI: '{"api_key": ...}',
 }
 
 
@@ -107,11 +132,11 @@ class EmrConfigAdmin(ClinicScopedAdmin):
     list_filter = ["kind"]
     list_select_related = ["clinic"]
     form = EmrConfigForm
-    actions = ["test_connection"]
+    actions = ["test_connection", "fetch_catalog"]
     fieldsets = [
         (None, {"fields": ["clinic", "kind", "integration_help", "automated_steps"]}),
         (
-            "Connection (Nextech, Boulevard)",
+            "Connection (Nextech, Boulevard, Square Appointments, Zenoti)",
             {
                 "fields": ["credentials", "location_ref"],
                 "description": "Credentials, as JSON. "
@@ -153,3 +178,19 @@ class EmrConfigAdmin(ClinicScopedAdmin):
         for config in queryset.select_related("clinic"):
             ok, text = emr_connection_test(clinic=config.clinic)
             self.message_user(request, f"{config.clinic}: {text}", messages.SUCCESS if ok else messages.ERROR)
+
+    @admin.action(description="Fetch services and staff from the EMR (Square Appointments, Zenoti)")
+    def fetch_catalog(self, request, queryset):
+        """Lists the EMR's ids for staff to enter as each service's EMR service id and each provider's EMR
+        practitioner id; nothing is changed here."""
+        for config in queryset.select_related("clinic"):
+            try:
+                services, staff = emr_catalog(clinic=config.clinic)
+            except (EmrConfigError, EmrError) as exc:
+                self.message_user(request, f"{config.clinic}: {exc}", messages.ERROR)
+                continue
+            listed = "; ".join(f"{name} = {ref}" for ref, name in services) or "none"
+            people = "; ".join(f"{name} = {ref}" for ref, name in staff) or "none"
+            self.message_user(
+                request, f"{config.clinic}: services (EMR service id): {listed}. Staff (EMR practitioner id): {people}."
+            )

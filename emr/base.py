@@ -1,14 +1,16 @@
 """The one interface every scheduling system (EMR) adapter implements.
 
 Adapters: the built-in calendar (``emr.calendar``), Nextech (``emr.nextech``, FHIR STU3), Boulevard
-(``emr.boulevard``, Client API GraphQL) and manual EMRs such as Aesthetic Record (``emr.manual``). Times are aware
+(``emr.boulevard``, Client API GraphQL), Square Appointments (``emr.square_appointments``, Bookings API through the
+squareup SDK), Zenoti (``emr.zenoti``, service booking REST API) and manual EMRs such as Aesthetic Record
+(``emr.manual``). Times are aware
 datetimes; references (``service_ref``, ``provider_ref``, ``location_ref``) are the EMR's own ids, mapped from ours by
 the clinic's EMR configuration. Adapters raise ``EmrError`` (``transient`` says whether a retry may help) and
 ``SlotTakenError`` when the time was taken in the EMR (Nextech answers 409). Each is built by
 ``from_config(clinic, config)`` (``emr.services.emr_client``, which picks the class from ``EMR_CLIENTS``).
 
 Capabilities are what the booking code asks before it writes (``bookings.services``): every client reads open
-times, so only how it books is declared.
+times, so only how it books (and whether it can hold a time itself) is declared.
 """
 
 import json
@@ -18,6 +20,9 @@ from datetime import date, datetime
 
 WRITE = "write"  # writes appointments
 MANUAL = "manual"  # a person books it in the EMR; we only record their confirmation
+# holds a time in the EMR itself: ``hold_slot(slot, patient_id) -> EmrHold``, whose ``ref`` a later
+# ``AppointmentRequest(hold_ref=...)`` confirms (Zenoti's "reserve a slot"); an unconfirmed hold lapses in the EMR
+HOLD = "hold"
 
 # The steps the EMR configuration page states, per clinic, as automated or not (``EmrClient.automation``).
 STEPS = ("availability", "hold", "book", "cancel", "reschedule", "read status")
@@ -53,6 +58,15 @@ class AppointmentRequest:
     patient: PatientInfo
     emr_patient_id: str = ""
     comment: str = ""
+    hold_ref: str = ""  # an EmrHold.ref from this client's hold_slot (HOLD capability): the write confirms it
+
+
+@dataclass(frozen=True)
+class EmrHold:
+    """A time held in the EMR itself until ``expires_at`` (None when the EMR does not say)."""
+
+    ref: str
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)

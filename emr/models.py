@@ -12,6 +12,8 @@ class EmrConfig(models.Model):
         BUILTIN = "builtin", "Built-in calendar"
         NEXTECH = "nextech", "Nextech (FHIR API)"
         BOULEVARD = "boulevard", "Boulevard (Client API)"
+        SQUARE = "square", "Square Appointments (Bookings API)"
+        ZENOTI = "zenoti", "Zenoti (service booking API)"
         MANUAL = "manual", "Manual: staff book it in their EMR (e.g. Aesthetic Record)"
 
     clinic = models.OneToOneField(Clinic, on_delete=models.CASCADE, related_name="emr_config")

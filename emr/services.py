@@ -19,6 +19,9 @@ EMR_CLIENTS = {
     EmrConfig.Kind.NEXTECH: "emr.nextech.NextechClient",  # credentials {client_id, username, password, practice_id}
     # credentials {business_id, api_key, api_secret, sandbox, card_via_boulevard?, test_client_id?}
     EmrConfig.Kind.BOULEVARD: "emr.boulevard.BoulevardClient",
+    # credentials {access_token, environment} or none: the deposit settings' Square account (emr.square_credentials)
+    EmrConfig.Kind.SQUARE: "emr.square_appointments.SquareAppointmentsClient",
+    EmrConfig.Kind.ZENOTI: "emr.zenoti.ZenotiClient",  # credentials {api_key}; location_ref is the center id
     EmrConfig.Kind.MANUAL: "emr.manual.ManualEmrClient",  # reads the built-in calendar, staff write (Aesthetic Record)
 }
 
@@ -107,3 +110,15 @@ def emr_connection_test(*, clinic, now=None) -> tuple[bool, str]:
     if checks:
         text += " " + " ".join(f"{step}: {'ok' if ok else 'PROBLEM'}, {what}." for step, ok, what in checks)
     return all(ok for _, ok, _ in checks), text
+
+
+def emr_catalog(*, clinic) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The admin's "fetch from the EMR": the EMR's bookable services and its staff, ``([(id, name)], [(id,
+    name)])``, for staff to copy into each service's "EMR service id" and each provider's "EMR practitioner id".
+    ``EmrConfigError`` when the clinic's EMR cannot list them (only Square Appointments and Zenoti can)."""
+    client = emr_client(clinic=clinic)
+    if not hasattr(client, "catalog"):
+        config = EmrConfig.objects.filter(clinic=clinic).first()
+        kind = config.get_kind_display() if config else "The built-in calendar"
+        raise EmrConfigError(f"{kind} cannot list its services and staff here.")
+    return client.catalog()

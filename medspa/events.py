@@ -28,6 +28,8 @@ EVENTS = {
     # emr
     "emr.busy_times": "the built-in calendar asks when a provider is already booked (provider, start, end); "
     "each handler returns [(start, end), ...]",
+    "emr.square_credentials": "the Square Appointments client asks for the clinic's Square account (clinic); a "
+    "handler returns {access_token, location_id} or None",
     # bookings
     "bookings.booking_changed": "a booking was confirmed, handed to staff, lost, marked completed or no-show, or "
     "moved in the EMR (booking)",

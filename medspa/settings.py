@@ -150,6 +150,7 @@ EVENT_HANDLERS = {
     "messaging.message_sent": ["conversation.handlers.message_sent"],
     "messaging.message_failed": ["conversation.handlers.message_failed"],
     "emr.busy_times": ["bookings.handlers.busy_times"],
+    "emr.square_credentials": ["payments.handlers.square_credentials"],
     "bookings.booking_changed": [
         "conversation.handlers.booking_changed",
         "lifecycle.handlers.booking_changed",

@@ -2,7 +2,7 @@
 
 from django.utils import timezone
 
-from .models import Payment
+from .models import Payment, PaymentConfig
 from .services import payment_refund_request
 
 
@@ -19,3 +19,13 @@ def booking_cancelled(*, booking, refund, reason):
 def booking_moved(*, old, new):
     """A moved appointment keeps its deposit: the payment follows the booking."""
     Payment.objects.filter(booking=old).update(booking=new, updated_at=timezone.now())
+
+
+def square_credentials(*, clinic):
+    """The clinic's own Square account from its deposit settings, for the Square Appointments EMR client: a dict
+    with the access token and location id, or None when the clinic has no token of its own (the platform's
+    SQUARE_* account takes deposits for many clinics and books nobody's calendar)."""
+    config = PaymentConfig.objects.filter(clinic=clinic).first()
+    if config is None or not config.square_access_token:
+        return None
+    return {"access_token": config.square_access_token, "location_id": config.square_location_id}

@@ -56,6 +56,18 @@ def test_bad_emr_credentials_keep_their_messages(demo):
         emr_client(clinic=demo)
 
 
+def test_every_emr_kind_has_a_client_on_the_registry():
+    from django.utils.module_loading import import_string
+
+    from emr.services import EMR_CLIENTS
+
+    assert set(EMR_CLIENTS) == set(EmrConfig.Kind)
+    for path in EMR_CLIENTS.values():
+        assert issubclass(import_string(path), EmrClient)
+    assert EMR_CLIENTS[EmrConfig.Kind.SQUARE] == "emr.square_appointments.SquareAppointmentsClient"
+    assert EMR_CLIENTS[EmrConfig.Kind.ZENOTI] == "emr.zenoti.ZenotiClient"
+
+
 # --- Payment backends ----------------------------------------------------------------------------------------------
 
 
