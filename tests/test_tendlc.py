@@ -386,3 +386,53 @@ def test_mismatch_a_retry_never_registers_a_second_brand(clinic, fake_telnyx):
     ClinicMessaging.objects.filter(clinic=clinic).update(brand_id="")  # as if the answer had been lost
     provisioning.brand_register(clinic=clinic)
     assert len(fake_telnyx.brands) == 1
+
+
+# --- The admin's brand form --------------------------------------------------------------------------------------
+
+
+def _form_data(messaging, **changes):
+    data = {
+        "clinic": messaging.clinic_id,
+        "entity_type": messaging.entity_type,
+        "legal_name": messaging.legal_name,
+        "ein": messaging.ein,
+        "contact_email": messaging.contact_email,
+        "stock_symbol": messaging.stock_symbol,
+        "stock_exchange": messaging.stock_exchange,
+        "business_contact_email": messaging.business_contact_email,
+        "first_name": messaging.first_name,
+        "last_name": messaging.last_name,
+        "mobile_phone": messaging.mobile_phone,
+        "otp_pin": "",
+        "_continue": "Save",
+    }
+    return data | changes
+
+
+def test_the_brand_form_says_what_is_missing(admin_client, clinic):
+    messaging = ClinicMessaging.objects.create(clinic=clinic, entity_type=ClinicMessaging.EntityType.PUBLIC_PROFIT)
+    url = f"/admin/messaging/clinicmessaging/{messaging.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    assert "legal name, contact email, EIN, stock symbol, stock exchange, business contact email" in page
+    assert "Verification PIN" in page
+    assert admin_client.get("/admin/messaging/clinicmessaging/add/").status_code == 200
+    assert admin_client.get("/admin/messaging/clinicmessaging/").status_code == 200
+
+    answer = admin_client.post(url, _form_data(messaging, legal_name="Glow Inc"), follow=True)
+    assert "Still needed for the 10DLC brand" in answer.content.decode()
+    assert ClinicMessaging.objects.get(pk=messaging.pk).legal_name == "Glow Inc"
+
+
+def test_the_pin_entered_in_the_form_verifies_the_brand(admin_client, clinic, fake_telnyx):
+    ClinicMessaging.objects.create(clinic=clinic, **SOLE)
+    messaging = provisioning.tendlc_advance(clinic=clinic)
+    fake_telnyx.brand_verify(messaging.brand_id)
+    messaging = provisioning.tendlc_advance(clinic=clinic)  # PIN texted
+    url = f"/admin/messaging/clinicmessaging/{messaging.pk}/change/"
+
+    answer = admin_client.post(url, _form_data(messaging, otp_pin="12x"))
+    assert answer.status_code == 200 and "digits" in answer.content.decode()  # the form shows the error
+    answer = admin_client.post(url, _form_data(messaging, otp_pin="123456"), follow=True)
+    assert "PIN accepted" in answer.content.decode()
+    assert ClinicMessaging.objects.get(pk=messaging.pk).brand_identity_status == "VERIFIED"
