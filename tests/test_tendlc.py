@@ -436,3 +436,11 @@ def test_the_pin_entered_in_the_form_verifies_the_brand(admin_client, clinic, fa
     answer = admin_client.post(url, _form_data(messaging, otp_pin="123456"), follow=True)
     assert "PIN accepted" in answer.content.decode()
     assert ClinicMessaging.objects.get(pk=messaging.pk).brand_identity_status == "VERIFIED"
+
+
+def test_the_refresh_is_on_beat_and_off_the_sending_queue(settings):
+    from medspa.celery import app
+
+    assert {"task": "messaging.tendlc_refresh", "schedule": 600.0} in settings.CELERY_BEAT_SCHEDULE.values()
+    assert app.amqp.router.route({}, "messaging.tendlc_refresh")["queue"].name == "periodic"
+    assert app.amqp.router.route({}, "messaging.send_message")["queue"].name == "sms"
