@@ -223,6 +223,21 @@ class ClinicMessagingAdmin(ClinicScopedAdmin):
         "refresh",
     ]
 
+    def get_fieldsets(self, request, obj=None):
+        """A saved registration shows only the sections its entity type needs (change the type and save to see
+        another's); a new one shows them all."""
+        if obj is None:
+            return self.fieldsets
+        wanted = {
+            ClinicMessaging.EntityType.SOLE_PROPRIETOR: "Sole proprietor (no EIN)",
+            ClinicMessaging.EntityType.PUBLIC_PROFIT: "Public company",
+        }.get(obj.entity_type)
+        kinds = {"Company (private, public, non-profit)", "Public company", "Sole proprietor (no EIN)"}
+        if obj.entity_type != ClinicMessaging.EntityType.SOLE_PROPRIETOR:
+            kinds.discard("Company (private, public, non-profit)")
+        kinds.discard(wanted)
+        return [section for section in self.fieldsets if section[0] not in kinds]
+
     @admin.display(description="still needed for the brand")
     def still_needed(self, obj):
         if obj is None or not obj.pk:

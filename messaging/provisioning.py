@@ -750,8 +750,13 @@ def tendlc_advance(*, clinic: Clinic) -> ClinicMessaging:
 
 
 def tendlc_in_progress():
-    """The registrations the periodic refresh looks after: a brand stored, not finished, not failed."""
-    return ClinicMessaging.objects.exclude(brand_id="").exclude(brand_status=BRAND_FAILED).select_related("clinic")
+    """The registrations the periodic refresh looks after: a brand stored, neither it nor its campaign failed."""
+    return (
+        ClinicMessaging.objects.exclude(brand_id="")
+        .exclude(brand_status=BRAND_FAILED)
+        .exclude(campaign_status__in=CAMPAIGN_DEAD)
+        .select_related("clinic")
+    )
 
 
 def tendlc_refresh_due(*, now) -> dict:
@@ -786,7 +791,10 @@ def _back_off(messaging: ClinicMessaging, exc: ProvisioningError, *, now) -> Non
     delay = min(RETRY_FIRST * 2 ** (failures - 1), RETRY_MAX)
     ClinicMessaging.objects.filter(pk=messaging.pk).update(tendlc_failures=failures, tendlc_retry_at=now + delay)
     logger.warning(
-        "10dlc refresh failed clinic=%s failures=%s retry_in=%ss", messaging.clinic.slug, failures, delay.seconds
+        "10dlc refresh failed clinic=%s failures=%s retry_in=%ss",
+        messaging.clinic.slug,
+        failures,
+        int(delay.total_seconds()),
     )
     # A refusal (bad data, a step Telnyx will not take) needs a person now; an outage only once it has lasted a few
     # tries (the backoff retries it meanwhile).
@@ -825,6 +833,9 @@ def provisioning_refresh(*, clinic: Clinic) -> ClinicMessaging:
         )
         messaging.campaign_status = str(campaign.get("campaignStatus") or messaging.campaign_status)[:40]
         messaging.save(update_fields=["campaign_status", "updated_at"])
+        if messaging.campaign_status in CAMPAIGN_DEAD:
+            reason = campaign.get("failureReasons") or "no reason given"
+            problems.append(f"Campaign {messaging.campaign_id} is {messaging.campaign_status}: {reason}")
     numbers = PhoneNumber.objects.for_clinic(clinic).filter(provider=Provider.TELNYX)
     for phone in numbers.exclude(status=PhoneNumber.Status.RELEASED):
         if phone.status == PhoneNumber.Status.PENDING and phone.order_id:

@@ -415,7 +415,7 @@ def test_the_brand_form_says_what_is_missing(admin_client, clinic):
     url = f"/admin/messaging/clinicmessaging/{messaging.pk}/change/"
     page = admin_client.get(url).content.decode()
     assert "legal name, contact email, EIN, stock symbol, stock exchange, business contact email" in page
-    assert "Verification PIN" in page
+    assert 'name="stock_exchange"' in page and 'name="otp_pin"' not in page  # what a public company needs
     assert admin_client.get("/admin/messaging/clinicmessaging/add/").status_code == 200
     assert admin_client.get("/admin/messaging/clinicmessaging/").status_code == 200
 
@@ -430,6 +430,8 @@ def test_the_pin_entered_in_the_form_verifies_the_brand(admin_client, clinic, fa
     fake_telnyx.brand_verify(messaging.brand_id)
     messaging = provisioning.tendlc_advance(clinic=clinic)  # PIN texted
     url = f"/admin/messaging/clinicmessaging/{messaging.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    assert "Verification PIN" in page and 'name="stock_exchange"' not in page and 'name="ein"' not in page
 
     answer = admin_client.post(url, _form_data(messaging, otp_pin="12x"))
     assert answer.status_code == 200 and "digits" in answer.content.decode()  # the form shows the error
@@ -444,3 +446,27 @@ def test_the_refresh_is_on_beat_and_off_the_sending_queue(settings):
     assert {"task": "messaging.tendlc_refresh", "schedule": 600.0} in settings.CELERY_BEAT_SCHEDULE.values()
     assert app.amqp.router.route({}, "messaging.tendlc_refresh")["queue"].name == "periodic"
     assert app.amqp.router.route({}, "messaging.send_message")["queue"].name == "sms"
+
+
+def test_a_rejected_campaign_is_surfaced_and_left_alone(clinic, fake_telnyx):
+    ClinicMessaging.objects.create(clinic=clinic, **COMPANY)
+    messaging = provisioning.brand_register(clinic=clinic)
+    fake_telnyx.brand_verify(messaging.brand_id)
+    messaging = provisioning.tendlc_advance(clinic=clinic)
+    fake_telnyx.campaigns[messaging.campaign_id].update(campaignStatus="MNO_REJECTED", failureReasons="samples")
+    with time_machine.travel(NOON, tick=False):
+        tendlc_refresh()
+        assert "is MNO_REJECTED: samples" in StaffAlert.objects.get().text
+        fake_telnyx.requests.clear()
+        tendlc_refresh()
+    assert fake_telnyx.requests == []
+
+
+@pytest.mark.parametrize(("status", "transient"), [(429, True), (500, True), (503, True), (400, False), (422, False)])
+def test_outages_are_transient_refusals_are_not(status, transient, clinic, fake_telnyx):
+    ClinicMessaging.objects.create(clinic=clinic, **COMPANY)
+    fake_telnyx.fail("GET", "/10dlc/brand", status=status)
+    with pytest.raises(ProvisioningError) as error:
+        provisioning.brand_register(clinic=clinic)
+    assert error.value.transient is transient
+    assert fake_telnyx.calls("POST", "/10dlc/brand") == []
