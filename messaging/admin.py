@@ -19,6 +19,7 @@ from .provisioning import (
     number_assign_campaign,
     provisioning_refresh,
     tendlc_advance,
+    tendlc_state,
 )
 from .services import message_retry, optout_record
 
@@ -178,6 +179,7 @@ class ClinicMessagingAdmin(ClinicScopedAdmin):
     list_select_related = ["clinic"]
     readonly_fields = [
         "still_needed",
+        "registration_state",
         "messaging_profile_id",
         "brand_id",
         "brand_status",
@@ -190,7 +192,7 @@ class ClinicMessagingAdmin(ClinicScopedAdmin):
         "tendlc_retry_at",
     ]
     fieldsets = [
-        (None, {"fields": ["clinic", "entity_type", "still_needed"]}),
+        (None, {"fields": ["clinic", "entity_type", "still_needed", "registration_state"]}),
         (
             "Company (private, public, non-profit)",
             {
@@ -246,6 +248,10 @@ class ClinicMessagingAdmin(ClinicScopedAdmin):
             return "Nothing: the brand is registered."
         return ", ".join(brand_missing_fields(obj)) or "Nothing: ready to register."
 
+    @admin.display(description="10DLC now")
+    def registration_state(self, obj):
+        return tendlc_state(obj) if obj is not None and obj.pk else ""
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         pin = form.cleaned_data.get("otp_pin")
@@ -275,7 +281,13 @@ class ClinicMessagingAdmin(ClinicScopedAdmin):
     @admin.action(description="10DLC: take the next steps now (brand, PIN, campaign, numbers)")
     def advance(self, request, queryset):
 
-        _run(self, request, "10DLC", lambda m: tendlc_advance(clinic=m.clinic), queryset)
+        for obj in queryset:
+            try:
+                messaging = tendlc_advance(clinic=obj.clinic)
+            except (ProvisioningError, ValueError) as exc:
+                self.message_user(request, f"10DLC stopped for {obj}: {exc}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"10DLC for {obj}: {tendlc_state(messaging)}", level=messages.INFO)
 
     @admin.action(description="Register the 10DLC brand")
     def register_brand(self, request, queryset):

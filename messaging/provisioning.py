@@ -5,8 +5,10 @@ the clinic's 10DLC brand and campaign with its numbers assigned. Plain service f
 commands and tasks to call. Each one stores what Telnyx answered; on any failure it stores a readable message in
 ``ClinicMessaging.last_error`` (where there is a clinic) and raises ``ProvisioningError`` with that message.
 
-Calls go through the official SDK (``telnyx`` 4.x) with retries off: an order or a registration repeated after a
-timeout could be placed twice, so a failed call is reported and a person decides. The number search is the one
+Calls go through the official SDK (``telnyx`` 4.x) with retries off: a number order repeated after a timeout could
+be placed twice, so a failed call is reported and a person decides. 10DLC is retried, by the periodic
+``tendlc_refresh_due`` with backoff, because each of its steps is safe to repeat (an existing brand is looked up
+before one is created; ids are stored first). The number search is the one
 call made through the SDK client's generic ``get``: the SDK's ``available_phone_numbers.list`` encodes the
 features filter as ``filter[features]=sms`` while the documented form is ``filter[features][]=sms``.
 
@@ -712,6 +714,31 @@ def tendlc_done(messaging: ClinicMessaging) -> bool:
     if messaging.entity_type == ENTITY.SOLE_PROPRIETOR:
         return assigned.exists()
     return numbers.exists() and not numbers.exclude(campaign_status=PhoneNumber.CampaignStatus.ASSIGNED).exists()
+
+
+def tendlc_state(messaging: ClinicMessaging) -> str:
+    """Where the registration stands, in staff's words: what it waits for, or that it is done."""
+    if not messaging.brand_id:
+        missing = brand_missing_fields(messaging)
+        return f"Needs: {', '.join(missing)}." if missing else "Ready to register the brand."
+    if messaging.brand_status == BRAND_FAILED:
+        return "The brand's registration failed; see the last error."
+    if not brand_verified(messaging):
+        if messaging.entity_type == ENTITY.SOLE_PROPRIETOR and messaging.brand_status == BRAND_OK:
+            return "Waiting for the owner's verification PIN (texted to their mobile)."
+        return "Waiting for The Campaign Registry to verify the brand."
+    if not messaging.campaign_id:
+        return "Brand verified; the campaign is submitted at the next step."
+    if messaging.campaign_status in CAMPAIGN_DEAD:
+        return f"The campaign is {messaging.campaign_status}; see the last error."
+    if tendlc_done(messaging):
+        return "Active: the campaign is provisioned and its numbers are assigned."
+    numbers = PhoneNumber.objects.for_clinic(messaging.clinic).filter(provider=Provider.TELNYX)
+    active = numbers.filter(status=PhoneNumber.Status.ACTIVE)
+    on = active.filter(campaign_status=PhoneNumber.CampaignStatus.ASSIGNED).count()
+    waiting = numbers.filter(status=PhoneNumber.Status.PENDING).count()
+    text = f"Campaign {messaging.campaign_status or 'submitted'}; {on} of {active.count()} active number(s) assigned"
+    return text + (f", {waiting} number order(s) pending." if waiting else ".")
 
 
 def tendlc_advance(*, clinic: Clinic) -> ClinicMessaging:

@@ -470,3 +470,26 @@ def test_outages_are_transient_refusals_are_not(status, transient, clinic, fake_
         provisioning.brand_register(clinic=clinic)
     assert error.value.transient is transient
     assert fake_telnyx.calls("POST", "/10dlc/brand") == []
+
+
+def test_the_state_says_what_the_registration_waits_for(admin_client, clinic, fake_telnyx):
+    messaging = ClinicMessaging.objects.create(clinic=clinic, **SOLE)
+    changelist = "/admin/messaging/clinicmessaging/"
+
+    def advance():
+        answer = admin_client.post(changelist, {"action": "advance", "_selected_action": [messaging.pk]}, follow=True)
+        return answer.content.decode()
+
+    assert "Waiting for The Campaign Registry to verify the brand." in advance()
+    fake_telnyx.brand_verify(ClinicMessaging.objects.get(pk=messaging.pk).brand_id)
+    assert "Waiting for the owner&#x27;s verification PIN" in advance()
+    provisioning.brand_otp_verify(clinic=clinic, pin=fake_telnyx.otp_pin)
+    _number(clinic, fake_telnyx)
+    assert "Campaign TCR_PENDING; 0 of 1 active number(s) assigned." in advance()
+    messaging.refresh_from_db()
+    fake_telnyx.campaign_provision(messaging.campaign_id)
+    fake_telnyx.assignment_settle("+13055550101")
+    assert "Active: the campaign is provisioned and its numbers are assigned." in advance()
+    messaging.entity_type = ClinicMessaging.EntityType.PRIVATE_PROFIT
+    messaging.brand_id = ""
+    assert provisioning.tendlc_state(messaging).startswith("Needs: legal name, EIN")
