@@ -30,6 +30,8 @@ app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.conf.task_routes = {
     "inbox.process_event": {"queue": "inbound"},
     "inbox.sweep": {"queue": "periodic"},
+    # Telnyx 10DLC calls (seconds each) must not hold up the sending workers.
+    "messaging.tendlc_refresh": {"queue": "periodic"},
     "messaging.*": {"queue": "sms"},
     "conversation.*": {"queue": "ai"},
     "emr.*": {"queue": "emr"},

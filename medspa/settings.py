@@ -212,6 +212,8 @@ CELERY_BEAT_SCHEDULE = {
     "waitlist-sweep": {"task": "waitlist.sweep", "schedule": 30.0},
     # Patient texts whose answering task died with its worker (Redis would give it back only after an hour).
     "conversation-resume-unanswered": {"task": "conversation.resume_unanswered", "schedule": 10.0},
+    # 10DLC registrations waiting at Telnyx/TCR (brand verification, campaign vetting, number assignment).
+    "tendlc-refresh": {"task": "messaging.tendlc_refresh", "schedule": 600.0},
 }
 
 # --- Email: staff alerts (manual bookings, payments to review, urgent messages); ids and links only ---------------

@@ -15,11 +15,16 @@ from medspa.phones import normalize_phone
 from .models import ClinicMessaging, Message, OptOut, PhoneNumber
 from .provisioning import (
     ProvisioningError,
+    brand_missing_fields,
+    brand_otp_trigger,
+    brand_otp_verify,
     brand_register,
     campaign_register,
     messaging_profile_ensure,
     number_assign_campaign,
     provisioning_refresh,
+    tendlc_advance,
+    tendlc_state,
 )
 from .services import message_retry, optout_record
 
@@ -145,22 +150,127 @@ class PhoneNumberAdmin(ClinicScopedAdmin):
         _run(self, request, "Campaign assignment", lambda n: number_assign_campaign(phone_number=n), queryset)
 
 
+class ClinicMessagingForm(forms.ModelForm):
+    """The 10DLC brand form: the fields each entity type needs are grouped (see the fieldsets), and a sole
+    proprietor's owner enters the PIN Telnyx texted to their mobile here."""
+
+    otp_pin = forms.CharField(
+        label="Verification PIN",
+        required=False,
+        max_length=10,
+        help_text="Sole proprietor: the PIN Telnyx texted to the owner's mobile. Saving sends it to Telnyx.",
+    )
+
+    class Meta:
+        model = ClinicMessaging
+        fields = "__all__"
+
+    def clean_otp_pin(self):
+        pin = self.cleaned_data.get("otp_pin", "").strip()
+        if pin and not pin.isdigit():
+            raise ValidationError("The PIN is the digits of the text message.")
+        if pin and not (self.instance.pk and self.instance.brand_id):
+            raise ValidationError("Register the brand first; Telnyx then texts the PIN.")
+        return pin
+
+
 @admin.register(ClinicMessaging)
 class ClinicMessagingAdmin(ClinicScopedAdmin):
     """Where a clinic's texts may go out from: its Telnyx messaging profile and 10DLC brand and campaign. Carriers
     block unregistered traffic, so the statuses here are worth a look before a clinic goes live."""
 
+    form = ClinicMessagingForm
     list_display = ["clinic", "messaging_profile_id", "brand_status", "campaign_status", "numbers_on_campaign"]
     list_select_related = ["clinic"]
     readonly_fields = [
+        "still_needed",
+        "registration_state",
         "messaging_profile_id",
         "brand_id",
         "brand_status",
+        "brand_identity_status",
+        "otp_reference_id",
         "campaign_id",
         "campaign_status",
         "last_error",
+        "tendlc_failures",
+        "tendlc_retry_at",
     ]
-    actions = ["ensure_profile", "register_brand", "register_campaign", "refresh"]
+    fieldsets = [
+        (None, {"fields": ["clinic", "entity_type", "still_needed", "registration_state"]}),
+        (
+            "Company (private, public, non-profit)",
+            {
+                "fields": ["legal_name", "ein", "contact_email"],
+                "description": "The clinic's phone, street, city, state, postal code and website come from the "
+                "clinic's own page; they are needed too.",
+            },
+        ),
+        ("Public company", {"fields": ["stock_symbol", "stock_exchange", "business_contact_email"]}),
+        (
+            "Sole proprietor (no EIN)",
+            {"fields": ["first_name", "last_name", "mobile_phone", "otp_pin", "otp_reference_id"]},
+        ),
+        (
+            "Status at Telnyx",
+            {
+                "fields": [
+                    "messaging_profile_id", "brand_id", "brand_status", "brand_identity_status", "campaign_id",
+                    "campaign_status", "last_error", "tendlc_failures", "tendlc_retry_at",
+                ]
+            },
+        ),
+    ]  # fmt: skip
+    actions = [
+        "ensure_profile",
+        "advance",
+        "register_brand",
+        "send_pin",
+        "register_campaign",
+        "refresh",
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        """A saved registration shows only the sections its entity type needs (change the type and save to see
+        another's); a new one shows them all."""
+        if obj is None:
+            return self.fieldsets
+        wanted = {
+            ClinicMessaging.EntityType.SOLE_PROPRIETOR: "Sole proprietor (no EIN)",
+            ClinicMessaging.EntityType.PUBLIC_PROFIT: "Public company",
+        }.get(obj.entity_type)
+        kinds = {"Company (private, public, non-profit)", "Public company", "Sole proprietor (no EIN)"}
+        if obj.entity_type != ClinicMessaging.EntityType.SOLE_PROPRIETOR:
+            kinds.discard("Company (private, public, non-profit)")
+        kinds.discard(wanted)
+        return [section for section in self.fieldsets if section[0] not in kinds]
+
+    @admin.display(description="still needed for the brand")
+    def still_needed(self, obj):
+        if obj is None or not obj.pk:
+            return "Save first; the fields this entity type needs are then listed here."
+        if obj.brand_id:
+            return "Nothing: the brand is registered."
+        return ", ".join(brand_missing_fields(obj)) or "Nothing: ready to register."
+
+    @admin.display(description="10DLC now")
+    def registration_state(self, obj):
+        return tendlc_state(obj) if obj is not None and obj.pk else ""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        pin = form.cleaned_data.get("otp_pin")
+        if pin:
+            try:
+                brand_otp_verify(clinic=obj.clinic, pin=pin)
+            except (ProvisioningError, ValueError) as exc:
+                self.message_user(request, f"PIN not accepted for {obj}: {exc}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"PIN accepted for {obj}.", level=messages.SUCCESS)
+        elif not obj.brand_id and (missing := brand_missing_fields(obj)):
+            self.message_user(
+                request, f"Still needed for the 10DLC brand of {obj}: {', '.join(missing)}.", level=messages.WARNING
+            )
 
     @admin.display(description="numbers on campaign")
     def numbers_on_campaign(self, obj):
@@ -173,10 +283,26 @@ class ClinicMessagingAdmin(ClinicScopedAdmin):
 
         _run(self, request, "Messaging profile", lambda m: messaging_profile_ensure(clinic=m.clinic), queryset)
 
+    @admin.action(description="10DLC: take the next steps now (brand, PIN, campaign, numbers)")
+    def advance(self, request, queryset):
+
+        for obj in queryset:
+            try:
+                messaging = tendlc_advance(clinic=obj.clinic)
+            except (ProvisioningError, ValueError) as exc:
+                self.message_user(request, f"10DLC stopped for {obj}: {exc}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"10DLC for {obj}: {tendlc_state(messaging)}", level=messages.INFO)
+
     @admin.action(description="Register the 10DLC brand")
     def register_brand(self, request, queryset):
 
         _run(self, request, "Brand registration", lambda m: brand_register(clinic=m.clinic), queryset)
+
+    @admin.action(description="Sole proprietor: text the verification PIN (again)")
+    def send_pin(self, request, queryset):
+
+        _run(self, request, "Verification PIN", lambda m: brand_otp_trigger(clinic=m.clinic), queryset)
 
     @admin.action(description="Register the 10DLC campaign")
     def register_campaign(self, request, queryset):

@@ -71,11 +71,35 @@ class ClinicMessaging(models.Model):
     ein = models.CharField("EIN", max_length=20, blank=True)
     entity_type = models.CharField(max_length=20, choices=EntityType.choices, default=EntityType.PRIVATE_PROFIT)
     contact_email = models.EmailField(blank=True)
+    # Public companies (PUBLIC_PROFIT) also need these three.
+    stock_symbol = models.CharField(max_length=10, blank=True, help_text="Public company: ticker, e.g. GLOW.")
+    stock_exchange = models.CharField(max_length=10, blank=True, help_text="Public company: NASDAQ, NYSE, ...")
+    business_contact_email = models.EmailField(
+        blank=True, help_text="Public company: the email TCR uses to confirm the brand (a corporate address)."
+    )
+    # Sole proprietors (no EIN): the owner's own name and the mobile phone the one-time password is texted to.
+    first_name = models.CharField(max_length=100, blank=True, help_text="Sole proprietor: owner's first name.")
+    last_name = models.CharField(max_length=100, blank=True, help_text="Sole proprietor: owner's last name.")
+    mobile_phone = models.CharField(
+        max_length=16,
+        blank=True,
+        validators=[validate_e164],
+        help_text="Sole proprietor: the owner's US mobile (E.164); Telnyx texts the verification PIN to it.",
+    )
     brand_id = models.CharField(max_length=64, blank=True)
     brand_status = models.CharField(max_length=40, blank=True, help_text="OK, REGISTRATION_PENDING, ...")
+    brand_identity_status = models.CharField(
+        max_length=40, blank=True, help_text="UNVERIFIED, VERIFIED, VETTED_VERIFIED, SELF_DECLARED."
+    )
+    otp_reference_id = models.CharField(
+        max_length=64, blank=True, help_text="Sole proprietor: the PIN Telnyx last texted (its referenceId)."
+    )
     campaign_id = models.CharField(max_length=64, blank=True)
     campaign_status = models.CharField(max_length=40, blank=True)
     last_error = models.TextField(blank=True)
+    # The periodic 10DLC refresh backs off after a failed call: it tries again at tendlc_retry_at.
+    tendlc_failures = models.PositiveSmallIntegerField(default=0)
+    tendlc_retry_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ClinicScopedQuerySet.as_manager()

@@ -4,8 +4,9 @@ Webhook events are processed by the inbox's task (``inbox.process_event``), whic
 ``messaging.webhooks``."""
 
 from celery import shared_task
+from django.utils import timezone
 
-from . import services
+from . import provisioning, services
 
 
 @shared_task(name="messaging.send_message", acks_late=True, reject_on_worker_lost=True)
@@ -28,3 +29,10 @@ def reconcile_messages(**kwargs):
     """Beat, every 30 s: texts stuck in queued (task lost), sending or unknown (worker killed, write lost, read
     timeout) are enqueued again, settled by asking the provider, or shown to staff."""
     return {outcome: len(ids) for outcome, ids in services.messages_reconcile().items()}
+
+
+@shared_task(name="messaging.tendlc_refresh")
+def tendlc_refresh(**kwargs):
+    """Beat, every 10 min: each 10DLC registration in progress takes its next step at Telnyx (brand verified ->
+    campaign -> active numbers assigned); a failure backs off and is shown to staff."""
+    return provisioning.tendlc_refresh_due(now=timezone.now())

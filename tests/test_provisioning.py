@@ -146,18 +146,23 @@ def test_brand_names_the_missing_fields(clinic, fake_telnyx):
 def test_a_sole_proprietor_needs_no_ein(clinic, fake_telnyx):
     ClinicMessaging.objects.create(
         clinic=clinic,
-        legal_name="Jane Doe",
+        first_name="Jane",
+        last_name="Doe",
+        mobile_phone="+13055550177",
         contact_email="jane@glow.example.com",
         entity_type=ClinicMessaging.EntityType.SOLE_PROPRIETOR,
     )
     messaging = provisioning.brand_register(clinic=clinic)
     assert messaging.brand_id
-    assert "ein" not in fake_telnyx.requests[0].json
+    [sent] = fake_telnyx.calls("POST", "/10dlc/brand")
+    assert "ein" not in sent.json
+    assert (sent.json["firstName"], sent.json["lastName"], sent.json["mobilePhone"]) == ("Jane", "Doe", "+13055550177")
 
 
 def test_brand_campaign_and_assignment(registered, fake_telnyx):
     clinic = registered
     phone = PhoneNumber.objects.create(clinic=clinic, number="+13055550101")
+    fake_telnyx.owned.add(phone.number)  # active on the account
 
     messaging = provisioning.brand_register(clinic=clinic)
     brand_call = fake_telnyx.calls("POST", "/10dlc/brand")[0]
@@ -182,6 +187,8 @@ def test_brand_campaign_and_assignment(registered, fake_telnyx):
     assert provisioning.brand_register(clinic=clinic).brand_id == messaging.brand_id  # idempotent
     assert len(fake_telnyx.calls("POST", "/10dlc/brand")) == 1
 
+    fake_telnyx.brand_verify(messaging.brand_id)  # TCR's verdict, read by the refresh
+    provisioning.provisioning_refresh(clinic=clinic)
     messaging = provisioning.campaign_register(clinic=clinic)
     [campaign_call] = fake_telnyx.calls("POST", "/10dlc/campaignBuilder")
     sent = campaign_call.json
@@ -232,7 +239,10 @@ def test_assignment_needs_a_campaign(clinic, fake_telnyx):
 def test_an_immediately_assigned_number_is_assigned(registered, fake_telnyx):
     fake_telnyx.assignment_status = "ASSIGNED"
     phone = PhoneNumber.objects.create(clinic=registered, number="+13055550101")
-    provisioning.brand_register(clinic=registered)
+    fake_telnyx.owned.add(phone.number)
+    messaging = provisioning.brand_register(clinic=registered)
+    fake_telnyx.brand_verify(messaging.brand_id)
+    provisioning.provisioning_refresh(clinic=registered)
     provisioning.campaign_register(clinic=registered)
     assert provisioning.number_assign_campaign(phone_number=phone).campaign_status == "assigned"
 
@@ -242,15 +252,18 @@ def test_refresh_updates_statuses(registered, fake_telnyx):
     ordered = provisioning.number_order(clinic=clinic, phone_number="+13055550101")
     hosted = provisioning.hosted_number_order(clinic=clinic, phone_number="+13055550199")
     messaging = provisioning.brand_register(clinic=clinic)
+    fake_telnyx.brand_verify(messaging.brand_id)
+    fake_telnyx.orders[ordered.order_id]["status"] = "success"
+    fake_telnyx.hosted_orders[hosted.order_id]["status"] = "successful"
+    provisioning.provisioning_refresh(clinic=clinic)
+    ordered.refresh_from_db()
+    hosted.refresh_from_db()
     messaging = provisioning.campaign_register(clinic=clinic)
     provisioning.number_assign_campaign(phone_number=ordered)
     provisioning.number_assign_campaign(phone_number=hosted)
 
     # Later, at Telnyx:
-    fake_telnyx.brands[messaging.brand_id]["status"] = "OK"
     fake_telnyx.campaigns[messaging.campaign_id]["campaignStatus"] = "MNO_PROVISIONED"
-    fake_telnyx.orders[ordered.order_id]["status"] = "success"
-    fake_telnyx.hosted_orders[hosted.order_id]["status"] = "successful"
     fake_telnyx.assignments["+13055550101"]["assignmentStatus"] = "ASSIGNED"
     fake_telnyx.assignments["+13055550199"].update(
         assignmentStatus="FAILED_ASSIGNMENT", failureReasons="Number is not SMS enabled"
@@ -263,8 +276,6 @@ def test_refresh_updates_statuses(registered, fake_telnyx):
     assert paths == {
         ("GET", f"/10dlc/brand/{messaging.brand_id}"),
         ("GET", f"/10dlc/campaign/{messaging.campaign_id}"),
-        ("GET", f"/number_orders/{ordered.order_id}"),
-        ("GET", f"/messaging_hosted_number_orders/{hosted.order_id}"),
         ("GET", "/10dlc/phone_number_campaigns/+13055550101"),
         ("GET", "/10dlc/phone_number_campaigns/+13055550199"),
     }

@@ -1,13 +1,23 @@
-"""A local fake of Telnyx's numbers and 10DLC API (the shapes in docs PROVIDERS.md), served over real HTTP.
+"""A local fake of Telnyx's numbers and 10DLC API, served over real HTTP.
 
 ``FakeTelnyx`` runs a ThreadingHTTPServer on 127.0.0.1 (a free port) and answers like Telnyx: ``{"data": {...}}``
 envelopes for messaging profiles, available numbers, number orders and hosted orders; bare camelCase objects for
-the 10DLC brand, campaign and phone_number_campaigns endpoints. It records every request so tests assert what was
+the 10DLC brand, campaign and phone_number_campaigns endpoints, as Telnyx's OpenAPI spec (team-telnyx/openapi
+``openapi/spec3.yml``, mirrored by the ``telnyx`` SDK's generated types) describes them, or wrapped in ``{"data":
+...}`` as Telnyx's 10DLC guides read them (``wrap_10dlc=True``). Sources per shape: tests/data/providers/SOURCES.md
+("Telnyx 10DLC fake").
+
+The 10DLC part keeps Telnyx's rules and refusals: a brand starts REGISTRATION_PENDING/UNVERIFIED (``brand_verify``
+plays TCR's verdict); a sole proprietor's brand is verified by the SMS OTP (``POST``/``PUT /10dlc/brand/{id}/smsOtp``,
+PIN ``otp_pin``); a campaign on a brand in pending or failed status, or on an unverified sole proprietor, is refused
+with Telnyx's words; a sole proprietor's brand takes one campaign, use case SOLE_PROPRIETOR, and one number; only a
+number active on the account (its order complete) is assigned. It records every request so tests assert what was
 sent, and can be told to fail the next matching request with Telnyx's error shape. The ``fake_telnyx`` fixture
 points settings at it.
 """
 
 import json
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +29,7 @@ import pytest
 from .server import start_server, stop_server
 
 API_KEY = "KEY_test"
+PHONE_IN_TEXT = re.compile(r"(\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}")
 NOW = "2025-01-15T15:00:00Z"
 
 
@@ -53,6 +64,9 @@ class FakeTelnyx:
     brand_status: str = "REGISTRATION_PENDING"
     campaign_status: str = "TCR_PENDING"
     assignment_status: str = "PENDING_ASSIGNMENT"
+    wrap_10dlc: bool = False  # answer the 10DLC endpoints as {"data": {...}} (the form Telnyx's guides read)
+    otp_pin: str = "123456"
+    owned: set = field(default_factory=set)  # numbers active on the account besides those ordered here
     requests: list = field(default_factory=list)
     profiles: dict = field(default_factory=dict)
     orders: dict = field(default_factory=dict)
@@ -119,17 +133,21 @@ class FakeTelnyx:
         if method == "GET" and parts[0] == "messaging_hosted_number_orders" and len(parts) == 2:
             return self._found(self.hosted_orders.get(parts[1]), envelope=True)
         if (method, path) == ("POST", "/10dlc/brand"):
-            return self._brand_create(body)
+            return self._wrap(*self._brand_create(body))
+        if (method, path) == ("GET", "/10dlc/brand"):
+            return self._brand_list(request.query)
+        if parts[:2] == ["10dlc", "brand"] and len(parts) == 4 and parts[3] == "smsOtp":
+            return self._otp(method, parts[2], body)
         if method == "GET" and parts[:2] == ["10dlc", "brand"] and len(parts) == 3:
-            return self._found(self.brands.get(parts[2]))
+            return self._wrap(*self._found(self.brands.get(parts[2])))
         if (method, path) == ("POST", "/10dlc/campaignBuilder"):
-            return self._campaign_create(body)
+            return self._wrap(*self._campaign_create(body))
         if method == "GET" and parts[:2] == ["10dlc", "campaign"] and len(parts) == 3:
-            return self._found(self.campaigns.get(parts[2]))
+            return self._wrap(*self._found(self.campaigns.get(parts[2])))
         if (method, path) == ("POST", "/10dlc/phone_number_campaigns"):
-            return self._assign(body)
+            return self._wrap(*self._assign(body))
         if method == "GET" and parts[:2] == ["10dlc", "phone_number_campaigns"] and len(parts) == 3:
-            return self._found(self.assignments.get(parts[2]))
+            return self._wrap(*self._found(self.assignments.get(parts[2])))
         return 404, _errors("10005", "Resource not found", f"No route {method} {path} in the fake.")
 
     @staticmethod
@@ -220,7 +238,62 @@ class FakeTelnyx:
         self.hosted_orders[order_id] = order
         return 200, {"data": order}
 
+    # --- 10DLC: what TCR does later, played by tests ---
+
+    def brand_verify(self, brand_id, *, status="OK", identity="VERIFIED", reasons=None):
+        """TCR's verdict on a brand. A sole proprietor's identity stays UNVERIFIED until its OTP is verified."""
+        brand = self.brands[brand_id]
+        if brand["entityType"] == "SOLE_PROPRIETOR" and identity == "VERIFIED":
+            identity = brand["identityStatus"]
+        brand.update(status=status, identityStatus=identity, updatedAt=NOW)
+        if reasons:
+            brand["failureReasons"] = reasons
+
+    def campaign_provision(self, campaign_id, status="MNO_PROVISIONED"):
+        self.campaigns[campaign_id]["campaignStatus"] = status
+
+    def assignment_settle(self, number, status="ASSIGNED"):
+        self.assignments[number]["assignmentStatus"] = status
+
+    def _wrap(self, status, body):
+        if self.wrap_10dlc and status < 400 and isinstance(body, dict):
+            return status, {"data": body}
+        return status, body
+
+    def _active_numbers(self):
+        active = set(self.owned)
+        for order in self.orders.values():
+            if order["status"] == "success":
+                active.update(item["phone_number"] for item in order["phone_numbers"])
+        for order in self.hosted_orders.values():
+            if order["status"] == "successful":
+                active.update(item["phone_number"] for item in order["phone_numbers"])
+        return active
+
+    # Fields TCR needs per entity type (Telnyx's brand guide and API reference, "Brand" create).
+    STANDARD = ("companyName", "ein", "phone", "street", "city", "state", "postalCode", "website")
+    PUBLIC = ("stockSymbol", "stockExchange", "businessContactEmail")
+    SOLE_PROPRIETOR = ("firstName", "lastName", "mobilePhone", "phone", "street", "city", "state", "postalCode")
+    REQUIRED = ("country", "displayName", "email", "entityType", "vertical")
+
     def _brand_create(self, body):
+        entity = body.get("entityType")
+        needed = list(self.REQUIRED)
+        if entity == "SOLE_PROPRIETOR":
+            needed += self.SOLE_PROPRIETOR
+        elif entity in ("PRIVATE_PROFIT", "PUBLIC_PROFIT", "NON_PROFIT"):
+            needed += self.STANDARD + (self.PUBLIC if entity == "PUBLIC_PROFIT" else ())
+        else:
+            return 400, _errors("10015", "Invalid parameter", f"entityType {entity!r} is not a valid entity type.")
+        missing = [name for name in needed if not body.get(name)]
+        if missing:
+            return 400, {
+                "errors": [
+                    {"code": "10002", "title": "Missing parameter", "detail": f"{name} is required for {entity}.",
+                     "source": {"pointer": f"/{name}"}}
+                    for name in missing
+                ]
+            }  # fmt: skip
         brand_id = "4B" + uuid.uuid4().hex[:26].upper()
         brand = {
             **body,
@@ -234,7 +307,63 @@ class FakeTelnyx:
         self.brands[brand_id] = brand
         return 200, brand
 
+    def _brand_list(self, query):
+        name = (query.get("displayName") or [""])[0]
+        records = [
+            {key: brand.get(key) for key in (
+                "brandId", "tcrBrandId", "entityType", "identityStatus", "companyName", "displayName", "email",
+                "website", "failureReasons", "status", "createdAt", "updatedAt")}
+            | {"assignedCampaingsCount": sum(c["brandId"] == brand["brandId"] for c in self.campaigns.values())}
+            for brand in self.brands.values()
+            if not name or brand.get("displayName") == name
+        ]  # fmt: skip
+        return 200, {"page": 1, "records": records, "totalRecords": len(records)}
+
+    def _otp(self, method, brand_id, body):
+        brand = self.brands.get(brand_id)
+        if brand is None:
+            return self._found(None)
+        if brand["entityType"] != "SOLE_PROPRIETOR":
+            return 400, _errors("10015", "Invalid operation", "SMS OTP is only allowed for Sole Proprietor brands.")
+        if method == "POST":
+            if "@OTP_PIN@" not in str(body.get("pinSms") or ""):
+                return 400, _errors("10015", "Invalid parameter", "pinSms must include the @OTP_PIN@ placeholder.")
+            brand["otpReferenceId"] = "OTP" + uuid.uuid4().hex[:8].upper()
+            return 200, {"brandId": brand_id, "referenceId": brand["otpReferenceId"]}
+        if method == "PUT":
+            if not brand.get("otpReferenceId"):
+                return 400, _errors("10015", "Invalid operation", "No OTP was triggered for this brand.")
+            if str(body.get("otpPin")) != self.otp_pin:
+                return 400, _errors("10015", "Invalid OTP", "The OTP pin is invalid or expired.")
+            brand.update(identityStatus="VERIFIED", updatedAt=NOW)
+            return 200, None
+        return 405, _errors("10015", "Method not allowed", f"{method} smsOtp")
+
     def _campaign_create(self, body):
+        brand = self.brands.get(body.get("brandId"))
+        if brand is None:
+            return 400, _errors("10015", "Invalid parameter", "Brand does not exist.")
+        if brand["status"] in ("REGISTRATION_PENDING", "REGISTRATION_FAILED"):
+            return 400, _errors(
+                "10015", "Invalid brand status", "Cannot associate campaign with brand in pending or failed status"
+            )
+        sole = brand["entityType"] == "SOLE_PROPRIETOR"
+        if sole and brand["identityStatus"] != "VERIFIED":
+            return 400, _errors(
+                "10015", "Brand not verified", "Sole Proprietor brand OTP verification is not complete."
+            )
+        if sole and body.get("usecase") != "SOLE_PROPRIETOR":
+            return 400, _errors(
+                "10015", "Invalid usecase", "A Sole Proprietor brand only qualifies for SOLE_PROPRIETOR."
+            )
+        if not sole and body.get("usecase") == "SOLE_PROPRIETOR":
+            return 400, _errors("10015", "Invalid usecase", "SOLE_PROPRIETOR is only for Sole Proprietor brands.")
+        if PHONE_IN_TEXT.search(str(body.get("helpMessage") or "")) and body.get("embeddedPhone") is not True:
+            # Modeled on vetting: TCR/carriers reject a campaign whose content carries a phone number it did not
+            # declare (Telnyx's campaign guide: "embeddedPhone: does the message content contain a phone number").
+            return 400, _errors("10015", "Invalid campaign", "embeddedPhone must be true: helpMessage has a number.")
+        if sole and any(c["brandId"] == brand["brandId"] for c in self.campaigns.values()):
+            return 400, _errors("10015", "Campaign limit", "A Sole Proprietor brand may have one campaign.")
         campaign_id = "4C" + uuid.uuid4().hex[:26].upper()
         campaign = {
             **body,
@@ -252,8 +381,15 @@ class FakeTelnyx:
         campaign = self.campaigns.get(body.get("campaignId"))
         if campaign is None:
             return 400, _errors("10015", "Invalid campaign", "The campaign does not exist.")
+        number = body.get("phoneNumber")
+        if number not in self._active_numbers():
+            return 400, _errors("10015", "Invalid phone number", f"{number} is not an active number on the account.")
+        if campaign["usecase"] == "SOLE_PROPRIETOR" and any(
+            a["campaignId"] == campaign["campaignId"] and a["phoneNumber"] != number for a in self.assignments.values()
+        ):
+            return 400, _errors("10015", "Number limit", "A Sole Proprietor campaign may have one phone number.")
         assignment = {
-            "phoneNumber": body.get("phoneNumber"),
+            "phoneNumber": number,
             "campaignId": body.get("campaignId"),
             "brandId": campaign.get("brandId"),
             "tcrCampaignId": campaign.get("tcrCampaignId"),
@@ -261,7 +397,7 @@ class FakeTelnyx:
             "createdAt": NOW,
             "updatedAt": NOW,
         }
-        self.assignments[assignment["phoneNumber"]] = assignment
+        self.assignments[number] = assignment
         return 200, assignment
 
 
@@ -295,7 +431,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.telnyx.lock:
             self.telnyx.requests.append(request)
             status, body = self.telnyx.handle(request)
-        data = json.dumps(body).encode()
+        data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
