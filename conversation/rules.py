@@ -410,10 +410,19 @@ class RulesEngine(Engine):
         return ""
 
     def _ask_cancel(self, c, tools, tz):
-        if tools.upcoming_booking() is None and c.state == Conversation.State.OFFERING:
-            tools.release_hold()
-            tools.forget_offer()
-            return "No problem, I won't book anything. Text me any time you'd like to find a time."
+        if tools.upcoming_booking() is None:
+            held = c.booking if c.booking is not None and c.booking.status in ("held", "awaiting_deposit") else None
+            if held is not None:  # nothing is booked yet: "cancel" lets go of the time held for the deposit
+                tools.release_hold()
+                tools.forget_offer()
+                return (
+                    f"No problem: I've let go of the {held.service.name} time on {_when_text(held.start, tz)}. "
+                    "Nothing is booked and the deposit link no longer works. Text me any time to find another time."
+                )
+            if c.state == Conversation.State.OFFERING:
+                tools.release_hold()
+                tools.forget_offer()
+                return "No problem, I won't book anything. Text me any time you'd like to find a time."
         booking = tools.ask_cancel()
         deposit = _deposit_cents(booking)
         refund = f"; your {format_cents(deposit)} deposit will be refunded" if deposit else ""

@@ -210,6 +210,16 @@ def test_a_cancellation_not_confirmed_keeps_the_appointment(patient):
     assert patient.conversation.confirming_cancel_id is None
 
 
+def test_cancel_while_a_time_is_held_for_the_deposit_lets_it_go(patient):
+    patient.say("botox friday", "1", "jane doe")  # held, the deposit link sent, not paid
+    held = Booking.objects.get()
+    assert held.status == "awaiting_deposit"
+    text = patient.reply("cancel my appointment")
+    assert text.startswith("No problem: I've let go of the Botox time on Fri Nov 27") and "Nothing is booked" in text
+    held.refresh_from_db()
+    assert held.status == "cancelled" and patient.conversation.booking_id is None
+
+
 def test_cancel_while_times_are_on_offer_asks_once(patient):
     patient.say("botox friday", "1", "jane doe")
     patient.pay()
