@@ -170,7 +170,11 @@ def booking_confirm(*, booking_id: int, client=None) -> Booking:
     if MANUAL in client.capabilities:
         return _hand_to_staff(booking)
     first, _, last = (booking.patient_name or "Patient").partition(" ")
-    patient = PatientInfo(first_name=first, last_name=last or "-", phone=booking.patient_phone)
+    # The e-mail the patient gave on the web form, if any (Nextech asks for one to open a chart): from leads, above us.
+    email = next(
+        iter(filter(None, publish("bookings.patient_email", clinic=booking.clinic, phone=booking.patient_phone))), ""
+    )
+    patient = PatientInfo(first_name=first, last_name=last or "-", phone=booking.patient_phone, email=email)
     slot = Slot(
         start=booking.start,
         end=booking.end,

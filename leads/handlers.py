@@ -13,3 +13,10 @@ def marketing_consent(*, clinic, phone):
         .filter(phone=phone, sms_consent=True, consent_text__contains=MARKETING_CONSENT_LINE)
         .exists()
     )
+
+
+def patient_email(*, clinic, phone):
+    """The e-mail of this patient's latest web lead ("" when none): an EMR that needs one to open a chart (Nextech)
+    gets it with the booking."""
+    lead = Lead.objects.for_clinic(clinic).filter(phone=phone).exclude(email="").order_by("-created_at").first()
+    return lead.email if lead else ""

@@ -36,6 +36,8 @@ EVENTS = {
     "bookings.booking_cancelled": "a booking was cancelled (booking, refund: whether a paid deposit is refunded, "
     "reason)",
     "bookings.booking_moved": "a booking was moved to another time (old, new: bookings)",
+    "bookings.patient_email": "the e-mail a patient gave the clinic, for their chart in the EMR (clinic, phone); "
+    'each handler returns one or ""',
     "bookings.hold_expired": "a held time (held or awaiting its deposit) passed its expiry unpaid and is free again "
     "(booking)",
     # lifecycle

@@ -166,6 +166,7 @@ EVENT_HANDLERS = {
     "lifecycle.times_offered": ["conversation.handlers.times_offered"],
     "lifecycle.review_blocked": ["conversation.handlers.review_blocked"],
     "lifecycle.consent_asked": ["leads.handlers.marketing_consent"],
+    "bookings.patient_email": ["leads.handlers.patient_email"],
     "payments.refund_told": ["conversation.handlers.refund_told"],
     "waitlist.offer_made": ["conversation.handlers.waitlist_offer_made"],
 }

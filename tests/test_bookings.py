@@ -231,9 +231,29 @@ def nextech_clinic(demo, fake):
     )
     Service.objects.filter(clinic=demo, name="Botox").update(emr_service_id="12")
     Provider.objects.filter(clinic=demo, name="Dr. Sarah Smith").update(emr_ref="9")
-    # Nextech requires an email for a new patient; bookings carry none yet (docs/DECISIONS.md, issue 18).
+    # Nextech requires an email for a new patient; these bookings have no web lead to give one (docs/DECISIONS.md).
     fake.prospect_email_required = False
     return demo
+
+
+def test_a_web_leads_email_reaches_nextech_which_needs_one_for_a_new_patient(demo, fake_nextech):
+    """Nextech opens a prospect's chart only with an e-mail (its _appointment.md); the web form gave one."""
+    from leads.models import Lead
+
+    nextech_clinic(demo, fake_nextech)
+    fake_nextech.prospect_email_required = True
+    Lead.objects.create(clinic=demo, name=NAME, phone=PHONE, email="jane@example.com", fingerprint="f")
+    confirmed = booking_confirm(booking_id=hold(demo, day=24, hour=10).pk)
+    assert confirmed.status == "confirmed"
+    (posted,) = [r.json for r in fake_nextech.requests if r.method == "POST" and r.path == "/Appointment"]
+    assert "jane@example.com" in json.dumps(posted)  # on the contained Patient, from which Nextech makes the prospect
+
+
+def test_without_an_email_nextechs_refusal_reaches_staff_not_a_silent_failure(demo, fake_nextech):
+    nextech_clinic(demo, fake_nextech)
+    fake_nextech.prospect_email_required = True
+    with pytest.raises(EmrError, match="email"):
+        booking_confirm(booking_id=hold(demo, day=24, hour=10).pk)
 
 
 def test_cancel_on_nextech_cancels_there_first(demo, fake_nextech):
