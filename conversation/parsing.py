@@ -191,7 +191,8 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
     r"rates?|fees?|expensive|cheap(er|est)?|specials?|deals?|discounts?|promos?|per unit|quote)\b",
     "cancel": r"\b(cancel(l?ed|l?ing|lation)?|(cant|cannot|can not|wont|unable to) make it|"
     r"not (going to|able to) make it|call it off)\b",
-    "reschedule": r"\b(re ?schedul(e|ed|ing)|move (my|it|the|our|that|this)|change (my|the) (appointment|time|day|"
+    "reschedule": r"\b(re ?schedul(e|ed|ing)|(move|switch|shift) (my|it|the|our|that|this)|"
+    r"change (my|the) (appointment|time|day|"
     r"date|booking)|(a )?(different|another|other) (time|day|date)|push (it|my appointment) back|postpone|instead)\b",
     "human": r"\b((talk|speak|chat|connect me|transfer me|put me through) (to|with) (a |an |the |your |some )?(real |"
     r"actual |live )?(person|human|someone|somebody|staff|manager|receptionist|nurse|doctor|provider|rep)|"
@@ -240,6 +241,11 @@ _INFO_CUE = re.compile(
     r"do i need|before|after|results|prepare|policy|work|works|happens?|allowed|early|late|latest|bad idea|still ok|"
     r"who|where|why|which)\b"
 )
+# A question that asks to act on the patient's own appointment: "is it possible to move my appointment to 5?".
+_ACT_ON_MINE = re.compile(
+    r"\b(is it possible|(can|could) (i|you|we)|would it be possible)\b.{0,20}\b(move|switch|shift|change|cancel|"
+    r"reschedule|push)\b.{0,10}\b(my|our)\b"
+)
 # Asking how a policy or a booking works is a question, never a cancellation ("what's your cancellation policy?").
 _ABOUT_POLICY = re.compile(
     r"\b(policy|policies|rules?|fee|fees|charge|work|works|happens?|if i|do you|refund|notice)\b"
@@ -287,7 +293,11 @@ def intents(text: str) -> set[str]:
         found.discard("book")
         if found & {"cancel", "reschedule"} and _ABOUT_POLICY.search(s) and not re.search(r"\b(my|our) ", s):
             found -= {"cancel", "reschedule"}
-        if found & {"cancel", "reschedule"} and re.search(r"^(how|what|whats|is|does|do you)\b", s):
+        if (
+            found & {"cancel", "reschedule"}
+            and re.search(r"^(how|what|whats|is|does|do you)\b", s)
+            and not _ACT_ON_MINE.search(s)  # "is it possible to move my appointment to 5?" asks for it
+        ):
             found -= {"cancel", "reschedule"}
     if ("?" in s or starts_as_question) and not found & {"price", "book", "cancel", "reschedule", "human"}:
         found.add("question")

@@ -530,3 +530,20 @@ def test_parse_choice_reads_times_in_the_clinics_zone():
 )
 def test_parse_name(text, expected):
     assert parse_name(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can i switch my appointment time",
+        "is it possible to move my appointment to friday at 5?",
+        "could you shift my appt to the afternoon",
+    ],
+)
+def test_asking_to_move_ones_own_appointment_is_a_reschedule(text):
+    assert "reschedule" in intents(text)
+
+
+@pytest.mark.parametrize("text", ["how does rescheduling work?", "is there a fee to reschedule?"])
+def test_asking_how_rescheduling_works_moves_nothing(text):
+    assert "reschedule" not in intents(text)
