@@ -10,9 +10,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import tzinfo
 
-from django.utils import timezone
-
 from medspa.models import format_cents
+from medspa.timetext import time_label, when_label
 
 from . import parsing
 from .engines import Engine, EngineContext, EngineReply
@@ -57,7 +56,7 @@ URGENT_SCRIPT = (
 
 
 def _when_text(value, tz) -> str:
-    return timezone.localtime(value, tz).strftime("%a %b %-d at %-I:%M %p")
+    return when_label(value, tz)  # "Thu Dec 3, 1:30 PM ET": every time in a text carries the clinic's zone
 
 
 @dataclass
@@ -503,7 +502,7 @@ class RulesEngine(Engine):
                 f"Thanks! I've sent your {booking.service.name} on {when} to our front desk to confirm; "
                 "they'll text you shortly."
             )
-        held = f" until {result['held_until']:%-I:%M %p}" if result.get("held_until") else ""
+        held = f" until {time_label(result['held_until'], tz)}" if result.get("held_until") else ""
         return (
             f"Thanks, {tools.conversation.patient_name.split()[0]}! I'm holding {booking.service.name} on {when} with "
             f"{booking.provider.name}{held}. To confirm, please pay the {result['amount']} deposit here: "
