@@ -414,8 +414,8 @@ class OpenAIEngine(Engine):
     def _tool_search_knowledge(self, tools, allowed, query=""):
         results = tools.search_knowledge(str(query)[:300])
         for r in results:
-            allowed.add_amount_text(r.get("snippet", ""))
-        return {"results": [{"title": r["title"], "text": r["snippet"]} for r in results]}
+            allowed.add_amount_text(r.get("answer") or r.get("snippet", ""))
+        return {"results": [{"title": r["title"], "text": r.get("answer") or r["snippet"]} for r in results]}
 
     def _tool_lookup_service(self, tools, allowed, service_id=None):
         info = tools.lookup_service(self._int(service_id, "service_id"))

@@ -455,3 +455,14 @@ def test_a_knowledge_answer_is_whole_sentences_never_cut_off(patient):
     text = patient.reply("what should i avoid after my filler appointment?")
     assert "..." not in text and len(text.split(" Would you like")[0]) <= 306
     assert text.split(" Would you like")[0].rstrip()[-1] in ".!?"
+
+
+def test_a_follow_up_offer_only_when_booking_is_the_next_step(patient):
+    lasting = patient.reply("how long does botox usually last?")
+    assert "3-4 months" in lasting and lasting.endswith("Would you like me to find you a time?")
+    parking = patient.reply("where do i park?")
+    assert "garage" in parking and "find you a time" not in parking  # no treatment asked about
+    safety = patient.reply("is botox ok while breastfeeding?")
+    assert "breastfeeding" in safety and "find you a time" not in safety  # a health answer: never a sales line
+    after = patient.reply("can i work out after my botox tomorrow?")
+    assert "find you a time" not in after  # about a treatment already booked or had
