@@ -198,6 +198,7 @@ class _Chunk(NamedTuple):
     length: int
     title_terms: frozenset
     title_head: str  # the title's first word: what the document is about ("Botox" Pricing, "Aftercare" for ...)
+    sentences: list  # [sentences, their terms], filled on the first answer quoted from the passage
 
 
 @dataclass
@@ -233,7 +234,7 @@ def _index(clinic: Clinic, version: str) -> _Index:
             body = chunk_terms[prefix:] if chunk_terms[:prefix] == title_terms * TITLE_REPEAT else chunk_terms
             tf = Counter(body)
             head = title_terms[0] if title_terms else ""
-            chunks.append(_Chunk(document_id, title, text, tf, len(body), frozenset(title_terms), head))
+            chunks.append(_Chunk(document_id, title, text, tf, len(body), frozenset(title_terms), head, []))
             df.update(tf.keys())
             titles[document_id] = frozenset(title_terms)
         title_df = Counter(t for title_terms in titles.values() for t in title_terms)
@@ -377,6 +378,12 @@ def sentences(text: str) -> list[str]:
     return [s for s in out if s]
 
 
+def _split(passage: str) -> tuple[list[str], list[set[str]]]:
+    """A passage's sentences and the terms of each (a statement of an amount marked as QUANTITY)."""
+    parts = sentences(passage)
+    return parts, [set(terms(part)) | ({QUANTITY} if _QUANTITY.search(part) else set()) for part in parts]
+
+
 def answer_text(
     passage: str,
     concepts: list[dict[str, float]],
@@ -385,6 +392,7 @@ def answer_text(
     title: str = "",
     wants_quantity: bool = False,
     limit=ANSWER_CHARS,
+    split: tuple | None = None,
 ) -> str:
     """Whole sentences of ``passage``, at most ``limit`` characters where its sentences allow (a single longer
     sentence is kept whole rather than cut), never cut mid-sentence: the run of consecutive sentences that holds
@@ -393,10 +401,9 @@ def answer_text(
     starts at the passage's opening (where the documents put the essentials) or at a sentence that answers
     something; of equals, the earliest. It never ends on a FAQ heading
     ("Does it hurt?") whose answer did not fit, and stops before the next one."""
-    parts = sentences(passage)
+    parts, sentence_terms = split or _split(passage)
     if not parts:
         return ""
-    sentence_terms = [set(terms(part)) | ({QUANTITY} if _QUANTITY.search(part) else set()) for part in parts]
     if wants_quantity:  # "how many units", "how long does it last": a sentence that states an amount answers
         concepts = [*concepts, {QUANTITY: 1.0}]
         idf = {**idf, QUANTITY: max(idf.values(), default=1.0)}
@@ -495,13 +502,18 @@ def _answer(chunk: _Chunk, concepts, idf, named, query: str) -> str:
     """The passage's sentences that answer the question, led by the name of the service it asked about when
     those sentences do not say it ("Botox: Results start to show in 3-14 days...")."""
     wants_quantity = bool(QUANTITY_QUESTION.search(query))
-    answer = answer_text(chunk.text, concepts, idf, title=chunk.title, wants_quantity=wants_quantity)
+    if not chunk.sentences:  # split and stemmed once per process and passage
+        chunk.sentences.extend(_split(chunk.text))
+    split = tuple(chunk.sentences)
+    answer = answer_text(chunk.text, concepts, idf, title=chunk.title, wants_quantity=wants_quantity, split=split)
     lowered, passage = answer.lower(), f"{chunk.title} {chunk.text}".lower()
     service = next((s for s in named if s.name.lower() not in lowered and s.name.lower() in passage), None)
     if service is None:
         return answer
     limit = ANSWER_CHARS - len(service.name) - 2
-    shorter = answer_text(chunk.text, concepts, idf, title=chunk.title, wants_quantity=wants_quantity, limit=limit)
+    shorter = answer_text(
+        chunk.text, concepts, idf, title=chunk.title, wants_quantity=wants_quantity, limit=limit, split=split
+    )
     return f"{service.name}: {shorter}"
 
 
