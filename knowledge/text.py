@@ -89,6 +89,7 @@ SYNONYM_GROUPS = [
     "see saw seen",
     "address location located near nearby nearest closest directions",
     "wedding event events party",
+    "sick illness flu fever covid",
     "difference different differ compare compares comparison versus unlike",
 ]
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -225,7 +226,7 @@ STOPWORDS = frozenset(
 WEAK_WORDS = frozenset(
     stem(w)
     for w in [
-        *["before", "after", "same", "back", "go", "come", "still", "really", "actually", "need", "like"],
+        *["before", "after", "same", "back", "go", "come", "still", "really", "actually", "need", "like", "treatment"],
         *["ok", "okay", "also", "now", "today", "tomorrow", "tonight", "yesterday", "week", "wait", "hmm", "um"],
     ]
 )
@@ -250,6 +251,11 @@ def expand(query_terms: list[str]) -> set[str]:
 QUERY_PHRASES = [
     (re.compile(r"\b(breaking|break|broke|broken) out\b"), "breakout"),
     (re.compile(r"\b(go|goes|going|gone|went) away\b"), "fade"),
+    (re.compile(r"\bpayment plans?\b"), "financing plan"),
+    # a stated age asks about the age rules: "im 17", "my daughter is 15"
+    (re.compile(r"\b(im|i am|is|she s|he s|shes|hes) (1[0-9])\b(?! (hours|days|weeks|months|units))"), r"\2 age"),
+    # a number of hours is a duration ("my appt is in 3 hours"), not the opening hours
+    (re.compile(r"\b(\d+|a few|few|couple|couple of) (hours|hrs)\b"), r"\1"),
 ]
 # Question words that only say what kind of answer is wanted: "how long" is answered by what follows ("last",
 # "take"), so "long" counts little; "who" asks for a person, "where" for a place.

@@ -228,6 +228,10 @@ def top_document(clinic, question):
         # domain words patients use that documents do not: pimples, preggo, go away
         ("broke out this week, is microneedling still ok?", "Microneedling for Acne Scars and Texture", "breakouts"),
         ("preggo, is botox ok", "Pregnancy and Breastfeeding", "pregnant"),
+        # how a patient puts it: a stated age asks about the age rules, "in 2 hours" is no opening hours
+        ("my son is 16, can he get botox", "Age Requirements and Consent", "16"),
+        ("sick with a fever and my appointment is in 2 hours", "Cancellation and Rescheduling Policy", ""),
+        ("any payment plan options?", "Financing with Cherry and CareCredit", "monthly payments"),
     ],
 )
 def test_ranking_weighs_the_question_and_answers_with_its_own_sentences(demo, question, title, quoted):
