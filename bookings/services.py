@@ -16,6 +16,7 @@ from medspa.audit import audit_record
 from medspa.clock import now as clock_now
 from medspa.events import publish
 from medspa.models import AuditEvent, StaffAlert, format_cents
+from medspa.timetext import when_label
 from messaging.services import message_queue
 
 from .models import ACTIVE_STATUSES, Booking
@@ -251,13 +252,13 @@ def _hand_to_staff(booking: Booking) -> Booking:
         ).update(status=Booking.Status.AWAITING_STAFF, hold_expires_at=None, updated_at=timezone.now())
         if updated:
             booking.refresh_from_db()
-            when = timezone.localtime(booking.start, booking.clinic.tz)
+            when = when_label(booking.start, booking.clinic.tz)
             staff_alert(
                 clinic=booking.clinic,
                 kind=StaffAlert.Kind.MANUAL_BOOKING,
                 text=(
                     f"Booking #{booking.pk} ({booking.service.name} with {booking.provider.name}, "
-                    f"{when:%a %b %-d %-I:%M %p}) is ready. Enter it in your EMR, then mark it confirmed here."
+                    f"{when}) is ready. Enter it in your EMR, then mark it confirmed here."
                 ),
                 obj=booking,
             )
@@ -393,20 +394,20 @@ def booking_reschedule(*, booking_id: int, new_booking_id: int, now=None) -> Boo
 
 def booking_confirmation_text(booking: Booking) -> str:
     clinic = booking.clinic
-    when = timezone.localtime(booking.start, clinic.tz)
+    when = when_label(booking.start, clinic.tz)
     where = f" at {clinic.street}" if clinic.street else ""
     notice = clinic.cancellation_notice_hours
     return (
-        f"You're booked: {booking.service.name} with {booking.provider.name}, {when:%A %b %-d at %-I:%M %p}"
+        f"You're booked: {booking.service.name} with {booking.provider.name}, {when}"
         f"{where}. To cancel or reschedule, reply here at least {notice} hours before. - {clinic.name}"
     )
 
 
 def booking_received_text(booking: Booking) -> str:
-    when = timezone.localtime(booking.start, booking.clinic.tz)
+    when = when_label(booking.start, booking.clinic.tz)
     paid = f"your {format_cents(booking.deposit_cents)} deposit is received" if booking.deposit_cents else "got it"
     return (
-        f"Thanks, {paid}. Our front desk is confirming your {booking.service.name} on {when:%A %b %-d at %-I:%M %p} "
+        f"Thanks, {paid}. Our front desk is confirming your {booking.service.name} on {when} "
         f"and will text you shortly. - {booking.clinic.name}"
     )
 

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from medspa.models import format_cents
+from medspa.timetext import time_label, when_label
 
 from . import parsing
 from .checks import Allowed, clinic_facts, reply_problems
@@ -45,7 +46,8 @@ How to answer:
   results. Never state a price, discount, percentage or promotion you did not read there; never agree to a price a
   patient suggests.
 - Times come ONLY from find_open_times. List the options it returns, numbered as it numbers them, and never
-  promise any other time. To hold a time call hold_time with the option number the patient chose.
+  promise any other time. To hold a time call hold_time with the option number the patient chose. Write a time
+  as the tools write it, with its zone ("Thu Dec 3, 1:30 PM ET"): never drop the zone.
 - Booking: the service, then when (pass the patient's own words to find_open_times), then the patient picks, then
   their name (set_patient_name) if you don't have it, then request_deposit and send its link with the amount and
   how long the time is held. Never say an appointment is booked or confirmed unless a tool said so.
@@ -266,7 +268,7 @@ def cost_microdollars(prompt: int, cached: int, completion: int) -> int:
 
 
 def _when(value: datetime, tz) -> str:
-    return timezone.localtime(value, tz).strftime("%a %b %-d at %-I:%M %p")
+    return when_label(value, tz)
 
 
 def stable_prefix(clinic, services) -> str:
@@ -493,8 +495,8 @@ class OpenAIEngine(Engine):
     def _tool_search_knowledge(self, tools, allowed, query=""):
         results = tools.search_knowledge(str(query)[:300])
         for r in results:
-            allowed.add_amount_text(r.get("snippet", ""))
-        return {"results": [{"title": r["title"], "text": r["snippet"]} for r in results]}
+            allowed.add_amount_text(r.get("answer") or r.get("snippet", ""))
+        return {"results": [{"title": r["title"], "text": r.get("answer") or r["snippet"]} for r in results]}
 
     def _tool_lookup_service(self, tools, allowed, service_id=None):
         info = tools.lookup_service(self._int(service_id, "service_id"))
@@ -546,7 +548,7 @@ class OpenAIEngine(Engine):
             return {
                 "link": result["url"],
                 "amount": result["amount"],
-                "held_until": f"{result['held_until']:%-I:%M %p}" if result.get("held_until") else "",
+                "held_until": time_label(result["held_until"], tools.clinic.tz) if result.get("held_until") else "",
             }
         allowed.booked = result["status"] == "confirmed"
         return {"status": result["status"], "time": _when(booking.start, tools.clinic.tz)}

@@ -10,9 +10,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import tzinfo
 
-from django.utils import timezone
-
 from medspa.models import format_cents
+from medspa.timetext import time_label, when_label, zone_label
 
 from . import parsing
 from .engines import Engine, EngineContext, EngineReply
@@ -47,6 +46,10 @@ ANOTHER = re.compile(
 PASS = re.compile(r"\b(pass|not interested|no thanks|cant make it|can't make it|dont want it|don't want it)\b")
 YES_WORDS = re.compile(r"^\s*(yes|yeah|yep|yup|sure|ok|okay|please|1)\b[\s,.!:-]*", re.IGNORECASE)
 MY_APPOINTMENT = re.compile(r"\b(my|our) (appointment|booking|visit|botox|filler|treatment)\b")
+# A question about a treatment the patient had or has booked: no "find you a time?" after its answer.
+OWN_TREATMENT = re.compile(
+    r"\b(after|since|from) my\b|\bmy (\w+ )?(last|next|appointment|booking|visit|treatment|session)\b"
+)
 PAYING = re.compile(r"\b(pay|paid|paying|payment|link|deposit|card|checkout)\b")
 NAME_PHRASE = re.compile(
     r"\b(?:my name is|my name's|name is|name's|i am|i'm|this is|it's|under)\s+([a-z][a-z'\-]+(?:\s+[a-z][a-z'\-]+)?)",
@@ -59,7 +62,7 @@ URGENT_SCRIPT = (
 
 
 def _when_text(value, tz) -> str:
-    return timezone.localtime(value, tz).strftime("%a %b %-d at %-I:%M %p")
+    return when_label(value, tz)  # "Thu Dec 3, 1:30 PM ET": every time in a text carries the clinic's zone
 
 
 @dataclass
@@ -570,7 +573,7 @@ class RulesEngine(Engine):
                 f"Thanks! I've sent your {booking.service.name} on {when} to our front desk to confirm; "
                 "they'll text you shortly."
             )
-        held = f" until {result['held_until']:%-I:%M %p}" if result.get("held_until") else ""
+        held = f" until {time_label(result['held_until'], tz)}" if result.get("held_until") else ""
         return (
             f"Thanks, {tools.conversation.patient_name.split()[0]}! I'm holding {booking.service.name} on {when} with "
             f"{booking.provider.name}{held}. To confirm, please pay the {result['amount']} deposit here: "
@@ -579,22 +582,34 @@ class RulesEngine(Engine):
 
     def _answer(self, c, tools, text):
         results = [r for r in tools.search_knowledge(text) if r.get("snippet")]
-        idle = c.state in (Conversation.State.NEW, Conversation.State.ENGAGED)
-        # No sales line after a health or safety answer: it may well be "not for you right now".
-        steer = " Would you like me to find you a time?" if idle and not parsing.is_health_question(text) else ""
-        if c.state == Conversation.State.OFFERING and c.offered_slots:
-            steer = f" {_pick_prompt(tools.offered())} for one of the times above."
         if not results:
             tools.hand_off("a question the clinic's information does not answer")
             return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
-        return _sentence_snippet(results[0].get("passage") or results[0]["snippet"], text) + steer
+        steer = ""
+        if c.state == Conversation.State.OFFERING and c.offered_slots:
+            steer = f" {_pick_prompt(tools.offered())} for one of the times above."
+        elif self._offer_fits(c, tools, text, results):
+            steer = " Would you like me to find you a time?"
+        # The sentences of the best passage that answer the question, whole, within two SMS segments (knowledge).
+        return (results[0].get("answer") or results[0]["snippet"]) + steer
+
+    def _offer_fits(self, c, tools, text, results) -> bool:
+        """ "Find you a time?" after an answer only when booking is the natural next step: nothing in progress, a
+        treatment the clinic books is what the question is about (search names it from the catalog), and not after
+        a health or safety answer (it may well be "not for you right now"), a question about one's own past or
+        booked treatment, or for a patient who already has an appointment coming."""
+        if c.state not in (Conversation.State.NEW, Conversation.State.ENGAGED) or parsing.is_health_question(text):
+            return False
+        if not any(r["kind"] == "catalog" for r in results) or OWN_TREATMENT.search(parsing.normalise(text)):
+            return False
+        return tools.upcoming_booking() is None
 
 
 def _with_zone(label: str, tz, now) -> str:
     """A window as said back, with the clinic's zone when it names a clock time ("after 3 (EST)")."""
     if not re.search(r"\d", label):
         return label
-    return f"{label} ({timezone.localtime(now, tz):%Z})"
+    return f"{label} ({zone_label(now, tz)})"
 
 
 def _deposit_cents(booking) -> int:
@@ -622,94 +637,6 @@ def _name_in(text: str):
     """A name stated inside a longer text ("the first one, my name is Maria Garcia")."""
     match = NAME_PHRASE.search(text)
     return parsing.parse_name(match.group(1)) if match else None
-
-
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "i",
-        "im",
-        "my",
-        "me",
-        "you",
-        "your",
-        "we",
-        "our",
-        "us",
-        "is",
-        "are",
-        "am",
-        "do",
-        "does",
-        "did",
-        "can",
-        "could",
-        "would",
-        "will",
-        "should",
-        "to",
-        "of",
-        "for",
-        "in",
-        "on",
-        "at",
-        "it",
-        "its",
-        "this",
-        "that",
-        "and",
-        "or",
-        "with",
-        "be",
-        "how",
-        "what",
-        "when",
-        "where",
-        "who",
-        "why",
-        "which",
-        "any",
-        "anything",
-        "there",
-        "get",
-        "have",
-        "has",
-    ]
-)
-
-
-def _sentence_snippet(snippet: str, question: str = "", limit: int = 306) -> str:
-    """Whole sentences, at most two SMS segments (306 characters) where the passage allows, never a text cut off
-    mid-sentence: from the sentence that best matches the question's own words ("how long", "bring", "who") on."""
-    text = " ".join(snippet.split())
-    sentences = [m.group(0).strip() for m in re.finditer(r"[^.!?]+[.!?]*(?=\s|$)", text) if m.group(0).strip()]
-    if not sentences:
-        return text
-    asked = {w[:5] for w in re.findall(r"[a-z0-9]+", question.lower()) if w not in _STOP}
-
-    def score(sentence):
-        return sum(1 for w in asked if w in {t[:5] for t in re.findall(r"[a-z0-9]+", sentence.lower())})
-
-    if len(sentences) > 1 and (sentences[-1].endswith("...") or sentences[-1][-1] not in ".!?"):
-        sentences.pop()  # the search snippet's own cut: never pass on half a sentence
-    scores = [score(x) for x in sentences]
-    best = scores.index(max(scores)) if asked and max(scores) > 0 else 0
-
-    def window(start):
-        end, length = start, len(sentences[start])
-        while end + 1 < len(sentences) and length + 1 + len(sentences[end + 1]) <= limit:
-            end += 1
-            length += 1 + len(sentences[end])
-        return start, end
-
-    start, end = window(0)  # the passage's opening, where the documents put the essentials ...
-    if best > end:  # ... unless the sentence that answers the question comes later
-        start, end = window(best)
-    while end > start and sentences[end].endswith("?"):  # a FAQ heading whose answer did not fit
-        end -= 1
-    return " ".join(sentences[start : end + 1])
 
 
 def _next_days(now, tz):

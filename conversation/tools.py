@@ -34,6 +34,7 @@ from emr.services import EmrConfigError, emr_client
 from knowledge.services import knowledge_search
 from medspa.alerts import staff_alert
 from medspa.models import Service, StaffAlert, format_cents
+from medspa.timetext import when_label
 from payments.services import PaymentConfigError, PaymentError, deposit_amount, deposit_request
 from waitlist import services as waitlist
 
@@ -234,8 +235,7 @@ class Tools:
         return booking
 
     def _already_booked_question(self, existing: Booking, choice) -> str:
-        when = timezone.localtime(existing.start, self.clinic.tz).strftime("%a %b %-d at %-I:%M %p")
-        new = timezone.localtime(choice.start, self.clinic.tz).strftime("%a %b %-d at %-I:%M %p")
+        when, new = when_label(existing.start, self.clinic.tz), when_label(choice.start, self.clinic.tz)
         overlapping = existing.start < choice.end and existing.end > choice.start
         movable = existing.service_id == self.conversation.service_id and existing.status in (
             Booking.Status.CONFIRMED,

@@ -10,8 +10,10 @@ import difflib
 import hashlib
 import logging
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.core.cache import cache
 from django.db import transaction
@@ -20,7 +22,7 @@ from django.db.models import Count, Max
 from medspa.models import Clinic, Service
 
 from .models import KnowledgeChunk, KnowledgeDocument
-from .text import domain_terms, expand, stem, terms
+from .text import domain_terms, expand, query_terms, stem, terms
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +35,10 @@ K1, B = 2.0, 0.5
 TITLE_REPEAT = 3  # title words count this many times in each of the document's passages
 # Part of every document's content hash: bump it when terms() or the chunking change, and the next seed or save
 # re-indexes every document.
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 SYNONYM_WEIGHT = 0.5
+TITLE_WEIGHT = 0.6
+TITLE_HEAD = 1.5  # a concept in the title's first word counts this much more
 RESULT_CACHE_SECONDS = 600
 PRICE_TERMS = {stem(w) for w in ["price", "prices", "cost", "much", "charge", "pricing", "expensive", "fee"]}
 
@@ -186,11 +190,24 @@ def documents_load(*, clinic: Clinic, documents: list, source: str, replace: boo
 # --- Searching --------------------------------------------------------------------------------------------------
 
 
+class _Chunk(NamedTuple):
+    document_id: int
+    title: str
+    text: str
+    tf: Counter  # the passage's own words (the title's repeats stored with them are left out)
+    length: int
+    title_terms: frozenset
+    title_head: str  # the title's first word: what the document is about ("Botox" Pricing, "Aftercare" for ...)
+    sentences: list  # [sentences, their terms], filled on the first answer quoted from the passage
+
+
 @dataclass
 class _Index:
-    chunks: list  # (document_id, title, position, text, Counter, length)
-    df: Counter
+    chunks: list[_Chunk]
+    df: Counter  # passages containing a term
     avgdl: float
+    title_df: Counter  # documents whose title contains a term
+    documents: int
     vocabulary: list
 
 
@@ -208,59 +225,83 @@ def _index(clinic: Clinic, version: str) -> _Index:
     index = _indexes.get(key)
     if index is None:
         rows = KnowledgeChunk.objects.filter(clinic=clinic, document__active=True).values_list(
-            "document_id", "title", "position", "text", "terms"
+            "document_id", "title", "text", "terms"
         )
-        chunks, df = [], Counter()
-        for document_id, title, position, text, chunk_terms in rows:
-            tf = Counter(chunk_terms)
-            chunks.append((document_id, title, position, text, tf, len(chunk_terms)))
+        chunks, df, titles = [], Counter(), {}
+        for document_id, title, text, chunk_terms in rows:
+            title_terms = terms(title)
+            prefix = len(title_terms) * TITLE_REPEAT
+            body = chunk_terms[prefix:] if chunk_terms[:prefix] == title_terms * TITLE_REPEAT else chunk_terms
+            tf = Counter(body)
+            head = title_terms[0] if title_terms else ""
+            chunks.append(_Chunk(document_id, title, text, tf, len(body), frozenset(title_terms), head, []))
             df.update(tf.keys())
-        avgdl = sum(c[5] for c in chunks) / len(chunks) if chunks else 1.0
-        index = _Index(chunks, df, avgdl, sorted(df))
+            titles[document_id] = frozenset(title_terms)
+        title_df = Counter(t for title_terms in titles.values() for t in title_terms)
+        avgdl = sum(c.length for c in chunks) / len(chunks) if chunks else 1.0
+        index = _Index(chunks, df, avgdl or 1.0, title_df, len(titles), sorted(set(df) | set(title_df)))
         for old in [k for k in _indexes if k[0] == clinic.pk]:
             del _indexes[old]
         _indexes[key] = index
     return index
 
 
-def _query_concepts(query: str, index: _Index, services) -> list[dict[str, float]]:
+def _query_concepts(query: str, index: _Index, services) -> tuple[list[dict[str, float]], set[str]]:
     """One concept per query word: the word (misspellings corrected against the clinic's words) at weight 1 and
     its synonyms at SYNONYM_WEIGHT. A concept scores by its best-matching term, so a passage that repeats many
-    synonyms of one word does not outrank a passage that answers the other words of the question."""
+    synonyms of one word does not outrank a passage that answers the other words of the question. A service the
+    question names by one of its aliases ("tox", "lip injections") is that service: its name's words join the
+    concept of the alias at full weight."""
     # Words we understand are never "corrected" into a similar-looking word of the clinic's documents.
     known = set(index.vocabulary) | domain_terms()
     concepts, seen = [], set()
-    for term in terms(query):
+    for term, weight in query_terms(query):
         if term not in known and len(term) >= 4 and not term.isdigit():
-            close = difflib.get_close_matches(term, index.vocabulary, n=1, cutoff=0.75)
+            # A misspelling keeps its first letter ("botx", "fillr"): "honest" is not "congest".
+            vocabulary = [v for v in index.vocabulary if v[0] == term[0]]
+            close = difflib.get_close_matches(term, vocabulary, n=1, cutoff=0.75)
             term = close[0] if close else term
         if term in seen:
             continue
         seen.add(term)
-        concept = dict.fromkeys(expand([term]), SYNONYM_WEIGHT)
-        concept[term] = 1.0
+        concept = dict.fromkeys(expand([term]), SYNONYM_WEIGHT * weight)
+        concept[term] = weight
         concepts.append(concept)
     original = set(seen)
+    for service, matched in _named(original, services):
+        missing = [t for t in terms(service.name) if t not in seen]
+        alias_words = sorted(matched - set(terms(service.name)))  # "tox"; the "inject" of "lip injections"
+        concept = next((c for c in concepts if alias_words and alias_words[0] in c), None)
+        if not missing:
+            continue
+        if concept is not None:  # an alias is the service: its name joins the alias's concept at full weight
+            concept.update(dict.fromkeys(missing, 1.0))
+        else:  # part of the name ("filler" of "Dermal Filler"): the rest of it, as a synonym would
+            concepts.append(dict.fromkeys(missing, SYNONYM_WEIGHT))
+        seen.update(missing)
+    return concepts, original
+
+
+def _named(original: set[str], services) -> list[tuple]:
+    """The services the question names, each with the words that name it (its name or an alias), leaving out one
+    named only by words that name another more fully ("lip fillers" names Lip Filler, not Dermal Filler)."""
+    found = []
     for service in services:
-        if any(names <= original for names in _service_terms(service)):
-            for term in terms(service.name):
-                if term not in seen:
-                    seen.add(term)
-                    concepts.append({term: SYNONYM_WEIGHT})
-    return concepts
+        matches = [names for names in _service_terms(service) if names <= original]
+        if matches:
+            found.append((service, max(matches, key=len)))
+    return [(s, m) for s, m in found if not any(m < other for _, other in found)]
 
 
 def _service_terms(service) -> list[set[str]]:
     return [set(terms(name)) for name in [service.name, *service.aliases] if terms(name)]
 
 
-def _named_services(concepts, services):
-    original = {t for c in concepts for t, w in c.items() if w == 1.0}
-    return [s for s in services if any(names <= original for names in _service_terms(s))]
+def _named_services(original: set[str], services):
+    return [service for service, _ in _named(original, services)]
 
 
-def _bm25(index: _Index, concepts: list[dict[str, float]]) -> dict[int, tuple[float, int]]:
-    """Best chunk score per document: {document_id: (score, chunk index)}."""
+def _idf(index: _Index, concepts: list[dict[str, float]]) -> dict[str, float]:
     n = len(index.chunks)
     idf = {}
     for concept in concepts:
@@ -268,20 +309,131 @@ def _bm25(index: _Index, concepts: list[dict[str, float]]) -> dict[int, tuple[fl
             if term not in idf:
                 df = index.df.get(term, 0)
                 idf[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    return idf
+
+
+def _bm25(index: _Index, concepts: list[dict[str, float]], idf: dict[str, float]) -> dict[int, tuple[float, int]]:
+    """Best passage score per document: {document_id: (score, chunk index)}. Two fields: the passage's words
+    (BM25) and the document's title, where each concept the title holds adds TITLE_WEIGHT times its rarity among
+    the clinic's titles: a title says what a document is about, so "hours" in "Hours and Location" outweighs
+    "24 hours" in an aftercare passage, while a word every title shares adds little."""
+    n_titles = index.documents
+    title_idf = {
+        t: math.log(1 + (n_titles - index.title_df[t] + 0.5) / (index.title_df[t] + 0.5))
+        for concept in concepts
+        for t in concept
+        if index.title_df.get(t)
+    }
+    # A synonym is evidence of the question's word, never more telling than the word itself: it is weighed by the
+    # rarer of the two ("forehead" does not outweigh the "botox" it stands in for).
+    word_idf = [min(idf[t] for t, w in c.items() if w == max(c.values())) if c else 0.0 for c in concepts]
     best = {}
-    for i, (document_id, _, _, _, tf, length) in enumerate(index.chunks):
-        norm = K1 * (1 - B + B * length / index.avgdl)
+    for i, chunk in enumerate(index.chunks):
+        norm = K1 * (1 - B + B * chunk.length / index.avgdl)
         score = 0.0
-        for concept in concepts:
-            part = 0.0
+        for concept, cap in zip(concepts, word_idf, strict=True):
+            body = title = 0.0
             for term, weight in concept.items():
-                f = tf.get(term)
+                f = chunk.tf.get(term)
                 if f:
-                    part = max(part, weight * idf[term] * f * (K1 + 1) / (f + norm))
-            score += part
-        if score > best.get(document_id, (0.0, -1))[0]:
-            best[document_id] = (score, i)
+                    body = max(body, weight * min(idf[term], cap) * f * (K1 + 1) / (f + norm))
+                if term in chunk.title_terms:
+                    head = TITLE_HEAD if term == chunk.title_head and weight >= 1.0 else 1.0
+                    title = max(title, weight * title_idf[term] * head)
+            score += body + TITLE_WEIGHT * title
+        if score > best.get(chunk.document_id, (0.0, -1))[0]:
+            best[chunk.document_id] = (score, i)
     return best
+
+
+# --- Answering: the sentences of a passage that answer the question ------------------------------------------
+
+ANSWER_CHARS = 306  # two GSM-7 SMS segments of 153 characters
+TOPIC_WEIGHT = 0.5  # a question's word the document's title names, in choosing the sentences to quote
+# A question that asks for an amount, and a sentence that states one (a price, a count or a duration).
+QUANTITY_QUESTION = re.compile(r"\bhow (many|much|long|often|soon|early|old)\b|\bwhen will\b", re.IGNORECASE)
+_QUANTITY = re.compile(
+    r"\$\d|\b\d+(?:[-\u2013]\d+)?\s*(?:%|units?|syringes?|vials?|sessions?|minutes?|hours?|days?|weeks?|months?|"
+    r"years?|times?)\b",
+    re.IGNORECASE,
+)
+QUANTITY = "#quantity"
+# A full stop after these is not the end of a sentence ("Dr. Smith", "e.g. the forehead").
+_ABBREVIATIONS = frozenset(["dr", "mr", "mrs", "ms", "st", "ave", "vs", "eg", "ie", "etc", "approx", "no", "inc"])
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s+|$)")
+
+
+def sentences(text: str) -> list[str]:
+    """The passage's sentences, whole: split after . ! or ? followed by a space, except after an abbreviation."""
+    text = " ".join((text or "").split())
+    out, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        before = re.sub(r"[^a-z]", "", text[start : match.start()].rsplit(" ", 1)[-1].lower())
+        if match.group(0) == "." and before in _ABBREVIATIONS:
+            continue
+        out.append(text[start : match.end()].strip())
+        start = match.end()
+    if text[start:].strip():
+        out.append(text[start:].strip())
+    return [s for s in out if s]
+
+
+def _split(passage: str) -> tuple[list[str], list[set[str]]]:
+    """A passage's sentences and the terms of each (a statement of an amount marked as QUANTITY)."""
+    parts = sentences(passage)
+    return parts, [set(terms(part)) | ({QUANTITY} if _QUANTITY.search(part) else set()) for part in parts]
+
+
+def answer_text(
+    passage: str,
+    concepts: list[dict[str, float]],
+    idf: dict[str, float],
+    *,
+    title: str = "",
+    wants_quantity: bool = False,
+    limit=ANSWER_CHARS,
+    split: tuple | None = None,
+) -> str:
+    """Whole sentences of ``passage``, at most ``limit`` characters where its sentences allow (a single longer
+    sentence is kept whole rather than cut), never cut mid-sentence: the run of consecutive sentences that holds
+    most of what the question asks, each of its concepts counted once by its rarest word. Concepts the document's
+    title names ("botox" in a Botox document) are what the whole passage is about: they count TOPIC_WEIGHT. A run
+    starts at the passage's opening (where the documents put the essentials) or at a sentence that answers
+    something; of equals, the earliest. It never ends on a FAQ heading
+    ("Does it hurt?") whose answer did not fit, and stops before the next one."""
+    parts, sentence_terms = split or _split(passage)
+    if not parts:
+        return ""
+    if wants_quantity:  # "how many units", "how long does it last": a sentence that states an amount answers
+        concepts = [*concepts, {QUANTITY: 1.0}]
+        idf = {**idf, QUANTITY: max(idf.values(), default=1.0)}
+    title_terms = set(terms(title))
+    topical = [any(t in title_terms for t, w in c.items() if w >= 1.0) for c in concepts]
+
+    def covered(first, last):
+        seen = set().union(*sentence_terms[first : last + 1])
+        return sum(
+            (TOPIC_WEIGHT if is_topic else 1.0)
+            * max((w * idf.get(t, 0.0) for t, w in c.items() if t in seen), default=0)
+            for c, is_topic in zip(concepts, topical, strict=True)
+        )
+
+    def window(first):
+        last, length, answered = first, len(parts[first]), not parts[first].endswith("?")
+        while last + 1 < len(parts) and length + 1 + len(parts[last + 1]) <= limit:
+            if answered and parts[last + 1].endswith("?"):  # the next FAQ question: this answer is complete
+                break
+            last, length = last + 1, length + 1 + len(parts[last + 1])
+            answered = answered or not parts[last].endswith("?")
+        while last > first and parts[last].endswith("?"):
+            last -= 1
+        return first, last
+
+    # Of equals, the earliest (max keeps the first).
+    candidates = [window(first) for first in range(len(parts)) if first == 0 or covered(first, first) > 0]
+    candidates = [(a, b) for a, b in candidates if not parts[b].endswith("?")] or candidates  # not a bare heading
+    best = max(candidates, key=lambda run: round(covered(*run), 9))
+    return " ".join(parts[best[0] : best[1] + 1])
 
 
 def _snippet(text: str, limit: int = 320) -> str:
@@ -309,36 +461,60 @@ def knowledge_search(*, clinic: Clinic, query: str, k: int = 5) -> list[dict]:
 
     index = _index(clinic, version)
     services = list(Service.objects.for_clinic(clinic).filter(active=True))
-    concepts = _query_concepts(query, index, services)
-    scored = _bm25(index, concepts)
+    concepts, original = _query_concepts(query, index, services)
+    idf = _idf(index, concepts)
+    scored = _bm25(index, concepts, idf)
+    named = _named_services(original, services)
     documents = [
         {
             "kind": "document",
             "document_id": document_id,
-            "title": index.chunks[i][1],
-            "snippet": _snippet(index.chunks[i][3]),
-            "passage": " ".join(index.chunks[i][3].split()),  # the whole passage, to quote whole sentences from
+            "title": index.chunks[i].title,
+            "snippet": _snippet(index.chunks[i].text),
+            "passage": " ".join(index.chunks[i].text.split()),  # the whole passage, to quote whole sentences from
+            # the sentences of the passage that answer the question
+            "answer": _answer(index.chunks[i], concepts, idf, named, query),
             "score": round(score, 4),
             "source": "knowledge",
         }
         for document_id, (score, i) in sorted(scored.items(), key=lambda item: -item[1][0])[:k]
     ]
     top = documents[0]["score"] if documents else 1.0
-    price_question = bool(PRICE_TERMS & {t for c in concepts for t, w in c.items() if w == 1.0})
+    price_question = bool(PRICE_TERMS & original)
     catalog = [
         {
             "kind": "catalog",
             "service_id": s.pk,
             "title": f"{s.name} (price list)",
             "snippet": _catalog_line(s),
+            "answer": _catalog_line(s),
             "score": round(top * (1.01 if price_question else 0.5), 4),
             "source": "catalog",
         }
-        for s in _named_services(concepts, services)
+        for s in _named_services(original, services)
     ]
     results = sorted(catalog + documents, key=lambda r: -r["score"])[: k + len(catalog)]
     cache.set(cache_key, results, RESULT_CACHE_SECONDS)
     return results
+
+
+def _answer(chunk: _Chunk, concepts, idf, named, query: str) -> str:
+    """The passage's sentences that answer the question, led by the name of the service it asked about when
+    those sentences do not say it ("Botox: Results start to show in 3-14 days...")."""
+    wants_quantity = bool(QUANTITY_QUESTION.search(query))
+    if not chunk.sentences:  # split and stemmed once per process and passage
+        chunk.sentences.extend(_split(chunk.text))
+    split = tuple(chunk.sentences)
+    answer = answer_text(chunk.text, concepts, idf, title=chunk.title, wants_quantity=wants_quantity, split=split)
+    lowered, passage = answer.lower(), f"{chunk.title} {chunk.text}".lower()
+    service = next((s for s in named if s.name.lower() not in lowered and s.name.lower() in passage), None)
+    if service is None:
+        return answer
+    limit = ANSWER_CHARS - len(service.name) - 2
+    shorter = answer_text(
+        chunk.text, concepts, idf, title=chunk.title, wants_quantity=wants_quantity, limit=limit, split=split
+    )
+    return f"{service.name}: {shorter}"
 
 
 def _catalog_line(service: Service) -> str:

@@ -48,6 +48,8 @@ SHORTHAND = {
     "ok": "ok",
     "loc": "location",
     "addy": "address",
+    "preggo": "pregnant",
+    "preggers": "pregnant",
 }
 
 # Groups of words that mean the same thing to a medspa patient. A query word found in a group brings the group.
@@ -78,6 +80,17 @@ SYNONYM_GROUPS = [
     "touch touchup",
     "hurt pain painful numbing",
     "provider providers doctor injector nurse",
+    "acne breakout breakouts pimple pimples zit zits blemish blemishes",
+    "fade fades disappear subside",
+    "upright lie lying",
+    "parent parents guardian mom mother dad father",
+    "consultation consult talk discuss",
+    "pregnant expecting conceive",
+    "see saw seen",
+    "address location located near nearby nearest closest directions",
+    "wedding event events party",
+    "sick illness flu fever covid",
+    "difference different differ compare compares comparison versus unlike",
 ]
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
@@ -183,8 +196,41 @@ STOPWORDS = frozenset(
         "hello",
         "please",
         "thanks",
+        # how people text: fillers and contractions that say nothing about the topic
+        "dont",
+        "doesnt",
+        "cant",
+        "wont",
+        "isnt",
+        "arent",
+        "ive",
+        "id",
+        "youre",
+        "whats",
+        "thats",
+        "theres",
+        "gotta",
+        "gonna",
+        "wanna",
+        "lol",
+        "omg",
+        "rn",
+        "honestly",
+        "want",
+        "know",
+        "wondering",
     ]
 )
+# Words that take part in a question without being its topic ("do i pay before or after", "go back"): they count,
+# at this weight, so that they decide only between documents the topic words leave level.
+WEAK_WORDS = frozenset(
+    stem(w)
+    for w in [
+        *["before", "after", "same", "back", "go", "come", "still", "really", "actually", "need", "like", "treatment"],
+        *["ok", "okay", "also", "now", "today", "tomorrow", "tonight", "yesterday", "week", "wait", "hmm", "um"],
+    ]
+)
+WEAK_WEIGHT = 0.4
 
 
 def terms(text: str) -> list[str]:
@@ -199,3 +245,43 @@ def expand(query_terms: list[str]) -> set[str]:
     for term in query_terms:
         expanded |= index.get(term, frozenset())
     return expanded
+
+
+# How patients put it -> the word the documents use, read in questions only (documents are indexed as written).
+QUERY_PHRASES = [
+    (re.compile(r"\b(breaking|break|broke|broken) out\b"), "breakout"),
+    (re.compile(r"\b(go|goes|going|gone|went) away\b"), "fade"),
+    (re.compile(r"\bpayment plans?\b"), "financing plan"),
+    # a stated age asks about the age rules: "im 17", "my daughter is 15"
+    (re.compile(r"\b(im|i am|is|she s|he s|shes|hes) (1[0-9])\b(?! (hours|days|weeks|months|units))"), r"\2 age"),
+    # a number of hours is a duration ("my appt is in 3 hours"), not the opening hours
+    (re.compile(r"\b(\d+|a few|few|couple|couple of) (hours|hrs)\b"), r"\1"),
+]
+# Question words that only say what kind of answer is wanted: "how long" is answered by what follows ("last",
+# "take"), so "long" counts little; "who" asks for a person, "where" for a place.
+QUESTION_WORDS = [
+    (re.compile(r"\bhow long\b"), "long", 0.0),
+    (re.compile(r"\bhow many\b"), "many", 0.0),
+]
+QUESTION_CUES = [
+    (re.compile(r"\bwho\b"), "provider", 1.0),
+    (re.compile(r"\bwhere (is|are|r)\b"), "location", 0.5),
+]
+
+
+def query_terms(text: str) -> list[tuple[str, float]]:
+    """A question's terms with their weights: the words the question itself asks about at 1, the words that only
+    say what kind of answer is wanted (the "long" of "how long") below it, and a cue of the question word ("who":
+    a person) as a term of its own."""
+    lowered = " ".join(words(text))
+    for pattern, replacement in QUERY_PHRASES:
+        lowered = pattern.sub(replacement, lowered)
+    weights = {}
+    for pattern, word, weight in QUESTION_WORDS:
+        if pattern.search(lowered):
+            weights[stem(word)] = weight
+    out = [(t, weights.get(t, WEAK_WEIGHT if t in WEAK_WORDS else 1.0)) for t in terms(lowered)]
+    for pattern, word, weight in QUESTION_CUES:
+        if pattern.search(lowered) and stem(word) not in {t for t, _ in out}:
+            out.append((stem(word), weight))
+    return out

@@ -25,6 +25,7 @@ from medspa.clock import now as clock_now
 from medspa.events import publish
 from medspa.models import StaffAlert
 from medspa.queueing import enqueue, queued_ids
+from medspa.timetext import zone_label
 from messaging.compliance import next_send_time
 from messaging.models import Message
 from messaging.services import message_queue
@@ -304,7 +305,7 @@ def _emr_unreadable(booking, exc, now) -> None:
 
 def _when(value, clinic) -> tuple[str, str]:
     local = _local(value, clinic)
-    return local.strftime("%a %b %-d at %-I:%M %p"), local.strftime("%Z")
+    return local.strftime("%a %b %-d at %-I:%M %p"), zone_label(value, clinic.tz)
 
 
 def _render(row, booking, now) -> tuple[str | None, object]:

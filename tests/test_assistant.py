@@ -82,7 +82,7 @@ def test_missed_call_to_confirmed_botox(patient):
     price = patient.reply("how much is botox?")
     assert "$12 per unit" in price and "$240-$360" in price
     offer = patient.reply("can i come in thursday afternoon")
-    assert "1. Thu Nov 26 at 12:00 PM" in offer and "2." in offer and "3." in offer
+    assert "1. Thu Nov 26, 12:00 PM ET" in offer and "2." in offer and "3." in offer
     assert patient.conversation.state == "offering"
     ask_name = patient.reply("2")
     assert "What name" in ask_name
@@ -90,7 +90,7 @@ def test_missed_call_to_confirmed_botox(patient):
     assert "$50 deposit" in link and "/pay/" in link and "holding Botox on Thu Nov 26" in link
     assert patient.conversation.state == "awaiting_deposit"
     (confirmation,) = patient.pay()
-    assert confirmation.startswith("You're booked: Botox with") and "Thursday Nov 26" in confirmation
+    assert confirmation.startswith("You're booked: Botox with") and "Thu Nov 26, 1:30 PM ET" in confirmation
     booking = booked().get()
     assert booking.status == "confirmed" and booking.service.name == "Botox" and booking.patient_name == "Jane Doe"
     assert Turn.objects.filter(engine="rules").count() == 4
@@ -105,7 +105,7 @@ def test_several_short_texts_in_a_row(patient):
     replies = patient.say("hi", "i want botox", "tomorrow after 3")
     assert any("Here are open times for Botox" in r for r in replies)
     offer = replies[-1]
-    assert "Tue Nov 24 at 3:" in offer or "Tue Nov 24 at 4:" in offer
+    assert "Tue Nov 24, 3:" in offer or "Tue Nov 24, 4:" in offer
 
 
 def test_name_given_with_the_pick(patient):
@@ -135,7 +135,7 @@ def test_nothing_open_then_other_days(patient):
 
 def test_asap(patient):
     offer = patient.reply("need botox asap")
-    assert "1. Mon Nov 23 at 12:15 PM" in offer  # two hours' notice from 10:15
+    assert "1. Mon Nov 23, 12:15 PM ET" in offer  # two hours' notice from 10:15
 
 
 def test_typos_in_the_service(patient):
@@ -282,7 +282,7 @@ def test_pick_by_clock_time(patient):
     patient.reply("botox thursday afternoon")
     assert "What name" in patient.reply("the 3pm works")
     link = patient.reply("its Ana Lopez")
-    assert "Thanks, Ana!" in link and "Thu Nov 26 at 3:00 PM" in link and "$50 deposit" in link
+    assert "Thanks, Ana!" in link and "Thu Nov 26, 3:00 PM ET" in link and "$50 deposit" in link
     assert booked().get().patient_name == "Ana Lopez"
 
 
@@ -292,7 +292,7 @@ def test_switching_treatment_after_an_offer_keeps_the_day(patient):
     assert "Here are open times for HydraFacial" in offer and "Thu Nov 26" in offer
     patient.reply("1")
     link = patient.reply("kim park")
-    assert "holding HydraFacial on Thu Nov 26 at 9:00 AM" in link
+    assert "holding HydraFacial on Thu Nov 26, 9:00 AM ET" in link
     assert booked().get().service.name == "HydraFacial"
 
 
@@ -302,7 +302,7 @@ def test_a_question_while_picking_then_the_pick(patient):
     assert "garage" in answer and "Reply 1, 2 or 3 for one of the times above" in answer
     assert patient.conversation.state == "offering"
     patient.reply("ok 2")
-    assert "Fri Nov 27 at 9:15 AM" in patient.reply("Lee Chen")
+    assert "Fri Nov 27, 9:15 AM ET" in patient.reply("Lee Chen")
 
 
 def test_resend_the_deposit_link(patient):
@@ -317,7 +317,7 @@ def test_the_deposit_link_ran_out_then_new_times(patient):
     patient.say("lip filler tmrw", "2", "sam")
     with time_machine.travel(datetime(2026, 11, 23, 16, 0, tzinfo=UTC), tick=False):
         text = patient.reply("sorry was at work, can i still pay?")
-    assert text.startswith("Sorry, the hold on Tue Nov 24 at 10:30 AM has expired.")
+    assert text.startswith("Sorry, the hold on Tue Nov 24, 10:30 AM ET has expired.")
     assert "Here are open times for Lip Filler" in text
     assert not booked().exists() and patient.conversation.state == "offering"
 
@@ -341,7 +341,7 @@ def test_late_cancellation_goes_to_staff(patient):
 
 def test_earliest_time_then_paid(patient):
     offer = patient.reply("Hi!! wondering about laser hair removal")  # the price and the soonest times at once
-    assert offer.startswith("Laser Hair Removal is $150-$450 per session.") and "1. Mon Nov 23 at 12:15 PM" in offer
+    assert offer.startswith("Laser Hair Removal is $150-$450 per session.") and "1. Mon Nov 23, 12:15 PM ET" in offer
     assert offer.endswith("or tell me a day that suits you.")
     assert "What name" in patient.reply("whats the earliest you have")  # the earliest of those: 1
     assert "Thanks, Priya!" in patient.reply("my name is Priya Patel")
@@ -465,3 +465,14 @@ def test_a_knowledge_answer_is_whole_sentences_never_cut_off(patient):
     text = patient.reply("what should i avoid after my filler appointment?")
     assert "..." not in text and len(text.split(" Would you like")[0]) <= 306
     assert text.split(" Would you like")[0].rstrip()[-1] in ".!?"
+
+
+def test_a_follow_up_offer_only_when_booking_is_the_next_step(patient):
+    lasting = patient.reply("how long does botox usually last?")
+    assert "3-4 months" in lasting and lasting.endswith("Would you like me to find you a time?")
+    parking = patient.reply("where do i park?")
+    assert "garage" in parking and "find you a time" not in parking  # no treatment asked about
+    safety = patient.reply("is botox ok while breastfeeding?")
+    assert "breastfeeding" in safety and "find you a time" not in safety  # a health answer: never a sales line
+    after = patient.reply("can i work out after my botox tomorrow?")
+    assert "find you a time" not in after  # about a treatment already booked or had

@@ -120,7 +120,7 @@ def test_staff_mark_a_manual_booking_confirmed_and_the_patient_gets_one_text(
     assert booking.status == Booking.Status.CONFIRMED and booking.emr_appointment_id == "AR-5521"
     assert StaffAlert.objects.get(kind=StaffAlert.Kind.MANUAL_BOOKING).resolved_at is not None
     assert len(sms_outbox) == 1 and sms_outbox[0].to_number == PHONE
-    assert "You're booked: Botox with Dr. Sarah Smith, Tuesday Nov 24 at 11:00 AM" in sms_outbox[0].body
+    assert "You're booked: Botox with Dr. Sarah Smith, Tue Nov 24, 11:00 AM ET" in sms_outbox[0].body
     assert AuditEvent.objects.filter(object_type="bookings.booking", object_id=str(booking.pk)).exists()
 
 

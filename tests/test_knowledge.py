@@ -5,9 +5,9 @@ import json
 import pytest
 from django.core.management import call_command
 
-from knowledge.evaluation import DEMO_QUESTIONS, knowledge_evaluate
+from knowledge.evaluation import DEMO_QUESTIONS, HALVES, knowledge_evaluate
 from knowledge.models import KnowledgeChunk, KnowledgeDocument
-from knowledge.services import chunk_text, document_upsert, documents_load, knowledge_search
+from knowledge.services import ANSWER_CHARS, chunk_text, document_upsert, documents_load, knowledge_search, sentences
 from medspa.clinic_file import DEMO_CLINIC_FILE
 
 from .conftest import make_clinic, make_service, make_staff
@@ -194,6 +194,75 @@ def test_try_a_question_in_the_admin(client, demo):
 def test_eval_command_prints_recall(demo, capsys):
     call_command("knowledge_eval")
     assert "recall@1" in capsys.readouterr().out
+
+
+def test_outside_questions_dev_half_meets_the_target(demo):
+    """The outside author's dev half (knowledge/eval/OUTSIDE-QUESTIONS.md): the right document first >= 85%, in
+    the top three >= 97%. The test half is not run here: it is only run to report (docs/BENCHMARKS.md)."""
+    report = knowledge_evaluate(clinic=demo, questions_file=HALVES["dev"])
+    assert report.total == 80
+    assert report.recall_at_1 >= 0.85, report.misses
+    assert report.recall_at_3 >= 0.97, report.misses
+
+
+def test_eval_command_shows_nothing_of_the_test_half_but_its_figures(demo, capsys):
+    call_command("knowledge_eval", half="test")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("80 test half: recall@1 ")
+
+
+def top_document(clinic, question):
+    return next(r for r in knowledge_search(clinic=clinic, query=question) if r["kind"] == "document")
+
+
+@pytest.mark.parametrize(
+    "question, title, quoted",
+    [
+        # the question's own nouns decide: "last", "bring", "who", "hours"
+        ("how many months do lip fillers last", "Lip Filler and Lip Flip", "Lip filler lasts several months"),
+        ("anything i need to bring with me?", "Your First Visit", "Bring a photo ID"),
+        ("who would be doing my filler", "Our Providers", "Dr."),
+        ("hours this saturday?", "Hours and Location", "Saturday 10am-2pm"),
+        # a title names what a document is about, and beats a passing mention ("24 hours" in aftercare)
+        ("deposit needed?", "Deposit Policy for New Clients", "$50 deposit"),
+        # domain words patients use that documents do not: pimples, preggo, go away
+        ("broke out this week, is microneedling still ok?", "Microneedling for Acne Scars and Texture", "breakouts"),
+        ("preggo, is botox ok", "Pregnancy and Breastfeeding", "pregnant"),
+        # how a patient puts it: a stated age asks about the age rules, "in 2 hours" is no opening hours
+        ("my son is 16, can he get botox", "Age Requirements and Consent", "16"),
+        ("sick with a fever and my appointment is in 2 hours", "Cancellation and Rescheduling Policy", ""),
+        ("any payment plan options?", "Financing with Cherry and CareCredit", "monthly payments"),
+    ],
+)
+def test_ranking_weighs_the_question_and_answers_with_its_own_sentences(demo, question, title, quoted):
+    result = top_document(demo, question)
+    assert result["title"] == title
+    answer = result["answer"]
+    assert quoted in answer and len(answer) <= ANSWER_CHARS and answer[-1] in ".!?"
+    quoted_text = answer if answer in result["passage"] else answer.split(": ", 1)[1]  # maybe led by the service
+    assert quoted_text in result["passage"] and "..." not in answer  # whole sentences of the passage, never cut
+
+
+def test_an_answer_that_does_not_name_the_service_asked_about_is_led_by_its_name(demo):
+    answer = top_document(demo, "got bumps from my botox shots, normal?")["answer"]
+    assert answer.startswith("Botox: Small bumps at injection points fade") and len(answer) <= ANSWER_CHARS
+
+
+def test_the_answer_is_the_passage_that_answers_not_its_opening(demo):
+    answer = top_document(demo, "how long does botox last?")["answer"]
+    assert "last about 3-4 months" in answer and not answer.startswith("Botox is $12 per unit")
+    downtime = top_document(demo, "any downtime with dysport")["answer"]
+    assert downtime.startswith("Downtime:")  # the FAQ's own section, not its first heading ("Does it hurt?")
+
+
+def test_sentences_are_whole_and_abbreviations_do_not_end_them():
+    text = "Dr. Sarah Smith, MD sees patients. Botox is $12 per unit (e.g. 20 units). Does it hurt? No!"
+    assert sentences(text) == [
+        "Dr. Sarah Smith, MD sees patients.",
+        "Botox is $12 per unit (e.g. 20 units).",
+        "Does it hurt?",
+        "No!",
+    ]
 
 
 def test_demo_documents_only_quote_catalog_prices(demo):

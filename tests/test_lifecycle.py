@@ -119,8 +119,8 @@ def test_the_confirmation_lead_is_counted_on_the_wall_clock_across_dst(demo):
 @pytest.mark.parametrize(
     ("visit", "expected_utc", "zone"),
     [
-        (local(2026, 11, 2, 9, 30), datetime(2026, 11, 2, 13, 0, tzinfo=UTC), "EST"),  # the day after DST ended
-        (local(2027, 3, 15, 9, 30), datetime(2027, 3, 15, 12, 0, tzinfo=UTC), "EDT"),  # the day after it began
+        (local(2026, 11, 2, 9, 30), datetime(2026, 11, 2, 13, 0, tzinfo=UTC), "ET"),  # the day after DST ended
+        (local(2027, 3, 15, 9, 30), datetime(2027, 3, 15, 12, 0, tzinfo=UTC), "ET"),  # the day after it began
     ],
 )
 def test_a_reminder_due_at_730_waits_for_the_window_and_goes_at_8(demo, at, sms_outbox, visit, expected_utc, zone):
@@ -299,7 +299,7 @@ def asked(demo, at, patient):
     booking = book(demo, local(2026, 11, 27, 11, 0), booked_at=local(2026, 11, 23, 12, 0), conversation=conversation)
     at(local(2026, 11, 25, 11, 0))
     (request,) = [b for b in sent_to(patient.outbox) if "Reply C to confirm" in b]
-    assert "Fri Nov 27 at 11:00 AM (EST)" in request
+    assert "Fri Nov 27 at 11:00 AM (ET)" in request
     patient.catch_up()
     return booking
 
@@ -307,7 +307,7 @@ def asked(demo, at, patient):
 @pytest.mark.parametrize("reply", ["C", "yes", "Confirm", "c."])
 def test_c_yes_or_confirm_marks_the_booking_patient_confirmed(asked, patient, reply):
     (answer,) = patient.say(reply, local(2026, 11, 25, 12, 0))
-    assert answer.startswith("Thanks, you're confirmed: Botox on Fri Nov 27 at 11:00 AM (EST)")
+    assert answer.startswith("Thanks, you're confirmed: Botox on Fri Nov 27 at 11:00 AM (ET)")
     asked.refresh_from_db()
     assert asked.patient_confirmed_at == local(2026, 11, 25, 12, 0) and asked.status == Booking.Status.CONFIRMED
 
@@ -379,7 +379,7 @@ def test_nextech_down_at_reminder_time_the_reminder_still_goes_and_staff_see_it(
     fake_nextech.failing = [5, 503]
     at(local(2026, 11, 24, 8, 0))
     (body,) = sent_to(sms_outbox)
-    assert "see you today at 10:00 AM (EST)" in body
+    assert "see you today at 10:00 AM (ET)" in body
     reminder = texts(booking)[Kind.REMINDER]
     assert reminder.state == State.SENT and "the EMR could not be read" in reminder.outcome
     alert = StaffAlert.objects.get(kind=StaffAlert.Kind.EMR_ERROR)
@@ -528,7 +528,7 @@ def test_a_completed_botox_visit_offers_the_soonest_three_times_90_days_later(de
     assert rebook.send_at == local(2027, 2, 22, 9, 0) and "rebook after 90 days" in rebook.why
     at(local(2027, 2, 22, 9, 0))
     (nudge,) = [b for b in sent_to(sms_outbox) if "time for your next Botox" in b]
-    assert "1) " in nudge and "2) " in nudge and "3) " in nudge and "(EST)" in nudge
+    assert "1) " in nudge and "2) " in nudge and "3) " in nudge and "(ET)" in nudge
     conversation = Conversation.objects.get(patient_phone=PHONE)
     assert conversation.state == Conversation.State.OFFERING and len(conversation.offered_slots) == 3
     at(local(2027, 2, 22, 9, 5))

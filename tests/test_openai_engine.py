@@ -70,7 +70,7 @@ def book_botox_thursday(patient, llm, botox):
 def test_booking_flow_on_the_llm(patient, llm, botox):
     patient.miss_call()
     offer, link = book_botox_thursday(patient, llm, botox)
-    assert "1. Thu Nov 26 at 12:00 PM" in offer and "3." in offer
+    assert "1. Thu Nov 26, 12:00 PM ET" in offer and "3." in offer
     assert "$50 deposit" in link and "/pay/" in link
     (confirmation,) = patient.pay()
     assert confirmation.startswith("You're booked: Botox with")

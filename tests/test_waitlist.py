@@ -127,8 +127,8 @@ def test_a_cancelled_time_is_held_for_the_first_patient_who_joined_and_books_thr
     cancel(django_capture_on_commit_callbacks, first_booking)
 
     (offer_text,) = first._new()
-    assert "a Botox time opened up, Thu Nov 26 at 9:00 AM EST with Dr. Sarah Smith" in offer_text
-    assert "held for you until 10:30 AM EST" in offer_text and "Reply YES with the name" in offer_text
+    assert "a Botox time opened up, Thu Nov 26, 9:00 AM ET with Dr. Sarah Smith" in offer_text
+    assert "held for you until 10:30 AM ET" in offer_text and "Reply YES with the name" in offer_text
     assert second._new() == []
     offer = WaitlistOffer.objects.get()
     assert offer.patient_phone == P1 and offer.booking.status == "held"
@@ -140,7 +140,10 @@ def test_a_cancelled_time_is_held_for_the_first_patient_who_joined_and_books_thr
     link = first.reply("jane doe")
     assert "$50 deposit" in link and "/pay/" in link
     (confirmation,) = first.pay()
-    assert confirmation.startswith("You're booked: Botox with Dr. Sarah Smith") and "Thursday Nov 26" in confirmation
+    assert (
+        confirmation.startswith("You're booked: Botox with Dr. Sarah Smith")
+        and "Thu Nov 26, 9:00 AM ET" in confirmation
+    )
     offer.refresh_from_db()
     assert offer.state == "taken" and offer.booking.status == "confirmed"
     assert WaitlistEntry.objects.get(patient_phone=P1).state == "booked"
@@ -157,7 +160,7 @@ def test_a_named_patient_gets_the_deposit_link_in_the_offer_and_1_books_it(
     join(first)
     cancel(django_capture_on_commit_callbacks, first_booking)
     (offer_text,) = first._new()
-    assert "pay the $50 deposit here:" in offer_text and "/pay/" in offer_text and "until 10:30 AM EST" in offer_text
+    assert "pay the $50 deposit here:" in offer_text and "/pay/" in offer_text and "until 10:30 AM ET" in offer_text
     assert first.conversation.state == "awaiting_deposit"
     booking = WaitlistOffer.objects.get().booking
     booking.refresh_from_db()
@@ -181,7 +184,7 @@ def test_an_offer_not_taken_in_time_goes_to_the_next_patient(demo, patients, dja
         bookings_expire_holds()
 
     (offer_text,) = second._new()
-    assert "Thu Nov 26 at 9:00 AM EST" in offer_text and "until 10:46 AM EST" in offer_text
+    assert "Thu Nov 26, 9:00 AM ET" in offer_text and "until 10:46 AM ET" in offer_text
     assert first._new() == []
     first_offer, second_offer = WaitlistOffer.objects.order_by("pk")
     assert (first_offer.state, second_offer.state) == ("expired", "offered")
@@ -198,7 +201,7 @@ def test_no_to_an_offer_releases_it_to_the_next_patient_at_once(demo, patients, 
     first._new()
     assert "let that time go" in first.reply("no thanks")
     (offer_text,) = second._new()
-    assert "Thu Nov 26 at 9:00 AM EST" in offer_text
+    assert "Thu Nov 26, 9:00 AM ET" in offer_text
     assert list(WaitlistOffer.objects.order_by("pk").values_list("state", flat=True)) == ["declined", "offered"]
     assert WaitlistEntry.objects.get(patient_phone=P1).state == "waiting"  # still waiting for other times
 
@@ -210,7 +213,7 @@ def test_a_time_freed_by_another_patients_reschedule_is_offered(demo, patients, 
     assert "Here are open times for Botox" in mover.reply("can i move my botox appointment to friday")
     assert "is now Fri Nov 27" in mover.reply("1")
     (offer_text,) = patients[0]._new()
-    assert "Thu Nov 26 at 9:00 AM EST with Dr. Sarah Smith" in offer_text
+    assert "Thu Nov 26, 9:00 AM ET with Dr. Sarah Smith" in offer_text
     assert WaitlistOffer.objects.get().freed.source_booking.status == "cancelled"
 
 
@@ -273,7 +276,7 @@ def test_in_quiet_hours_the_patient_is_skipped_rather_than_held(demo, django_cap
     offer = WaitlistOffer.objects.get()
     assert offer.patient_phone == "+14155550123"  # Boston is in quiet hours, San Francisco is not
     (text,) = [m for m in sms_outbox if m.to_number == "+14155550123"]
-    assert "9:00 AM EST" in text.body
+    assert "9:00 AM ET" in text.body
     assert not [m for m in sms_outbox if m.to_number == P1]
 
 
@@ -350,7 +353,7 @@ def test_the_openai_engine_is_told_to_offer_the_waitlist_and_joins_it_after_a_ye
 
     cancel(django_capture_on_commit_callbacks, first_booking)
     (offer_text,) = patient._new()
-    assert "Thu Nov 26 at 9:00 AM EST" in offer_text and patient.conversation.state == "holding"
+    assert "Thu Nov 26, 9:00 AM ET" in offer_text and patient.conversation.state == "holding"
 
 
 # --- Two waitlisted patients racing for one freed time (PostgreSQL) -------------------------------------------------
@@ -423,7 +426,7 @@ def test_the_admins_waitlist_lists_entries_with_their_offers_in_clinic_time(
     listing = admin_client.get(reverse("admin:waitlist_waitlistentry_changelist"))
     assert listing.status_code == 200 and f"Waitlist entry #{entry.pk}" in listing.content.decode()
     page = admin_client.get(reverse("admin:waitlist_waitlistentry_change", args=[entry.pk])).content.decode()
-    assert "Thu Nov 26 at 9:00 AM EST" in page and "Offered (held)" in page
+    assert "Thu Nov 26, 9:00 AM ET" in page and "Offered (held)" in page
     admin_client.post(
         reverse("admin:waitlist_waitlistentry_changelist"),
         {"action": "cancel_entries", "_selected_action": [entry.pk]},

@@ -35,6 +35,7 @@ from medspa.events import publish
 from medspa.models import StaffAlert
 from medspa.queueing import enqueue
 from medspa.retry import RetrySchedule
+from medspa.timetext import time_label, when_label
 from messaging.compliance import next_send_time
 from messaging.models import Message
 from messaging.services import is_opted_out, message_queue
@@ -55,14 +56,12 @@ HOLDING = (Booking.Status.HELD, Booking.Status.AWAITING_DEPOSIT)
 
 
 def when_text(value: datetime, tz) -> str:
-    """A time as every waitlist text says it, with the clinic's zone: "Thu Dec 3 at 2:00 PM EST"."""
-    local = timezone.localtime(value, tz)
-    return f"{local:%a %b %-d at %-I:%M %p} {local:%Z}"
+    """A time as every text says it, with the clinic's zone: "Thu Dec 3, 2:00 PM ET" (medspa.timetext)."""
+    return when_label(value, tz)
 
 
 def clock_text(value: datetime, tz) -> str:
-    local = timezone.localtime(value, tz)
-    return f"{local:%-I:%M %p} {local:%Z}"
+    return time_label(value, tz)
 
 
 # --- Settings -----------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from emr.models import EmrConfig, Provider, WorkingHours
 from medspa.models import Clinic, Service
+from medspa.timetext import time_label, when_label
 from messaging.models import Message, PhoneNumber
 from payments.backends.square import sign as square_sign
 from payments.models import OutboxItem, Payment, PaymentConfig
@@ -148,11 +149,11 @@ def make_clinic(stack, *, emr="nextech", label="") -> Setup:
 
 
 def when_short(value, tz) -> str:
-    return timezone.localtime(value, tz).strftime("%a %b %-d at %-I:%M %p")
+    return when_label(value, tz)  # "Thu Dec 3, 1:30 PM ET"
 
 
 def when_long(value, tz) -> str:
-    return timezone.localtime(value, tz).strftime("%A %b %-d at %-I:%M %p")
+    return when_label(value, tz)  # the confirmation uses the same label as every other text
 
 
 class Expected:
@@ -201,7 +202,7 @@ class Expected:
         return "Great choice! What name should I put the appointment under?"
 
     def deposit_link(self, first_name, start, payment):
-        held = timezone.localtime(payment.expires_at, self.setup.tz).strftime("%-I:%M %p")
+        held = time_label(payment.expires_at, self.setup.tz)
         return (
             f"Thanks, {first_name}! I'm holding Botox on {when_short(start, self.setup.tz)} with {self.doctor} "
             f"until {held}. To confirm, please pay the $50 deposit here: {payment.link_url}"
