@@ -12,6 +12,7 @@ from django.utils import timezone
 from bookings.models import Booking
 from lifecycle.models import LifecycleSettings, ScheduledText
 from medspa.clock import clock_move_to, clock_reset
+from medspa.timetext import zone_label
 
 from .checks import book_until_deposit
 from .flow import Expected, FrontDesk, wait_for
@@ -35,7 +36,7 @@ def clock():
 
 def _when(value, tz):
     local = timezone.localtime(value, tz)
-    return local.strftime("%a %b %-d at %-I:%M %p"), local.strftime("%Z")
+    return local.strftime("%a %b %-d at %-I:%M %p"), zone_label(value, tz)
 
 
 def test_confirmation_reminder_and_review_after_a_booking(clinic_factory, patient_factory, e2e, clock):
