@@ -1,6 +1,10 @@
 """With the broker down, work written to the database is never lost and never fails its caller: ``enqueue`` says
 so and a sweep queues it again."""
 
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -199,49 +203,47 @@ def test_a_worker_that_starts_voids_the_markers_written_before_it(db, published,
     assert queued_ids("inbox.process_event", [7, 8]) == {8}
 
 
-def test_two_threads_that_both_find_a_task_missing_both_get_it(monkeypatch):
+COLD_PROCESS = """
+import json, threading, time
+import django
+django.setup()
+import celery.loaders.base
+from medspa.queueing import registered
+
+find = celery.loaders.base.find_related_module
+
+def slow_find(package, related_name):  # the imports of a cold process take this long
+    time.sleep(0.02)
+    return find(package, related_name)
+
+celery.loaders.base.find_related_module = slow_find
+found, failed = [], []
+
+def look_up():
+    try:
+        found.append(registered("inbox.process_event").name)
+    except Exception as exc:
+        failed.append(type(exc).__name__)
+
+threads = [threading.Thread(target=look_up) for _ in range(2)]
+threads[0].start()
+time.sleep(0.05)  # the first one's discovery is under way
+threads[1].start()
+for thread in threads:
+    thread.join(10)
+print(json.dumps({"found": found, "failed": failed}))
+"""
+
+
+def test_two_threads_that_both_find_a_task_missing_both_get_it():
     """A threaded web process (runserver, gunicorn --threads) whose first two webhooks arrive together: both look up
     inbox.process_event before any tasks module is imported. Celery's autodiscovery returns at once, importing
-    nothing, to a second caller while the first one's runs; ``registered`` makes the second wait instead."""
-    import sys
-    import threading
-    import time
-
-    import celery.loaders.base
-    from celery import current_app
-
-    from medspa.queueing import registered
-
-    registered("inbox.process_event")  # whatever this process has imported so far: put it aside, then forget it
-    names = [name for name in current_app.tasks if name.startswith("inbox.")]
-    saved = {name: current_app.tasks[name] for name in names}
-    module = sys.modules.pop("inbox.tasks")
-    for name in names:
-        del current_app.tasks[name]
-    find = celery.loaders.base.find_related_module
-
-    def slow_find(package, related_name):  # the imports of a cold process take this long
-        time.sleep(0.02)
-        return find(package, related_name)
-
-    monkeypatch.setattr(celery.loaders.base, "find_related_module", slow_find)
-    found, failed = [], []
-
-    def look_up():
-        try:
-            found.append(registered("inbox.process_event").name)
-        except Exception as exc:  # the failure is the finding
-            failed.append(type(exc).__name__)
-
-    try:
-        threads = [threading.Thread(target=look_up) for _ in range(2)]
-        threads[0].start()
-        time.sleep(0.05)  # the first one's discovery is under way
-        threads[1].start()
-        for thread in threads:
-            thread.join(10)
-    finally:
-        sys.modules["inbox.tasks"] = module
-        current_app.tasks.update(saved)
-    assert failed == []
-    assert found == ["inbox.process_event", "inbox.process_event"]
+    nothing, to a second caller while the first one's runs; ``registered`` makes the second wait instead. Run in a
+    new process: only a cold one has imported no tasks module yet."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["DJANGO_SETTINGS_MODULE"] = "medspa.settings"
+    done = subprocess.run(
+        [sys.executable, "-c", COLD_PROCESS], capture_output=True, text=True, timeout=120, env=env, check=True
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"found": ["inbox.process_event", "inbox.process_event"], "failed": []}
