@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "payments",
     "lifecycle",
     "waitlist",
+    "reports",
 ]
 
 MIDDLEWARE = [
