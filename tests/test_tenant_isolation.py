@@ -510,3 +510,30 @@ def test_outcomes_show_nothing_of_another_clinic(client, two_clinics, export):
     foreign = client.get(reverse("reports:outcomes"), {**query, "clinic": clinic_b.pk})
     assert foreign.status_code == 400
     assert foreign.context["outcomes"] is None and b"Clinic B" not in foreign.content
+
+
+def test_staff_are_told_only_of_their_own_clinics_alerts(two_clinics, django_capture_on_commit_callbacks, settings):
+    from django.core import mail
+
+    from medspa.alerts import staff_alert
+    from medspa.models import StaffAlert
+
+    clinic_a, clinic_b, staff_a = two_clinics
+    staff_b = make_staff("staff-b", clinic_b)
+    for user in (staff_a, staff_b):
+        user.email = f"{user.username}@example.com"
+        user.save()
+    Clinic.objects.filter(pk=clinic_a.pk).update(staff_mobile="+16175550142")
+    Clinic.objects.filter(pk=clinic_b.pk).update(staff_mobile="+16175550143")
+    conversation_b = _conversation(Clinic.objects.get(pk=clinic_b.pk))
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_alert(
+            clinic=conversation_b.clinic,
+            kind=StaffAlert.Kind.URGENT,
+            text="Conversation needs a call.",
+            obj=conversation_b,
+        )
+    [email] = mail.outbox
+    assert email.to == ["staff-b@example.com"] and "[Clinic B]" in email.subject
+    texted = set(Message.objects.filter(conversation__isnull=True).values_list("to_number", flat=True))
+    assert texted == {"+16175550143"}  # clinic B's staff mobile, not A's
