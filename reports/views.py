@@ -49,7 +49,6 @@ def outcomes_view(request):
     funnel.append(("No-shows", outcomes.no_shows))
     context.update(
         outcomes=outcomes,
-        subtitle=clinic.name,
         funnel=charts.funnel_bars(funnel, top=outcomes.opened),
         funnel_height=len(funnel) * charts.FUNNEL_ROW,
         hours=charts.hour_bars(outcomes.inbound_by_hour),
