@@ -318,8 +318,8 @@ class ServiceAdmin(ClinicScopedAdmin):
 
 @admin.register(ClinicMembership)
 class ClinicMembershipAdmin(ClinicScopedAdmin):
-    list_display = ["user", "clinic", "role", "created_at"]
-    list_filter = ["clinic", "role"]
+    list_display = ["user", "clinic", "role", "notify", "created_at"]
+    list_filter = ["clinic", "role", "notify"]
     list_select_related = ["user", "clinic"]
     autocomplete_fields = ["user"]
     search_fields = ["user__username", "user__email"]
