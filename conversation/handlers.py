@@ -24,7 +24,7 @@ def message_sent(*, message):
 
 def message_failed(*, message):
     if message.conversation_id:
-        Conversation.objects.filter(pk=message.conversation_id).update(needs_staff=True)
+        services.conversation_text_failed(message=message)
 
 
 def booking_changed(*, booking):

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from medspa.alerts import staff_alerts_resolve_for
+from medspa.alerts import staff_alert, staff_alerts_resolve_for
 from medspa.audit import audit_record
 from medspa.models import AuditEvent, StaffAlert
 from medspa.queueing import enqueue, queued_ids
@@ -310,3 +310,23 @@ def conversation_waitlist_offer(*, offer, link: bool, now=None) -> bool:
     )
     logger.info("conversation took a waitlist offer conversation=%s offer=%s", conversation.pk, offer.pk)
     return True
+
+
+def conversation_text_failed(*, message: Message) -> None:
+    """A text to the patient will not go without a person: the conversation needs staff, who are told (once per
+    text; with the conversation's other notices, at most once an hour)."""
+    conversation = Conversation.objects.filter(pk=message.conversation_id).first()
+    if conversation is None:
+        return
+    Conversation.objects.filter(pk=conversation.pk).update(needs_staff=True)
+    if Message.objects.filter(pk=message.pk, status=Message.Status.UNKNOWN).exists():
+        return  # sent or not, nobody knows: messaging tells staff itself, with what to check
+    code = f" (provider error {message.error_code})" if message.error_code else ""
+    staff_alert(
+        clinic=conversation.clinic,
+        kind=StaffAlert.Kind.HANDOFF,
+        text=f"Text #{message.pk} in conversation #{conversation.pk} was not delivered{code}. Open the thread: "
+        "retry it, or reach the patient another way.",
+        obj=conversation,
+        dedupe_key=f"text-failed:{message.pk}",
+    )

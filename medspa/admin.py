@@ -16,7 +16,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import formats, timezone
 
 from . import frontdesk
-from .alerts import staff_alert_resolve
+from .alerts import staff_alert_resolve, staff_notified_set
 from .audit import audit_record
 from .fields import CommaSeparatedListField, DollarsField
 from .models import AuditEvent, Clinic, ClinicMembership, Service, StaffAlert
@@ -179,6 +179,21 @@ class ClinicAdminForm(forms.ModelForm):
     allowed_origins = CommaSeparatedListField(
         required=False, help_text="Other web origins allowed to post this clinic's leads, comma separated."
     )
+    notified_staff = forms.ModelMultipleChoiceField(
+        queryset=ClinicMembership.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Email these staff",
+        help_text="When a patient needs a person (hand-off, urgent, a failed text) or the system needs one.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None:
+            return  # a new clinic has no staff yet: everyone added later is told (``notify`` defaults on)
+        members = ClinicMembership.objects.filter(clinic=self.instance).select_related("user").order_by("pk")
+        self.fields["notified_staff"].queryset = members
+        self.fields["notified_staff"].initial = [m.pk for m in members if m.notify]
 
     class Meta:
         model = Clinic
@@ -240,6 +255,7 @@ class ClinicAdmin(ClinicScopedAdmin):
         ),
         ("Policies", {"fields": ["deposit_policy", "cancellation_policy", "cancellation_notice_hours"]}),
         ("Security", {"fields": ["require_two_factor"]}),
+        ("Staff notifications", {"fields": ["notified_staff", "staff_mobile"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -250,6 +266,8 @@ class ClinicAdmin(ClinicScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
+        if change and "notified_staff" in form.changed_data:
+            staff_notified_set(clinic=obj, memberships=form.cleaned_data["notified_staff"])
         if change and "require_two_factor" in form.changed_data:
             audit_record(
                 action=AuditEvent.Action.CHANGE, obj=obj, request=request, detail={"fields": ["require_two_factor"]}
@@ -300,8 +318,8 @@ class ServiceAdmin(ClinicScopedAdmin):
 
 @admin.register(ClinicMembership)
 class ClinicMembershipAdmin(ClinicScopedAdmin):
-    list_display = ["user", "clinic", "role", "created_at"]
-    list_filter = ["clinic", "role"]
+    list_display = ["user", "clinic", "role", "notify", "created_at"]
+    list_filter = ["clinic", "role", "notify"]
     list_select_related = ["user", "clinic"]
     autocomplete_fields = ["user"]
     search_fields = ["user__username", "user__email"]

@@ -18,6 +18,9 @@ from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 EVENTS = {
+    # medspa
+    "medspa.staff_text": "staff are to be told by text (clinic, to: the clinic's staff mobile, body: a link, never "
+    "patient data, key: an idempotency key); messaging queues it from the clinic's number",
     # messaging
     "messaging.text_received": "an inbound text was stored and compliance has decided (message, decision: "
     "opt_out, opt_in, help, opted_out_sender or conversation, alert_staff): the conversation links and answers it",

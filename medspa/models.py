@@ -62,6 +62,12 @@ class Clinic(models.Model):
         validators=[validate_e164],
         help_text="E.164, e.g. +16175550123. Shown in HELP replies.",
     )
+    staff_mobile = models.CharField(
+        max_length=16,
+        blank=True,
+        validators=[validate_e164],
+        help_text="E.164. Texted (a link, no patient data) when a patient needs a person; empty: email only.",
+    )
     website = models.URLField(blank=True, help_text="Its origin may embed the lead form.")
     allowed_origins = models.JSONField(
         default=list,
@@ -165,6 +171,9 @@ class ClinicMembership(models.Model):
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="clinic_memberships")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.FRONT_DESK)
+    notify = models.BooleanField(
+        default=True, help_text="Emailed when something needs a person (the clinic's owner chooses who)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ClinicScopedQuerySet.as_manager()
@@ -381,6 +390,15 @@ class StaffAlert(models.Model):
     object_id = models.CharField(max_length=64, blank=True)
     dedupe_key = models.CharField(max_length=150, unique=True, help_text="The same alert is raised once.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    conversation_ref = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="The patient's conversation it is about (staff are told once an hour)."
+    )
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When staff were told (or would have been: see 'throttled')."
+    )
+    throttled = models.BooleanField(
+        default=False, help_text="Not sent: staff were told about the same conversation less than an hour before."
+    )
     emailed_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.CharField(max_length=150, blank=True)
@@ -389,7 +407,10 @@ class StaffAlert(models.Model):
 
     class Meta:
         ordering = ["resolved_at", "-created_at"]
-        indexes = [models.Index(fields=["clinic", "resolved_at"])]
+        indexes = [
+            models.Index(fields=["clinic", "resolved_at"]),
+            models.Index(fields=["conversation_ref", "notified_at"], name="staffalert_conversation_told"),
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.object_type}#{self.object_id}"

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "payments",
     "lifecycle",
     "waitlist",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -145,6 +146,7 @@ else:
 # publishes, and these handlers of higher apps run, in this order, in the publisher's transaction.
 
 EVENT_HANDLERS = {
+    "medspa.staff_text": ["messaging.handlers.staff_text"],
     "messaging.text_received": ["conversation.handlers.text_received"],
     "messaging.call_missed": ["conversation.handlers.call_missed"],
     "messaging.message_sent": ["conversation.handlers.message_sent"],

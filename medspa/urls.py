@@ -9,6 +9,7 @@ urlpatterns = [
     # The front door is the back office: the admin's home is today's front desk (its login first).
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("admin/two-factor/", include(two_factor.urlpatterns())),  # before the admin: its catch-all is a 404
+    path("admin/outcomes/", include("reports.urls")),  # the outcomes page, in the admin (reports/views.py)
     path("admin/", admin.site.urls),
     *slash_optional("healthz", health.healthz, "healthz"),
     *slash_optional("readyz", health.readyz, "readyz"),

@@ -633,6 +633,7 @@ def _stuck_unsettled(message, *, now, found=None) -> str:
         ),
         obj=message,
         dedupe_key=f"{UNSETTLED_ALERT}{message.pk}",
+        conversation_id=message.conversation_id,
     )
     return "unsettled"
 

@@ -480,3 +480,60 @@ def test_another_clinics_thread_endpoints_are_absent(client, two_clinics, view):
     assert response.status_code == 404
     assert model_to_dict(Conversation.objects.get(pk=other.pk)) == before
     assert not Message.objects.filter(conversation=other).exists()
+
+
+# --- Outcomes (issue 19 item 5): staff of clinic A see none of clinic B's figures ---------------------------------
+
+
+@pytest.mark.parametrize("export", [False, True], ids=["page", "csv"])
+def test_outcomes_show_nothing_of_another_clinic(client, two_clinics, export):
+    clinic_a, clinic_b, staff = two_clinics
+    _conversation(clinic_a)
+    for _ in range(3):
+        booking = _booking(clinic_b)  # three conversations of B, each booked
+        conversation = _conversation(clinic_b)
+        booking.__class__.objects.filter(pk=booking.pk).update(status="confirmed", conversation=conversation)
+    client.force_login(staff)
+    query = {"format": "csv"} if export else {}
+
+    own = client.get(reverse("reports:outcomes"), query)
+    assert own.status_code == 200
+    text = own.content.decode()
+    assert "Clinic B" not in text and "clinic-b" not in text
+    if export:
+        assert "Conversations opened,1" in text and "Booked,0" in text
+    else:
+        assert own.context["outcomes"].clinic == clinic_a
+        assert own.context["outcomes"].opened == 1 and own.context["outcomes"].stages["booked"] == 0
+        assert f'value="{clinic_b.pk}"' not in text  # not even offered in the clinic choice
+
+    foreign = client.get(reverse("reports:outcomes"), {**query, "clinic": clinic_b.pk})
+    assert foreign.status_code == 400
+    assert foreign.context["outcomes"] is None and b"Clinic B" not in foreign.content
+
+
+def test_staff_are_told_only_of_their_own_clinics_alerts(two_clinics, django_capture_on_commit_callbacks, settings):
+    from django.core import mail
+
+    from medspa.alerts import staff_alert
+    from medspa.models import StaffAlert
+
+    clinic_a, clinic_b, staff_a = two_clinics
+    staff_b = make_staff("staff-b", clinic_b)
+    for user in (staff_a, staff_b):
+        user.email = f"{user.username}@example.com"
+        user.save()
+    Clinic.objects.filter(pk=clinic_a.pk).update(staff_mobile="+16175550142")
+    Clinic.objects.filter(pk=clinic_b.pk).update(staff_mobile="+16175550143")
+    conversation_b = _conversation(Clinic.objects.get(pk=clinic_b.pk))
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_alert(
+            clinic=conversation_b.clinic,
+            kind=StaffAlert.Kind.URGENT,
+            text="Conversation needs a call.",
+            obj=conversation_b,
+        )
+    [email] = mail.outbox
+    assert email.to == ["staff-b@example.com"] and "[Clinic B]" in email.subject
+    texted = set(Message.objects.filter(conversation__isnull=True).values_list("to_number", flat=True))
+    assert texted == {"+16175550143"}  # clinic B's staff mobile, not A's
