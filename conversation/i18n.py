@@ -116,6 +116,15 @@ PHRASES = [
     (_p(r"\b(llamenme|llameme|llamame|me pueden llamar|me puede llamar)\b"), "call me"),
     (_p(r"\b(me llamo|mi nombre es)\b"), "my name is"),
     (_p(r"^\s*soy\b"), "my name is"),
+    # Treatments, in the names a catalog gives them (catalogs are in English; a clinic's aliases still apply).
+    (_p(r"\brellenos? (de |en (los )?|para (los )?)labios\b|\brelleno labial\b"), "lip filler"),
+    (_p(r"\bdepilacion( con| por| a)? laser\b|\blaser (para|de) (el )?vello\b"), "laser hair removal"),
+    (_p(r"\bpeeling( quimico)?\b|\bexfoliacion quimica\b"), "chemical peel"),
+    (_p(r"\brellenos?( dermicos?| faciales)?\b"), "dermal filler"),
+    (_p(r"\blimpieza facial\b|\bhidrafacial\b|\bfacial\b"), "hydrafacial"),
+    (_p(r"\bmicroagujas\b|\bmicropuncion\b"), "microneedling"),
+    (_p(r"\bpapada\b"), "double chin"),
+    (_p(r"\bconsulta( gratis| gratuita)?\b"), "consultation"),
     # Prices.
     (_p(r"\bcuanto (me )?(cuesta|cuestan|vale|valen|sale|salen|cobran|es)\b"), "how much is"),
     (_p(r"\b(que|cual es el) precio\b"), "price"),
@@ -132,7 +141,8 @@ PHRASES = [
     (_p(r"\b(hacer|sacar|agendar|programar|reservar|apartar) (una )?cita\b"), "book an appointment"),
     (_p(r"\b(agendar|reservar|apartar)(me)?\b"), "book"),
     (_p(r"\b(quiero|quisiera|me gustaria|necesito|deseo)\b"), "i want"),
-    (_p(r"\b(tienen|tiene|hay) (algo|espacio|lugar|citas?|disponibilidad|horarios?)\b"), "any openings"),
+    (_p(r"\b(tienen|tiene|hay) (algo|espacio|lugar|citas?|disponibilidad|horarios?)\b"), "do you have anything"),
+    (_p(r"\b(tienen|tiene)\b"), "do you have"),
     (_p(r"\bdisponibilidad\b|\bdisponibles?\b"), "available"),
     (_p(r"\blo (antes|mas pronto) posible\b|\blo mas pronto\b"), "soonest"),
     (_p(r"\b(mi|la) cita\b"), "my appointment"),
@@ -173,6 +183,11 @@ PHRASES = [
     (_p(r"\b(abren|abre)\b"), "open"),
     (_p(r"\bduele\b"), "does it hurt"),
     (_p(r"\bestacionamiento\b|\bparqueo\b"), "parking"),
+    (_p(r"\b(estacionar(me)?|parquear|dejar el (carro|coche|auto))\b"), "park"),
+    (_p(r"\b(hacer )?ejercicio\b"), "exercise"),
+    (_p(r"\bdespues (de|del)\b"), "after"),
+    (_p(r"\bantes (de|del)\b"), "before"),
+    (_p(r"\b(me )?puedo\b"), "can i"),
     (_p(r"\b(que|qué) (debo|tengo que) (llevar|traer)\b"), "what should i bring"),
     (_p(r"^\s*donde\b"), "where"),
     (_p(r"^\s*(que|como)\b"), "what"),
@@ -182,6 +197,7 @@ PHRASES = [
     (_p(r"\b(muchas )?gracias\b"), "thanks"),
     (_p(r"\b(hola|buenos dias|buenas tardes|buenas noches|buenas)\b"), "hi"),
     (_p(r"\bpor favor\b"), "please"),
+    (_p(r"(?<=\S) y (?=\S)"), " and "),
 ]
 
 
