@@ -400,8 +400,9 @@ def _groups(match: re.Match, tz, now) -> dict:
         values["when"] = WHEN.sub(lambda m: _when(m, tz, now), match["when"])
     if values.get("pick"):
         values["pick"] = _pick(values["pick"])
-    if values.get("until"):
-        values["until"] = f" hasta las {values['until']}"
+    if values.get("until"):  # the hold's end, with the zone label like every other time said in Spanish
+        zone = "" if re.search(r"[AP]M [A-Z]{2,5}$", values["until"]) else f" {now.astimezone(tz):%Z}"
+        values["until"] = f" hasta las {values['until']}{zone}"
     if values.get("refund"):
         values["refund"] = gsm7(f"; se le reembolsará su depósito de {values['refund']}")
     if values.get("refunded"):

@@ -47,7 +47,7 @@ def test_a_spanish_booking_from_greeting_to_confirmation(patient):
     assert "A nombre de quién" in patient.reply("2")
     link = patient.reply("Maria Garcia")
     assert link.startswith("Gracias, Maria. Le aparto Botox el jue 26 nov, 1:30 PM EST con ")
-    assert "pague el deposito de $50 aqui: " in link and "/pay/" in link
+    assert " EST. Para confirmar, pague el deposito de $50 aqui: " in link and "/pay/" in link
     (confirmation,) = patient.pay()
     assert confirmation.startswith("Su cita esta confirmada: Botox con ") and "jue 26 nov, 1:30 PM EST" in confirmation
     assert "responda aqui al menos 24 horas antes" in confirmation
