@@ -137,6 +137,9 @@ PHRASES = [
     (_p(r"\bcancel(ar|a|e|en)(la|lo)?\b"), "cancel"),
     (_p(r"\b(cambiar|mover|reprogramar) (mi|la) cita\b"), "reschedule my appointment"),
     (_p(r"\breprogramar\b"), "reschedule"),
+    (_p(r"^\s*(cambiar|cambiarla|mover|moverla|cambiela|muevala)\s*[.!]*\s*$"), "move"),
+    (_p(r"\b(otra|una segunda|segunda) cita\b"), "another appointment"),
+    (_p(r"^\s*otra\s*[.!]*\s*$"), "another"),
     (_p(r"\b(otro dia|otra fecha|otro horario|otra hora)\b"), "another day"),
     (_p(r"\b(hacer|sacar|agendar|programar|reservar|apartar) (una )?cita\b"), "book an appointment"),
     (_p(r"\b(agendar|reservar|apartar)(me)?\b"), "book"),
@@ -215,6 +218,7 @@ _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 # "Thu Dec 3 at 1:30 PM", as conversation.rules writes a time (a zone label after it, if any, is taken along).
 WHEN = re.compile(rf"\b({_DAY}) ({_MONTH}) (\d{{1,2}}) at (\d{{1,2}}):(\d\d) ([AP]M)(?: [A-Z]{{2,5}}\b)?")
 W = r"(?P<when>" + WHEN.pattern + r")"
+W2 = r"(?P<new>" + WHEN.pattern + r")"  # a second time in the same text
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 UNITS = {"unit": "unidad", "syringe": "jeringa", "session": "sesion", "vial": "vial", "area": "zona"}
 
@@ -355,6 +359,20 @@ TEMPLATES = [
         r"I don't see any (?P<service>.+?) openings (?P<label>.+?)\. Want me to check other days\?",
         "No veo horarios de {service} disponibles ({label}). Quiere que busque otros días?",
     ),
+    (
+        r"That overlaps your (?P<service>.+?) on " + W + r"\. Please pick another time\.",
+        "Ese horario se cruza con su cita de {service} del {when}. Por favor elija otro horario.",
+    ),
+    (
+        r"You already have (?P<service>.+?) on " + W + r"\. Reply MOVE to move it to " + W2 + r"\.",
+        "Ya tiene una cita de {service} el {when}. Responda CAMBIAR para moverla al {new}.",
+    ),
+    (
+        r"You already have (?P<service>.+?) on " + W + r"\. Reply MOVE to move it to " + W2 + r", or ANOTHER to book "
+        r"a second appointment\.",
+        "Ya tiene una cita de {service} el {when}. Responda CAMBIAR para moverla al {new}, u OTRA para hacer una "
+        "segunda cita.",
+    ),
     (r"You're welcome! Anything else I can help with\?", "Con gusto. Le ayudo con algo más?"),
     (
         r"Good question! I don't have that information, so I've asked our team to get back to you shortly\.",
@@ -396,8 +414,9 @@ _PRICE_LINE = re.compile(r"(?P<name>[^.\n]+?) is (?P<price>\$[^\n]*?|priced at a
 
 def _groups(match: re.Match, tz, now) -> dict:
     values = {k: v or "" for k, v in match.groupdict().items()}
-    if match.groupdict().get("when"):
-        values["when"] = WHEN.sub(lambda m: _when(m, tz, now), match["when"])
+    for name in ("when", "new"):
+        if match.groupdict().get(name):
+            values[name] = WHEN.sub(lambda m: _when(m, tz, now), match[name])
     if values.get("pick"):
         values["pick"] = _pick(values["pick"])
     if values.get("until"):  # the hold's end, with the zone label like every other time said in Spanish

@@ -91,6 +91,23 @@ def test_a_spanish_no_keeps_the_appointment(patient):
     assert booked().get().status == "confirmed"
 
 
+def test_a_spanish_reschedule_asks_for_the_new_day_in_spanish(patient):
+    book_in_spanish(patient)
+    ask = patient.reply("quiero cambiar mi cita")
+    assert ask.startswith("Claro. Su cita de Botox es el jue 26 nov, 1:30 PM EST.") and "Qué dia y hora" in ask
+
+
+def test_an_out_of_range_pick_says_the_valid_numbers_in_spanish(patient):
+    patient.reply("quiero botox el jueves por la tarde")
+    assert patient.reply("6") == "Le ofreci 3 horarios: responda 1, 2 o 3, o digame otro dia."
+
+
+def test_urgent_symptoms_in_spanish_get_the_urgent_script_and_alert(patient):
+    reply = patient.reply("me puse botox ayer y no puedo respirar")
+    assert reply.startswith("Si es una emergencia o le cuesta respirar, llame al 911 ahora.")
+    assert patient.conversation.owner == "staff" or patient.conversation.needs_staff
+
+
 # --- Compliance keywords in Spanish ---------------------------------------------------------------------------
 
 
@@ -222,3 +239,16 @@ def test_a_reply_without_spanish_wording_is_kept_and_documents_are_quoted_as_the
     steered = i18n.reply_es(document + " Would you like me to find you a time?", tz=BOSTON, now=now)
     assert steered == document + " Quiere que le busque un horario?"
     assert gsm7("Qué día") == "Qué dia"
+
+
+def test_the_already_booked_question_in_spanish():
+    now = datetime(2026, 11, 23, 15, 15, tzinfo=UTC)
+    english = (
+        "You already have Botox on Thu Nov 26 at 1:30 PM. Reply MOVE to move it to Fri Nov 27 at 10:00 AM, or ANOTHER "
+        "to book a second appointment."
+    )
+    assert i18n.reply_es(english, tz=BOSTON, now=now) == (
+        "Ya tiene una cita de Botox el jue 26 nov, 1:30 PM EST. Responda CAMBIAR para moverla al vie 27 nov, 10:00 AM "
+        "EST, u OTRA para hacer una segunda cita."
+    )
+    assert i18n.to_parser_text("Cambiarla") == "move" and i18n.to_parser_text("otra") == "another"
