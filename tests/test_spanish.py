@@ -252,3 +252,11 @@ def test_the_already_booked_question_in_spanish():
         "EST, u OTRA para hacer una segunda cita."
     )
     assert i18n.to_parser_text("Cambiarla") == "move" and i18n.to_parser_text("otra") == "another"
+
+
+def test_the_clinic_admin_has_the_spanish_switch_on_by_default(db):
+    from django.contrib import admin
+
+    fields = [f for _, options in admin.site._registry[Clinic].fieldsets for f in options["fields"]]
+    assert "spanish" in fields
+    assert Clinic._meta.get_field("spanish").default is True
