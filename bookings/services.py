@@ -16,6 +16,7 @@ from medspa.audit import audit_record
 from medspa.clock import now as clock_now
 from medspa.events import publish
 from medspa.models import AuditEvent, StaffAlert, format_cents
+from medspa.spanish import gsm7, when_es
 from medspa.timetext import when_label
 from messaging.services import message_queue
 
@@ -392,8 +393,21 @@ def booking_reschedule(*, booking_id: int, new_booking_id: int, now=None) -> Boo
     return new
 
 
+def _in_spanish(booking: Booking) -> bool:
+    """The patient's conversation is in Spanish (conversation.i18n) and the clinic answers in Spanish."""
+    conversation = booking.conversation
+    return bool(conversation and conversation.language == "es" and booking.clinic.spanish)
+
+
 def booking_confirmation_text(booking: Booking) -> str:
     clinic = booking.clinic
+    if _in_spanish(booking):
+        where = f" en {clinic.street}" if clinic.street else ""
+        return gsm7(
+            f"Su cita está confirmada: {booking.service.name} con {booking.provider.name}, "
+            f"{when_es(booking.start, clinic.tz)}{where}. Para cancelar o cambiarla, responda aquí al menos "
+            f"{clinic.cancellation_notice_hours} horas antes. - {clinic.name}"
+        )
     when = when_label(booking.start, clinic.tz)
     where = f" at {clinic.street}" if clinic.street else ""
     notice = clinic.cancellation_notice_hours
@@ -404,6 +418,13 @@ def booking_confirmation_text(booking: Booking) -> str:
 
 
 def booking_received_text(booking: Booking) -> str:
+    if _in_spanish(booking):
+        deposit = format_cents(booking.deposit_cents)
+        paid = f"recibimos su depósito de {deposit}" if booking.deposit_cents else "recibido"
+        return gsm7(
+            f"Gracias, {paid}. Nuestra recepción está confirmando su cita de {booking.service.name} el "
+            f"{when_es(booking.start, booking.clinic.tz)} y le escribirá pronto. - {booking.clinic.name}"
+        )
     when = when_label(booking.start, booking.clinic.tz)
     paid = f"your {format_cents(booking.deposit_cents)} deposit is received" if booking.deposit_cents else "got it"
     return (

@@ -25,6 +25,7 @@ from django.test import TestCase
 from django.test.utils import override_settings
 
 from bookings.models import Booking
+from conversation import i18n
 from conversation.models import Conversation
 from conversation.tools import Tools
 from medspa.celery import app
@@ -288,6 +289,8 @@ class _Patient:
 # --- Checking ----------------------------------------------------------------------------------------------------
 
 NO_INFO = "i don't have that information"
+ASKS_WHEN = re.compile(r"day|time|\bdia\b|\bhora")  # "what day or time", in English or Spanish
+NO_INFO_ES = "no tengo esa informacion"  # conversation.i18n's Spanish of the same hand-off
 
 
 def _services(clinic):
@@ -312,6 +315,7 @@ def _check_turn(patient, before, replies, expect) -> list[str]:
             and not (active - before["active"])
             and not handed
             and NO_INFO not in low
+            and NO_INFO_ES not in low
         ),
         "offer_times": lambda: c.state == "offering" and bool(c.offered_slots) and re.search(r"\b1\.", reply),
         "ask_which_service": lambda: (
@@ -320,10 +324,12 @@ def _check_turn(patient, before, replies, expect) -> list[str]:
         "hold": lambda: (
             c.booking_id is not None and c.booking.status in ("held", "awaiting_deposit", "confirmed", "awaiting_staff")
         ),
-        "cancel_confirm": lambda: before["active"] and before["active"] <= active and "yes" in low,
+        "cancel_confirm": lambda: (
+            before["active"] and before["active"] <= active and ("yes" in low or "responda si" in low)
+        ),
         "reschedule": lambda: (
             len(active) <= max(1, len(before["active"]))
-            and (c.rescheduling_id is not None or c.state == "offering" or "day" in low or "time" in low)
+            and (c.rescheduling_id is not None or c.state == "offering" or bool(ASKS_WHEN.search(low)))
         ),
         "handoff": lambda: handed,
         "urgent": lambda: StaffAlert.objects.filter(
@@ -332,7 +338,7 @@ def _check_turn(patient, before, replies, expect) -> list[str]:
         "opt_out": lambda: OptOut.objects.filter(clinic=patient.clinic, phone=patient.phone, active=True).exists(),
         "help": lambda: patient.clinic.name.lower() in low and not handed,
         "refuse_other_patient": lambda: not (active - before["active"]) and "you're booked" not in low,
-        "acknowledge_photo": lambda: bool(replies) and NO_INFO not in low,
+        "acknowledge_photo": lambda: bool(replies) and NO_INFO not in low and NO_INFO_ES not in low,
     }
     if action and not checks[action]():
         problems.append(f"expected {action}; state {c.state}, staff {handed}, bookings {len(active)}")
@@ -340,8 +346,10 @@ def _check_turn(patient, before, replies, expect) -> list[str]:
     name = expect.get("service")
     if name and action in ("offer_times", "answer") and name.lower() not in low:
         problems.append(f"reply does not name {name}")
-    if expect.get("price_shown") and name in services and services[name].price_text() not in reply:
-        problems.append(f"reply lacks the price {services[name].price_text()!r}")
+    if expect.get("price_shown") and name in services:
+        price = services[name].price_text()  # as quoted in English, or as conversation.i18n says it in Spanish
+        if price not in reply and (expect.get("reply_language") != "es" or i18n.price_es(price) not in reply):
+            problems.append(f"reply lacks the price {price!r}")
     for fact in expect.get("facts") or []:
         if fact.lower() not in low:
             problems.append(f"reply lacks {fact!r}")

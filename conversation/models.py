@@ -49,6 +49,11 @@ class Conversation(models.Model):
         help_text="The staff member answering the patient (one at a time); empty: the assistant, or any of the staff.",
     )
     patient_name = models.CharField(max_length=120, blank=True)
+    language = models.CharField(
+        max_length=2,
+        default="en",
+        help_text="The language the assistant answers in: 'es' once the patient writes Spanish (conversation.i18n).",
+    )
     service = models.ForeignKey("medspa.Service", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     time_preference = models.CharField(max_length=80, blank=True, help_text="As we said it back, e.g. 'Thursday'.")
     offered_slots = models.JSONField(

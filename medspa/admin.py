@@ -248,6 +248,7 @@ class ClinicAdmin(ClinicScopedAdmin):
                     "intro_message",
                     "lead_intro_message",
                     "help_message",
+                    "spanish",
                     "sending_window_start",
                     "sending_window_end",
                 ]

@@ -95,6 +95,12 @@ class Clinic(models.Model):
     cancellation_policy = models.TextField(blank=True)
     cancellation_notice_hours = models.PositiveIntegerField(default=24)
     ai_enabled = models.BooleanField("assistant on", default=True, help_text="Off: texts are left for staff.")
+    spanish = models.BooleanField(
+        "answer in Spanish",
+        default=True,
+        help_text="On: a patient who texts in Spanish is answered in Spanish (booking, prices, times, deposit, "
+        "cancellation, HELP, opt-out). Off: every reply is in English; Spanish opt-out words are honoured either way.",
+    )
     require_two_factor = models.BooleanField(
         "require two-factor login",
         default=False,

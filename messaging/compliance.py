@@ -33,6 +33,9 @@ class Classification:
     # about an appointment), but texting stops all the same.
     alert_staff: bool = False
     reason: str = ""
+    # "es" when the keyword or phrase is Spanish (ALTO, PARAR, AYUDA, "no me manden mensajes"): the confirmation
+    # goes out in Spanish when the clinic answers in Spanish. The decision itself never depends on it.
+    language: str = "en"
 
 
 # CTIA / carrier keywords and the FCC's per-se list, after normalise() (so OPT-OUT is "opt out").
@@ -54,7 +57,9 @@ OPT_OUT_KEYWORDS = {
     "stop messaging",
     "stop texts",
     "unsub",
-    # Spanish (about 13% of US residents speak it at home) and the French ARRET carriers list beside STOP.
+    # Spanish (about 13% of US residents speak it at home) and the French ARRET carriers list beside STOP. ALTO is
+    # the carriers' Spanish STOP (Twilio, "requirements for a Spanish-language short code": AYUDA and ALTO must get
+    # Spanish answers); the others are the plain verbs a patient writes (docs/COMPLIANCE.md, Spanish keywords).
     "alto",
     "parar",
     "para",
@@ -65,9 +70,25 @@ OPT_OUT_KEYWORDS = {
 }
 # Alone, "cancel" is an opt-out keyword; in a sentence ("cancel my appointment") it is a booking request.
 CANCEL = {"cancel", "cancelar"}
-OPT_IN_KEYWORDS = {"start", "unstop", "subscribe", "resubscribe"}
+OPT_IN_KEYWORDS = {"start", "unstop", "subscribe", "resubscribe", "inicio", "iniciar", "reanudar"}
 YES_WORDS = {"yes", "y", "yes please", "yeah", "yep", "si"}
-HELP_KEYWORDS = {"help", "info", "information", "ayuda"}
+HELP_KEYWORDS = {"help", "info", "information", "ayuda", "auxilio"}
+# The keywords above that are Spanish: their confirmation is said in Spanish (``Classification.language``).
+SPANISH_KEYWORDS = {
+    "alto",
+    "parar",
+    "para",
+    "detener",
+    "baja",
+    "darme de baja",
+    "cancelar",
+    "inicio",
+    "iniciar",
+    "reanudar",
+    "si",
+    "ayuda",
+    "auxilio",
+}
 
 # "Any reasonable means" (FCC 24-24): revocations in plain words, English and Spanish.
 REVOCATION_PATTERNS = [
@@ -83,13 +104,17 @@ REVOCATION_PATTERNS = [
     r"\b(unsubscribe|opt me out|opt out|optout|revoke|i revoke)\b",
     r"\bleave me alone\b",
     r"\bwrong number\b",
+    r"\b(not interested|no interest)\b.{0,20}\b(texts?|messages?|stop)\b",
+]
+SPANISH_REVOCATION_PATTERNS = [
     r"\bno mas\b",
     r"\b(deja|dejen|dejar) de (escribir|mandar|enviar|textear)",
     r"\bno (me )?(manden|envien|escriban|mande|envie|escriba)\b",
     r"\b(darme|dame|denme|me doy) de baja\b",
-    r"\b(not interested|no interest)\b.{0,20}\b(texts?|messages?|stop)\b",
 ]
+REVOCATION_PATTERNS += SPANISH_REVOCATION_PATTERNS
 REVOCATION_RE = re.compile("|".join(f"(?:{p})" for p in REVOCATION_PATTERNS))
+SPANISH_REVOCATION_RE = re.compile("|".join(f"(?:{p})" for p in SPANISH_REVOCATION_PATTERNS))
 # A short text carrying one of these words is taken as an opt-out (fail closed) unless it is clearly about booking.
 STRONG_WORDS = {"stop", "unsubscribe", "optout", "revoke", "stopall", "quit"}
 SHORT_TEXT_WORDS = 4
@@ -122,16 +147,20 @@ def classify(text: str, *, opted_out: bool = False) -> Classification:
     words = normalise(text)
     if not words:
         return Classification(Intent.NONE)
+    language = "es" if words in SPANISH_KEYWORDS else "en"
     if words in OPT_OUT_KEYWORDS:
-        return Classification(Intent.OPT_OUT, reason="keyword")
+        return Classification(Intent.OPT_OUT, reason="keyword", language=language)
     if words in CANCEL:
-        return Classification(Intent.OPT_OUT, alert_staff=True, reason="cancel alone: may have meant the appointment")
+        return Classification(
+            Intent.OPT_OUT, alert_staff=True, reason="cancel alone: may have meant the appointment", language=language
+        )
     if words in OPT_IN_KEYWORDS or (opted_out and words in YES_WORDS):
-        return Classification(Intent.OPT_IN, reason="keyword")
+        return Classification(Intent.OPT_IN, reason="keyword", language=language)
     if words in HELP_KEYWORDS:
-        return Classification(Intent.HELP, reason="keyword")
+        return Classification(Intent.HELP, reason="keyword", language=language)
     if REVOCATION_RE.search(words):
-        return Classification(Intent.OPT_OUT, reason="revocation phrase")
+        spanish = "es" if SPANISH_REVOCATION_RE.search(words) else "en"
+        return Classification(Intent.OPT_OUT, reason="revocation phrase", language=spanish)
     tokens = words.split()
     if len(tokens) <= SHORT_TEXT_WORDS and STRONG_WORDS & set(tokens) and not PLACE_STOP.search(words):
         return Classification(Intent.OPT_OUT, alert_staff=True, reason="short text with an opt-out word")
@@ -238,4 +267,31 @@ def consent_wording(clinic) -> str:
         f"{MARKETING_CONSENT_LINE}, sent by automated means. Message frequency varies. Msg & data rates may apply. "
         "Reply STOP to opt out, HELP for help. "
         "Consent is not a condition of purchase."
+    )
+
+
+# --- Spanish confirmations ----------------------------------------------------------------------------------------
+# Modelled on the carriers' Spanish wording (Twilio, "requirements for a Spanish-language short code": ALTO gets
+# "Su subscripcion ... ha sido cancelada", AYUDA gets who to contact, the rates and ALTO). Written GSM-7-safe (no
+# a/i/o/u with accents, no inverted marks): medspa/spanish.py.
+
+
+def confirmation_texts_es(clinic) -> dict:
+    """The opt-out and opt-in confirmations in Spanish."""
+    return {
+        "opt_out": f"{clinic.name}: Se ha dado de baja y no recibira mas mensajes. Responda INICIO para volver a "
+        "suscribirse.",
+        "opt_in": f"{clinic.name}: Volvera a recibir nuestros mensajes. Responda AYUDA para ayuda, ALTO para darse "
+        "de baja.",
+    }
+
+
+def help_text_es(clinic) -> str:
+    """The answer to AYUDA: who sends, how to reach a person, the rates, how to stop (CTIA's HELP contents)."""
+    phone = f" Llame al {clinic.front_desk_phone}" if clinic.front_desk_phone else ""
+    website = f" o visite {clinic.website}" if clinic.website else ""
+    reach = f"{phone}{website}." if phone or website else ""
+    return (
+        f"{clinic.name}: mensajes sobre sus citas.{reach} Pueden aplicar cargos por mensajes y datos. Responda ALTO "
+        "para darse de baja."
     )

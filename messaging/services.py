@@ -18,7 +18,7 @@ from medspa.queueing import PRIORITY, enqueue, queued_ids
 from medspa.retry import RetrySchedule
 
 from .backends import OutboundSms, SendError, get_sms_backend
-from .compliance import Classification, Intent, classify, next_send_time
+from .compliance import Classification, Intent, classify, confirmation_texts_es, help_text_es, next_send_time
 from .metrics import INBOUND, MISSED_CALLS, RECONCILED, SEND_SECONDS, SENDS, STUCK
 from .models import Message, OptOut, PhoneNumber, Provider
 from .text import sms_split
@@ -647,8 +647,11 @@ def _stuck_alert_resolve(message) -> None:
 # --- Inbound texts ----------------------------------------------------------------------------------------------
 
 
-def confirmation_texts(clinic) -> dict:
-    """The opt-out and opt-in confirmations (also registered with the 10DLC campaign)."""
+def confirmation_texts(clinic, language: str = "en") -> dict:
+    """The opt-out and opt-in confirmations (also registered with the 10DLC campaign); in Spanish for a Spanish
+    keyword when the clinic answers in Spanish."""
+    if language == "es" and clinic.spanish:
+        return confirmation_texts_es(clinic)
     return {
         "opt_out": f"{clinic.name}: You're unsubscribed and will get no more texts. Reply START to resubscribe.",
         "opt_in": f"{clinic.name}: You're resubscribed to texts. Reply HELP for help, STOP to opt out.",
@@ -709,14 +712,14 @@ def inbound_receive(
     if decision.intent == Intent.OPT_OUT:
         _, newly = optout_record_from_text(clinic=clinic, phone=from_number, classification=decision)
         if newly:
-            reply(confirmation_texts(clinic)["opt_out"])
+            reply(confirmation_texts(clinic, decision.language)["opt_out"])
         outcome = "opt_out"
     elif decision.intent == Intent.OPT_IN and opted_out:
         optout_clear(clinic=clinic, phone=from_number)
-        reply(confirmation_texts(clinic)["opt_in"])
+        reply(confirmation_texts(clinic, decision.language)["opt_in"])
         outcome = "opt_in"
     elif decision.intent == Intent.HELP:
-        reply(clinic.render_help())
+        reply(help_text_es(clinic) if decision.language == "es" and clinic.spanish else clinic.render_help())
         outcome = "help"
     elif opted_out:
         outcome = "opted_out_sender"  # texting us is not consent to be texted: only START is; nothing is sent

@@ -8,6 +8,7 @@ from conversation.models import Conversation
 from conversation.services import intro_send
 from leads.services import lead_create
 from messaging.backends import SendError, locmem
+from messaging.compliance import classify
 from messaging.models import Message, OptOut, PhoneNumber
 from messaging.services import message_queue, message_send, messages_release_due
 from messaging.text import sms_clean, sms_split
@@ -66,9 +67,11 @@ def test_every_opt_out_gets_one_confirmation_then_silence(client, clinic, sms_ou
     )
     assert scheduled[0].status == "scheduled"
     text(client, stop)
-    assert [m.body for m in sms_outbox] == [
-        "Glow: You're unsubscribed and will get no more texts. Reply START to resubscribe."
-    ]
+    confirmation = {  # a Spanish opt-out is confirmed in Spanish (tests/test_spanish.py)
+        "en": "Glow: You're unsubscribed and will get no more texts. Reply START to resubscribe.",
+        "es": "Glow: Se ha dado de baja y no recibira mas mensajes. Responda INICIO para volver a suscribirse.",
+    }[classify(stop).language]
+    assert [m.body for m in sms_outbox] == [confirmation]
     assert OptOut.objects.get(clinic=clinic, phone=PATIENT).active
     # A second STOP, the scheduled reminder coming due, and a new intro: nothing more is sent.
     text(client, "STOP")

@@ -1,0 +1,469 @@
+"""Spanish: which language a patient writes, what a Spanish text asks (in the words the parser reads), and the
+rules engine's replies said in Spanish.
+
+- ``detect(text)``: "es", "en" or None (neither: "Botox", "OK", "2", a name). Weighted word lists plus the letters
+  only Spanish uses (ñ ¿ ¡ á í ó ú); a word both languages use ("no", "me", "a") counts for neither.
+- ``conversation_language(current, text)``: a conversation keeps its language unless a text is clearly the other.
+  Spanish is entered on one clear Spanish word ("hola", "si", "cuanto cuesta..."), left only for a text with at
+  least two English words and no Spanish one, so "OK" or "yes" from a Spanish speaker does not flip it.
+- ``to_parser_text(text)``: a Spanish text rewritten in the English words ``conversation.parsing`` reads ("cuanto
+  cuesta el botox el jueves por la tarde" -> "how much is botox thursday afternoon"), names kept as written.
+- ``reply_es(reply, tz, now)``: the rules engine's reply in Spanish, template by template (``TEMPLATES``), dates
+  as "jue 3 dic, 1:30 PM EST". The clinic's own documents (knowledge answers) have no Spanish version and are
+  quoted as they are; only the sentences around them are translated.
+
+Spanish is written GSM-7-safe (no á í ó ú ¿ ¡, which would switch the text to UCS-2 and halve a segment; é and ñ
+are GSM-7): see medspa/spanish.py.
+"""
+
+import re
+import unicodedata
+from datetime import datetime
+
+from medspa.spanish import gsm7, when_es
+from medspa.timetext import zone_label
+
+ES, EN = "es", "en"
+
+
+def _wordset(words: str) -> frozenset:
+    return frozenset(words.split())
+
+
+# Words that are Spanish and (in a patient's text) never English: weight 2.
+ES_STRONG = _wordset(
+    "hola buenas buenos dias tardes noches gracias quiero quisiera gustaria necesito cuanto cuanta cuestan cuesta "
+    "precio precios cita citas tienen tiene puedo podria hacer quisiera si claro vale cancelar cancela reprogramar "
+    "cambiar manana hoy lunes martes miercoles jueves viernes sabado domingo semana tarde noche mediodia ayuda "
+    "usted ustedes ella ellos nosotros estoy estas esta eso esto favor llamo nombre embarazada seguro duele "
+    "donde cuando porque tambien pero muy hay primera primero segunda segundo tercera tercero otra otro horario "
+    "hora horas disponible disponibilidad agendar reservar apartar sacar depositar deposito pagar pago cuenta "
+    "perfecto gusto bueno mejor despues antes ahora luego mismo cual cuales quien como"
+)
+# Short Spanish function words: weight 1 (two are needed, or one with a strong word).
+ES_WEAK = _wordset("el la los las de del que mi mis una un es con por para al lo le se su sus tu y o")
+EN_STRONG = _wordset(
+    "the is are you your what whats how much want would like need can could book booking appointment appt "
+    "thanks thank please hi hello hey yes yeah yep sure my im it its do does have when time times tomorrow today "
+    "morning afternoon evening monday tuesday wednesday thursday friday saturday sunday cancel reschedule price "
+    "cost there this that with for and of to in on at get any available next week first second third"
+)
+EN_WEAK = _wordset("i me we our be will")
+SPANISH_LETTERS = frozenset("ñ¿¡áíóú")
+
+
+def _fold(text: str) -> str:
+    """Lower case without accents: "Mañana" -> "manana"."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+
+
+def scores(text: str) -> tuple[int, int]:
+    """(Spanish, English) evidence in a text."""
+    words = re.findall(r"[a-z]+", _fold(text or "").replace("'", ""))
+    es = sum(2 if w in ES_STRONG else 1 if w in ES_WEAK else 0 for w in words)
+    en = sum(2 if w in EN_STRONG else 1 if w in EN_WEAK else 0 for w in words)
+    if SPANISH_LETTERS & set((text or "").lower()):
+        es += 2
+    return es, en
+
+
+def detect(text: str) -> str | None:
+    """ "es" or "en" when the text says which, None when it does not ("Botox", "OK", "2", "Maria Garcia")."""
+    es, en = scores(text)
+    if es >= 2 and es > en:
+        return ES
+    if en >= 2 and en > es:
+        return EN
+    return None
+
+
+def conversation_language(current: str, text: str) -> str:
+    """The language to answer in after ``text``: the conversation's own unless the text is clearly the other."""
+    es, en = scores(text)
+    if current != ES:
+        return ES if es >= 2 and es > en else current
+    return EN if en >= 4 and es == 0 else current
+
+
+# --- Spanish in, the parser's English out ----------------------------------------------------------------------
+
+_ACCENTED = {"a": "[aá]", "e": "[eé]", "i": "[ií]", "o": "[oó]", "u": "[uúü]", "n": "[nñ]"}
+
+
+def _p(pattern: str) -> re.Pattern:
+    """A pattern written without accents that matches the text with or without them, in any case."""
+    out, in_set = [], False
+    for ch in pattern:  # letters inside a [...] set stay as written (a set cannot nest)
+        in_set = (in_set or ch == "[") and ch != "]"
+        out.append(ch if in_set or ch == "]" else _ACCENTED.get(ch, ch))
+    return re.compile("".join(out), re.IGNORECASE)
+
+
+# In order: longer phrases first. The right side is what conversation.parsing reads.
+PHRASES = [
+    (_p(r"[¿¡]"), " "),
+    # Urgent symptoms first: the urgent script must never miss them.
+    (_p(r"\bno puedo respirar\b|\bme cuesta respirar\b"), "cant breathe"),
+    (_p(r"\bdolor (de|en el) pecho\b"), "chest pain"),
+    (_p(r"\breaccion alergica\b"), "allergic reaction"),
+    (_p(r"\bemergencia\b"), "emergency"),
+    (_p(r"\bfiebre\b"), "fever"),
+    (_p(r"\binfecci?on\b|\binfectad[oa]\b"), "infection"),
+    (_p(r"\burticaria\b|\bronchas\b"), "hives"),
+    (_p(r"\bcada vez (peor|mas hinchad[oa])\b|\bempeorando\b"), "getting worse"),
+    # A person, the name.
+    (_p(r"\b(hablar|comunicarme) con (una persona|alguien|un humano|la recepcion|recepcion)\b"), "talk to a person"),
+    (_p(r"\b(llamenme|llameme|llamame|me pueden llamar|me puede llamar)\b"), "call me"),
+    (_p(r"\b(me llamo|mi nombre es)\b"), "my name is"),
+    (_p(r"^\s*soy\b"), "my name is"),
+    # Treatments, in the names a catalog gives them (catalogs are in English; a clinic's aliases still apply).
+    (_p(r"\brellenos? (de |en (los )?|para (los )?)labios\b|\brelleno labial\b"), "lip filler"),
+    (_p(r"\bdepilacion( con| por| a)? laser\b|\blaser (para|de) (el )?vello\b"), "laser hair removal"),
+    (_p(r"\bpeeling( quimico)?\b|\bexfoliacion quimica\b"), "chemical peel"),
+    (_p(r"\brellenos?( dermicos?| faciales)?\b"), "dermal filler"),
+    (_p(r"\blimpieza facial\b|\bhidrafacial\b|\bfacial\b"), "hydrafacial"),
+    (_p(r"\bmicroagujas\b|\bmicropuncion\b"), "microneedling"),
+    (_p(r"\bpapada\b"), "double chin"),
+    (_p(r"\bconsulta( gratis| gratuita)?\b"), "consultation"),
+    # Prices.
+    (_p(r"\bcuanto (me )?(cuesta|cuestan|vale|valen|sale|salen|cobran|es)\b"), "how much is"),
+    (_p(r"\b(que|cual es el) precio\b"), "price"),
+    (_p(r"\bprecios?\b"), "price"),
+    (_p(r"\bcostos?\b"), "cost"),
+    (_p(r"\bcuanto\b"), "how much"),
+    # Cancel, move, book.
+    (_p(r"\bno (la |lo )?cancel(e|es|en|ar)\b"), "dont cancel"),
+    (_p(r"\b(quiero |quisiera |necesito )?cancelar (mi|la) cita\b"), "cancel my appointment"),
+    (_p(r"\bcancel(ar|a|e|en)(la|lo)?\b"), "cancel"),
+    (_p(r"\b(cambiar|mover|reprogramar) (mi|la) cita\b"), "reschedule my appointment"),
+    (_p(r"\breprogramar\b"), "reschedule"),
+    (_p(r"^\s*(cambiar|cambiarla|mover|moverla|cambiela|muevala)\s*[.!]*\s*$"), "move"),
+    (_p(r"\b(otra|una segunda|segunda) cita\b"), "another appointment"),
+    (_p(r"^\s*otra\s*[.!]*\s*$"), "another"),
+    (_p(r"\b(otro dia|otra fecha|otro horario|otra hora)\b"), "another day"),
+    (_p(r"\b(hacer|sacar|agendar|programar|reservar|apartar) (una )?cita\b"), "book an appointment"),
+    (_p(r"\b(agendar|reservar|apartar)(me)?\b"), "book"),
+    (_p(r"\b(quiero|quisiera|me gustaria|necesito|deseo)\b"), "i want"),
+    (_p(r"\b(tienen|tiene|hay) (algo|espacio|lugar|citas?|disponibilidad|horarios?)\b"), "do you have anything"),
+    (_p(r"\b(tienen|tiene)\b"), "do you have"),
+    (_p(r"\bdisponibilidad\b|\bdisponibles?\b"), "available"),
+    (_p(r"\blo (antes|mas pronto) posible\b|\blo mas pronto\b"), "soonest"),
+    (_p(r"\b(mi|la) cita\b"), "my appointment"),
+    (_p(r"\buna cita\b|\bcita\b"), "an appointment"),
+    # Times.
+    (_p(r"\bmanana (por|en|de) la manana\b"), "tomorrow morning"),
+    (_p(r"\b(por|en|de) la manana\b"), "morning"),
+    (_p(r"\b(por|en|de) la tarde\b"), "afternoon"),
+    (_p(r"\b(por|en|de) la noche\b"), "evening"),
+    (_p(r"\bpasado manana\b"), "day after tomorrow"),
+    (_p(r"\bmanana\b"), "tomorrow"),
+    (_p(r"\bhoy\b"), "today"),
+    (_p(r"\b(la )?(proxima semana|semana que viene)\b"), "next week"),
+    (_p(r"\besta semana\b"), "this week"),
+    (_p(r"\bfin de semana\b"), "weekend"),
+    (_p(r"\bdespues de las? (\d)"), r"after \1"),
+    (_p(r"\bantes de las? (\d)"), r"before \1"),
+    (_p(r"\ba las? (\d)"), r"at \1"),
+    (_p(r"\b(el |este |el proximo )?lunes\b"), "monday"),
+    (_p(r"\b(el |este |el proximo )?martes\b"), "tuesday"),
+    (_p(r"\b(el |este |el proximo )?miercoles\b"), "wednesday"),
+    (_p(r"\b(el |este |el proximo )?jueves\b"), "thursday"),
+    (_p(r"\b(el |este |el proximo )?viernes\b"), "friday"),
+    (_p(r"\b(el |este |el proximo )?sabado\b"), "saturday"),
+    (_p(r"\b(el |este |el proximo )?domingo\b"), "sunday"),
+    # Picks.
+    (_p(r"\b(el|la) (primer[oa]|1)\b|\bprimer[oa]\b"), "the first"),
+    (_p(r"\b(el|la) (segund[oa]|2)\b|\bsegund[oa]\b"), "the second"),
+    (_p(r"\b(el|la) (tercer[oa]|3)\b|\btercer[oa]\b"), "the third"),
+    (_p(r"\bningun[oa]\b"), "none"),
+    # Questions about the clinic (the answer is the clinic's own document, in English).
+    (_p(r"\bembarazada\b"), "pregnant"),
+    (_p(r"\b(amamantando|lactando|lactancia|dando pecho)\b"), "breastfeeding"),
+    (_p(r"\bes seguro\b"), "is it safe"),
+    (_p(r"\bcuanto (tiempo )?dura\b"), "how long does it last"),
+    (_p(r"\ba que hora\b"), "what time"),
+    (_p(r"\b(cierran|cierra)\b"), "close"),
+    (_p(r"\b(abren|abre)\b"), "open"),
+    (_p(r"\bduele\b"), "does it hurt"),
+    (_p(r"\bestacionamiento\b|\bparqueo\b"), "parking"),
+    (_p(r"\b(estacionar(me)?|parquear|dejar el (carro|coche|auto))\b"), "park"),
+    (_p(r"\b(hacer )?ejercicio\b"), "exercise"),
+    (_p(r"\bdespues (de|del)\b"), "after"),
+    (_p(r"\bantes (de|del)\b"), "before"),
+    (_p(r"\b(me )?puedo\b"), "can i"),
+    (_p(r"\b(que|qué) (debo|tengo que) (llevar|traer)\b"), "what should i bring"),
+    (_p(r"^\s*donde\b"), "where"),
+    (_p(r"^\s*(que|como)\b"), "what"),
+    # Yes, no, greetings, thanks ("si" is "yes" first in a text, "if" inside one).
+    (_p(r"^\s*(si|claro|vale|de acuerdo|dale|esta bien|perfecto|correcto|por supuesto)\b"), "yes"),
+    (_p(r"\bsi\b"), "if"),
+    (_p(r"\b(muchas )?gracias\b"), "thanks"),
+    (_p(r"\b(hola|buenos dias|buenas tardes|buenas noches|buenas)\b"), "hi"),
+    (_p(r"\bpor favor\b"), "please"),
+    (_p(r"(?<=\S) y (?=\S)"), " and "),
+]
+
+
+def to_parser_text(text: str) -> str:
+    """A Spanish text in the words ``conversation.parsing`` reads; what it does not know is left as written."""
+    for pattern, english in PHRASES:
+        text = pattern.sub(english, text)
+    return " ".join(text.split())
+
+
+# --- The rules engine's English out, Spanish to the patient ----------------------------------------------------
+
+_DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+# "Thu Dec 3, 1:30 PM ET" (medspa.timetext.when_label), as conversation.rules writes a time, or "Thu Dec 3 at 1:30
+# PM"; a zone label after it, if any, is taken along.
+WHEN = re.compile(rf"\b({_DAY}) ({_MONTH}) (\d{{1,2}})(?:,| at) (\d{{1,2}}):(\d\d) ([AP]M)(?: [A-Z]{{2,5}}\b)?")
+W = r"(?P<when>" + WHEN.pattern + r")"
+W2 = r"(?P<new>" + WHEN.pattern + r")"  # a second time in the same text
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+UNITS = {"unit": "unidad", "syringe": "jeringa", "session": "sesion", "vial": "vial", "area": "zona"}
+
+
+def _when(match: re.Match, tz, now: datetime) -> str:
+    """The date and time in the text, rebuilt in the clinic's zone (the year: the one that puts it nearest now)."""
+    _, month, day, hour, minute, ampm = match.groups()
+    h = int(hour) % 12 + (12 if ampm == "PM" else 0)
+    local_now = now.astimezone(tz)
+    candidates = []
+    for year in (local_now.year - 1, local_now.year, local_now.year + 1):
+        try:
+            candidates.append(datetime(year, _MONTHS.index(month) + 1, int(day), h, int(minute), tzinfo=tz))
+        except ValueError:  # Feb 29 in a year without one
+            continue
+    return when_es(min(candidates, key=lambda d: abs(d - local_now)), tz)
+
+
+def price_es(price: str) -> str:
+    """A catalog price ("$12 per unit (most treatments use 20-30 units, about $240-$360)") said in Spanish."""
+    if price == "priced at a consultation":
+        return "se cotiza en una consulta"
+    price = re.sub(
+        r" \(most treatments use (\d+)-(\d+) (\w+?)s, about (\S+)\)",
+        lambda m: (
+            f" (la mayoria usa {m[1]}-{m[2]} {UNITS.get(m[3], m[3])}es, unos {m[4]})"
+            if UNITS.get(m[3], m[3]).endswith("d")
+            else f" (la mayoria usa {m[1]}-{m[2]} {UNITS.get(m[3], m[3])}s, unos {m[4]})"
+        ),
+        price,
+    )
+    return re.sub(r" per (\w+)", lambda m: f" por {UNITS.get(m[1], m[1])}", price)
+
+
+def _pick(numbers: str) -> str:
+    """ "Reply 1, 2 or 3" -> "Responda 1, 2 o 3"."""
+    return numbers.replace(" or ", " o ")
+
+
+# (English reply, as conversation.rules writes it; its Spanish). Matched on the whole reply, in order; {when},
+# {price} and {pick} are re-rendered, the other groups (names, links, the clinic's documents) kept as they are.
+TEMPLATES = [
+    (
+        r"Hi! This is (?P<clinic>.+)\. I can answer questions, share prices or book you in\. What can I do\?",
+        "Hola, le escribe {clinic}. Puedo responder sus preguntas, darle precios o hacerle una cita. En qué le "
+        "puedo ayudar?",
+    ),
+    (
+        r"Happy to help with prices! Which treatment\? We offer (?P<names>.+), and more\.",
+        "Con gusto le doy precios. Qué tratamiento le interesa? Ofrecemos {names}, entre otros.",
+    ),
+    (
+        r"I'd love to get you booked! Which treatment are you interested in\? For example: (?P<names>.+)\.",
+        "Con gusto le hago una cita. Qué tratamiento le interesa? Por ejemplo: {names}.",
+    ),
+    (
+        r"(?P<lead>(?:.+ is .+\. )?)Here are open times for (?P<service>.+?):\n(?P<lines>(?:\d+\. .+\n)+)"
+        r"Reply (?P<pick>[\d, or]+) to pick one(?P<tail>, or tell me a day that suits you\.|\.)",
+        "{lead}Estos son los horarios disponibles para {service}:\n{lines}Responda {pick} para elegir uno{tail}",
+    ),
+    (r"Great choice! What name should I put the appointment under\?", "Excelente. A nombre de quién hago la cita?"),
+    (
+        r"Great! What name should I put the appointment under\?",
+        "Perfecto. A nombre de quién hago la cita?",
+    ),
+    (
+        r"No problem, I've switched it\. What name should I put the appointment under\?",
+        "Listo, lo cambié. A nombre de quién hago la cita?",
+    ),
+    (
+        r"Thanks, (?P<first>.+?)! I'm holding (?P<service>.+?) on " + W + r" with (?P<provider>.+?)"
+        r"(?: until (?P<until>\d{1,2}:\d\d [AP]M(?: [A-Z]{2,5})?))?\. To confirm, please pay the (?P<amount>\S+) "
+        r"deposit here: (?P<url>\S+)",
+        "Gracias, {first}. Le aparto {service} el {when} con {provider}{until}. Para confirmar, pague el depósito "
+        "de {amount} aquí: {url}",
+    ),
+    (
+        r"Thanks! I've sent your (?P<service>.+?) on " + W + r" to our front desk to confirm; they'll text you "
+        r"shortly\.",
+        "Gracias. Envié su cita de {service} el {when} a nuestra recepción para confirmarla; le escribirán pronto.",
+    ),
+    (
+        r"You're all set: (?P<service>.+?) on " + W + r" with (?P<provider>.+?)\. See you then!",
+        "Listo, su cita está confirmada: {service} el {when} con {provider}. Lo esperamos.",
+    ),
+    (
+        r"Reply YES to cancel your (?P<service>.+?) on " + W + r"(?:; your (?P<refund>\S+) deposit will be "
+        r"refunded)?\. Or reply NO to keep it\.",
+        "Responda SI para cancelar su cita de {service} del {when}{refund}. O responda NO para mantenerla.",
+    ),
+    (
+        r"Done: your (?P<service>.+?) on " + W + r" is cancelled\.(?: Your (?P<refunded>\S+) deposit will be "
+        r"refunded\.)? Want to pick another time\?",
+        "Listo: su cita de {service} del {when} está cancelada.{refunded} Quiere elegir otro horario?",
+    ),
+    (
+        r"No problem: your (?P<service>.+?) on " + W + r" stays booked\.",
+        "Perfecto: su cita de {service} del {when} sigue en pie.",
+    ),
+    (
+        r"No problem, I won't book anything\. Text me any time you'd like to find a time\.",
+        "Perfecto, no reservo nada. Escríbame cuando quiera buscar un horario.",
+    ),
+    (
+        r"Yes: your (?P<service>.+?) is on " + W + r" with (?P<provider>.+?)\. See you then!",
+        "Sí: su cita de {service} es el {when} con {provider}. Lo esperamos.",
+    ),
+    (
+        r"Done! Your (?P<service>.+?) is now " + W + r" with (?P<provider>.+?)\.(?P<carries> Your deposit carries "
+        r"over\.)? See you then!",
+        "Listo: su cita de {service} ahora es el {when} con {provider}.{carries} Lo esperamos.",
+    ),
+    (
+        r"Sure! Your (?P<service>.+?) is on " + W + r"\. What day and time would work better\?",
+        "Claro. Su cita de {service} es el {when}. Qué día y hora le convienen más?",
+    ),
+    (
+        r"Sorry, which time works\? Reply (?P<pick>[\d, or]+), or tell me another day\.",
+        "Disculpe, qué horario le conviene? Responda {pick}, o dígame otro día.",
+    ),
+    (
+        r"I offered (?P<count>\d+) times: reply (?P<pick>[\d, or]+), or tell me another day\.",
+        "Le ofrecí {count} horarios: responda {pick}, o dígame otro día.",
+    ),
+    (
+        r"What day and time work best for your (?P<service>.+?)\? \(e\.g\. \"Thursday afternoon\"\)",
+        'Qué día y hora le convienen para su {service}? (p. ej. "jueves por la tarde")',
+    ),
+    (
+        r"Great, (?P<service>.+?)! What day and time work best for you\? \(e\.g\. \"Thursday afternoon\"\)",
+        'Perfecto, {service}. Qué día y hora le convienen? (p. ej. "jueves por la tarde")',
+    ),
+    (
+        r"No problem\. What day or time would work better for you\?",
+        "Perfecto. Qué día u hora le convendría más?",
+    ),
+    (
+        r"I don't see any (?P<service>.+?) openings (?P<label>.+?)\. Want me to check other days\?",
+        "No veo horarios de {service} disponibles ({label}). Quiere que busque otros días?",
+    ),
+    (
+        r"That overlaps your (?P<service>.+?) on " + W + r"\. Please pick another time\.",
+        "Ese horario se cruza con su cita de {service} del {when}. Por favor elija otro horario.",
+    ),
+    (
+        r"You already have (?P<service>.+?) on " + W + r"\. Reply MOVE to move it to " + W2 + r"\.",
+        "Ya tiene una cita de {service} el {when}. Responda CAMBIAR para moverla al {new}.",
+    ),
+    (
+        r"You already have (?P<service>.+?) on " + W + r"\. Reply MOVE to move it to " + W2 + r", or ANOTHER to book "
+        r"a second appointment\.",
+        "Ya tiene una cita de {service} el {when}. Responda CAMBIAR para moverla al {new}, u OTRA para hacer una "
+        "segunda cita.",
+    ),
+    (r"You're welcome! Anything else I can help with\?", "Con gusto. Le ayudo con algo más?"),
+    (
+        r"Good question! I don't have that information, so I've asked our team to get back to you shortly\.",
+        "Buena pregunta. No tengo esa información, así que le pedí a nuestro equipo que le responda pronto.",
+    ),
+    (
+        r"Of course! I've let our front desk know, and someone will text you back shortly\.",
+        "Claro. Ya avisé a nuestra recepción y alguien le escribirá pronto.",
+    ),
+    (
+        r"I'm sorry, I can only help with your own appointments and questions\. How can I help you today\?",
+        "Lo siento, solo puedo ayudarle con sus propias citas y preguntas. En qué le puedo ayudar hoy?",
+    ),
+    (
+        r"If this is an emergency or you have trouble breathing, call 911 now\. For anything else after your "
+        r"treatment, please call us right away(?P<phone>(?: at \S+)?)\. I've alerted our team and someone will "
+        r"reach out to you\.",
+        "Si es una emergencia o le cuesta respirar, llame al 911 ahora. Para cualquier otra cosa después de su "
+        "tratamiento, llámenos de inmediato{phone}. Ya avisé a nuestro equipo y alguien se comunicará con usted.",
+    ),
+    (
+        r"Thanks for the photo! I've shared it with our team and someone will text you back\. If it's about a "
+        r"reaction after a treatment and it's urgent, please call us(?P<phone>(?: at \S+)?)\.",
+        "Gracias por la foto. La compartí con nuestro equipo y alguien le escribirá. Si es por una reacción después "
+        "de un tratamiento y es urgente, llámenos{phone}.",
+    ),
+]
+_COMPILED = [(re.compile(english + r"\Z", re.DOTALL), gsm7(spanish)) for english, spanish in TEMPLATES]
+# A knowledge answer: the clinic's document as it is, then the sentence the rules engine adds after it.
+STEERS = [
+    (re.compile(r" Would you like me to find you a time\?\Z"), " Quiere que le busque un horario?"),
+    (
+        re.compile(r" Reply (?P<pick>[\d, or]+) for one of the times above\.\Z"),
+        " Responda {pick} para elegir uno de los horarios de arriba.",
+    ),
+]
+_PRICE_LINE = re.compile(r"(?P<name>[^.\n]+?) is (?P<price>\$[^\n]*?|priced at a consultation)\.(?= |\Z)")
+
+
+def _groups(match: re.Match, tz, now) -> dict:
+    values = {k: v or "" for k, v in match.groupdict().items()}
+    for name in ("when", "new"):
+        if match.groupdict().get(name):
+            values[name] = WHEN.sub(lambda m: _when(m, tz, now), match[name])
+    if values.get("pick"):
+        values["pick"] = _pick(values["pick"])
+    if values.get("until"):  # the hold's end, with the zone label like every other time said in Spanish
+        zone = "" if re.search(r"[AP]M [A-Z]{2,5}$", values["until"]) else f" {zone_label(now, tz)}"
+        values["until"] = f" hasta las {values['until']}{zone}"
+    if values.get("refund"):
+        values["refund"] = gsm7(f"; se le reembolsará su depósito de {values['refund']}")
+    if values.get("refunded"):
+        values["refunded"] = gsm7(f" Se le reembolsará su depósito de {values['refunded']}.")
+    if values.get("carries"):
+        values["carries"] = gsm7(" Su depósito se mantiene.")
+    if values.get("phone"):
+        values["phone"] = values["phone"].replace(" at ", " al ")
+    if values.get("tail"):
+        values["tail"] = "." if values["tail"] == "." else gsm7(", o dígame un día que le convenga.")
+    if values.get("lines"):
+        values["lines"] = WHEN.sub(lambda m: _when(m, tz, now), values["lines"]).replace(" with ", " con ")
+    if "lead" in values:
+        values["lead"] = _prices_es(values["lead"]) if values["lead"] else ""
+    return values
+
+
+def _prices_es(text: str) -> str:
+    """ "Botox is $12 per unit. Lip Filler is $650." in Spanish: "Botox cuesta $12 por unidad. ..." """
+    return _PRICE_LINE.sub(lambda m: f"{m['name']} cuesta {price_es(m['price'])}.", text)
+
+
+def reply_es(reply: str, *, tz, now: datetime) -> str:
+    """The rules engine's reply in Spanish. A reply it has no Spanish for is returned as it is (English), so that
+    nothing is ever lost; the clinic's own documents are quoted as they are."""
+    if not reply:
+        return reply
+    for pattern, spanish in _COMPILED:
+        match = pattern.match(reply)
+        if match:
+            return spanish.format(**_groups(match, tz, now))
+    prices = re.fullmatch(
+        r"((?:[^.\n]+? is (?:\$[^\n]*?|priced at a consultation)\. ?)+)(?P<steer> Would you .+)?", reply
+    )
+    if prices and prices.group(1).strip():
+        steer = " Quiere que le busque un horario?" if prices["steer"] else ""
+        return _prices_es(prices.group(1).strip()) + steer
+    for pattern, spanish in STEERS:
+        match = pattern.search(reply)
+        if match:
+            groups = {k: _pick(v) for k, v in match.groupdict().items()}
+            return reply[: match.start()] + spanish.format(**groups)
+    return reply
