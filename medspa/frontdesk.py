@@ -12,6 +12,9 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from .models import Clinic
+from .tenancy import user_clinic_ids
+
 
 @dataclass(frozen=True)
 class Attention:
@@ -98,9 +101,6 @@ def patient_html(name: str, phone: str):
 
 def several_clinics(user) -> bool:
     """Whether ``user`` sees more than one clinic (then lists show each row's clinic)."""
-    from .models import Clinic
-    from .tenancy import user_clinic_ids
-
     ids = user_clinic_ids(user)
     if ids is None:
         return Clinic.objects.count() > 1
