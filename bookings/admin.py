@@ -94,7 +94,7 @@ class BookingAdmin(BookingColumns, PatientDataAdmin):
         fields = [f for f in super().get_fields(request, obj) if f != "deposit"]
         return ["deposit" if f == "deposit_cents" else f for f in fields]
 
-    @admin.action(description="Cancel the selected bookings (and in the EMR)")
+    @admin.action(description="Cancel the selected bookings (and in the EMR)", permissions=["change"])
     def cancel_bookings(self, request, queryset):
         done, failed = 0, []
         for booking in queryset:
@@ -121,11 +121,13 @@ class BookingAdmin(BookingColumns, PatientDataAdmin):
         if failed:
             self.message_user(request, "Not marked: " + "; ".join(failed), messages.ERROR)
 
-    @admin.action(description="Mark the selected visits completed (the patient came)")
+    @admin.action(description="Mark the selected visits completed (the patient came)", permissions=["change"])
     def mark_completed(self, request, queryset):
         self._mark(request, queryset, "completed")
 
-    @admin.action(description="Mark the selected visits no-show (the deposit is kept per policy)")
+    @admin.action(
+        description="Mark the selected visits no-show (the deposit is kept per policy)", permissions=["change"]
+    )
     def mark_no_show(self, request, queryset):
         self._mark(request, queryset, "no_show")
 
@@ -214,7 +216,7 @@ class ManualBookingRequestAdmin(BookingColumns, PatientDataAdmin):
         }
         return super().changelist_view(request, extra_context)
 
-    @admin.action(description="Mark confirmed (I entered it in our EMR); texts the patient")
+    @admin.action(description="Mark confirmed (I entered it in our EMR); texts the patient", permissions=["change"])
     def mark_confirmed(self, request, queryset):
         done = 0
         for booking in queryset:

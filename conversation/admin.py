@@ -341,7 +341,7 @@ class ConversationAdmin(PatientDataAdmin):
 
     # --- actions (the list) ---
 
-    @admin.action(description="Take over (the assistant goes silent)")
+    @admin.action(description="Take over (the assistant goes silent)", permissions=["change"])
     def take_over(self, request, queryset):
         done = 0
         for conversation in queryset:
@@ -352,7 +352,7 @@ class ConversationAdmin(PatientDataAdmin):
                 self.message_user(request, f"{patient_label(conversation)}: {exc}", messages.WARNING)
         self.message_user(request, f"{done} conversation(s) taken over.")
 
-    @admin.action(description="Hand back to the assistant")
+    @admin.action(description="Hand back to the assistant", permissions=["change"])
     def hand_back(self, request, queryset):
         for conversation in queryset:
             services.conversation_hand_back(conversation=conversation, user=request.user)

@@ -173,7 +173,10 @@ class EmrConfigAdmin(ClinicScopedAdmin):
             "", "<div><strong>{}</strong>: {}</div>", ((step, steps.get(step, "")) for step in STEPS)
         )
 
-    @admin.action(description="Test the connection (asks the EMR for open times, and checks each automated step)")
+    @admin.action(
+        description="Test the connection (asks the EMR for open times, and checks each automated step)",
+        permissions=["change"],
+    )
     def test_connection(self, request, queryset):
         for config in queryset.select_related("clinic"):
             ok, text = emr_connection_test(clinic=config.clinic)

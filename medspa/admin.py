@@ -435,7 +435,7 @@ class StaffAlertAdmin(ClinicScopedAdmin):
             return f"{obj.object_type} #{obj.object_id}"
         return format_html('<a href="{}">{} #{}</a>', url, model, obj.object_id)
 
-    @admin.action(description="Mark resolved")
+    @admin.action(description="Mark resolved", permissions=["change"])
     def resolve(self, request, queryset):
 
         done = sum(staff_alert_resolve(alert=alert, user=request.user) for alert in queryset)

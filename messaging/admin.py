@@ -144,7 +144,7 @@ class PhoneNumberAdmin(ClinicScopedAdmin):
     search_fields = ["number"]
     actions = ["assign_to_campaign"]
 
-    @admin.action(description="Attach to the clinic's 10DLC campaign (Telnyx)")
+    @admin.action(description="Attach to the clinic's 10DLC campaign (Telnyx)", permissions=["change"])
     def assign_to_campaign(self, request, queryset):
 
         _run(self, request, "Campaign assignment", lambda n: number_assign_campaign(phone_number=n), queryset)
@@ -278,12 +278,12 @@ class ClinicMessagingAdmin(ClinicScopedAdmin):
         on = numbers.filter(campaign_status=PhoneNumber.CampaignStatus.ASSIGNED).count()
         return f"{on} of {numbers.count()}"
 
-    @admin.action(description="Create the Telnyx messaging profile")
+    @admin.action(description="Create the Telnyx messaging profile", permissions=["change"])
     def ensure_profile(self, request, queryset):
 
         _run(self, request, "Messaging profile", lambda m: messaging_profile_ensure(clinic=m.clinic), queryset)
 
-    @admin.action(description="10DLC: take the next steps now (brand, PIN, campaign, numbers)")
+    @admin.action(description="10DLC: take the next steps now (brand, PIN, campaign, numbers)", permissions=["change"])
     def advance(self, request, queryset):
 
         for obj in queryset:
@@ -294,22 +294,22 @@ class ClinicMessagingAdmin(ClinicScopedAdmin):
             else:
                 self.message_user(request, f"10DLC for {obj}: {tendlc_state(messaging)}", level=messages.INFO)
 
-    @admin.action(description="Register the 10DLC brand")
+    @admin.action(description="Register the 10DLC brand", permissions=["change"])
     def register_brand(self, request, queryset):
 
         _run(self, request, "Brand registration", lambda m: brand_register(clinic=m.clinic), queryset)
 
-    @admin.action(description="Sole proprietor: text the verification PIN (again)")
+    @admin.action(description="Sole proprietor: text the verification PIN (again)", permissions=["change"])
     def send_pin(self, request, queryset):
 
         _run(self, request, "Verification PIN", lambda m: brand_otp_trigger(clinic=m.clinic), queryset)
 
-    @admin.action(description="Register the 10DLC campaign")
+    @admin.action(description="Register the 10DLC campaign", permissions=["change"])
     def register_campaign(self, request, queryset):
 
         _run(self, request, "Campaign registration", lambda m: campaign_register(clinic=m.clinic), queryset)
 
-    @admin.action(description="Refresh brand, campaign and number statuses")
+    @admin.action(description="Refresh brand, campaign and number statuses", permissions=["change"])
     def refresh(self, request, queryset):
 
         _run(self, request, "Status refresh", lambda m: provisioning_refresh(clinic=m.clinic), queryset)

@@ -125,7 +125,7 @@ class PaymentAdmin(ClinicScopedAdmin):
     def flag(self, obj):
         return obj.needs_review
 
-    @admin.action(description="Refund the deposit (through the payment provider)")
+    @admin.action(description="Refund the deposit (through the payment provider)", permissions=["change"])
     def refund(self, request, queryset):
         done = 0
         for payment in queryset:
@@ -137,7 +137,7 @@ class PaymentAdmin(ClinicScopedAdmin):
         if done:
             self.message_user(request, f"{done} refund(s) requested; their status updates here.")
 
-    @admin.action(description="Mark reviewed (clear the flag)")
+    @admin.action(description="Mark reviewed (clear the flag)", permissions=["change"])
     def mark_reviewed(self, request, queryset):
         updated = queryset.filter(needs_review=True).update(needs_review=False)
         self.message_user(request, f"{updated} payment(s) marked reviewed.")
@@ -159,7 +159,7 @@ class OutboxItemAdmin(ClinicScopedAdmin):
     readonly_fields = [f.name for f in OutboxItem._meta.fields]
     actions = ["retry"]
 
-    @admin.action(description="Run the failed steps again")
+    @admin.action(description="Run the failed steps again", permissions=["change"])
     def retry(self, request, queryset):
         retried = [item.pk for item in queryset if services.outbox_retry(item=item)]
         for pk in retried:

@@ -116,3 +116,38 @@ def test_list_pages_render_for_staff(client, admin_client):
         response = admin_client.get(url)
         assert response.status_code == 200, url
     assert b"$12 per unit" in admin_client.get("/admin/medspa/service/").content
+
+
+@pytest.mark.parametrize(
+    ("model", "actions"),
+    [
+        ("bookings.booking", ["cancel_bookings", "mark_completed", "mark_no_show"]),
+        ("conversation.conversation", ["take_over", "hand_back"]),
+        ("payments.payment", ["refund", "mark_reviewed"]),
+        ("medspa.staffalert", ["resolve"]),
+    ],
+)
+def test_actions_that_change_something_need_the_change_permission(db, client, model, actions):
+    """A user who may only view a list sees none of its actions that act (cancel, refund, take over...); with the
+    change permission too, they are offered."""
+    from django.contrib.auth.models import Permission, User
+
+    from .conftest import make_clinic, make_staff
+
+    clinic = make_clinic("view-only-clinic")
+    app_label, model_name = model.split(".")
+    viewer = make_staff("viewer", clinic, all_permissions=False)
+    viewer.groups.clear()
+
+    def offered(*codenames):
+        viewer.user_permissions.set(
+            Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
+        )
+        client.force_login(User.objects.get(pk=viewer.pk))  # a fresh user: no cached permissions
+        page = client.get(f"/admin/{app_label}/{model_name}/")
+        assert page.status_code == 200
+        form = page.context["action_form"]
+        return {name for name, *_ in form.fields["action"].choices} if form else set()
+
+    assert not set(actions) & offered(f"view_{model_name}")
+    assert set(actions) <= offered(f"view_{model_name}", f"change_{model_name}")
