@@ -66,6 +66,7 @@ def test_missed_call_to_a_spanish_booking_then_alto(clinic_factory, patient_fact
     patient.say("cuanto cuesta el botox?", expect=0)
     patient.say("ALTO", expect=0)
     patient.assert_no_more_texts(seconds=8)  # past the debounce and a worker's turn: no answer, no second confirmation
+    patient.note("No text answers either one: the number is opted out (and ALTO is confirmed only once).")
     assert patient.received() == [*texts, expect.opted_out()]
     inbound = Message.objects.filter(conversation__clinic=setup.clinic, direction=Message.Direction.INBOUND)
     # The last two were posted a moment apart and may be filed in either order: compared as a set of texts.
