@@ -218,7 +218,9 @@ _DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 # "Thu Dec 3, 1:30 PM ET" (medspa.timetext.when_label), as conversation.rules writes a time, or "Thu Dec 3 at 1:30
 # PM"; a zone label after it, if any, is taken along.
-WHEN = re.compile(rf"\b({_DAY}) ({_MONTH}) (\d{{1,2}})(?:,| at) (\d{{1,2}}):(\d\d) ([AP]M)(?: [A-Z]{{2,5}}\b)?")
+# The zone label (medspa.timetext.zone_label): a name ("ET", "MST", "GMT") or an offset ("UTC-3", "UTC+5:30").
+ZONE = r"[A-Z]{2,5}(?:[+-]\d{1,2}(?::\d\d)?)?"
+WHEN = re.compile(rf"\b({_DAY}) ({_MONTH}) (\d{{1,2}})(?:,| at) (\d{{1,2}}):(\d\d) ([AP]M)(?: {ZONE}\b)?")
 W = r"(?P<when>" + WHEN.pattern + r")"
 W2 = r"(?P<new>" + WHEN.pattern + r")"  # a second time in the same text
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -292,7 +294,7 @@ TEMPLATES = [
     ),
     (
         r"Thanks, (?P<first>.+?)! I'm holding (?P<service>.+?) on " + W + r" with (?P<provider>.+?)"
-        r"(?: until (?P<until>\d{1,2}:\d\d [AP]M(?: [A-Z]{2,5})?))?\. To confirm, please pay the (?P<amount>\S+) "
+        r"(?: until (?P<until>\d{1,2}:\d\d [AP]M(?: " + ZONE + r")?))?\. To confirm, please pay the (?P<amount>\S+) "
         r"deposit here: (?P<url>\S+)",
         "Gracias, {first}. Le aparto {service} el {when} con {provider}{until}. Para confirmar, pague el depósito "
         "de {amount} aquí: {url}",
@@ -422,7 +424,7 @@ def _groups(match: re.Match, tz, now) -> dict:
     if values.get("pick"):
         values["pick"] = _pick(values["pick"])
     if values.get("until"):  # the hold's end, with the zone label like every other time said in Spanish
-        zone = "" if re.search(r"[AP]M [A-Z]{2,5}$", values["until"]) else f" {zone_label(now, tz)}"
+        zone = "" if re.search(rf"[AP]M {ZONE}$", values["until"]) else f" {zone_label(now, tz)}"
         values["until"] = f" hasta las {values['until']}{zone}"
     if values.get("refund"):
         values["refund"] = gsm7(f"; se le reembolsará su depósito de {values['refund']}")

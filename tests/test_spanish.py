@@ -260,3 +260,26 @@ def test_the_clinic_admin_has_the_spanish_switch_on_by_default(db):
     fields = [f for _, options in admin.site._registry[Clinic].fieldsets for f in options["fields"]]
     assert "spanish" in fields
     assert Clinic._meta.get_field("spanish").default is True
+
+
+def test_times_with_an_offset_zone_label_are_said_once_in_spanish():
+    """A zone zoneinfo names only by its offset is labelled "UTC-3" (medspa.timetext): the Spanish rewrite takes the
+    whole label along, not "UTC" alone (which left "UTC-3-3")."""
+    sao_paulo = ZoneInfo("America/Sao_Paulo")
+    now = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    offer = (
+        "Here are open times for Botox:\n1. Thu Dec 3, 1:30 PM UTC-3 with Dr. Maya Chen\n"
+        "2. Thu Dec 3, 3:00 PM UTC-3 with Dr. Maya Chen\nReply 1 or 2 to pick one."
+    )
+    assert i18n.reply_es(offer, tz=sao_paulo, now=now) == (
+        "Estos son los horarios disponibles para Botox:\n1. jue 3 dic, 1:30 PM UTC-3 con Dr. Maya Chen\n"
+        "2. jue 3 dic, 3:00 PM UTC-3 con Dr. Maya Chen\nResponda 1 o 2 para elegir uno."
+    )
+    hold = (
+        "Thanks, Maria! I'm holding Botox on Thu Dec 3, 1:30 PM UTC-3 with Dr. Maya Chen until 12:15 PM UTC-3. "
+        "To confirm, please pay the $50 deposit here: https://square.link/u/abc"
+    )
+    assert i18n.reply_es(hold, tz=sao_paulo, now=now) == (
+        "Gracias, Maria. Le aparto Botox el jue 3 dic, 1:30 PM UTC-3 con Dr. Maya Chen hasta las 12:15 PM UTC-3. "
+        "Para confirmar, pague el deposito de $50 aqui: https://square.link/u/abc"
+    )

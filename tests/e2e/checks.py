@@ -65,9 +65,9 @@ def assert_booked(
     assert booking.status == Booking.Status.CONFIRMED
     assert booking.service == setup.service and booking.provider == setup.provider
     assert (booking.start, booking.end) == (start, start + timedelta(minutes=30))
-    assert (booking.patient_name, booking.patient_phone) == ("Jane Doe", setup.patient_phone)
+    assert (booking.patient_name, booking.patient_phone) == (patient.name, setup.patient_phone)
     assert booking.deposit_cents == 5000 and booking.hold_expires_at is None
-    note(f"Booking #{booking.pk}: confirmed, Botox with {booking.provider.name}, {start.isoformat()}, Jane Doe.")
+    note(f"Booking #{booking.pk}: confirmed, Botox with {booking.provider.name}, {start.isoformat()}, {patient.name}.")
 
     payment.refresh_from_db()
     link = assert_square(patient, payment)
@@ -93,7 +93,7 @@ def assert_booked(
     assert conversation.origin == origin
     assert conversation.state == conversation_state, conversation.state
     assert conversation.booking_id == booking.pk and conversation.service_id == setup.service.pk
-    assert conversation.patient_name == "Jane Doe" and conversation.owner == Conversation.Owner.ASSISTANT
+    assert conversation.patient_name == patient.name and conversation.owner == Conversation.Owner.ASSISTANT
     assert not conversation.needs_staff
     turns = Turn.objects.filter(conversation=conversation)
     assert turns.count() == len(inbound) and set(turns.values_list("engine", flat=True)) == {"rules"}
@@ -178,12 +178,13 @@ def assert_nextech(patient: Patient, booking: Booking):
     types = [e["valueReference"]["reference"] for e in extensions if e["url"].endswith("/appointment-type")]
     assert types == ["appointment-type/12"]
     (person,) = state["patients"].values()
-    assert person["name"][0]["family"] == "Doe" and person["name"][0]["given"] == ["Jane"]
+    given, family = patient.name.split()
+    assert person["name"][0]["family"] == family and person["name"][0]["given"] == [given]
     phones = ["".join(c for c in t["value"] if c.isdigit()) for t in person["telecom"] if t["system"] == "phone"]
     assert patient.phone[2:] in phones  # sent as Nextech stores it, "(NPA) NXX-XXXX"
     assert all(c["headers"].get("nx-practice-id") == "PRACTICE-1" for c in calls if c["path"] != "/token")
     patient.transcript.check(
-        f"Nextech: Patient/{patient_id} created for Jane Doe and Appointment/{appointment['id']} (proposed, "
+        f"Nextech: Patient/{patient_id} created for {patient.name} and Appointment/{appointment['id']} (proposed, "
         f"practitioner 9, type 12, {appointment['start']}, comment booking:{booking.pk}) written once; "
         f"{len(calls)} FHIR calls in all."
     )

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from emr.models import EmrConfig, Provider, WorkingHours
 from medspa.models import Clinic, Service
+from medspa.spanish import when_es
 from medspa.timetext import time_label, when_label
 from messaging.models import Message, PhoneNumber
 from payments.backends.square import sign as square_sign
@@ -222,6 +223,52 @@ class Expected:
 
     def opted_out(self):
         return f"{self.name}: You're unsubscribed and will get no more texts. Reply START to resubscribe."
+
+
+class ExpectedEs(Expected):
+    """The same dialogue when the patient writes in Spanish (conversation/i18n.py's ``TEMPLATES``, the booking
+    confirmation of bookings/services.py, messaging/compliance.py's ALTO confirmation), worded exactly as the
+    patient gets them: GSM-7-safe (no á í ó ú ¿ ¡; é and ñ stay), dates as "jue 3 dic, 1:30 PM ET". The missed-call
+    intro is English: nobody has written yet, so no language is known."""
+
+    def greeting(self):
+        return (
+            f"Hola, le escribe {self.name}. Puedo responder sus preguntas, darle precios o hacerle una cita. En qué "
+            "le puedo ayudar?"
+        )
+
+    def price(self):
+        return (
+            "Botox cuesta $12 por unidad (la mayoria usa 20-30 unidades, unos $240-$360). "
+            "Quiere que le busque un horario?"
+        )
+
+    def offer(self):
+        lines = [f"{i}. {when_es(t, self.setup.tz)} con {self.doctor}" for i, t in enumerate(self.times(), 1)]
+        return (
+            "Estos son los horarios disponibles para Botox:\n"
+            + "\n".join(lines)
+            + "\nResponda 1, 2 o 3 para elegir uno."
+        )
+
+    def ask_name(self):
+        return "Excelente. A nombre de quién hago la cita?"
+
+    def deposit_link(self, first_name, start, payment):
+        held = time_label(payment.expires_at, self.setup.tz)
+        return (
+            f"Gracias, {first_name}. Le aparto Botox el {when_es(start, self.setup.tz)} con {self.doctor} hasta las "
+            f"{held}. Para confirmar, pague el deposito de $50 aqui: {payment.link_url}"
+        )
+
+    def confirmation(self, start):
+        return (
+            f"Su cita esta confirmada: Botox con {self.doctor}, {when_es(start, self.setup.tz)} en 12 Harbor Way. "
+            f"Para cancelar o cambiarla, responda aqui al menos 24 horas antes. - {self.name}"
+        )
+
+    def opted_out(self):
+        return f"{self.name}: Se ha dado de baja y no recibira mas mensajes. Responda INICIO para volver a suscribirse."
 
 
 # --- The patient, through the providers' webhooks ----------------------------------------------------------------
