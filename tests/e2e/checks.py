@@ -155,8 +155,9 @@ def assert_messages(patient: Patient, conversation, *, texts, inbound):
     recorded = WebhookEvent.objects.filter(provider="telnyx", event_id__in=telnyx_events)
     assert recorded.count() == len(set(telnyx_events))
     assert set(recorded.values_list("status", flat=True)) <= {"processed", "ignored"}
+    who = f"Patient {patient.label}'s message rows" if patient.label else "Message rows"
     patient.transcript.check(
-        f"Message rows: {len(inbound)} in, {len(outbound)} out, each sent once to Telnyx (distinct idempotency "
+        f"{who}: {len(inbound)} in, {len(outbound)} out, each sent once to Telnyx (distinct idempotency "
         f"keys) and delivered; {recorded.count()} Telnyx webhooks recorded once each, none failed."
     )
 

@@ -12,9 +12,9 @@ under ``/_fake/`` let the test process read and steer it over HTTP:
 - ``POST /_fake/reset``: forget the recorded calls and state (a new scenario);
 - ``POST /_fake/fail {"status", "times"}``: the next ``times`` provider requests fail with ``status``;
 - ``POST /_fake/config {name: value}``: set a documented knob (Nextech ``utc_offset_minutes``, ``first_hour``,
-  ``prospect_email_required``; Square ``refund_status``; Telnyx ``send_delay``: seconds a send waits, once it has
-  arrived, before the fake takes it and answers: a slow provider, so a test can kill the sender mid-request; the
-  fake still takes and answers it);
+  ``prospect_email_required``, ``taken``: the slot starts booked by someone else; Square ``refund_status``; Telnyx
+  ``send_delay``: seconds a send waits, once it has arrived, before the fake takes it and answers: a slow provider,
+  so a test can kill the sender mid-request; the fake still takes and answers it);
 - ``GET /_fake/state`` (Telnyx): ``in_flight``, the sends that arrived while ``send_delay`` held them (to, text,
   arrival time, ``done`` once taken); ``lookups``, the ``GET /v2/messages/{id}`` requests; ``messages``, what
   each id would answer;
@@ -190,7 +190,12 @@ class SquareControl(Control):
 
 
 class NextechControl(Control):
-    knobs = ("utc_offset_minutes", "first_hour", "refuse_cancel", "create_delay", "prospect_email_required")
+    knobs = ("utc_offset_minutes", "first_hour", "refuse_cancel", "create_delay", "prospect_email_required", "taken")
+
+    def post_config(self, body):
+        if "taken" in body:  # slot starts (ISO) booked by someone else: a set at the fake
+            body = {**body, "taken": set(body["taken"])}
+        return super().post_config(body)
 
     def post_reset(self, body):
         # Tokens stay valid (the app caches them in Redis across scenarios, as it would across days).

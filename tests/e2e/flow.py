@@ -305,6 +305,7 @@ class Step:
     replies: list = field(default_factory=list)
     seconds: float = 0.0
     started: float = 0.0
+    who: str = ""  # which patient, when a scenario has more than one ("A", "B")
 
 
 class Patient:
@@ -314,8 +315,9 @@ class Patient:
     delivered twice at the same moment (same event id), as providers sometimes do. ``receipts=False``: no delivery
     receipts (a scenario about texts whose fate only the provider's API can tell)."""
 
-    def __init__(self, stack, setup: Setup, transcript, *, duplicates=False, name="Jane Doe", receipts=True):
+    def __init__(self, stack, setup: Setup, transcript, *, duplicates=False, name="Jane Doe", receipts=True, label=""):
         self.stack, self.setup, self.transcript = stack, setup, transcript
+        self.label = label  # shown in the transcript when a scenario has several patients
         self.phone, self.name, self.duplicates = setup.patient_phone, name, duplicates
         self.receipts = receipts
         self.http = httpx.Client(base_url=stack.base_url, timeout=15)
@@ -418,7 +420,7 @@ class Patient:
     def step(self, actor, text, action, expect=1, timeout=30, wait=True):
         """Do ``action`` and wait for the ``expect`` texts it brings (recorded with the time they took). With
         ``wait=False`` the step is returned, to be finished by ``replies_to`` later."""
-        record = Step(actor, text)
+        record = Step(actor, text, who=self.label)
         record.started = time.monotonic()
         action()
         self.transcript.add(record)
@@ -429,8 +431,9 @@ class Patient:
     def replies_to(self, record: Step, expect=1, timeout=30) -> list[str]:
         replies = self._await(expect, timeout) if expect else []
         seconds = time.monotonic() - record.started
-        if self.transcript.steps and self.transcript.steps[-1] is not record:  # notes came between: show them first
-            self.transcript.add(Step("replies", record.text, replies, seconds))
+        # Notes came between, or the texts went to another patient than the step's: shown as a row of their own.
+        if (self.transcript.steps and self.transcript.steps[-1] is not record) or record.who != self.label:
+            self.transcript.add(Step("replies", record.text, replies, seconds, who=self.label))
         else:
             record.replies += replies
             record.seconds = seconds

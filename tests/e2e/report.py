@@ -120,8 +120,10 @@ def write(path, transcripts, *, stack, wall_seconds):
                 rows = []
                 if step.actor != "replies":
                     number += 1
-                    rows.append([str(number), "Patient" if step.actor == "patient" else "Event", _cell(step.text), ""])
-                rows += [["", "Clinic", _cell(reply), ""] for reply in step.replies]
+                    sender = f"Patient {step.who}".strip() if step.actor == "patient" else "Event"
+                    rows.append([str(number), sender, _cell(step.text), ""])
+                to = f"Clinic to {step.who}" if step.who else "Clinic"
+                rows += [["", to, _cell(reply), ""] for reply in step.replies]
                 if step.replies:
                     rows[-1][3] = f"{step.seconds:.2f}"  # from the step to the last text it brought
                 lines += ["| " + " | ".join(row) + " |" for row in rows]

@@ -347,7 +347,7 @@ class FakeNextech:
         for practitioner in asked or list(self.practitioners):
             for hour in range(4):  # 09:00 .. 12:00, 30 minutes each
                 slot_start = first + timedelta(hours=hour)
-                if not window_start <= slot_start < window_end or slot_start.isoformat() in self.taken:
+                if not window_start <= slot_start < window_end or self._is_taken(slot_start.isoformat()):
                     continue
                 if self._booked(practitioner, slot_start.isoformat()):
                     continue
@@ -362,9 +362,23 @@ class FakeNextech:
             return 200, bundle(chunk, bundle_type=self.bundle_type)
         return 200, bundle(slots, bundle_type=self.bundle_type)
 
+    @staticmethod
+    def _instant(value):
+        """A start as the instant it names (the same time written with another UTC offset is the same slot)."""
+        try:
+            return datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            return value
+
+    def _is_taken(self, start_iso) -> bool:
+        """Someone else booked this start."""
+        instant = self._instant(start_iso)
+        return any(self._instant(t) == instant for t in self.taken)
+
     def _booked(self, practitioner, start_iso) -> bool:
+        instant = self._instant(start_iso)
         return any(
-            a["start"] == start_iso
+            self._instant(a["start"]) == instant
             and a.get("status") not in ("cancelled", "noshow", "entered-in-error")
             and f"practitioner/{practitioner}" in [p["actor"]["reference"].lower() for p in a["participant"]]
             for a in self.appointments.values()
@@ -492,7 +506,7 @@ class FakeNextech:
         if problems:
             return 409, refusal("; ".join(problems))
         practitioner = next(_ref_id(r) for r in refs if r.lower().startswith("practitioner/"))
-        if body["start"] in self.taken or self._booked(practitioner, body["start"]):
+        if self._is_taken(body["start"]) or self._booked(practitioner, body["start"]):
             return 409, refusal("The requested time is no longer available")
         ident = self._new_id()
         record = {k: v for k, v in body.items() if k != "contained"}
