@@ -36,9 +36,11 @@ import os
 import sys
 import threading
 import time
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tests.fakes import boulevard as boulevard_fake
 from tests.fakes import nextech as nextech_fake
 from tests.fakes import openai as openai_fake
 from tests.fakes import square as square_fake
@@ -219,6 +221,48 @@ class NextechControl(Control):
         return {"id": ident}
 
 
+class BoulevardControl(Control):
+    """Boulevard's Client API (one business, the fake's API key and secret): ``schedule`` sets its bookable times."""
+
+    def post_reset(self, body):
+        fake = self.fake
+        with fake.lock:
+            for collection in (
+                fake.requests,
+                fake.carts,
+                fake.appointments,
+                fake.taken,
+                fake.unlisted,
+                fake.schedule,
+                fake.http_failures,
+                fake.cost_limits,
+                fake.graphql_failures,
+            ):
+                collection.clear()
+        return {"ok": True}
+
+    def post_fail(self, body):
+        with self.fake.lock:
+            self.fake.fail(int(body.get("status", 503)), times=int(body.get("times", 1)))
+        return {"ok": True}
+
+    def post_schedule(self, body):
+        """``{"times": [ISO 8601 with offset, ...]}``: the business's bookable times (for any service)."""
+        times = [datetime.fromisoformat(value) for value in body.get("times") or []]
+        if any(t.tzinfo is None for t in times):
+            raise ValueError("times need an offset")
+        with self.fake.lock:
+            self.fake.schedule[:] = times
+        return {"ok": True}
+
+    def get_state(self, body):
+        with self.fake.lock:
+            appointments = {
+                key: {**value, "start": value["start"].isoformat()} for key, value in self.fake.appointments.items()
+            }
+            return _jsonable({"appointments": appointments})
+
+
 class OpenAIControl(Control):
     def get_calls(self, body):
         with self.fake.lock:
@@ -283,9 +327,10 @@ def build(kind):
         "square": (square_fake._Handler, SquareControl, square_fake.FakeSquare()),
         "nextech": (nextech_fake._Handler, NextechControl, nextech_fake.FakeNextech()),
         "openai": (openai_fake._Handler, OpenAIControl, openai_fake.FakeOpenAI()),
+        "boulevard": (boulevard_fake._Handler, BoulevardControl, boulevard_fake.FakeBoulevard()),
     }[kind]
     control = control_class(fake)
-    attribute = {"square": "square", "nextech": "nextech", "openai": "openai"}[kind]
+    attribute = {"square": "square", "nextech": "nextech", "openai": "openai", "boulevard": "boulevard"}[kind]
     provider_methods = {name: getattr(base, name, None) for name in ("do_GET", "do_POST", "do_PUT", "do_DELETE")}
 
     def dispatch(method_name):
@@ -317,7 +362,7 @@ def _exit_with_parent(parent_pid):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=["telnyx", "square", "nextech", "openai"])
+    parser.add_argument("kind", choices=["telnyx", "square", "nextech", "openai", "boulevard"])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ready-file", required=True)
     args = parser.parse_args(argv)
