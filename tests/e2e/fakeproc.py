@@ -36,14 +36,17 @@ import os
 import sys
 import threading
 import time
-from datetime import datetime
+from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import httpx
 
 from tests.fakes import boulevard as boulevard_fake
 from tests.fakes import nextech as nextech_fake
 from tests.fakes import openai as openai_fake
 from tests.fakes import square as square_fake
+from tests.fakes import zenoti as zenoti_fake
 from tests.fakes.telnyx_messaging import FakeTelnyx
 
 CONTROL = "/_fake/"
@@ -56,6 +59,8 @@ def _jsonable(value):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
         return [_jsonable(v) for v in value]
+    if isinstance(value, date):  # datetimes too
+        return value.isoformat()
     return value
 
 
@@ -263,6 +268,66 @@ class BoulevardControl(Control):
             return _jsonable({"appointments": appointments})
 
 
+class ZenotiControl(Control):
+    """Zenoti's API (one center, the fake's API key): ``schedule`` sets its open times."""
+
+    def post_reset(self, body):
+        fake = self.fake
+        with fake.lock:
+            fake.__init__()
+            fake.lock = threading.Lock()  # __init__ knows nothing of it
+        return {"ok": True}
+
+    def post_fail(self, body):
+        with self.fake.lock:
+            self.fake.fail_next(int(body.get("status", 503)), times=int(body.get("times", 1)))
+        return {"ok": True}
+
+    def post_schedule(self, body):
+        """``{"times": [ISO 8601, ...]}`` on the center's clock: Zenoti's times carry no offset, so any is dropped."""
+        times = {datetime.fromisoformat(value).replace(tzinfo=None) for value in body.get("times") or []}
+        with self.fake.lock:
+            self.fake.open_times = times
+        return {"ok": True}
+
+    def get_state(self, body):
+        fake = self.fake
+        with fake.lock:
+            return _jsonable({"bookings": fake.bookings, "invoices": fake.invoices, "guests": fake.guests})
+
+
+def _zenoti_handler(fake, control):
+    """Zenoti's fake is an ``httpx.MockTransport`` handler: each HTTP request is handed to it as an httpx.Request."""
+
+    class ZenotiHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format, *args):
+            pass
+
+        def do_GET(self):
+            if self.path.startswith(CONTROL):
+                return _serve_control(self, control)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            request = httpx.Request(
+                self.command, f"http://127.0.0.1{self.path}", headers=dict(self.headers.items()), content=raw
+            )
+            with fake.lock:
+                response = fake(request)
+            data = response.content
+            self.send_response(response.status_code)
+            self.send_header("Content-Type", response.headers.get("content-type", "application/json"))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return None
+
+        do_POST = do_PUT = do_DELETE = do_GET
+
+    return ZenotiHandler
+
+
 class OpenAIControl(Control):
     def get_calls(self, body):
         with self.fake.lock:
@@ -323,6 +388,12 @@ def build(kind):
 
         return fake, TelnyxHandler, control
 
+    if kind == "zenoti":
+        fake = zenoti_fake.FakeZenoti()
+        fake.lock = threading.Lock()
+        control = ZenotiControl(fake)
+        return fake, _zenoti_handler(fake, control), control
+
     base, control_class, fake = {
         "square": (square_fake._Handler, SquareControl, square_fake.FakeSquare()),
         "nextech": (nextech_fake._Handler, NextechControl, nextech_fake.FakeNextech()),
@@ -362,7 +433,7 @@ def _exit_with_parent(parent_pid):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=["telnyx", "square", "nextech", "openai", "boulevard"])
+    parser.add_argument("kind", choices=["telnyx", "square", "nextech", "openai", "boulevard", "zenoti"])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ready-file", required=True)
     args = parser.parse_args(argv)

@@ -32,7 +32,7 @@ from tests.messaging_helpers import TELNYX_KEY
 from .stack import SQUARE_SIGNATURE_KEY
 
 _numbers = itertools.count()
-EMR_FAKES = ("nextech", "boulevard")  # the EMR kinds whose fake offers 13:00, 14:00 and 15:00
+EMR_FAKES = ("nextech", "boulevard", "zenoti")  # the EMR kinds whose fake offers 13:00, 14:00 and 15:00
 CONSENT = (
     "By checking this box I agree to receive appointment texts from {clinic}. "
     "Msg & data rates may apply. Reply STOP to opt out."
@@ -60,7 +60,7 @@ class Setup:
     patient_phone: str
     service: Service
     provider: Provider
-    emr: str  # builtin, nextech, boulevard, manual
+    emr: str  # builtin, nextech, boulevard, zenoti, manual
 
     @property
     def tz(self) -> ZoneInfo:
@@ -73,6 +73,7 @@ def make_clinic(stack, *, emr="nextech", label="") -> Setup:
     from tests.fakes import boulevard as boulevard_fake
     from tests.fakes import nextech as nextech_fake
     from tests.fakes import square as square_fake
+    from tests.fakes import zenoti as zenoti_fake
 
     n = 10 + next(_numbers) % 40  # clinic numbers 555-0110.., patients 555-0160..: fictional 555-01xx numbers
     name = f"Lumen Aesthetics {label or n}".strip()
@@ -106,12 +107,13 @@ def make_clinic(stack, *, emr="nextech", label="") -> Setup:
         typical_units_max=30,
         duration_minutes=30,
         deposit_cents=5000,
-        emr_service_id=boulevard_fake.ITEM_ID if emr == "boulevard" else "12",  # the EMR's service / appointment type
+        # the EMR's service (Boulevard's item, Zenoti's service) or appointment type (Nextech's)
+        emr_service_id={"boulevard": boulevard_fake.ITEM_ID, "zenoti": zenoti_fake.SERVICE_ID}.get(emr, "12"),
     )
     Service.objects.create(
         clinic=clinic, name="HydraFacial", price_type=Service.PriceType.FIXED, price_cents=19900, duration_minutes=60
     )
-    provider_ref = boulevard_fake.STAFF_ID if emr == "boulevard" else "9"
+    provider_ref = {"boulevard": boulevard_fake.STAFF_ID, "zenoti": zenoti_fake.THERAPIST_ID}.get(emr, "9")
     provider = Provider.objects.create(clinic=clinic, name="Dr. Maya Chen", title="MD", emr_ref=provider_ref)
     provider.services.set([botox])
     WorkingHours.objects.bulk_create(
@@ -148,6 +150,12 @@ def make_clinic(stack, *, emr="nextech", label="") -> Setup:
         )
         config["location_ref"] = boulevard_fake.LOCATION_ID
         stack.boulevard.schedule(emr_open_times(clinic.tz))
+    if emr == "zenoti":
+        config["credentials"] = json.dumps(
+            {"api_key": zenoti_fake.API_KEY, "base_url": stack.zenoti.root, "duration_minutes": 30}
+        )
+        config["location_ref"] = zenoti_fake.CENTER_ID
+        stack.zenoti.schedule(emr_open_times(clinic.tz))  # on the clinic's clock, the center's
     EmrConfig.objects.create(**config)
     return Setup(
         clinic=clinic,

@@ -101,3 +101,44 @@ def test_boulevard_book_reschedule_cancel(clinic_factory, patient_factory, e2e):
         f"cancelled with a signed client token; {len(calls)} GraphQL calls in all."
     )
     e2e.assert_no_errors()
+
+
+def test_zenoti_hold_book_reschedule_cancel(clinic_factory, patient_factory, e2e):
+    """On Zenoti: the time reserved at Zenoti while the deposit is paid, confirmed, moved, then cancelled
+
+    The clinic's EMR is Zenoti (its REST API, an API key per clinic): open times are a service booking's slots for
+    the clinic's therapist, the chosen time is reserved at Zenoti while the patient pays (its hold), the paid booking
+    confirms that reservation under a guest created by phone, the move books the new time and cancels the old
+    invoice, and the cancel cancels the new one."""
+    setup = clinic_factory("zenoti")
+    patient = patient_factory(setup)
+    expect = Expected(setup)
+
+    first, moved, start, new_start = _book_move_cancel(setup, patient, expect)
+
+    state = e2e.zenoti.state()
+    assert set(state["invoices"]) == {first.emr_appointment_id, moved.emr_appointment_id}
+    confirmed = {invoice: state["bookings"][booking_id] for invoice, booking_id in state["invoices"].items()}
+    (guest_id,) = state["guests"]
+    guest = state["guests"][guest_id]["personal_info"]
+    assert (guest["first_name"], guest["last_name"]) == ("Jane", "Doe")
+    assert guest["mobile_phone"]["number"] == setup.patient_phone[2:]
+    for booking, when in ((first, start), (moved, new_start)):
+        held = confirmed[booking.emr_appointment_id]
+        assert held["confirmed"] and held.get("cancelled") is True
+        assert held["guest"] == guest_id and held["therapist"] == setup.provider.emr_ref
+        assert datetime.fromisoformat(held["reserved"]) == when.replace(tzinfo=None)  # the center's clock
+    calls = e2e.zenoti.calls()
+    reserves = [c for c in calls if c[0] == "PUT" and c[1].endswith("/slots/reserve")]
+    confirms = [c for c in calls if c[0] == "POST" and c[1].endswith("/slots/confirm")]
+    cancels = [c for c in calls if c[0] == "PUT" and c[1].startswith("/v1/invoices/")]
+    assert len(reserves) == len(confirms) == 2
+    assert [c[3]["notes"] for c in confirms] == [f"medspa booking {first.pk}", f"medspa booking {moved.pk}"]
+    assert sorted(c[1] for c in cancels) == sorted(
+        f"/v1/invoices/{b.emr_appointment_id}/cancel" for b in (first, moved)
+    )
+    patient.transcript.check(
+        f"Zenoti: guest {guest_id} created by phone; 2 times reserved then confirmed (invoices "
+        f"{first.emr_appointment_id}, {moved.emr_appointment_id}), both cancelled; {len(calls)} API calls in all."
+    )
+    e2e.assert_no_errors()
