@@ -1,6 +1,7 @@
 """One local fake provider served in its own process, for the end-to-end tests.
 
-    python -m tests.e2e.fakeproc {telnyx,square,nextech,openai} --port 0 --ready-file FILE
+    python -m tests.e2e.fakeproc {telnyx,square,nextech,openai,boulevard,zenoti,square_appointments} --port 0 \
+        --ready-file FILE
 
 serves the fake class of ``tests/fakes/`` (the same classes the unit tests use in-process) on 127.0.0.1 and writes
 ``{"port": N, "pid": P}`` to FILE once it listens. The provider's own paths answer exactly as the fake does; paths
@@ -22,7 +23,12 @@ under ``/_fake/`` let the test process read and steer it over HTTP:
 - ``POST /_fake/patient {"first", "last", "phone"}`` (Nextech): a patient already on file;
 - ``POST /_fake/pay {"url"}`` (Square): the buyer pays the link with that URL; answers the payment and Square's
   ``payment.created`` / ``payment.updated`` webhook bodies for it (the test process signs and posts them);
-- ``POST /_fake/script {"items": [...]}`` (OpenAI): what the next completions answer.
+- ``POST /_fake/script {"items": [...]}`` (OpenAI): what the next completions answer;
+- ``POST /_fake/schedule {"times": [ISO 8601, ...]}`` (Boulevard, Zenoti, Square Appointments): the EMR's open
+  times (Zenoti's read on the center's clock, the offset dropped).
+
+Zenoti's and Square Appointments' fakes are ``httpx.MockTransport`` handlers (the unit tests hand them to the client
+as its transport); here each HTTP request is turned into an ``httpx.Request`` for them and their answer written back.
 
 The process exits when its parent (the test run) goes away, so a killed test run leaves nothing behind.
 """
@@ -36,7 +42,7 @@ import os
 import sys
 import threading
 import time
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -46,10 +52,12 @@ from tests.fakes import boulevard as boulevard_fake
 from tests.fakes import nextech as nextech_fake
 from tests.fakes import openai as openai_fake
 from tests.fakes import square as square_fake
+from tests.fakes import square_appointments as square_appointments_fake
 from tests.fakes import zenoti as zenoti_fake
 from tests.fakes.telnyx_messaging import FakeTelnyx
 
 CONTROL = "/_fake/"
+KINDS = ("telnyx", "square", "nextech", "openai", "boulevard", "zenoti", "square_appointments")
 
 
 def _jsonable(value):
@@ -296,10 +304,44 @@ class ZenotiControl(Control):
             return _jsonable({"bookings": fake.bookings, "invoices": fake.invoices, "guests": fake.guests})
 
 
-def _zenoti_handler(fake, control):
-    """Zenoti's fake is an ``httpx.MockTransport`` handler: each HTTP request is handed to it as an httpx.Request."""
+class SquareAppointmentsControl(Control):
+    """Square's Bookings API (the fake's own token and location): ``schedule`` sets its availabilities, each for
+    team member A."""
 
-    class ZenotiHandler(BaseHTTPRequestHandler):
+    def post_reset(self, body):
+        fake = self.fake
+        with fake.lock:
+            fake.__init__()
+            fake.lock = threading.Lock()  # __init__ knows nothing of it
+        return {"ok": True}
+
+    def post_fail(self, body):
+        with self.fake.lock:
+            self.fake.fail_next(int(body.get("status", 503)), times=int(body.get("times", 1)))
+        return {"ok": True}
+
+    def post_schedule(self, body):
+        """``{"times": [ISO 8601 with offset, ...]}``."""
+        times = [datetime.fromisoformat(value) for value in body.get("times") or []]
+        if any(t.tzinfo is None for t in times):
+            raise ValueError("times need an offset")
+        with self.fake.lock:
+            self.fake.open_times = {}
+            for start in times:
+                self.fake.offer(start.astimezone(UTC))  # the fake writes its times with a "Z": give them in UTC
+        return {"ok": True}
+
+    def get_state(self, body):
+        fake = self.fake
+        with fake.lock:
+            return _jsonable({"bookings": fake.bookings, "customers": fake.customers})
+
+
+def _transport_handler(fake, control, name):
+    """A fake written as an ``httpx.MockTransport`` handler (Zenoti, Square Appointments), served over HTTP: each
+    request is handed to it as an httpx.Request, and its httpx.Response written back."""
+
+    class TransportHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format, *args):
@@ -325,7 +367,8 @@ def _zenoti_handler(fake, control):
 
         do_POST = do_PUT = do_DELETE = do_GET
 
-    return ZenotiHandler
+    TransportHandler.__name__ = f"{name}Handler"
+    return TransportHandler
 
 
 class OpenAIControl(Control):
@@ -392,7 +435,12 @@ def build(kind):
         fake = zenoti_fake.FakeZenoti()
         fake.lock = threading.Lock()
         control = ZenotiControl(fake)
-        return fake, _zenoti_handler(fake, control), control
+        return fake, _transport_handler(fake, control, "Zenoti"), control
+    if kind == "square_appointments":
+        fake = square_appointments_fake.FakeSquareAppointments()
+        fake.lock = threading.Lock()
+        control = SquareAppointmentsControl(fake)
+        return fake, _transport_handler(fake, control, "SquareAppointments"), control
 
     base, control_class, fake = {
         "square": (square_fake._Handler, SquareControl, square_fake.FakeSquare()),
@@ -433,7 +481,9 @@ def _exit_with_parent(parent_pid):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=["telnyx", "square", "nextech", "openai", "boulevard", "zenoti"])
+    parser.add_argument(
+        "kind", choices=["telnyx", "square", "nextech", "openai", "boulevard", "zenoti", "square_appointments"]
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ready-file", required=True)
     args = parser.parse_args(argv)

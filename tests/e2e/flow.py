@@ -32,7 +32,7 @@ from tests.messaging_helpers import TELNYX_KEY
 from .stack import SQUARE_SIGNATURE_KEY
 
 _numbers = itertools.count()
-EMR_FAKES = ("nextech", "boulevard", "zenoti")  # the EMR kinds whose fake offers 13:00, 14:00 and 15:00
+EMR_FAKES = ("nextech", "boulevard", "zenoti", "square")  # the EMR kinds whose fake offers 13:00, 14:00 and 15:00
 CONSENT = (
     "By checking this box I agree to receive appointment texts from {clinic}. "
     "Msg & data rates may apply. Reply STOP to opt out."
@@ -60,7 +60,7 @@ class Setup:
     patient_phone: str
     service: Service
     provider: Provider
-    emr: str  # builtin, nextech, boulevard, zenoti, manual
+    emr: str  # builtin, nextech, boulevard, zenoti, square (Appointments), manual
 
     @property
     def tz(self) -> ZoneInfo:
@@ -73,6 +73,7 @@ def make_clinic(stack, *, emr="nextech", label="") -> Setup:
     from tests.fakes import boulevard as boulevard_fake
     from tests.fakes import nextech as nextech_fake
     from tests.fakes import square as square_fake
+    from tests.fakes import square_appointments as appointments_fake
     from tests.fakes import zenoti as zenoti_fake
 
     n = 10 + next(_numbers) % 40  # clinic numbers 555-0110.., patients 555-0160..: fictional 555-01xx numbers
@@ -107,13 +108,21 @@ def make_clinic(stack, *, emr="nextech", label="") -> Setup:
         typical_units_max=30,
         duration_minutes=30,
         deposit_cents=5000,
-        # the EMR's service (Boulevard's item, Zenoti's service) or appointment type (Nextech's)
-        emr_service_id={"boulevard": boulevard_fake.ITEM_ID, "zenoti": zenoti_fake.SERVICE_ID}.get(emr, "12"),
+        # the EMR's service (Boulevard's item, Zenoti's service, Square's service variation) or appointment type
+        emr_service_id={
+            "boulevard": boulevard_fake.ITEM_ID,
+            "zenoti": zenoti_fake.SERVICE_ID,
+            "square": appointments_fake.VARIATION_ID,
+        }.get(emr, "12"),
     )
     Service.objects.create(
         clinic=clinic, name="HydraFacial", price_type=Service.PriceType.FIXED, price_cents=19900, duration_minutes=60
     )
-    provider_ref = {"boulevard": boulevard_fake.STAFF_ID, "zenoti": zenoti_fake.THERAPIST_ID}.get(emr, "9")
+    provider_ref = {
+        "boulevard": boulevard_fake.STAFF_ID,
+        "zenoti": zenoti_fake.THERAPIST_ID,
+        "square": appointments_fake.TEAM_A,
+    }.get(emr, "9")
     provider = Provider.objects.create(clinic=clinic, name="Dr. Maya Chen", title="MD", emr_ref=provider_ref)
     provider.services.set([botox])
     WorkingHours.objects.bulk_create(
@@ -156,6 +165,14 @@ def make_clinic(stack, *, emr="nextech", label="") -> Setup:
         )
         config["location_ref"] = zenoti_fake.CENTER_ID
         stack.zenoti.schedule(emr_open_times(clinic.tz))  # on the clinic's clock, the center's
+    if emr == "square":
+        # Square Appointments: its own token and URL here (the Bookings fake is another process than the deposits'
+        # Square fake); without them the client takes the deposit settings' Square account.
+        config["credentials"] = json.dumps(
+            {"access_token": appointments_fake.TOKEN, "base_url": stack.square_appointments.root}
+        )
+        config["location_ref"] = appointments_fake.LOCATION_ID
+        stack.square_appointments.schedule(emr_open_times(clinic.tz))
     EmrConfig.objects.create(**config)
     return Setup(
         clinic=clinic,

@@ -142,3 +142,44 @@ def test_zenoti_hold_book_reschedule_cancel(clinic_factory, patient_factory, e2e
         f"{first.emr_appointment_id}, {moved.emr_appointment_id}), both cancelled; {len(calls)} API calls in all."
     )
     e2e.assert_no_errors()
+
+
+def test_square_appointments_book_reschedule_cancel(clinic_factory, patient_factory, e2e):
+    """On Square Appointments: booked through Square's Bookings API, moved to another day, then cancelled
+
+    The clinic's EMR is Square Appointments (the squareup SDK against the Bookings API): open times are
+    SearchAvailability's for the service variation and team member, the paid booking is a CreateBooking for a
+    customer found or created by phone, the move books the new time and cancels the old booking, and the cancel is
+    a RetrieveBooking (for its version) then CancelBooking."""
+    setup = clinic_factory("square")
+    patient = patient_factory(setup)
+    expect = Expected(setup)
+
+    first, moved, start, new_start = _book_move_cancel(setup, patient, expect)
+
+    state = e2e.square_appointments.state()
+    bookings = state["bookings"]
+    assert set(bookings) == {first.emr_appointment_id, moved.emr_appointment_id}
+    (customer_id,) = state["customers"]
+    customer = state["customers"][customer_id]
+    assert (customer["given_name"], customer["family_name"]) == ("Jane", "Doe")
+    assert customer["phone_number"] == setup.patient_phone
+    for booking, when in ((first, start), (moved, new_start)):
+        made = bookings[booking.emr_appointment_id]
+        assert made["status"] == "CANCELLED_BY_SELLER" and made["customer_id"] == customer_id
+        assert datetime.fromisoformat(made["start_at"].replace("Z", "+00:00")) == when
+        assert made["seller_note"] == f"medspa booking {booking.pk}"
+        (segment,) = made["appointment_segments"]
+        assert segment["team_member_id"] == setup.provider.emr_ref
+        assert segment["service_variation_id"] == setup.service.emr_service_id
+    calls = e2e.square_appointments.calls()
+    creates = [c for c in calls if c[0] == "POST" and c[1] == "/v2/bookings"]
+    cancels = [c for c in calls if c[0] == "POST" and c[1].endswith("/cancel")]
+    assert len(creates) == 2 and len(cancels) == 2
+    wanted = sorted(f"/v2/bookings/{b.emr_appointment_id}/cancel" for b in (first, moved))
+    assert sorted(c[1] for c in cancels) == wanted
+    patient.transcript.check(
+        f"Square Appointments: customer {customer_id} created by phone; bookings {first.emr_appointment_id} and "
+        f"{moved.emr_appointment_id} created, both cancelled by the seller; {len(calls)} Bookings API calls in all."
+    )
+    e2e.assert_no_errors()
