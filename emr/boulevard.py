@@ -272,7 +272,13 @@ class BoulevardClient(EmrClient):
             return []
         # A fresh cart each call: a cart's bookable time ids belong to that cart (and reserving needs the same cart),
         # so nothing is reused between calls.
-        cart_id, duration = self._cart_with_item(service_ref, provider_ref)
+        cart_id, duration, item = self._cart_with_item(service_ref, provider_ref, with_item=True)
+        if not provider_ref:
+            # Boulevard's bookable times do not say who is free, and the conversation offers only times with a known
+            # provider: the times of a service one staff member performs are theirs. (With several, the times stay
+            # unattributed: see docs/DECISIONS.md, "E2E on each EMR kind".)
+            staff = {(variant.get("staff") or {}).get("id") for variant in item.get("staffVariants") or []} - {None}
+            provider_ref = next(iter(staff)) if len(staff) == 1 else ""
         zone_name, zone = _zone(start)
         first, last = start.astimezone(zone).date(), end.astimezone(zone).date()
         slots = {}
@@ -458,9 +464,9 @@ class BoulevardClient(EmrClient):
             raise EmrError("Boulevard does not offer this service (item) at the location")
         return cart["id"], item
 
-    def _cart_with_item(self, service_ref, provider_ref):
+    def _cart_with_item(self, service_ref, provider_ref, *, with_item=False):
         """A new cart holding the service, with the provider's staff variant for that service when one is asked;
-        returns (cart id, slot duration)."""
+        returns (cart id, slot duration), and the service's available item too ``with_item``."""
         cart_id, item = self._new_cart(service_ref)
         selection = {"id": cart_id, "itemId": service_ref}
         duration = _minutes((item.get("listDurationRange") or {}).get("min"))
@@ -471,7 +477,8 @@ class BoulevardClient(EmrClient):
             selection["itemStaffVariantId"] = variant["id"]
             duration = _minutes(variant.get("duration")) or duration
         self._call(ADD_ITEM, {"input": selection}, retry_unsent_only=True)
-        return cart_id, timedelta(minutes=duration) if duration else DEFAULT_DURATION
+        length = timedelta(minutes=duration) if duration else DEFAULT_DURATION
+        return (cart_id, length, item) if with_item else (cart_id, length)
 
     def _bookable_dates(self, cart_id, first: date, last: date, zone_name) -> list[date]:
         days, lower = set(), first

@@ -1,6 +1,7 @@
 """One local fake provider served in its own process, for the end-to-end tests.
 
-    python -m tests.e2e.fakeproc {telnyx,square,nextech,openai} --port 0 --ready-file FILE
+    python -m tests.e2e.fakeproc {telnyx,square,nextech,openai,boulevard,zenoti,square_appointments} --port 0 \
+        --ready-file FILE
 
 serves the fake class of ``tests/fakes/`` (the same classes the unit tests use in-process) on 127.0.0.1 and writes
 ``{"port": N, "pid": P}`` to FILE once it listens. The provider's own paths answer exactly as the fake does; paths
@@ -22,7 +23,12 @@ under ``/_fake/`` let the test process read and steer it over HTTP:
 - ``POST /_fake/patient {"first", "last", "phone"}`` (Nextech): a patient already on file;
 - ``POST /_fake/pay {"url"}`` (Square): the buyer pays the link with that URL; answers the payment and Square's
   ``payment.created`` / ``payment.updated`` webhook bodies for it (the test process signs and posts them);
-- ``POST /_fake/script {"items": [...]}`` (OpenAI): what the next completions answer.
+- ``POST /_fake/script {"items": [...]}`` (OpenAI): what the next completions answer;
+- ``POST /_fake/schedule {"times": [ISO 8601, ...]}`` (Boulevard, Zenoti, Square Appointments): the EMR's open
+  times (Zenoti's read on the center's clock, the offset dropped).
+
+Zenoti's and Square Appointments' fakes are ``httpx.MockTransport`` handlers (the unit tests hand them to the client
+as its transport); here each HTTP request is turned into an ``httpx.Request`` for them and their answer written back.
 
 The process exits when its parent (the test run) goes away, so a killed test run leaves nothing behind.
 """
@@ -36,15 +42,22 @@ import os
 import sys
 import threading
 import time
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
+
+from tests.fakes import boulevard as boulevard_fake
 from tests.fakes import nextech as nextech_fake
 from tests.fakes import openai as openai_fake
 from tests.fakes import square as square_fake
+from tests.fakes import square_appointments as square_appointments_fake
+from tests.fakes import zenoti as zenoti_fake
 from tests.fakes.telnyx_messaging import FakeTelnyx
 
 CONTROL = "/_fake/"
+KINDS = ("telnyx", "square", "nextech", "openai", "boulevard", "zenoti", "square_appointments")
 
 
 def _jsonable(value):
@@ -54,6 +67,8 @@ def _jsonable(value):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
         return [_jsonable(v) for v in value]
+    if isinstance(value, date):  # datetimes too
+        return value.isoformat()
     return value
 
 
@@ -224,6 +239,143 @@ class NextechControl(Control):
         return {"id": ident}
 
 
+class BoulevardControl(Control):
+    """Boulevard's Client API (one business, the fake's API key and secret): ``schedule`` sets its bookable times."""
+
+    def post_reset(self, body):
+        fake = self.fake
+        with fake.lock:
+            for collection in (
+                fake.requests,
+                fake.carts,
+                fake.appointments,
+                fake.taken,
+                fake.unlisted,
+                fake.schedule,
+                fake.http_failures,
+                fake.cost_limits,
+                fake.graphql_failures,
+            ):
+                collection.clear()
+        return {"ok": True}
+
+    def post_fail(self, body):
+        with self.fake.lock:
+            self.fake.fail(int(body.get("status", 503)), times=int(body.get("times", 1)))
+        return {"ok": True}
+
+    def post_schedule(self, body):
+        """``{"times": [ISO 8601 with offset, ...]}``: the business's bookable times (for any service)."""
+        times = [datetime.fromisoformat(value) for value in body.get("times") or []]
+        if any(t.tzinfo is None for t in times):
+            raise ValueError("times need an offset")
+        with self.fake.lock:
+            self.fake.schedule[:] = times
+        return {"ok": True}
+
+    def get_state(self, body):
+        with self.fake.lock:
+            appointments = {
+                key: {**value, "start": value["start"].isoformat()} for key, value in self.fake.appointments.items()
+            }
+            return _jsonable({"appointments": appointments})
+
+
+class ZenotiControl(Control):
+    """Zenoti's API (one center, the fake's API key): ``schedule`` sets its open times."""
+
+    def post_reset(self, body):
+        fake = self.fake
+        with fake.lock:
+            fake.__init__()
+            fake.lock = threading.Lock()  # __init__ knows nothing of it
+        return {"ok": True}
+
+    def post_fail(self, body):
+        with self.fake.lock:
+            self.fake.fail_next(int(body.get("status", 503)), times=int(body.get("times", 1)))
+        return {"ok": True}
+
+    def post_schedule(self, body):
+        """``{"times": [ISO 8601, ...]}`` on the center's clock: Zenoti's times carry no offset, so any is dropped."""
+        times = {datetime.fromisoformat(value).replace(tzinfo=None) for value in body.get("times") or []}
+        with self.fake.lock:
+            self.fake.open_times = times
+        return {"ok": True}
+
+    def get_state(self, body):
+        fake = self.fake
+        with fake.lock:
+            return _jsonable({"bookings": fake.bookings, "invoices": fake.invoices, "guests": fake.guests})
+
+
+class SquareAppointmentsControl(Control):
+    """Square's Bookings API (the fake's own token and location): ``schedule`` sets its availabilities, each for
+    team member A."""
+
+    def post_reset(self, body):
+        fake = self.fake
+        with fake.lock:
+            fake.__init__()
+            fake.lock = threading.Lock()  # __init__ knows nothing of it
+        return {"ok": True}
+
+    def post_fail(self, body):
+        with self.fake.lock:
+            self.fake.fail_next(int(body.get("status", 503)), times=int(body.get("times", 1)))
+        return {"ok": True}
+
+    def post_schedule(self, body):
+        """``{"times": [ISO 8601 with offset, ...]}``."""
+        times = [datetime.fromisoformat(value) for value in body.get("times") or []]
+        if any(t.tzinfo is None for t in times):
+            raise ValueError("times need an offset")
+        with self.fake.lock:
+            self.fake.open_times = {}
+            for start in times:
+                self.fake.offer(start.astimezone(UTC))  # the fake writes its times with a "Z": give them in UTC
+        return {"ok": True}
+
+    def get_state(self, body):
+        fake = self.fake
+        with fake.lock:
+            return _jsonable({"bookings": fake.bookings, "customers": fake.customers})
+
+
+def _transport_handler(fake, control, name):
+    """A fake written as an ``httpx.MockTransport`` handler (Zenoti, Square Appointments), served over HTTP: each
+    request is handed to it as an httpx.Request, and its httpx.Response written back."""
+
+    class TransportHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format, *args):
+            pass
+
+        def do_GET(self):
+            if self.path.startswith(CONTROL):
+                return _serve_control(self, control)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            request = httpx.Request(
+                self.command, f"http://127.0.0.1{self.path}", headers=dict(self.headers.items()), content=raw
+            )
+            with fake.lock:
+                response = fake(request)
+            data = response.content
+            self.send_response(response.status_code)
+            self.send_header("Content-Type", response.headers.get("content-type", "application/json"))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return None
+
+        do_POST = do_PUT = do_DELETE = do_GET
+
+    TransportHandler.__name__ = f"{name}Handler"
+    return TransportHandler
+
+
 class OpenAIControl(Control):
     def get_calls(self, body):
         with self.fake.lock:
@@ -284,13 +436,25 @@ def build(kind):
 
         return fake, TelnyxHandler, control
 
+    if kind == "zenoti":
+        fake = zenoti_fake.FakeZenoti()
+        fake.lock = threading.Lock()
+        control = ZenotiControl(fake)
+        return fake, _transport_handler(fake, control, "Zenoti"), control
+    if kind == "square_appointments":
+        fake = square_appointments_fake.FakeSquareAppointments()
+        fake.lock = threading.Lock()
+        control = SquareAppointmentsControl(fake)
+        return fake, _transport_handler(fake, control, "SquareAppointments"), control
+
     base, control_class, fake = {
         "square": (square_fake._Handler, SquareControl, square_fake.FakeSquare()),
         "nextech": (nextech_fake._Handler, NextechControl, nextech_fake.FakeNextech()),
         "openai": (openai_fake._Handler, OpenAIControl, openai_fake.FakeOpenAI()),
+        "boulevard": (boulevard_fake._Handler, BoulevardControl, boulevard_fake.FakeBoulevard()),
     }[kind]
     control = control_class(fake)
-    attribute = {"square": "square", "nextech": "nextech", "openai": "openai"}[kind]
+    attribute = {"square": "square", "nextech": "nextech", "openai": "openai", "boulevard": "boulevard"}[kind]
     provider_methods = {name: getattr(base, name, None) for name in ("do_GET", "do_POST", "do_PUT", "do_DELETE")}
 
     def dispatch(method_name):
@@ -322,7 +486,9 @@ def _exit_with_parent(parent_pid):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=["telnyx", "square", "nextech", "openai"])
+    parser.add_argument(
+        "kind", choices=["telnyx", "square", "nextech", "openai", "boulevard", "zenoti", "square_appointments"]
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ready-file", required=True)
     args = parser.parse_args(argv)

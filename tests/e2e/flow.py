@@ -33,6 +33,7 @@ from tests.messaging_helpers import TELNYX_KEY
 from .stack import SQUARE_SIGNATURE_KEY
 
 _numbers = itertools.count()
+EMR_FAKES = ("nextech", "boulevard", "zenoti", "square")  # the EMR kinds whose fake offers 13:00, 14:00 and 15:00
 CONSENT = (
     "By checking this box I agree to receive appointment texts from {clinic}. "
     "Msg & data rates may apply. Reply STOP to opt out."
@@ -60,7 +61,7 @@ class Setup:
     patient_phone: str
     service: Service
     provider: Provider
-    emr: str  # builtin, nextech, manual
+    emr: str  # builtin, nextech, boulevard, zenoti, square (Appointments), manual
 
     @property
     def tz(self) -> ZoneInfo:
@@ -70,8 +71,11 @@ class Setup:
 def make_clinic(stack, *, emr="nextech", label="") -> Setup:
     """A fresh clinic on a fresh number, with its own Square account (at the fake) and the given EMR."""
     # Imported here: other test modules load these as pytest plugins, which must import them first.
+    from tests.fakes import boulevard as boulevard_fake
     from tests.fakes import nextech as nextech_fake
     from tests.fakes import square as square_fake
+    from tests.fakes import square_appointments as appointments_fake
+    from tests.fakes import zenoti as zenoti_fake
 
     n = 10 + next(_numbers) % 40  # clinic numbers 555-0110.., patients 555-0160..: fictional 555-01xx numbers
     name = f"Lumen Aesthetics {label or n}".strip()
@@ -105,12 +109,22 @@ def make_clinic(stack, *, emr="nextech", label="") -> Setup:
         typical_units_max=30,
         duration_minutes=30,
         deposit_cents=5000,
-        emr_service_id="12",  # the Nextech appointment type
+        # the EMR's service (Boulevard's item, Zenoti's service, Square's service variation) or appointment type
+        emr_service_id={
+            "boulevard": boulevard_fake.ITEM_ID,
+            "zenoti": zenoti_fake.SERVICE_ID,
+            "square": appointments_fake.VARIATION_ID,
+        }.get(emr, "12"),
     )
     Service.objects.create(
         clinic=clinic, name="HydraFacial", price_type=Service.PriceType.FIXED, price_cents=19900, duration_minutes=60
     )
-    provider = Provider.objects.create(clinic=clinic, name="Dr. Maya Chen", title="MD", emr_ref="9")
+    provider_ref = {
+        "boulevard": boulevard_fake.STAFF_ID,
+        "zenoti": zenoti_fake.THERAPIST_ID,
+        "square": appointments_fake.TEAM_A,
+    }.get(emr, "9")
+    provider = Provider.objects.create(clinic=clinic, name="Dr. Maya Chen", title="MD", emr_ref=provider_ref)
     provider.services.set([botox])
     WorkingHours.objects.bulk_create(
         WorkingHours(clinic=clinic, provider=provider, weekday=day, start=clock(9), end=clock(17)) for day in range(7)
@@ -135,6 +149,31 @@ def make_clinic(stack, *, emr="nextech", label="") -> Setup:
         stack.nextech.config(
             utc_offset_minutes=int(offset.total_seconds() // 60), first_hour=13, prospect_email_required=False
         )
+    if emr == "boulevard":
+        config["credentials"] = json.dumps(
+            {
+                "business_id": boulevard_fake.BUSINESS_ID,
+                "api_key": boulevard_fake.API_KEY,
+                "api_secret": boulevard_fake.API_SECRET,  # signs the client token that reads and cancels
+                "base_url": f"{stack.boulevard.root}/api/2020-01/{boulevard_fake.BUSINESS_ID}/client",
+            }
+        )
+        config["location_ref"] = boulevard_fake.LOCATION_ID
+        stack.boulevard.schedule(emr_open_times(clinic.tz))
+    if emr == "zenoti":
+        config["credentials"] = json.dumps(
+            {"api_key": zenoti_fake.API_KEY, "base_url": stack.zenoti.root, "duration_minutes": 30}
+        )
+        config["location_ref"] = zenoti_fake.CENTER_ID
+        stack.zenoti.schedule(emr_open_times(clinic.tz))  # on the clinic's clock, the center's
+    if emr == "square":
+        # Square Appointments: its own token and URL here (the Bookings fake is another process than the deposits'
+        # Square fake); without them the client takes the deposit settings' Square account.
+        config["credentials"] = json.dumps(
+            {"access_token": appointments_fake.TOKEN, "base_url": stack.square_appointments.root}
+        )
+        config["location_ref"] = appointments_fake.LOCATION_ID
+        stack.square_appointments.schedule(emr_open_times(clinic.tz))
     EmrConfig.objects.create(**config)
     return Setup(
         clinic=clinic,
@@ -144,6 +183,13 @@ def make_clinic(stack, *, emr="nextech", label="") -> Setup:
         provider=provider,
         emr=emr,
     )
+
+
+def emr_open_times(tz, days=(1, 2, 3)) -> list[datetime]:
+    """An EMR fake's free times: 13:00, 14:00 and 15:00 on the clinic's clock, tomorrow and the next days (what
+    Nextech's fake practice offers when told its first hour is 13)."""
+    today = timezone.localtime(timezone.now(), tz).date()
+    return [datetime.combine(today + timedelta(days=d), clock(hour), tzinfo=tz) for d in days for hour in (13, 14, 15)]
 
 
 # --- What the patient must receive ------------------------------------------------------------------------------
@@ -185,16 +231,38 @@ class Expected:
 
     def tomorrow_afternoon(self) -> list[datetime]:
         """The three times the clinic's calendar has tomorrow afternoon (12:00-17:00, spread 90 minutes apart when
-        it can): the built-in calendar from the provider's 9-17 hours on a 15-minute grid; Nextech's fake practice
-        from its 13:00-16:00 hourly slots."""
+        it can): the built-in calendar from the provider's 9-17 hours on a 15-minute grid; the EMR fakes (Nextech's
+        practice, Boulevard's business) from their 13:00-16:00 hourly slots."""
         tz = self.setup.tz
         tomorrow = timezone.localtime(timezone.now(), tz).date() + timedelta(days=1)
-        hours = [(13, 0), (14, 0), (15, 0)] if self.setup.emr == "nextech" else [(12, 0), (13, 30), (15, 0)]
+        hours = [(13, 0), (14, 0), (15, 0)] if self.setup.emr in EMR_FAKES else [(12, 0), (13, 30), (15, 0)]
         return [datetime.combine(tomorrow, clock(h, m), tzinfo=tz) for h, m in hours]
 
-    def offer(self):
-        lines = [f"{i}. {when_short(t, self.setup.tz)} with {self.doctor}" for i, t in enumerate(self.times(), 1)]
+    def offer(self, times=None):
+        times = self.times() if times is None else times
+        lines = [f"{i}. {when_short(t, self.setup.tz)} with {self.doctor}" for i, t in enumerate(times, 1)]
         return "Here are open times for Botox:\n" + "\n".join(lines) + "\nReply 1, 2 or 3 to pick one."
+
+    def ask_new_time(self, start):
+        return f"Sure! Your Botox is on {when_short(start, self.setup.tz)}. What day and time would work better?"
+
+    def moved(self, start):
+        return (
+            f"Done! Your Botox is now {when_short(start, self.setup.tz)} with {self.doctor}. Your deposit carries "
+            "over. See you then!"
+        )
+
+    def ask_cancel(self, start):
+        return (
+            f"Reply YES to cancel your Botox on {when_short(start, self.setup.tz)}; your $50 deposit will be refunded. "
+            "Or reply NO to keep it."
+        )
+
+    def cancelled(self, start):
+        return (
+            f"Done: your Botox on {when_short(start, self.setup.tz)} is cancelled. Your $50 deposit will be refunded. "
+            "Want to pick another time?"
+        )
 
     def times(self):
         return self.tomorrow_afternoon()

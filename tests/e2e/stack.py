@@ -8,7 +8,8 @@ Layout (as docker-compose.yml runs production):
 - ``worker``: ``celery worker -Q default,ai,emr,periodic``; ``worker-sms``: ``celery worker -Q sms``;
   ``worker-inbound``: ``celery worker -Q inbound`` (webhook events);
 - ``beat``: ``celery beat`` (deferred texts every 5 s, hold expiry and the payment outbox sweep every 30 s);
-- ``telnyx``, ``square``, ``nextech``, ``openai``: ``python -m tests.e2e.fakeproc KIND`` (see that module);
+- ``telnyx``, ``square``, ``nextech``, ``openai``, ``boulevard``, ``zenoti``, ``square_appointments``: ``python -m
+  tests.e2e.fakeproc KIND`` (see that module);
 - ``redis``: the run's own ``redis-server`` on a free local port, without persistence (``--save "" --appendonly no``,
   as docker-compose.yml runs it), the broker and cache of every process above and of the test process. A scenario may
   flush it (``flush_redis``) or kill and start it again (``restart_redis``); CI's shared Redis is never touched.
@@ -34,7 +35,7 @@ from urllib.parse import quote
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-FAKES = ("telnyx", "square", "nextech", "openai")
+FAKES = ("telnyx", "square", "nextech", "openai", "boulevard", "zenoti", "square_appointments")
 SQUARE_SIGNATURE_KEY = "e2e-square-signature-key"
 TELNYX_API_KEY = "KEY_e2e_telnyx"
 OPENAI_API_KEY = "sk-e2e-fake"
@@ -163,6 +164,10 @@ class FakeClient:
     def add_patient(self, first, last, phone="") -> str:
         return self._control("POST", "patient", {"first": first, "last": last, "phone": phone})["id"]
 
+    def schedule(self, times):
+        """Boulevard, Zenoti, Square Appointments: the open times (aware datetimes; Zenoti's on the center's clock)."""
+        return self._control("POST", "schedule", {"times": [t.isoformat() for t in times]})
+
     def script(self, *items):
         return self._control("POST", "script", {"items": list(items)})
 
@@ -204,6 +209,18 @@ class Stack:
     @property
     def openai(self) -> FakeClient:
         return self.fakes["openai"]
+
+    @property
+    def boulevard(self) -> FakeClient:
+        return self.fakes["boulevard"]
+
+    @property
+    def zenoti(self) -> FakeClient:
+        return self.fakes["zenoti"]
+
+    @property
+    def square_appointments(self) -> FakeClient:
+        return self.fakes["square_appointments"]
 
     # --- environment ---------------------------------------------------------------------------------------------
 
