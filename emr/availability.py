@@ -65,6 +65,23 @@ def availability_for_day(*, client, clinic, service, day, provider=None) -> list
 def _fetch(client, clinic, service, day, provider_ref):
     start = datetime.combine(day, datetime.min.time(), tzinfo=clinic.tz)
     end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=clinic.tz)
+    slots = _ask(client, service, start, end, provider_ref)
+    if provider_ref or all(slot.provider_ref for slot in slots):
+        return slots
+    # An EMR whose open times for "anyone" do not say who is free (Boulevard, for a service several staff perform):
+    # ask once per provider of the service, so that every time offered has the person it is with.
+    refs = [
+        client.provider_ref(provider)
+        for provider in service.providers.filter(active=True).order_by("pk")
+        if client.provider_ref(provider)
+    ]
+    if not refs:
+        return slots
+    attributed = [slot for ref in dict.fromkeys(refs) for slot in _ask(client, service, start, end, ref)]
+    return sorted(attributed, key=lambda slot: (slot.start, slot.provider_ref))
+
+
+def _ask(client, service, start, end, provider_ref):
     try:
         slots = client.availability(
             service_ref=client.service_ref(service), start=start, end=end, provider_ref=provider_ref

@@ -276,7 +276,7 @@ class BoulevardClient(EmrClient):
         if not provider_ref:
             # Boulevard's bookable times do not say who is free, and the conversation offers only times with a known
             # provider: the times of a service one staff member performs are theirs. (With several, the times stay
-            # unattributed: see docs/DECISIONS.md, "E2E on each EMR kind".)
+            # unattributed, and emr.availability asks again once per provider of the service.)
             staff = {(variant.get("staff") or {}).get("id") for variant in item.get("staffVariants") or []} - {None}
             provider_ref = next(iter(staff)) if len(staff) == 1 else ""
         zone_name, zone = _zone(start)

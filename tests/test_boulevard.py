@@ -713,3 +713,45 @@ def test_a_reschedule_books_the_new_time_in_boulevard_and_cancels_the_old_one(de
         fake_boulevard.appointments[new_id]["cancelled"] is False
         and fake_boulevard.appointments[new_id]["start"] == second
     )
+
+
+def test_a_service_several_staff_perform_gets_its_times_asked_per_staff_member(demo, fake_boulevard, sleeps):
+    """Boulevard's times for "anyone" do not say who is free; the conversation offers only times with a provider.
+    emr.availability asks again once per provider of the service, so each time comes with the person it is with."""
+    from datetime import date
+
+    from emr.availability import availability_for_day
+    from emr.models import Provider
+    from medspa.models import Service
+
+    fake_boulevard.location_id = LOCATION_ID
+    fake_boulevard.items = {
+        ITEM_ID: {
+            "duration": 30,
+            "variants": {
+                STAFF_VARIANT_ID: {"staff": STAFF_ID, "duration": 45},
+                "urn:blvd:ServiceStaffPrice:filler-ben": {"staff": OTHER_STAFF_ID, "duration": 45},
+            },
+        }
+    }
+    fake_boulevard.schedule = [MON_9, MON_14]
+    service = Service.objects.filter(clinic=demo).first()
+    service.emr_service_id = ITEM_ID
+    service.save()
+    anna, ben = Provider.objects.filter(clinic=demo).order_by("pk")[:2]
+    Provider.objects.filter(pk=anna.pk).update(emr_ref=STAFF_ID)
+    Provider.objects.filter(pk=ben.pk).update(emr_ref=OTHER_STAFF_ID)
+    anna.services.add(service)
+    ben.services.add(service)
+    client = make_client(fake_boulevard, sleeps)
+
+    assert {
+        s.provider_ref for s in client.availability(service_ref=ITEM_ID, start=MON_9, end=MON_14 + timedelta(hours=1))
+    } == {""}
+    slots = availability_for_day(client=client, clinic=demo, service=service, day=date(2025, 3, 10))
+    assert [(s.start, s.provider_ref) for s in slots] == [
+        (MON_9, STAFF_ID),
+        (MON_9, OTHER_STAFF_ID),
+        (MON_14, STAFF_ID),
+        (MON_14, OTHER_STAFF_ID),
+    ]
