@@ -104,11 +104,12 @@ def test_boulevard_book_reschedule_cancel(clinic_factory, patient_factory, e2e):
 
 
 def test_zenoti_hold_book_reschedule_cancel(clinic_factory, patient_factory, e2e):
-    """On Zenoti: the time reserved at Zenoti while the deposit is paid, confirmed, moved, then cancelled
+    """On Zenoti: the paid booking reserved at Zenoti and confirmed, moved, then cancelled
 
     The clinic's EMR is Zenoti (its REST API, an API key per clinic): open times are a service booking's slots for
-    the clinic's therapist, the chosen time is reserved at Zenoti while the patient pays (its hold), the paid booking
-    confirms that reservation under a guest created by phone, the move books the new time and cancels the old
+    the clinic's therapist; while the patient pays, the time is held here (Zenoti's reservation needs the guest,
+    who is known only once the patient has given a name); the paid booking reserves the time at Zenoti (its hold
+    step) and confirms it at once under a guest created by phone; the move books the new time and cancels the old
     invoice, and the cancel cancels the new one."""
     setup = clinic_factory("zenoti")
     patient = patient_factory(setup)
