@@ -72,6 +72,14 @@ def _jsonable(value):
     return value
 
 
+def _aware_times(body) -> list[datetime]:
+    """``body["times"]``, ISO 8601 date-times that must carry their offset (a 400 otherwise)."""
+    times = [datetime.fromisoformat(value) for value in body.get("times") or []]
+    if any(t.tzinfo is None for t in times):
+        raise ValueError("times need an offset")
+    return times
+
+
 class Control:
     """The /_fake/ endpoints of one fake; a subclass per provider."""
 
@@ -266,9 +274,7 @@ class BoulevardControl(Control):
 
     def post_schedule(self, body):
         """``{"times": [ISO 8601 with offset, ...]}``: the business's bookable times (for any service)."""
-        times = [datetime.fromisoformat(value) for value in body.get("times") or []]
-        if any(t.tzinfo is None for t in times):
-            raise ValueError("times need an offset")
+        times = _aware_times(body)
         with self.fake.lock:
             self.fake.schedule[:] = times
         return {"ok": True}
@@ -281,8 +287,8 @@ class BoulevardControl(Control):
             return _jsonable({"appointments": appointments})
 
 
-class ZenotiControl(Control):
-    """Zenoti's API (one center, the fake's API key): ``schedule`` sets its open times."""
+class TransportControl(Control):
+    """The control of a fake written as an ``httpx.MockTransport`` handler (Zenoti, Square Appointments)."""
 
     def post_reset(self, body):
         fake = self.fake
@@ -295,6 +301,10 @@ class ZenotiControl(Control):
         with self.fake.lock:
             self.fake.fail_next(int(body.get("status", 503)), times=int(body.get("times", 1)))
         return {"ok": True}
+
+
+class ZenotiControl(TransportControl):
+    """Zenoti's API (one center, the fake's API key): ``schedule`` sets its open times."""
 
     def post_schedule(self, body):
         """``{"times": [ISO 8601, ...]}`` on the center's clock: Zenoti's times carry no offset, so any is dropped."""
@@ -309,27 +319,13 @@ class ZenotiControl(Control):
             return _jsonable({"bookings": fake.bookings, "invoices": fake.invoices, "guests": fake.guests})
 
 
-class SquareAppointmentsControl(Control):
+class SquareAppointmentsControl(TransportControl):
     """Square's Bookings API (the fake's own token and location): ``schedule`` sets its availabilities, each for
     team member A."""
 
-    def post_reset(self, body):
-        fake = self.fake
-        with fake.lock:
-            fake.__init__()
-            fake.lock = threading.Lock()  # __init__ knows nothing of it
-        return {"ok": True}
-
-    def post_fail(self, body):
-        with self.fake.lock:
-            self.fake.fail_next(int(body.get("status", 503)), times=int(body.get("times", 1)))
-        return {"ok": True}
-
     def post_schedule(self, body):
         """``{"times": [ISO 8601 with offset, ...]}``."""
-        times = [datetime.fromisoformat(value) for value in body.get("times") or []]
-        if any(t.tzinfo is None for t in times):
-            raise ValueError("times need an offset")
+        times = _aware_times(body)
         with self.fake.lock:
             self.fake.open_times = {}
             for start in times:
