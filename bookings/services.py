@@ -16,8 +16,8 @@ from medspa.audit import audit_record
 from medspa.clock import now as clock_now
 from medspa.events import publish
 from medspa.models import AuditEvent, StaffAlert, format_cents
-from medspa.spanish import gsm7, when_es
-from medspa.timetext import when_label
+from medspa.spanish import gsm7
+from medspa.timetext import when_es, when_label
 from messaging.services import message_queue
 
 from .models import ACTIVE_STATUSES, Booking

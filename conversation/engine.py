@@ -16,13 +16,14 @@ from django.utils import timezone
 from prometheus_client import Counter
 
 from lifecycle.services import reply_confirm, reply_context, reply_keyword
+from medspa.timetext import when_label
 from messaging.models import Message
 from messaging.services import message_queue
 
 from .answers import answer_lookup, answer_store, is_idle, question_key
 from .engines import EngineContext, EngineReply, EngineUnavailable, engine_for
 from .models import Conversation, Turn
-from .rules import RulesEngine, _when_text
+from .rules import RulesEngine
 from .tools import ToolRefused, Tools
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def lifecycle_reply(conversation, texts, tools) -> EngineReply | None:
             text = reply_confirm(text=asked, now=tools.now)
         elif keyword == "reschedule":
             booking = tools.start_reschedule()
-            when = _when_text(booking.start, c.clinic.tz)
+            when = when_label(booking.start, c.clinic.tz)
             text = f"Sure! Your {booking.service.name} is on {when}. What day and time would work better?"
         else:
             text = RulesEngine()._ask_cancel(c, tools, c.clinic.tz)

@@ -20,8 +20,8 @@ import re
 import unicodedata
 from datetime import datetime
 
-from medspa.spanish import gsm7, when_es
-from medspa.timetext import zone_label
+from medspa.spanish import gsm7
+from medspa.timetext import when_es, zone_label
 
 ES, EN = "es", "en"
 

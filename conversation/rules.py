@@ -61,10 +61,6 @@ URGENT_SCRIPT = (
 )
 
 
-def _when_text(value, tz) -> str:
-    return when_label(value, tz)  # "Thu Dec 3, 1:30 PM ET": every time in a text carries the clinic's zone
-
-
 @dataclass
 class _Turn:
     """One turn as the steps of ``RulesEngine._respond`` read it: the conversation, the patient's texts joined, the
@@ -257,7 +253,7 @@ class RulesEngine(Engine):
         when = parsing.parse_when(t.text, now=tools.now, tz=t.tz)
         if when is None:
             return (
-                f"Sure! Your {booking.service.name} is on {_when_text(booking.start, t.tz)}. "
+                f"Sure! Your {booking.service.name} is on {when_label(booking.start, t.tz)}. "
                 "What day and time would work better?"
             )
         return self._offer(c, tools, when, t.tz)
@@ -331,7 +327,7 @@ class RulesEngine(Engine):
         upcoming = t.tools.upcoming_booking() if MY_APPOINTMENT.search(t.lowered) else None
         if upcoming is not None:  # "what time is my appointment?", "is my appt still on?"
             return (
-                f"Yes: your {upcoming.service.name} is on {_when_text(upcoming.start, t.tz)} with "
+                f"Yes: your {upcoming.service.name} is on {when_label(upcoming.start, t.tz)} with "
                 f"{upcoming.provider.name}. See you then!"
             )
         return self._answer(t.c, t.tools, t.text)
@@ -438,7 +434,7 @@ class RulesEngine(Engine):
                 tools.release_hold()
                 tools.forget_offer()
                 return (
-                    f"No problem: I've let go of the {held.service.name} time on {_when_text(held.start, tz)}. "
+                    f"No problem: I've let go of the {held.service.name} time on {when_label(held.start, tz)}. "
                     "Nothing is booked and the deposit link no longer works. Text me any time to find another time."
                 )
             if c.state == Conversation.State.OFFERING:
@@ -449,7 +445,7 @@ class RulesEngine(Engine):
         deposit = _deposit_cents(booking)
         refund = f"; your {format_cents(deposit)} deposit will be refunded" if deposit else ""
         return (
-            f"Reply YES to cancel your {booking.service.name} on {_when_text(booking.start, tz)}{refund}. "
+            f"Reply YES to cancel your {booking.service.name} on {when_label(booking.start, tz)}{refund}. "
             "Or reply NO to keep it."
         )
 
@@ -461,14 +457,14 @@ class RulesEngine(Engine):
         booking = c.confirming_cancel
         tools.keep_booking()
         if "no" in wants or re.search(r"\b(dont|do not) cancel|keep (it|my)\b", lowered):
-            return f"No problem: your {booking.service.name} on {_when_text(booking.start, tz)} stays booked."
+            return f"No problem: your {booking.service.name} on {when_label(booking.start, tz)} stays booked."
         return ""
 
     def _cancelled(self, booking, tz):
         deposit = _deposit_cents(booking)
         refund = f" Your {format_cents(deposit)} deposit will be refunded." if deposit else ""
         return (
-            f"Done: your {booking.service.name} on {_when_text(booking.start, tz)} is cancelled.{refund} "
+            f"Done: your {booking.service.name} on {when_label(booking.start, tz)} is cancelled.{refund} "
             "Want to pick another time?"
         )
 
@@ -532,7 +528,7 @@ class RulesEngine(Engine):
 
     def _lapsed(self, c, tools, held, tz):
         """The deposit link ran out before it was paid: say so, and offer times again for the same wish."""
-        sorry = f"Sorry, the hold on {_when_text(held.start, tz)} has expired."
+        sorry = f"Sorry, the hold on {when_label(held.start, tz)} has expired."
         when = parsing.parse_when(c.time_preference, now=tools.now, tz=tz) if c.time_preference else None
         if when is None:
             return f"{sorry} What day and time would work for you?"
@@ -547,11 +543,11 @@ class RulesEngine(Engine):
         deposit = " Your deposit carries over." if booking.deposit_cents else ""
         if booking.status != "confirmed":
             return (
-                f"Thanks! I've sent the move to {_when_text(booking.start, tz)} to our front desk to confirm; "
+                f"Thanks! I've sent the move to {when_label(booking.start, tz)} to our front desk to confirm; "
                 f"they'll text you shortly.{deposit}"
             )
         return (
-            f"Done! Your {booking.service.name} is now {_when_text(booking.start, tz)} with "
+            f"Done! Your {booking.service.name} is now {when_label(booking.start, tz)} with "
             f"{booking.provider.name}.{deposit} See you then!"
         )
 
@@ -577,14 +573,14 @@ class RulesEngine(Engine):
 
     def _booked(self, booking, tz):
         return (
-            f"You're all set: {booking.service.name} on {_when_text(booking.start, tz)} with "
+            f"You're all set: {booking.service.name} on {when_label(booking.start, tz)} with "
             f"{booking.provider.name}. See you then!"
         )
 
     def _deposit(self, tools, tz):
         result = tools.request_deposit()
         booking = tools.conversation.booking
-        when = _when_text(booking.start, tz)
+        when = when_label(booking.start, tz)
         if result["status"] == "confirmed":
             return self._booked(booking, tz)
         if result["status"] != "link":
@@ -648,7 +644,7 @@ def _pick_prompt(offered) -> str:
 
 
 def _offer_text(service: str, offered, tz) -> str:
-    lines = [f"{o.index}. {_when_text(o.start, tz)} with {o.provider_name}" for o in offered]
+    lines = [f"{o.index}. {when_label(o.start, tz)} with {o.provider_name}" for o in offered]
     return f"Here are open times for {service}:\n" + "\n".join(lines) + f"\n{_pick_prompt(offered)} to pick one."
 
 

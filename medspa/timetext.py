@@ -56,3 +56,16 @@ def when_label(value: datetime, tz: tzinfo) -> str:
     """Day and time with its zone: "Thu Dec 3, 1:30 PM ET"."""
     local = timezone.localtime(value, tz)
     return f"{local:%a %b} {local.day}, {time_label(value, tz)}"
+
+
+# Spanish: the weekday and month abbreviated GSM-7 safe ("sab", not "sáb"; medspa/spanish.py says why).
+_ES_DAYS = ("lun", "mar", "mié", "jue", "vie", "sab", "dom")
+_ES_MONTHS = ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic")
+
+
+def when_es(value, tz) -> str:
+    """ "jue 3 dic, 1:30 PM ET": the weekday and month abbreviated as Spanish calendars do, the clock as the
+    English texts say it (12-hour with AM/PM, which US Spanish speakers read), and the clinic's zone label."""
+    local = timezone.localtime(value, tz)
+    text = f"{_ES_DAYS[local.weekday()]} {local.day} {_ES_MONTHS[local.month - 1]}, {local:%-I:%M %p}"
+    return f"{text} {zone_label(value, tz)}"

@@ -10,7 +10,8 @@ import time_machine
 
 from conversation import i18n
 from medspa.models import Clinic
-from medspa.spanish import gsm7, when_es
+from medspa.spanish import gsm7
+from medspa.timetext import when_es
 from messaging.compliance import Intent, classify
 from messaging.models import OptOut
 from tests.test_assistant import NOW, Patient, booked

@@ -1,9 +1,10 @@
 from django.contrib import admin
 
 from medspa.admin import ClinicScopedAdmin, ClinicScopedInline, PatientDataAdmin
+from medspa.timetext import when_label
 
 from .models import WaitlistEntry, WaitlistOffer, WaitlistSettings
-from .services import entries_cancel, when_text
+from .services import entries_cancel
 
 
 class OfferInline(ClinicScopedInline):
@@ -19,7 +20,7 @@ class OfferInline(ClinicScopedInline):
 
     @admin.display(description="time (clinic zone)")
     def local_start(self, obj):
-        return when_text(obj.start, obj.clinic.tz)
+        return when_label(obj.start, obj.clinic.tz)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -51,7 +52,7 @@ class WaitlistEntryAdmin(PatientDataAdmin):
 
     @admin.display(description="joined (clinic time)", ordering="joined_at")
     def joined_local(self, obj):
-        return when_text(obj.joined_at, obj.clinic.tz) if obj.joined_at else "-"
+        return when_label(obj.joined_at, obj.clinic.tz) if obj.joined_at else "-"
 
     @admin.action(description="Take the selected patients off the waitlist", permissions=["change"])
     def cancel_entries(self, request, queryset):

@@ -55,15 +55,6 @@ Entry, Freed, Offer = WaitlistEntry.State, FreedTime.State, WaitlistOffer.State
 HOLDING = (Booking.Status.HELD, Booking.Status.AWAITING_DEPOSIT)
 
 
-def when_text(value: datetime, tz) -> str:
-    """A time as every text says it, with the clinic's zone: "Thu Dec 3, 2:00 PM ET" (medspa.timetext)."""
-    return when_label(value, tz)
-
-
-def clock_text(value: datetime, tz) -> str:
-    return time_label(value, tz)
-
-
 # --- Settings -----------------------------------------------------------------------------------------------------
 
 
@@ -423,8 +414,8 @@ def offer_text(offer: WaitlistOffer, payment=None) -> str:
     clinic, booking = offer.clinic, offer.booking
     tz = clinic.tz
     opening = (
-        f"Good news from {clinic.name}: a {booking.service.name} time opened up, {when_text(offer.start, tz)} with "
-        f"{offer.provider.name}. It's held for you until {clock_text(offer.expires_at, tz)}."
+        f"Good news from {clinic.name}: a {booking.service.name} time opened up, {when_label(offer.start, tz)} with "
+        f"{offer.provider.name}. It's held for you until {time_label(offer.expires_at, tz)}."
     )
     if payment is not None and payment.link_url:
         return f"{opening} To book it, pay the {payment.amount_text} deposit here: {payment.link_url} (or reply NO)"

@@ -23,8 +23,7 @@ from django.utils import timezone
 
 from emr.models import EmrConfig, Provider, WorkingHours
 from medspa.models import Clinic, Service
-from medspa.spanish import when_es
-from medspa.timetext import time_label, when_label
+from medspa.timetext import time_label, when_es, when_label
 from messaging.models import Message, PhoneNumber
 from payments.backends.square import sign as square_sign
 from payments.models import OutboxItem, Payment, PaymentConfig
