@@ -167,15 +167,17 @@ def _run_item(clinic, item) -> Outcome:
         turns = item["turns"] if item["_kind"] == "conversation" else [item]
         for number, turn in enumerate(turns, start=1):
             if turn.get("pay"):
+                patient.give_name_if_asked()
                 patient.pay()
                 continue
             text = turn.get("patient", turn.get("text", ""))
             before = patient.snapshot()
             replies = patient.say(text, media=turn.get("media", False))
             outcome.replies.append((text, replies))
-            for problem in _check_turn(patient, before, replies, turn.get("expect") or {}):
+            for problem in _check_turn(patient, before, replies, turn.get("expect") or {}, item.get("language")):
                 outcome.problems.append(f"turn {number}: {problem}")
         if item["_kind"] == "conversation":
+            patient.give_name_if_asked()
             outcome.problems += [f"final: {p}" for p in _check_final(patient, item.get("final") or {})]
     except Exception as exc:  # an item that crashes the engine fails; the run goes on
         outcome.problems.append(f"crashed: {type(exc).__name__}: {exc}"[:300])
@@ -264,6 +266,14 @@ class _Patient:
         new, self.seen = mine[self.seen :], len(mine)
         return new
 
+    def give_name_if_asked(self):
+        """The name the assistant asks for once a time is held. The corpus's authors were not told of that step
+        (they wrote the pick, then the payment), so the patient answers it as anyone would, before paying or at
+        the end; nothing is checked on it."""
+        c = self.conversation
+        if c.state == Conversation.State.HOLDING and not c.patient_name:
+            self.say("Alex Rivera")
+
     def pay(self):
 
         payment = Payment.objects.filter(booking__patient_phone=self.phone, status="created").order_by("-pk").first()
@@ -298,7 +308,7 @@ def _services(clinic):
     return {s.name: s for s in Service.objects.filter(clinic=clinic, active=True)}
 
 
-def _check_turn(patient, before, replies, expect) -> list[str]:
+def _check_turn(patient, before, replies, expect, language=None) -> list[str]:
 
     problems = []
     reply = "\n".join(replies)
@@ -348,7 +358,8 @@ def _check_turn(patient, before, replies, expect) -> list[str]:
         problems.append(f"reply does not name {name}")
     if expect.get("price_shown") and name in services:
         price = services[name].price_text()  # as quoted in English, or as conversation.i18n says it in Spanish
-        if price not in reply and (expect.get("reply_language") != "es" or i18n.price_es(price) not in reply):
+        spanish = "es" in (expect.get("reply_language"), language)  # a Spanish conversation quotes it in Spanish
+        if price not in reply and (not spanish or i18n.price_es(price) not in reply):
             problems.append(f"reply lacks the price {price!r}")
     for fact in expect.get("facts") or []:
         if fact.lower() not in low:
@@ -362,7 +373,9 @@ def _check_turn(patient, before, replies, expect) -> list[str]:
 
 
 def _spanish(text: str) -> bool:
-    words = re.findall(r"[a-záéíóúñü]+", text.lower())
+    """Whether the reply speaks Spanish; what it quotes between double quotes (the clinic's documents, which have
+    no Spanish version and are quoted as they are: conversation.i18n) is not counted either way."""
+    words = re.findall(r"[a-záéíóúñü]+", re.sub(r'"[^"]*"', " ", text).lower())
     return sum(w in SPANISH for w in words) >= 2 and sum(w in SPANISH for w in words) > sum(w in ENGLISH for w in words)
 
 
