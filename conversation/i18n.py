@@ -38,7 +38,7 @@ ES_STRONG = _wordset(
     "usted ustedes ella ellos nosotros estoy estas esta eso esto favor llamo nombre embarazada seguro duele "
     "donde cuando porque tambien pero muy hay primera primero segunda segundo tercera tercero otra otro horario "
     "hora horas disponible disponibilidad agendar reservar apartar sacar depositar deposito pagar pago cuenta "
-    "perfecto gusto bueno mejor despues antes ahora luego mismo cual cuales quien como"
+    "perfecto gusto bueno mejor despues antes ahora luego mismo cual cuales quien como porfa porfavor"
 )
 # Short Spanish function words: weight 1 (two are needed, or one with a strong word).
 ES_WEAK = _wordset("el la los las de del que mi mis una un es con por para al lo le se su sus tu y o")
@@ -144,6 +144,10 @@ PHRASES = [
     (_p(r"\b(otro dia|otra fecha|otro horario|otra hora)\b"), "another day"),
     (_p(r"\b(hacer|sacar|agendar|programar|reservar|apartar) (una )?cita\b"), "book an appointment"),
     (_p(r"\b(agendar|reservar|apartar)(me)?\b"), "book"),
+    (
+        _p(r"\b(quiero|quisiera|me gustaria|necesito|deseo) (saber|preguntar|consultar|informacion)\b"),
+        "i would like to know",
+    ),
     (_p(r"\b(quiero|quisiera|me gustaria|necesito|deseo)\b"), "i want"),
     (_p(r"\b(tienen|tiene|hay) (algo|espacio|lugar|citas?|disponibilidad|horarios?)\b"), "do you have anything"),
     (_p(r"\b(tienen|tiene)\b"), "do you have"),
@@ -193,6 +197,9 @@ PHRASES = [
     (_p(r"\bantes (de|del)\b"), "before"),
     (_p(r"\b(me )?puedo\b"), "can i"),
     (_p(r"\b(que|qué) (debo|tengo que) (llevar|traer)\b"), "what should i bring"),
+    (_p(r"^\s*(tengo|necesito) que (llevar|traer)\b"), "do i need to bring"),
+    (_p(r"\b(llevar|traer)\b"), "bring"),
+    (_p(r"\bidentificacion\b"), "id"),
     (_p(r"^\s*donde\b"), "where"),
     (_p(r"^\s*(que|como)\b"), "what"),
     # Yes, no, greetings, thanks ("si" is "yes" first in a text, "if" inside one).
@@ -200,7 +207,7 @@ PHRASES = [
     (_p(r"\bsi\b"), "if"),
     (_p(r"\b(muchas )?gracias\b"), "thanks"),
     (_p(r"\b(hola|buenos dias|buenas tardes|buenas noches|buenas)\b"), "hi"),
-    (_p(r"\bpor favor\b"), "please"),
+    (_p(r"\bpor favor\b|\bporfa(vor)?\b"), "please"),
     (_p(r"(?<=\S) y (?=\S)"), " and "),
 ]
 
@@ -245,6 +252,8 @@ def price_es(price: str) -> str:
     """A catalog price ("$12 per unit (most treatments use 20-30 units, about $240-$360)") said in Spanish."""
     if price == "priced at a consultation":
         return "se cotiza en una consulta"
+    if price == "free":
+        return "gratis"
     price = re.sub(
         r" \(most treatments use (\d+)-(\d+) (\w+?)s, about (\S+)\)",
         lambda m: (
@@ -284,6 +293,10 @@ TEMPLATES = [
         "{lead}Estos son los horarios disponibles para {service}:\n{lines}Responda {pick} para elegir uno{tail}",
     ),
     (r"Great choice! What name should I put the appointment under\?", "Excelente. A nombre de quién hago la cita?"),
+    (
+        r"Great choice: " + W + r" with (?P<provider>.+?)\. What name should I put the appointment under\?",
+        "Excelente: {when} con {provider}. A nombre de quién hago la cita?",
+    ),
     (
         r"Great! What name should I put the appointment under\?",
         "Perfecto. A nombre de quién hago la cita?",
@@ -378,6 +391,36 @@ TEMPLATES = [
         "segunda cita.",
     ),
     (r"You're welcome! Anything else I can help with\?", "Con gusto. Le ayudo con algo más?"),
+    (r"You're welcome! See you then\.", "Con gusto. Lo esperamos."),
+    (
+        r"Yes, (?P<provider>.+?) does (?P<service>.+?)\. Would you like me to find you a time with (?P=provider)\?",
+        "Sí, {provider} hace {service}. Quiere que le busque un horario con {provider}?",
+    ),
+    (
+        r"(?P<provider>.+?) doesn't do (?P<service>.+?); (?P<others>.+?) does\. Would you like me to find you a "
+        r"time\?",
+        "{provider} no hace {service}; lo hace {others}. Quiere que le busque un horario?",
+    ),
+    (
+        r"This is (?P<clinic>.+)\. We text about appointments: I can answer questions, share prices or book you in\. "
+        r"Reply STOP to opt out\.",
+        "Le escribe {clinic}. Le enviamos mensajes sobre sus citas: puedo responder sus preguntas, darle precios o "
+        "hacerle una cita. Responda ALTO para no recibir más mensajes.",
+    ),
+    (
+        r"Thanks for reaching out! I've passed this to our front desk, and someone will text you back shortly\.",
+        "Gracias por escribirnos. Ya lo pasé a nuestra recepción y alguien le responderá pronto.",
+    ),
+    (
+        r"A (?P<service>.+?) appointment takes about (?P<minutes>\d+) minutes\.(?: Yours is on " + W + r" with "
+        r"(?P<provider>.+?)\.)?",
+        "Una cita de {service} dura unos {minutes} minutos.{yours}",
+    ),
+    (
+        r"That isn't a treatment we offer, sorry\. Our treatments are (?P<names>.+)\. Would any of these interest "
+        r"you\?",
+        "Lo siento, no ofrecemos ese tratamiento. Nuestros tratamientos son {names}. Le interesa alguno?",
+    ),
     (
         r"Good question! I don't have that information, so I've asked our team to get back to you shortly\.",
         "Buena pregunta. No tengo esa información, así que le pedí a nuestro equipo que le responda pronto.",
@@ -413,7 +456,7 @@ STEERS = [
         " Responda {pick} para elegir uno de los horarios de arriba.",
     ),
 ]
-_PRICE_LINE = re.compile(r"(?P<name>[^.\n]+?) is (?P<price>\$[^\n]*?|priced at a consultation)\.(?= |\Z)")
+_PRICE_LINE = re.compile(r"(?P<name>[^.\n]+?) is (?P<price>\$[^\n]*?|free|priced at a consultation)\.(?= |\Z)")
 
 
 def _groups(match: re.Match, tz, now) -> dict:
@@ -432,6 +475,8 @@ def _groups(match: re.Match, tz, now) -> dict:
         values["refunded"] = gsm7(f" Se le reembolsará su depósito de {values['refunded']}.")
     if values.get("carries"):
         values["carries"] = gsm7(" Su depósito se mantiene.")
+    if "minutes" in values:
+        values["yours"] = gsm7(f" La suya es el {values['when']} con {values['provider']}.") if values["when"] else ""
     if values.get("phone"):
         values["phone"] = values["phone"].replace(" at ", " al ")
     if values.get("tail"):
@@ -458,14 +503,24 @@ def reply_es(reply: str, *, tz, now: datetime) -> str:
         if match:
             return spanish.format(**_groups(match, tz, now))
     prices = re.fullmatch(
-        r"((?:[^.\n]+? is (?:\$[^\n]*?|priced at a consultation)\. ?)+)(?P<steer> Would you .+)?", reply
+        r"((?:[^.\n]+? is (?:\$[^\n]*?|free|priced at a consultation)\. ?)+)(?P<steer> Would you .+)?"
+        r"(?: Reply (?P<pick>[\d, or]+) for one of the times above\.)?",
+        reply,
     )
     if prices and prices.group(1).strip():
         steer = " Quiere que le busque un horario?" if prices["steer"] else ""
+        if prices["pick"]:
+            steer = f" Responda {_pick(prices['pick'])} para elegir uno de los horarios de arriba."
         return _prices_es(prices.group(1).strip()) + steer
     for pattern, spanish in STEERS:
         match = pattern.search(reply)
         if match:
             groups = {k: _pick(v) for k, v in match.groupdict().items()}
-            return reply[: match.start()] + spanish.format(**groups)
-    return reply
+            return _quoted(reply[: match.start()]) + spanish.format(**groups)
+    return _quoted(reply)
+
+
+def _quoted(document: str) -> str:
+    """The clinic's own words (a knowledge answer, which has no Spanish version), quoted as they are and said to be
+    in English, so that the patient knows why."""
+    return gsm7(f'Esto es lo que dice la información de la clínica (en inglés): "{document.strip()}"')

@@ -182,10 +182,26 @@ def find_services(text: str, catalog: list[ServiceName]) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------------------------ intents
+def find_provider(text: str, providers: list) -> object | None:
+    """The provider a text names ("with Dr. Johnson", "can emily do it"): by last name, by first name when only one
+    provider has it, or None."""
+    words = set(_words(normalise(text)))
+    found = []
+    for provider in providers:
+        names = [w for w in _words(normalise(provider.name)) if w not in ("dr", "doctor", "np", "md", "rn", "pa")]
+        if not names:
+            continue
+        first, last = names[0], names[-1]
+        if last in words or (first in words and sum(first in _words(normalise(p.name)) for p in providers) == 1):
+            found.append(provider)
+    return found[0] if len(found) == 1 else None
+
+
 INTENTS = ("book", "price", "cancel", "reschedule", "human", "yes", "no", "greeting", "thanks", "question")
 
 _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
-    "book": r"\b(book|booking|come (in|by)|coming in|available|availability|openings?|slots?|spots?|"
+    "book": r"\b(book|booking|come (in|by)|coming in|available|availability|openings?|slots?|"
+    r"(?<!dark )(?<!brown )(?<!age )(?<!sun )(?<!red )spots?|"
     r"(can|could) i (come|get|do|have)|get in|fit me in|reserve|sign me up)\b",
     "price": r"\$|\b(how much(?! (time|longer|downtime))|prices?|pricing|priced|costs?|what do you charge|charges?|"
     r"rates?|fees?|expensive|cheap(er|est)?|specials?|deals?|discounts?|promos?|per unit|quote)\b",
@@ -213,15 +229,17 @@ _QUESTION_START = re.compile(r"^(what|whats|how|do|does|is|are|can|could|would|w
 _REQUEST = re.compile(
     r"\b(book|booking|schedule me|sign me up|fit me in|reserve|squeeze me in|"
     r"(can|could|may) i (come|get|book|schedule|make|have|do) (in|by|an? |a time|a spot|an appointment|appointment)|"
-    r"(can|could|may) i (book|schedule|come|get in|get|have|do)|available|availability|"
-    r"(a )?(different|another|other) (time|day|date)|(earliest|soonest|first|next) (you|one|time|thing)|"
+    r"(can|could|may) i (book|schedule|come|get in|get(?! (it|that|this|them|my \w+|the \w+) back)|have|do)|"
+    r"available|availability|"
+    r"(a )?(different|another|other) (time|day|date)|(?<!my )(earliest|soonest|next) (you|one|time|thing)|"
+    r"(?<!my )first (you|one|thing)|"
     r"(do|does) (you|she|he|dr \w+) have (any|anything|an? |time|openings?|availability|spots?|slots?|room)|"
     r"(any|anything) (open|available|free|left)|any (openings?|availability|spots?|slots?|times?)\b|"
     r"(is|are) (there )?(any )?(openings?|spots?|slots?|times?|availability)|"
     r"(is|are) (\w+ )?(\d{1,2}(:\d\d)?( ?[ap]m)?|monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow) "
     r"(open|available|free|ok|okay|good)|"
     r"when can (i|you) (come|get|book|see|fit)|when (is|are) (your|the) (next|soonest|earliest)|"
-    r"(next|soonest|earliest|first) (available|opening|appointment|spot|slot)|"
+    r"(?<!my )(next|soonest|earliest|first) (available|opening|appointment|spot|slot)|"
     r"(want|would like|like|need|wanna) (to )?(book|schedule|come in|get|make|an appointment|appointment)|"
     r"i (want|need|would like|d like|wanna) (some |a |an )?(botox|filler|appointment)|"
     r"(do|does) (you|she|he|dr \w+) have .{0,30}\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|"
@@ -252,6 +270,46 @@ _ABOUT_POLICY = re.compile(
 )
 
 
+# A question about what the patient may do or should know (before or after a treatment, on the day), however it
+# names a day or a treatment: "do i need to bring anything thursday?", "can i drink wine tonight?", "how early should
+# i get there for my first time?", "how does rescheduling work?". Never a booking request.
+_INFO_QUESTION = re.compile(
+    r"(^|[,.;!?] ?|\band )(\w+ )?(do i (need|have) to|do i need|should i|what should i|what do i (need|bring|do|"
+    r"wear)|what (do|should) i (bring|wear|expect|do)|how (early|soon after|long before|long after|far in advance)|"
+    r"how (does|do|would) (\w+ ){0,3}"
+    r"work|what happens (if|when)|is it (ok|okay|safe|bad|normal|fine|alright)|if i (cancel|end up|need to|have to|"
+    r"miss|no ?show|am late|run late|change)|(do|will|would) i get (my|the|a) (deposit|money|refund)|what time do you "
+    r"(close|open)|is it going to (hurt|be)|will it (hurt|be)|(can|could|may) i (eat|drink|wear|work ?out|"
+    r"exercise|shower|sleep|lie|lay|fly|tan|swim|bring|use|put on|apply|wash|get it wet|go (in|to|into) (a |the )?(gym|"
+    r"sauna|hot tub|pool|beach|sun|steam room))|when can i (lie|lay|work ?out|exercise|shower|wear|drink|wash|sleep|go "
+    r"back|fly|tan|swim))\b"
+)
+# A treatment already had ("got botox this morning", "had filler today"): a question about it is aftercare.
+_HAD_TREATMENT = re.compile(
+    r"\b(i )?(just )?(got|had|did|done|finished)\b.{0,30}\b(today|yesterday|this morning|this afternoon|last (week|"
+    r"night|month)|earlier|ago|hours? ago|days? ago)\b|\b(yesterday|this morning|earlier today|last week)\b.{0,20}\b"
+    r"(got|had|did)\b"
+)
+
+
+def had_treatment(text: str) -> bool:
+    """ "got botox this morning", "had filler yesterday": a treatment already had."""
+    return bool(_HAD_TREATMENT.search(normalise(text)))
+
+
+def is_info_question(text: str) -> bool:
+    """A question about what to do or know (``_INFO_QUESTION``), or about a treatment already had: answered from
+    the clinic's documents, never taken for a booking request whatever day or treatment it names."""
+    s = normalise(text)
+    return bool(_INFO_QUESTION.search(s) or _HAD_TREATMENT.search(s))
+
+
+def asks_for_times(text: str) -> bool:
+    """The text asks for open times ("do you have anything friday", "when can i come in"), not for information."""
+    s = normalise(text)
+    return bool(_REQUEST.search(s)) and not is_info_question(text) and not _SAFETY_CUE.search(s)
+
+
 def is_health_question(text: str) -> bool:
     """Pregnancy, medicines, allergies, symptoms: answered from the clinic's documents, never with an offer."""
     return bool(_SAFETY_CUE.search(normalise(text)))
@@ -261,7 +319,7 @@ def is_request(text: str) -> bool:
     """Whether a question-shaped text asks for a booking (or a time) rather than for information: a request pattern,
     or no question word and no word of an information question ("next wed?", "botox thursday?")."""
     s = normalise(text)
-    if _SAFETY_CUE.search(s):
+    if _SAFETY_CUE.search(s) or is_info_question(text):
         return False
     if _REQUEST.search(s):
         return True
@@ -277,7 +335,10 @@ def intents(text: str) -> set[str]:
     cancel, reschedule or human already answers."""
     s = normalise(text)
     found = {name for name, pattern in _INTENT_PATTERNS.items() if pattern.search(s)}
-    if _WANT.search(s) and not found & {"cancel", "reschedule", "human"}:
+    if "price" in found and re.search(r"\b(deposit|refund\w*|cancel\w*|no ?show|late fee)\b", s):
+        found.discard("price")  # "how much is the deposit?", "is there a fee if i cancel?": the policy answers
+    asks_to_know = re.search(r"\b(like|want|wanted|need) to (know|ask|find out|check|learn)\b", s)
+    if _WANT.search(s) and not found & {"cancel", "reschedule", "human"} and not asks_to_know:
         found.add("book")
     if "human" in found and not re.search(r"\bbook", s):  # "can i get the front desk"
         found.discard("book")
@@ -286,8 +347,9 @@ def intents(text: str) -> set[str]:
     if "no" in found and re.search(r"\b(not|none of) (that|those|these)\b", s):
         found.discard("yes")
     starts_as_question = bool(_QUESTION_START.match(s))
-    asking = ("?" in s or starts_as_question) and (starts_as_question or bool(_INFO_CUE.search(s)))
-    if asking and (_SAFETY_CUE.search(s) or not _REQUEST.search(s)):
+    info = is_info_question(text)
+    asking = ("?" in s or starts_as_question or info) and (starts_as_question or info or bool(_INFO_CUE.search(s)))
+    if asking and (_SAFETY_CUE.search(s) or info or not _REQUEST.search(s)):
         # A question first: "what time do you close on wednesdays?" is answered, not taken for a booking; "what's
         # your cancellation policy?" or "how does rescheduling work?" cancels nothing.
         found.discard("book")
@@ -299,7 +361,7 @@ def intents(text: str) -> set[str]:
             and not _ACT_ON_MINE.search(s)  # "is it possible to move my appointment to 5?" asks for it
         ):
             found -= {"cancel", "reschedule"}
-    if ("?" in s or starts_as_question) and not found & {"price", "book", "cancel", "reschedule", "human"}:
+    if ("?" in s or starts_as_question or info) and not found & {"price", "book", "cancel", "reschedule", "human"}:
         found.add("question")
     return found
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import tzinfo
 
+from knowledge.text import terms
 from medspa.models import format_cents
 from medspa.timetext import time_label, when_label, zone_label
 
@@ -24,7 +25,9 @@ URGENT = re.compile(
     r"vision (loss|problems?|changes?)|can'?t see|blurr?y vision|(skin|lip|area) (is )?(turning )?(white|gr[ae]y|"
     r"blue|dusky)|blanch(ed|ing)|droop(y|ing)?|allergic reaction|hives|anaphyla\w*|infect(ed|ion)|pus|fever|"
     r"bleeding (a lot|heavily|won'?t stop)|emergency|dusky|gr[ae]yish|bluish|mottled|"
-    r"(pain|swelling|redness) (is |keeps )?(getting |gets )?worse|worse and worse|worsening)\b"
+    r"(pain|swelling|redness) (is |keeps )?(getting |gets )?worse|worse and worse|worsening|white (patch|spot|area|"
+    r"mark)|(patch|spot|area) (is )?(turning |going )?white|(redness|rash|patch|bruise|swelling) (is |keeps )?"
+    r"spreading|spreading (redness|rash|patch))\b"
 )
 OTHER_PATIENT = re.compile(
     r"\b(my (friend|sister|brother|mom|mother|dad|husband|wife|partner|daughter|son|coworker)'?s? "
@@ -55,6 +58,65 @@ NAME_PHRASE = re.compile(
     r"\b(?:my name is|my name's|name is|name's|i am|i'm|this is|it's|under)\s+([a-z][a-z'\-]+(?:\s+[a-z][a-z'\-]+)?)",
     re.IGNORECASE,
 )
+# "Who is this?": the clinic says who it is (like HELP), without handing the patient to anyone.
+WHO_IS_THIS = re.compile(
+    r"^(hi |hello |hey |um |sorry |ok )?(who is this|whos this|who this|who dis|who are you|who is texting( me)?|"
+    r"who texted me|who am i (talking|texting) (to|with)|what is this( number)?|quien es|quien eres|quien habla|"
+    r"con quien hablo|quienes son)\b"
+)
+# What only a person at the clinic can do or decide: jobs, documents sent from the patient's file, complaints.
+STAFF_ONLY = re.compile(
+    r"\b(hiring|job (opening|opportunit\w*|posting)s?|are you hiring|looking for work|employment|resume|my cv|"
+    r"apply (for|to) (a|the) (job|position)|positions? (open|available)|"
+    r"(itemi[sz]ed )?(receipt|invoice|statement)s? (for|from)|"
+    r"(send|email|fax) me (a |an |my |the )?(itemi[sz]ed |copy of )?(receipt|invoice|statement|records?|chart|"
+    r"before and after|photos?)|medical records|my records|my chart|complain\w*|lawyer|attorney|chargeback|"
+    r"partnership|collab(oration)?|influencer|vendor|sales rep|charged (me )?(twice|double|two times|again)|"
+    r"double (charged|charge)|overcharged|billing (issue|problem|error|question)|send (my|the|our) (\w+ ){0,2}"
+    r"(records?|chart|receipt|invoice|photos))\b"
+)
+# "ok thanks see you thursday": a goodbye that names the day of the appointment, not a wish for times.
+SEE_YOU = re.compile(r"\b(see (you|ya|u)|c u|looking forward|until then|talk soon|have a (good|great|nice))\b")
+# A question about where an appointment stands ("when is my appointment", "is my appt still on").
+STATUS_QUESTION = re.compile(
+    r"\b(when|what time|what day|which day|is (my|our) \w+ (still|on|confirmed)|still (on|good|happening|confirmed)|"
+    r"do i (still )?have|am i (still )?(booked|scheduled|confirmed)|confirm(ed)?|remind me)\b"
+)
+# "how long will it take", "how long is the appointment": the service's duration, from the catalog.
+DURATION = re.compile(
+    r"\bhow long (will|does|would|do|is|are|'?s)( \w+){0,5} (take|be|run|appointments?|visits?|sessions?|treatments?)\b"
+    r"(?! to (heal|recover|see|work|kick|show))|\bhow (much time|many minutes|many hours)\b"
+)
+# "do you do coolsculpting?": the treatment asked about, when the clinic's catalog does not have it.
+DO_YOU_OFFER = re.compile(
+    r"^(hi |hey |hello )?(do|does) (you|y'?all|your (clinic|spa|office)|the (clinic|spa))( guys)? (do|offer|have|"
+    r"provide|carry|perform|sell)( any)? (?P<what>[a-z][a-z '\-]{2,40}?)\??$"
+)
+# What a question is about when its words are not the documents' own: "can i work out after?" is aftercare, "what
+# should i do before thursday?" is how to prepare, "what's the latest appointment?" is the clinic's hours.
+SEARCH_HINTS = (
+    (
+        re.compile(
+            r"\bafter(wards)?\b(?! \d| (work|school|hours|lunch|noon|that|i (book|pick|choose)))|\bpost[- ]"
+            r"(treatment|care|procedure)"
+        ),
+        "aftercare",
+    ),
+    (
+        re.compile(
+            r"\bbefore (my|the|your|a|an) (appointment|visit|treatment|session)|\bbefore (\w+day|tomorrow)\b|"
+            r"\b(beforehand|prep|prepare)\b"
+        ),
+        "before your treatment prepare",
+    ),
+    (re.compile(r"\b(latest|earliest|what time do you|how late|open on|closed on)\b"), "hours open"),
+)
+# Money questions about no one treatment: the clinic's documents answer them (loyalty, financing, payment methods).
+DEALS = re.compile(
+    r"\b(discounts?|deals?|specials?|promos?|promotions?|coupons?|financ\w*|payment plans?|monthly|hsa|fsa|"
+    r"insurance|gift cards?|loyalty|rewards?|membership|packages?)\b"
+)
+PRICE_WORDS = set(terms("how much cost costs price prices pricing charge charges get rid fix treat treatment do"))
 URGENT_SCRIPT = (
     "If this is an emergency or you have trouble breathing, call 911 now. For anything else after your treatment, "
     "please call us right away{phone}. I've alerted our team and someone will reach out to you."
@@ -75,6 +137,7 @@ class _Turn:
     catalog: list[parsing.ServiceName]
     mentioned: list[int] = field(default_factory=list)
     when: parsing.TimeWindow | None = None
+    provider: object = None  # the provider the text names
 
     @property
     def clinic(self):
@@ -131,6 +194,8 @@ class RulesEngine(Engine):
 
     STEPS = (  # the priority order: what matters most first
         "_safety",
+        "_who_is_this",
+        "_staff_only",
         "_photo",
         "_hold_lapsed_or_link_again",
         "_waitlist_offer_reply",
@@ -143,8 +208,13 @@ class RulesEngine(Engine):
         "_name_for_hold",
         "_pick_offered_time",
         "_read_service_and_time",
+        "_health_question",
+        "_duration",
+        "_provider_question",
         "_prices",
+        "_not_offered",
         "_question",
+        "_see_you",
         "_booking_talk",
         "_other_days",
         "_long_text",
@@ -160,6 +230,23 @@ class RulesEngine(Engine):
     def _safety(self, t):
         """Urgent symptoms, a question about someone else, a request for a person (``safety_reply``)."""
         return self.safety_reply(t.c, t.text, t.tools) or None
+
+    def _who_is_this(self, t):
+        """ "Who is this?": the clinic's name and what the line is for."""
+        if not WHO_IS_THIS.search(t.lowered):
+            return None
+        return (
+            f"This is {t.clinic.name}. We text about appointments: I can answer questions, share prices or book you "
+            "in. Reply STOP to opt out."
+        )
+
+    def _staff_only(self, t):
+        """What only a person at the clinic can do (a job enquiry, a receipt or records sent from the patient's
+        file, a complaint): handed to the front desk, not answered from the documents."""
+        if not STAFF_ONLY.search(t.lowered):
+            return None
+        t.tools.hand_off("a request only the clinic's staff can handle")
+        return "Thanks for reaching out! I've passed this to our front desk, and someone will text you back shortly."
 
     def _photo(self, t):
         """A photo (or an empty text): a person looks at it; the assistant stays on."""
@@ -300,7 +387,7 @@ class RulesEngine(Engine):
         if not c.patient_name:
             name = _name_in(t.text)
             if name is None:
-                return "Great choice! What name should I put the appointment under?"
+                return self._ask_name(c)
             tools.set_name(*name)
         return self._deposit(tools, t.tz)
 
@@ -308,29 +395,126 @@ class RulesEngine(Engine):
         """No reply: notes the service named (choosing it) and the time wanted, for the steps after."""
         c, tools = t.c, t.tools
         t.mentioned = parsing.find_services(t.text, t.catalog)
+        consult = [s.key for s in t.catalog if "consult" in s.name.lower() and s.key in t.mentioned]
+        if consult and len(t.mentioned) > 1 and parsing.asks_for_times(t.text):  # "filler or botox? a consult tmrw"
+            t.mentioned = consult + [m for m in t.mentioned if m not in consult]
         offering, earlier = c.state == Conversation.State.OFFERING, c.service_id
         if t.mentioned:
             tools.choose_service(t.mentioned[0])
+        provider = parsing.find_provider(t.text, tools.providers())
+        if provider is not None and (
+            c.service_id is None or any(s.pk == c.service_id for s in provider.services.all())
+        ):
+            tools.prefer_provider(provider)
+        t.provider = provider
         t.when = parsing.parse_when(t.text, now=tools.now, tz=t.tz)
         if t.when is None and offering and earlier != c.service_id and c.time_preference:
             t.when = parsing.parse_when(c.time_preference, now=tools.now, tz=t.tz)  # another service, same time
         return None
 
+    def _health_question(self, t):
+        """A health or safety question (pregnancy, medicines, a cold sore...), in any state: answered from the
+        clinic's documents (or handed to staff), never with an offer of times."""
+        if not parsing.is_health_question(t.text) or parsing.asks_for_times(t.text):
+            return None
+        return self._answer(t.c, t.tools, self._about(t), steer=False)
+
+    def _duration(self, t):
+        """ "How long will it take?": the duration of the service named, chosen or booked, from the catalog."""
+        if not DURATION.search(t.lowered):
+            return None
+        upcoming = t.tools.upcoming_booking()
+        service_id = (t.mentioned or [None])[0] or t.c.service_id or (upcoming.service_id if upcoming else None)
+        if service_id is None:
+            return None
+        info = t.tools.lookup_service(service_id)
+        if not info["duration_minutes"]:
+            return None
+        yours = ""
+        if upcoming is not None and upcoming.service_id == service_id:
+            yours = f" Yours is on {when_label(upcoming.start, t.tz)} with {upcoming.provider.name}."
+        return f"A {info['name']} appointment takes about {info['duration_minutes']} minutes.{yours}"
+
+    def _provider_question(self, t):
+        """ "Can Emily Johnson do my HydraFacial?": whether that provider does the treatment, and who does."""
+        if t.provider is None or "question" not in t.wants or not t.mentioned or parsing.asks_for_times(t.text):
+            return None
+        service = t.tools.choose_service(t.mentioned[0])
+        doers = [p for p in t.tools.providers() if any(s.pk == service.pk for s in p.services.all())]
+        if t.provider in doers:
+            name = t.provider.name
+            return f"Yes, {name} does {service.name}. Would you like me to find you a time with {name}?"
+        others = " and ".join(p.name for p in doers) or "our team"
+        return f"{t.provider.name} doesn't do {service.name}; {others} does. Would you like me to find you a time?"
+
     def _prices(self, t):
-        """A question about prices."""
-        return self._price(t.c, t.tools, t.mentioned, t.catalog) if "price" in t.wants else None
+        """A question about prices; with open times too when the same text asks for them ("how much is botox and do
+        you have anything friday"), and the answer to another question it asks ("...and where do i park")."""
+        if "price" not in t.wants:
+            return None
+        c, tools = t.c, t.tools
+        if not t.mentioned and c.service_id is None and DEALS.search(t.lowered):
+            return self._answer(c, tools, t.text)  # "student discounts?", "payment plans?": the clinic's documents
+        if not t.mentioned and c.service_id is None:
+            t.mentioned = self._service_for_concern(t)
+            if t.mentioned:
+                tools.choose_service(t.mentioned[0])
+        reply = self._price(c, tools, t.mentioned, t.catalog)
+        if not t.mentioned and c.service_id is None:
+            return reply
+        asked = "book" in t.wants or parsing.asks_for_times(t.text)
+        wants_times = asked or (t.when is not None and tools.upcoming_booking() is None)
+        if c.state in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT):
+            wants_times = False  # a time is held: the price is the answer, the hold stays
+        if wants_times and len(t.mentioned) <= 1:
+            prices = reply.removesuffix(" Would you like me to find you a time?")
+            self._moving_unless_another(c, tools, t.lowered)
+            offer = self._offer(c, tools, t.when, t.tz) if t.when else self._soonest_times(c, tools, t.tz)
+            return f"{prices} {offer}" if offer else reply
+        other = self._other_question(t)
+        if other:
+            return f"{reply.removesuffix(' Would you like me to find you a time?')} {other}"
+        return reply
+
+    def _not_offered(self, t):
+        """ "Do you do coolsculpting?": a treatment the catalog does not have, and no document about it."""
+        match = DO_YOU_OFFER.search(t.lowered)
+        if match is None or t.mentioned:
+            return None
+        asked = set(terms(match["what"]))
+        if not asked:
+            return None
+        results = [r for r in t.tools.search_knowledge(t.text) if r.get("snippet")]
+        for result in results[:2]:
+            if asked & set(terms(f"{result['title']} {result.get('passage') or result['snippet']}")):
+                return None  # the clinic's documents speak of it: the usual answer
+        names = ", ".join(s.name for s in t.catalog[:8])
+        return f"That isn't a treatment we offer, sorry. Our treatments are {names}. Would any of these interest you?"
 
     def _question(self, t):
-        """A question (not a booking request): answered first, whatever day or service it names."""
+        """A question (not a booking request): answered first, whatever day or service it names. While times are
+        on offer, a text that turns them down or names another time ("none of those work, anything after 4 on
+        wed?") asks for other times."""
         if "question" not in t.wants or parsing.is_request(t.text):
             return None
-        upcoming = t.tools.upcoming_booking() if MY_APPOINTMENT.search(t.lowered) else None
+        other_times = "no" in t.wants or re.search(r"\b(any|anything|something|later|earlier|instead)\b", t.lowered)
+        offering = t.c.state == Conversation.State.OFFERING and t.c.offered_slots
+        if offering and t.when is not None and other_times and not parsing.is_info_question(t.text):
+            return None
+        status = MY_APPOINTMENT.search(t.lowered) and STATUS_QUESTION.search(t.lowered)
+        upcoming = t.tools.upcoming_booking() if status and not parsing.is_info_question(t.text) else None
         if upcoming is not None:  # "what time is my appointment?", "is my appt still on?"
             return (
                 f"Yes: your {upcoming.service.name} is on {when_label(upcoming.start, t.tz)} with "
                 f"{upcoming.provider.name}. See you then!"
             )
-        return self._answer(t.c, t.tools, t.text)
+        return self._answer(t.c, t.tools, self._about(t))
+
+    def _see_you(self, t):
+        """ "ok thanks see you thursday": a goodbye, not a wish for times."""
+        if not SEE_YOU.search(t.lowered) or "book" in t.wants or parsing.asks_for_times(t.text):
+            return None
+        return "You're welcome! See you then." if t.tools.upcoming_booking() else self._thanks_reply()
 
     def _booking_talk(self, t):
         """A wish to book, a time, or a service named: offer times (moving an appointment unless another)."""
@@ -358,7 +542,10 @@ class RulesEngine(Engine):
 
     def _thanks(self, t):
         """Thanks."""
-        return "You're welcome! Anything else I can help with?" if "thanks" in t.wants else None
+        return self._thanks_reply() if "thanks" in t.wants else None
+
+    def _thanks_reply(self):
+        return "You're welcome! Anything else I can help with?"
 
     def _greeting(self, t):
         """A greeting."""
@@ -423,7 +610,7 @@ class RulesEngine(Engine):
             tools.allow_another_booking()
             tools.hold_time(index)
             if not c.patient_name:
-                return "Great choice! What name should I put the appointment under?"
+                return self._ask_name(c)
             return self._deposit(tools, tz)
         return ""
 
@@ -469,6 +656,9 @@ class RulesEngine(Engine):
         )
 
     def _price(self, c, tools, mentioned, catalog):
+        upcoming = tools.upcoming_booking() if not mentioned and c.service_id is None else None
+        if upcoming is not None:  # "how much will the rest be on thursday?": the booked treatment's price
+            mentioned = [upcoming.service_id]
         if not mentioned and c.service_id is None:
             names = ", ".join(s.name for s in catalog[:6])
             return f"Happy to help with prices! Which treatment? We offer {names}, and more."
@@ -477,6 +667,10 @@ class RulesEngine(Engine):
         for service_id in ids[:3]:
             info = tools.lookup_service(service_id)
             lines.append(f"{info['name']} is {info['price']}.")
+        if c.state == Conversation.State.OFFERING and c.offered_slots:
+            return " ".join(lines) + f" {_pick_prompt(tools.offered())} for one of the times above."
+        if c.state not in (Conversation.State.NEW, Conversation.State.ENGAGED) or upcoming is not None:
+            return " ".join(lines)
         return " ".join(lines) + " Would you like me to find you a time?"
 
     def _book(self, c, tools, when, wants, tz):
@@ -491,16 +685,65 @@ class RulesEngine(Engine):
 
     def _offer_soonest(self, c, tools, tz):
         """ "I want Botox": its price (unless already given) and the soonest open times, in one reply."""
+        offer = self._soonest_times(c, tools, tz)
+        if not offer:
+            return f'Great, {c.service.name}! What day and time work best for you? (e.g. "Thursday afternoon")'
+        price = tools.lookup_service(c.service_id)["price"]
+        said = c.messages.filter(direction="outbound", body__contains=price).exists()
+        lead = "" if said else f"{c.service.name} is {price}. "
+        return f"{lead}{offer}"
+
+    def _soonest_times(self, c, tools, tz) -> str:
+        """The soonest open times of the next week, as offered ("..., or tell me a day"); empty when none."""
         from datetime import timedelta
 
         window = parsing.TimeWindow(start=tools.now, end=tools.now + timedelta(days=7), label="soonest", asap=True)
         offered = tools.find_open_times(start=window.start, end=window.end, label=window.label)
         if not offered:
-            return f'Great, {c.service.name}! What day and time work best for you? (e.g. "Thursday afternoon")'
-        price = tools.lookup_service(c.service_id)["price"]
-        said = c.messages.filter(direction="outbound", body__contains=price).exists()
-        lead = "" if said else f"{c.service.name} is {price}. "
-        return f"{lead}{_offer_text(c.service.name, offered, tz)[:-1]}, or tell me a day that suits you."
+            return ""
+        return f"{_offer_text(c.service.name, offered, tz)[:-1]}, or tell me a day that suits you."
+
+    def _about(self, t) -> str:
+        """The question as searched: with the treatment the patient has booked (or chose) when it names none, so
+        "can i work out after?" from a patient booked for Botox finds Botox's aftercare."""
+        text = t.text
+        for cue, words in SEARCH_HINTS:
+            if cue.search(t.lowered):
+                text = f"{text} {words}"
+        if parsing.had_treatment(t.text) and "aftercare" not in text:
+            text = f"{text} aftercare"
+        about_treatment = text != t.text or parsing.is_info_question(t.text) or parsing.is_health_question(t.text)
+        if t.mentioned or not about_treatment:  # "where do i park?" is about no treatment
+            return text
+        upcoming = t.tools.upcoming_booking()
+        service = upcoming.service if upcoming is not None else t.c.service
+        return f"{text} {service.name}" if service is not None else text
+
+    def _service_for_concern(self, t) -> list[int]:
+        """ "How much to get rid of acne scars?": the service whose document the question finds first (its title
+        names it), when the text names none."""
+        results = [r for r in t.tools.search_knowledge(t.text) if r.get("kind") == "document"]
+        if not results:
+            return []
+        asked = set(terms(t.text)) - PRICE_WORDS
+        if not asked & set(terms(f"{results[0]['title']} {results[0].get('passage') or ''}")):
+            return []  # "how much is a tummy tuck": the first document found is not about it
+        title = parsing.normalise(results[0]["title"])
+        return [s.key for s in t.catalog if parsing.normalise(s.name) in title][:1]
+
+    def _other_question(self, t) -> str:
+        """The answer to a second question in a price text ("how much is a hydrafacial and where do i park"): the
+        clause that asks no price, answered from the documents when they answer it; empty otherwise."""
+        clauses = [c.strip() for c in re.split(r"[?.!;]|\b(?:and|also|plus)\b", t.lowered) if c and c.strip()]
+        for clause in clauses:
+            if "price" in parsing.intents(clause) or len(clause.split()) < 3:
+                continue
+            if not (parsing.is_info_question(clause) or re.match(r"(where|what|when|how|do|does|is|can)\b", clause)):
+                continue
+            results = [r for r in t.tools.search_knowledge(clause) if r.get("kind") == "document"]
+            if results:
+                return results[0].get("answer") or results[0]["snippet"]
+        return ""
 
     def _offer(self, c, tools, when, tz):
         offered = tools.find_open_times(
@@ -560,7 +803,7 @@ class RulesEngine(Engine):
             if c.state == Conversation.State.OFFERING and c.offered_slots:
                 return _offer_text(c.service.name, tools.offered(), tz)
             if c.state == Conversation.State.HOLDING and not c.patient_name:
-                return "Great choice! What name should I put the appointment under?"
+                return self._ask_name(c)
             if c.state in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT) and c.booking_id:
                 return self._deposit(tools, tz)
             if c.state == Conversation.State.CONFIRMED and c.booking_id:
@@ -570,6 +813,14 @@ class RulesEngine(Engine):
         except ToolRefused as refused:
             return str(refused)
         return ""
+
+    def _ask_name(self, c):
+        """The pick said back (the time now held, so a slip shows at once), then the name asked for."""
+        booking = c.booking
+        if booking is None:
+            return "Great choice! What name should I put the appointment under?"
+        when = when_label(booking.start, c.clinic.tz)
+        return f"Great choice: {when} with {booking.provider.name}. What name should I put the appointment under?"
 
     def _booked(self, booking, tz):
         return (
@@ -595,13 +846,15 @@ class RulesEngine(Engine):
             f"{result['url']}"
         )
 
-    def _answer(self, c, tools, text):
+    def _answer(self, c, tools, text, *, steer=True):
         results = [r for r in tools.search_knowledge(text) if r.get("snippet")]
         if not results:
             tools.hand_off("a question the clinic's information does not answer")
             return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
+        if not steer:
+            return results[0].get("answer") or results[0]["snippet"]
         steer = ""
-        if c.state == Conversation.State.OFFERING and c.offered_slots:
+        if c.state == Conversation.State.OFFERING and c.offered_slots and not parsing.is_health_question(text):
             steer = f" {_pick_prompt(tools.offered())} for one of the times above."
         elif self._offer_fits(c, tools, text, results):
             steer = " Would you like me to find you a time?"
@@ -615,7 +868,10 @@ class RulesEngine(Engine):
         booked treatment, or for a patient who already has an appointment coming."""
         if c.state not in (Conversation.State.NEW, Conversation.State.ENGAGED) or parsing.is_health_question(text):
             return False
-        if not any(r["kind"] == "catalog" for r in results) or OWN_TREATMENT.search(parsing.normalise(text)):
+        lowered = parsing.normalise(text)
+        if not any(r["kind"] == "catalog" for r in results) or OWN_TREATMENT.search(lowered):
+            return False
+        if parsing.is_info_question(text) or re.search(r"\bafter\b", lowered):  # aftercare, the day itself
             return False
         return tools.upcoming_booking() is None
 

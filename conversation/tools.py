@@ -66,6 +66,14 @@ class Tools:
         self.clinic = conversation.clinic
         self.now = now or timezone.now()
         self.calls: list[dict] = []
+        self.provider = None  # the provider the patient asked for in this turn ("with Dr. Johnson"), if any
+
+    def providers(self) -> list[Provider]:
+        return list(Provider.objects.for_clinic(self.clinic).filter(active=True).prefetch_related("services"))
+
+    def prefer_provider(self, provider: Provider | None) -> None:
+        """Open times found in this turn are that provider's only."""
+        self.provider = provider
 
     @cached_property
     def answers_version(self) -> str:
@@ -138,7 +146,9 @@ class Tools:
         candidates, day = [], start.astimezone(tz).date()
         while day <= end.astimezone(tz).date():
             try:
-                slots = availability_for_day(client=client, clinic=self.clinic, service=service, day=day)
+                slots = availability_for_day(
+                    client=client, clinic=self.clinic, service=service, day=day, provider=self.provider
+                )
             except EmrError:
                 logger.warning("find_open_times: EMR error clinic=%s", self.clinic.pk, exc_info=True)
                 self._schedule_unreadable("the EMR did not answer")
@@ -150,7 +160,7 @@ class Tools:
                     continue
                 candidates.append(slot)
             day += timedelta(days=1)
-        chosen = _spread(candidates)
+        chosen = _spread(candidates, tz)
         providers = self._providers_for(client, chosen)
         offered = [
             {
@@ -538,12 +548,26 @@ class Tools:
             )
 
 
-def _spread(slots) -> list:
-    """Up to three distinct start times, earliest first, at least SPREAD apart where the window allows."""
+def _spread(slots, tz) -> list:
+    """Up to three distinct start times, earliest first. A window of several days offers several days (the first
+    time of each of the first three days that have one, so "this week" or "soonest" shows a choice of days); a
+    window of one day offers times at least SPREAD apart where it allows, filled with the remaining times."""
     first_per_start = {}
     for slot in sorted(slots, key=lambda s: s.start):
         first_per_start.setdefault(slot.start, slot)
-    starts, chosen = sorted(first_per_start.items()), []
+    starts = sorted(first_per_start.items())
+    first_per_day = {}
+    for start, slot in starts:
+        first_per_day.setdefault(start.astimezone(tz).date(), slot)
+    if len(first_per_day) > 1:
+        chosen = list(first_per_day.values())[:MAX_OFFERED]
+        for _start, slot in starts:  # two days only: the first day's next time
+            if len(chosen) == MAX_OFFERED:
+                break
+            if slot not in chosen and all(abs(slot.start - c.start) >= SPREAD for c in chosen):
+                chosen.append(slot)
+        return sorted(chosen, key=lambda s: s.start)
+    chosen = []
     for start, slot in starts:
         if not chosen or start - chosen[-1].start >= SPREAD:
             chosen.append(slot)

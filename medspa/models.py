@@ -295,7 +295,7 @@ class Service(models.Model):
         if self.price_type == t.CONSULT:
             return "priced at a consultation"
         if self.price_type == t.FIXED:
-            return format_cents(self.price_cents)
+            return format_cents(self.price_cents) if self.price_cents else "free"
         if self.price_type == t.RANGE:
             return f"{format_cents(self.price_cents)}-{format_cents(self.price_max_cents)}{per}"
         text = f"{format_cents(self.price_cents)}{per}"

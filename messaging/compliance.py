@@ -293,5 +293,5 @@ def help_text_es(clinic) -> str:
     reach = f"{phone}{website}." if phone or website else ""
     return (
         f"{clinic.name}: mensajes sobre sus citas.{reach} Pueden aplicar cargos por mensajes y datos. Responda ALTO "
-        "para darse de baja."
+        "o STOP para darse de baja."
     )

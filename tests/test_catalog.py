@@ -43,7 +43,10 @@ def clinic(db):
             "$650-$850 per syringe",
         ),
         ({"price_type": "fixed", "price_cents": 19900, "unit_name": ""}, "$199"),
-        ({"price_type": "fixed", "price_cents": 0, "unit_name": ""}, "$0"),
+        (
+            {"price_type": "fixed", "price_cents": 0, "unit_name": ""},
+            "free",
+        ),  # a free consultation is said "free", never "$0"
         ({"price_type": "consult", "price_cents": None, "unit_name": ""}, "priced at a consultation"),
     ],
 )

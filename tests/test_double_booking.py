@@ -57,7 +57,7 @@ def test_a_second_appointment_for_the_same_treatment_needs_an_explicit_yes(patie
     offer = patient.reply("i'd like to book another botox appointment as well, next week")
     assert "Here are open times for Botox" in offer and patient.conversation.rescheduling_id is None
     done = patient.reply("2")  # a returning client: this service asks new clients only for a deposit
-    assert done.startswith("You're all set: Botox on Mon Nov 30")
+    assert done.startswith("You're all set: Botox on Tue Dec 1")  # next week: one time a day, 2 = Tuesday
     assert confirmed().count() == 2
     first, second = confirmed().order_by("start")
     assert first.service == second.service and second.start >= first.end

@@ -236,9 +236,10 @@ def test_dates_in_spanish_with_the_zone():
 def test_a_reply_without_spanish_wording_is_kept_and_documents_are_quoted_as_they_are():
     now = datetime(2026, 11, 23, 15, 15, tzinfo=UTC)
     document = "We do not inject anyone who is pregnant or breastfeeding."
-    assert i18n.reply_es(document, tz=BOSTON, now=now) == document
+    quoted = f'Esto es lo que dice la informacion de la clinica (en inglés): "{document}"'  # said to be English
+    assert i18n.reply_es(document, tz=BOSTON, now=now) == quoted
     steered = i18n.reply_es(document + " Would you like me to find you a time?", tz=BOSTON, now=now)
-    assert steered == document + " Quiere que le busque un horario?"
+    assert steered == quoted + " Quiere que le busque un horario?"
     assert gsm7("Qué día") == "Qué dia"
 
 

@@ -266,8 +266,14 @@ class Expected:
     def times(self):
         return self.tomorrow_afternoon()
 
-    def ask_name(self):
-        return "Great choice! What name should I put the appointment under?"
+    def ask_name(self, start=None):
+        """The pick said back, then the name asked for; by default the second time offered (every scenario picks
+        "2")."""
+        start = self.times()[1] if start is None else start
+        return (
+            f"Great choice: {when_short(start, self.setup.tz)} with {self.doctor}. What name should I put the "
+            "appointment under?"
+        )
 
     def deposit_link(self, first_name, start, payment):
         held = time_label(payment.expires_at, self.setup.tz)
@@ -318,8 +324,9 @@ class ExpectedEs(Expected):
             + "\nResponda 1, 2 o 3 para elegir uno."
         )
 
-    def ask_name(self):
-        return "Excelente. A nombre de quién hago la cita?"
+    def ask_name(self, start=None):
+        start = self.times()[1] if start is None else start
+        return f"Excelente: {when_es(start, self.setup.tz)} con {self.doctor}. A nombre de quién hago la cita?"
 
     def deposit_link(self, first_name, start, payment):
         held = time_label(payment.expires_at, self.setup.tz)
