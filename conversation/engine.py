@@ -15,11 +15,13 @@ from django.db import transaction
 from django.utils import timezone
 from prometheus_client import Counter
 
+from bookings.services import booking_in_spanish
 from lifecycle.services import reply_confirm, reply_context, reply_keyword
 from medspa.timetext import when_label
 from messaging.models import Message
 from messaging.services import message_queue
 
+from . import i18n
 from .answers import answer_lookup, answer_store, is_idle, question_key
 from .engines import EngineContext, EngineReply, EngineUnavailable, engine_for
 from .models import Conversation, Turn
@@ -80,7 +82,8 @@ def lifecycle_reply(conversation, texts, tools) -> EngineReply | None:
     confirm marks the booking patient-confirmed; R / reschedule starts moving it; "cancel ..." asks to confirm the
     cancellation (the clinic's policy applies). None for anything else, and when the conversation is waiting for
     another answer (a cancellation to confirm, a pick among offered times): the engine answers, with the upcoming
-    booking in its context."""
+    booking in its context. Read in English or Spanish ("confirmo", "cambiar"), answered in the booking's language
+    (``Booking.language``, the one its reminder was written in)."""
     c = conversation
     if c.confirming_cancel_id or c.pending_pick or (c.state == Conversation.State.OFFERING and c.offered_slots):
         return None
@@ -95,8 +98,8 @@ def lifecycle_reply(conversation, texts, tools) -> EngineReply | None:
     tools.calls.append({"tool": "lifecycle_reply", "arguments": {"scheduled_text_id": asked.pk}, "outcome": keyword})
     try:
         if keyword == "confirm":
-            text = reply_confirm(text=asked, now=tools.now)
-        elif keyword == "reschedule":
+            return EngineReply(text=reply_confirm(text=asked, now=tools.now), engine="lifecycle")  # in its language
+        if keyword == "reschedule":
             booking = tools.start_reschedule()
             when = when_label(booking.start, c.clinic.tz)
             text = f"Sure! Your {booking.service.name} is on {when}. What day and time would work better?"
@@ -104,6 +107,8 @@ def lifecycle_reply(conversation, texts, tools) -> EngineReply | None:
             text = RulesEngine()._ask_cancel(c, tools, c.clinic.tz)
     except ToolRefused as refused:
         text = str(refused)
+    if booking_in_spanish(asked.booking):  # the text it answers was in Spanish: so is the answer
+        text = i18n.reply_es(text, tz=c.clinic.tz, now=tools.now)
     return EngineReply(text=text, engine="lifecycle")
 
 
