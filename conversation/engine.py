@@ -50,14 +50,24 @@ def answer(*, conversation, texts, tools) -> EngineReply:
         return engine.respond(conversation=conversation, texts=bodies, tools=tools, context=context)
     rules = RulesEngine()
     joined = " ".join(bodies)
-    safety = rules.safety_reply(conversation, joined, tools)
+    # The conversation's language first (conversation.i18n): the safety answers read Spanish in the words they know
+    # and are said in it, the stored answers are kept per language, the model is told which one to write.
+    language = tools.follow_language(joined)
+    spanish = language == i18n.ES
+
+    def said(text):
+        return i18n.reply_es(text, tz=conversation.clinic.tz, now=tools.now) if spanish and text else text
+
+    safety = said(rules.safety_reply(conversation, i18n.to_parser_text(joined) if spanish else joined, tools))
     if safety:
         return EngineReply(text=safety, engine=rules.name)
     history = context.history  # read once: the cache key and the prompt
     key = None
     if is_idle(conversation):
         follows_up = any(item["role"] == "patient" for item in history)
-        key = question_key(conversation.clinic, joined, version=tools.answers_version, follows_up=follows_up)
+        key = question_key(
+            conversation.clinic, joined, version=tools.answers_version, follows_up=follows_up, language=language
+        )
     cached = answer_lookup(key)
     if cached:
         tools.calls.append({"tool": "answer_cache", "arguments": {}, "outcome": "hit"})
@@ -68,7 +78,7 @@ def answer(*, conversation, texts, tools) -> EngineReply:
         FALLBACKS.labels(exc.reason).inc()
         logger.warning("LLM unavailable conversation=%s reason=%s", conversation.pk, exc.reason)
         acted = any(call["tool"] not in READ_ONLY for call in tools.calls)
-        text = rules.state_reply(conversation, tools) if acted else ""
+        text = said(rules.state_reply(conversation, tools)) if acted else ""
         if not text:
             text = rules.respond(conversation=conversation, texts=bodies, tools=tools, context=context).text
         return EngineReply.with_usage(exc.usage, text=text, engine=rules.name, fallback=True, error=f"llm {exc.reason}")
