@@ -186,6 +186,21 @@ def test_replies_that_fail_the_checks(patient, llm, bad, reason):
     assert reason in llm.calls[1]["messages"][-1]["content"]
 
 
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        ("Listo, su cita está confirmada para el jueves.", "booked, but none is"),
+        ("Tome 400 mg de ibuprofeno y va a estar bien.", "medical advice"),
+        ("Eso es totalmente normal, aplique hielo.", "medical advice"),
+        ("Fillers con 40% de descuento hoy!", "40%"),
+    ],
+)
+def test_spanish_replies_that_fail_the_checks(patient, llm, bad, reason):
+    llm.script(text(bad), text(bad))
+    assert patient.reply("hola, una pregunta") == llm_engine.SAFE_ANSWER_ES
+    assert reason in llm.calls[1]["messages"][-1]["content"]
+
+
 # --- The provider failing: the rules engine answers -------------------------------------------------------------------
 
 
