@@ -322,7 +322,7 @@ def _template(settings, name: str, spanish: bool) -> str:
     english = getattr(settings, name)
     if not spanish:
         return english
-    if re.search(r"\bSTOP\b", english, re.IGNORECASE):
+    if re.search(r"\bSTOP\b", english):  # the keyword as texts write it; "stop by" is not an opt-out line
         return f"{SPANISH_TEMPLATES[name]} {SPANISH_STOP_LINE}"
     return SPANISH_TEMPLATES[name]
 
