@@ -1,10 +1,11 @@
 """The ``openai`` engine: OpenAI chat completions with tool calling (any compatible server via OPENAI_BASE_URL).
 
 One turn: the prompt (a stable prefix with the rules, the clinic's profile and catalog, so provider-side prompt
-caching applies; then the recent texts; then where the conversation stands; then the new texts), and a bounded
-loop: the model calls tools (``Tools``, which enforce every rule), reads their results and finally writes the
-reply. The reply is checked (``checks.reply_problems``) before it is sent: a failing reply is regenerated once,
-then replaced by a safe answer and a hand-off.
+caching applies; then the recent texts; then where the conversation stands and the language to reply in (the
+conversation's: English or Spanish, conversation.i18n); then the new texts), and a bounded loop: the model calls
+tools (``Tools``, which enforce every rule), reads their results and finally writes the reply. The reply is checked
+(``checks.reply_problems``) before it is sent: a failing reply is regenerated once, then replaced by a safe answer
+and a hand-off.
 
 The model never sees tool internals or another patient: tools take and return data about this conversation only.
 Malformed arguments and unknown tools are answered with an error the model can correct (bounded by the loop).
