@@ -43,12 +43,23 @@ class Booking(models.Model):
         COMPLETED = "completed", "Completed (the patient came)"
         NO_SHOW = "no_show", "No-show"
 
+    class Language(models.TextChoices):
+        ENGLISH = "en", "English"
+        SPANISH = "es", "Spanish"
+
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="bookings")
     conversation = models.ForeignKey(
         "conversation.Conversation", on_delete=models.SET_NULL, null=True, blank=True, related_name="bookings"
     )
     patient_phone = models.CharField(max_length=16, validators=[validate_e164])
     patient_name = models.CharField(max_length=120, blank=True)
+    language = models.CharField(
+        max_length=2,
+        choices=Language.choices,
+        default=Language.ENGLISH,
+        help_text="The language the patient's texts about it are written in: the conversation's when it was held "
+        "(Spanish only while the clinic has Spanish on).",
+    )
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="bookings")
     provider = models.ForeignKey("emr.Provider", on_delete=models.PROTECT, related_name="bookings")
     start = models.DateTimeField()

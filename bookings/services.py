@@ -88,6 +88,7 @@ def booking_hold(
     patient_phone,
     patient_name="",
     conversation=None,
+    language=Booking.Language.ENGLISH,
     hold_minutes=HOLD_MINUTES,
     replacing=None,
     allow_another=False,
@@ -100,7 +101,10 @@ def booking_hold(
 
     One patient never holds two bookings of the same service, or two at overlapping times, by accident:
     AlreadyBooked names the one they have, unless it is the booking being moved (``replacing``) or the patient
-    said yes to a second appointment (``allow_another``; an overlapping time is refused even then)."""
+    said yes to a second appointment (``allow_another``; an overlapping time is refused even then).
+
+    ``language``: the patient's ("en" or "es"), for every text about the booking later (confirmation, reminders,
+    rebooking, waitlist offer); the caller that knows it (the conversation, the waitlist entry) passes it."""
     now = now or timezone.now()
     end = start + timedelta(minutes=service.duration_minutes)
 
@@ -109,6 +113,7 @@ def booking_hold(
         conversation=conversation,
         patient_phone=patient_phone,
         patient_name=patient_name,
+        language=language if language in Booking.Language.values else Booking.Language.ENGLISH,
         service=service,
         provider=provider,
         start=start,
@@ -393,15 +398,16 @@ def booking_reschedule(*, booking_id: int, new_booking_id: int, now=None) -> Boo
     return new
 
 
-def _in_spanish(booking: Booking) -> bool:
-    """The patient's conversation is in Spanish (conversation.i18n) and the clinic answers in Spanish."""
-    conversation = booking.conversation
-    return bool(conversation and conversation.language == "es" and booking.clinic.spanish)
+def booking_in_spanish(booking: Booking) -> bool:
+    """Texts about the booking are written in Spanish: it was made in Spanish (``Booking.language``, from the
+    conversation) and the clinic still answers in Spanish (``Clinic.spanish``). Lifecycle and the waitlist ask this
+    too, so every text about one booking is in one language."""
+    return booking.language == Booking.Language.SPANISH and booking.clinic.spanish
 
 
 def booking_confirmation_text(booking: Booking) -> str:
     clinic = booking.clinic
-    if _in_spanish(booking):
+    if booking_in_spanish(booking):
         where = f" en {clinic.street}" if clinic.street else ""
         return gsm7(
             f"Su cita está confirmada: {booking.service.name} con {booking.provider.name}, "
@@ -418,7 +424,7 @@ def booking_confirmation_text(booking: Booking) -> str:
 
 
 def booking_received_text(booking: Booking) -> str:
-    if _in_spanish(booking):
+    if booking_in_spanish(booking):
         deposit = format_cents(booking.deposit_cents)
         paid = f"recibimos su depósito de {deposit}" if booking.deposit_cents else "recibido"
         return gsm7(

@@ -40,16 +40,21 @@ def answers_version(clinic) -> str:
     return f"{knowledge_version(clinic)}:{services['last']}:{services['n']}:{clinic.updated_at.isoformat()}"
 
 
-def question_key(clinic, text: str, *, version: str | None = None, follows_up: bool = False) -> str | None:
+def question_key(
+    clinic, text: str, *, version: str | None = None, follows_up: bool = False, language: str = "en"
+) -> str | None:
     """The cache key for this question at this clinic, or None when its answer may depend on more than its words:
-    no topic word, or (``follows_up``: the patient said something before) words that point back at it."""
+    no topic word, or (``follows_up``: the patient said something before) words that point back at it. An answer
+    is kept per reply language ("Botox?" in a Spanish conversation is answered in Spanish); English keys are the
+    ones they always were."""
     words = sorted(set(terms(text)))
     if not words or len(words) > MAX_TERMS or set(words) <= GENERIC or any(w.isdigit() for w in words):
         return None
     if follows_up and DEICTIC.search(text):
         return None
     version = version or answers_version(clinic)
-    digest = hashlib.sha256(f"{clinic.pk}\x1f{version}\x1f{' '.join(words)}".encode()).hexdigest()
+    scope = f"{clinic.pk}\x1f{version}" if language == "en" else f"{clinic.pk}\x1f{version}\x1f{language}"
+    digest = hashlib.sha256(f"{scope}\x1f{' '.join(words)}".encode()).hexdigest()
     return f"conversation:answer:{digest}"
 
 

@@ -3,15 +3,16 @@
 A reply fails when it quotes a price, percentage or amount that the clinic's catalog, policies or documents do not
 contain (or that a tool did not return this turn), names a clock time that was not offered, held, booked or written
 in the clinic's documents, says an appointment is booked when none is, gives medical advice the clinic's own
-documents do not give, carries a link or a phone number that is not the clinic's, or repeats the assistant's
-instructions. The engine regenerates a failing reply once, then sends
-a safe answer and hands off.
+documents do not give (both also in Spanish), carries a link or a phone number that is not the clinic's, or
+repeats the assistant's instructions. The engine regenerates a failing reply once, then sends a safe answer and
+hands off.
 
 What is allowed is read from the database per clinic and cached until the clinic's knowledge or catalog changes.
 """
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -32,6 +33,22 @@ URL = re.compile(r"\bhttps?://[^\s<>\"')]+", re.IGNORECASE)
 BOOKED_CLAIM = re.compile(
     r"\b(you'?re (all )?(set|booked|confirmed)|(is|are|has been|have been) (booked|confirmed|scheduled)|"
     r"i'?ve (booked|scheduled|confirmed)|see you (then|on))\b",
+    re.IGNORECASE,
+)
+# The same claims and advice written in Spanish (a Spanish conversation's replies, conversation.i18n), matched on the
+# reply without accents (``_folded``): the model may write them or not, and gsm7 takes some out.
+BOOKED_CLAIM_ES = re.compile(
+    r"\b((su cita )?(ya )?(esta|queda|quedo) (confirmad[ao]|reservad[ao]|agendad[ao]|programad[ao])|"
+    r"le (reserve|agende|confirme|programe) (la|su) cita|lo esperamos|la esperamos|nos vemos (el|entonces|pronto))\b",
+    re.IGNORECASE,
+)
+ADVICE_ES = re.compile(
+    r"\b(ibuprofeno|paracetamol|acetaminofen|aspirina|antihistaminicos?|antibioticos?|esteroides?|prednisona|"
+    r"arnica|\d+\s?mg|dosis|(va|vas) a estar bien|no hay (nada )?(de )?que preocuparse|"
+    r"(es|eso es|esto es) (totalmente |completamente |perfectamente )?normal\b|"
+    r"parece (una |un )?(infeccion|alergia|reaccion|moreton)|"
+    r"(probablemente|seguramente) (sea |es )?(solo )?(una |un )?(moreton|hinchazon|infeccion|alergia|reaccion)|"
+    r"diagnostic\w*|recet\w*|aplique (hielo|calor|compresas?)|(dese|haga) (un )?masaje)\b",
     re.IGNORECASE,
 )
 # Medical advice: dosing, drugs, reassurance about symptoms, diagnosis. A phrase the clinic's own documents use
@@ -63,6 +80,12 @@ class Allowed:
 
     def add_amount_text(self, text: str) -> None:
         self.amounts |= amounts_in(text)
+
+
+def _folded(text: str) -> str:
+    """Lower case without accents: "Está confirmada" -> "esta confirmada"."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
 
 
 def amounts_in(text: str) -> set[int]:
@@ -174,10 +197,10 @@ def reply_problems(reply: str, *, facts: ClinicFacts, allowed: Allowed, secrets=
     flat = " ".join(text.lower().split())
     if any(secret in flat for secret in secrets):
         problems.append("the reply repeats the assistant's instructions")
-    if BOOKED_CLAIM.search(text) and not allowed.booked:
+    folded = _folded(text)
+    if (BOOKED_CLAIM.search(text) or BOOKED_CLAIM_ES.search(folded)) and not allowed.booked:
         problems.append("the reply says an appointment is booked, but none is")
-    for match in ADVICE.finditer(text):
-        if match.group(0).lower() not in facts.text:
-            problems.append("the reply gives medical advice; symptoms and medicine questions go to staff")
-            break
+    advice = [m.group(0).lower() for m in ADVICE.finditer(text)] + [m.group(0) for m in ADVICE_ES.finditer(folded)]
+    if any(phrase not in facts.text for phrase in advice):
+        problems.append("the reply gives medical advice; symptoms and medicine questions go to staff")
     return problems

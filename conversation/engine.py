@@ -15,11 +15,13 @@ from django.db import transaction
 from django.utils import timezone
 from prometheus_client import Counter
 
+from bookings.services import booking_in_spanish
 from lifecycle.services import reply_confirm, reply_context, reply_keyword
 from medspa.timetext import when_label
 from messaging.models import Message
 from messaging.services import message_queue
 
+from . import i18n
 from .answers import answer_lookup, answer_store, is_idle, question_key
 from .engines import EngineContext, EngineReply, EngineUnavailable, engine_for
 from .models import Conversation, Turn
@@ -48,14 +50,24 @@ def answer(*, conversation, texts, tools) -> EngineReply:
         return engine.respond(conversation=conversation, texts=bodies, tools=tools, context=context)
     rules = RulesEngine()
     joined = " ".join(bodies)
-    safety = rules.safety_reply(conversation, joined, tools)
+    # The conversation's language first (conversation.i18n): the safety answers read Spanish in the words they know
+    # and are said in it, the stored answers are kept per language, the model is told which one to write.
+    language = tools.follow_language(joined)
+    spanish = language == i18n.ES
+
+    def said(text):
+        return i18n.reply_es(text, tz=conversation.clinic.tz, now=tools.now) if spanish and text else text
+
+    safety = said(rules.safety_reply(conversation, i18n.to_parser_text(joined) if spanish else joined, tools))
     if safety:
         return EngineReply(text=safety, engine=rules.name)
     history = context.history  # read once: the cache key and the prompt
     key = None
     if is_idle(conversation):
         follows_up = any(item["role"] == "patient" for item in history)
-        key = question_key(conversation.clinic, joined, version=tools.answers_version, follows_up=follows_up)
+        key = question_key(
+            conversation.clinic, joined, version=tools.answers_version, follows_up=follows_up, language=language
+        )
     cached = answer_lookup(key)
     if cached:
         tools.calls.append({"tool": "answer_cache", "arguments": {}, "outcome": "hit"})
@@ -66,7 +78,7 @@ def answer(*, conversation, texts, tools) -> EngineReply:
         FALLBACKS.labels(exc.reason).inc()
         logger.warning("LLM unavailable conversation=%s reason=%s", conversation.pk, exc.reason)
         acted = any(call["tool"] not in READ_ONLY for call in tools.calls)
-        text = rules.state_reply(conversation, tools) if acted else ""
+        text = said(rules.state_reply(conversation, tools)) if acted else ""
         if not text:
             text = rules.respond(conversation=conversation, texts=bodies, tools=tools, context=context).text
         return EngineReply.with_usage(exc.usage, text=text, engine=rules.name, fallback=True, error=f"llm {exc.reason}")
@@ -80,7 +92,8 @@ def lifecycle_reply(conversation, texts, tools) -> EngineReply | None:
     confirm marks the booking patient-confirmed; R / reschedule starts moving it; "cancel ..." asks to confirm the
     cancellation (the clinic's policy applies). None for anything else, and when the conversation is waiting for
     another answer (a cancellation to confirm, a pick among offered times): the engine answers, with the upcoming
-    booking in its context."""
+    booking in its context. Read in English or Spanish ("confirmo", "cambiar"), answered in the booking's language
+    (``Booking.language``, the one its reminder was written in)."""
     c = conversation
     if c.confirming_cancel_id or c.pending_pick or (c.state == Conversation.State.OFFERING and c.offered_slots):
         return None
@@ -95,8 +108,8 @@ def lifecycle_reply(conversation, texts, tools) -> EngineReply | None:
     tools.calls.append({"tool": "lifecycle_reply", "arguments": {"scheduled_text_id": asked.pk}, "outcome": keyword})
     try:
         if keyword == "confirm":
-            text = reply_confirm(text=asked, now=tools.now)
-        elif keyword == "reschedule":
+            return EngineReply(text=reply_confirm(text=asked, now=tools.now), engine="lifecycle")  # in its language
+        if keyword == "reschedule":
             booking = tools.start_reschedule()
             when = when_label(booking.start, c.clinic.tz)
             text = f"Sure! Your {booking.service.name} is on {when}. What day and time would work better?"
@@ -104,6 +117,8 @@ def lifecycle_reply(conversation, texts, tools) -> EngineReply | None:
             text = RulesEngine()._ask_cancel(c, tools, c.clinic.tz)
     except ToolRefused as refused:
         text = str(refused)
+    if booking_in_spanish(asked.booking):  # the text it answers was in Spanish: so is the answer
+        text = i18n.reply_es(text, tz=c.clinic.tz, now=tools.now)
     return EngineReply(text=text, engine="lifecycle")
 
 

@@ -376,6 +376,23 @@ TEMPLATES = [
         r"I don't see any (?P<service>.+?) openings (?P<label>.+?)\. Want me to check other days\?",
         "No veo horarios de {service} disponibles ({label}). Quiere que busque otros días?",
     ),
+    # The waitlist: the question when nothing is open, the yes, and a no to a freed time it holds.
+    (
+        r"I don't see any (?P<service>.+?) openings (?P<label>.+?)\. Want me to text you if something opens .+?\? "
+        r"Reply YES, or tell me another day\.",
+        "No veo horarios de {service} disponibles ({label}). Quiere que le escriba si se abre uno? Responda SI, o "
+        "dígame otro día.",
+    ),
+    (
+        r"Done! I'll text you if a (?P<service>.+?) time opens (?P<label>.+?), and hold it for you for a few "
+        r"minutes\. Or tell me another day that works\.",
+        "Listo. Le escribiré si se abre un horario de {service} ({label}) y se lo apartaré unos minutos. O dígame "
+        "otro día que le convenga.",
+    ),
+    (
+        r"No problem, I've let that time go\. I'll keep you on the list in case another one opens\.",
+        "Perfecto, ya liberé ese horario. Lo mantengo en la lista por si se abre otro.",
+    ),
     (
         r"That overlaps your (?P<service>.+?) on " + W + r"\. Please pick another time\.",
         "Ese horario se cruza con su cita de {service} del {when}. Por favor elija otro horario.",

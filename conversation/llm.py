@@ -1,10 +1,11 @@
 """The ``openai`` engine: OpenAI chat completions with tool calling (any compatible server via OPENAI_BASE_URL).
 
 One turn: the prompt (a stable prefix with the rules, the clinic's profile and catalog, so provider-side prompt
-caching applies; then the recent texts; then where the conversation stands; then the new texts), and a bounded
-loop: the model calls tools (``Tools``, which enforce every rule), reads their results and finally writes the
-reply. The reply is checked (``checks.reply_problems``) before it is sent: a failing reply is regenerated once,
-then replaced by a safe answer and a hand-off.
+caching applies; then the recent texts; then where the conversation stands and the language to reply in (the
+conversation's: English or Spanish, conversation.i18n); then the new texts), and a bounded loop: the model calls
+tools (``Tools``, which enforce every rule), reads their results and finally writes the reply. The reply is checked
+(``checks.reply_problems``) before it is sent: a failing reply is regenerated once, then replaced by a safe answer
+and a hand-off.
 
 The model never sees tool internals or another patient: tools take and return data about this conversation only.
 Malformed arguments and unknown tools are answered with an error the model can correct (bounded by the loop).
@@ -23,9 +24,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from medspa.models import format_cents
-from medspa.timetext import time_label, when_label
+from medspa.spanish import gsm7
+from medspa.timetext import time_label, when_es, when_label
 
-from . import parsing
+from . import i18n, parsing
 from .checks import Allowed, clinic_facts, reply_problems
 from .engines import Engine, EngineContext, EngineReply, EngineUnavailable, Usage
 from .tools import ToolRefused
@@ -37,6 +39,18 @@ SAFE_ANSWER = (
     "Thanks for your message! I want to be sure you get the right answer, so I've asked our team to follow up "
     "with you shortly."
 )
+SAFE_ANSWER_ES = gsm7(
+    "Gracias por su mensaje. Quiero asegurarme de que reciba la respuesta correcta, así que le pedí a nuestro "
+    "equipo que le responda pronto."
+)
+# What the model is told about the reply's language (the conversation's, conversation.i18n), in the part of the
+# prompt that is per conversation: the stable prefix stays the same for every patient of the clinic.
+LANGUAGE_LINES = {
+    "en": "Reply language: English.",
+    "es": "Reply language: Spanish. The patient writes Spanish: write every reply in Spanish, formal (usted), "
+    'short. Write times as the tools give them ("jue 3 dic, 1:30 PM ET"); prices, links and names as they are. '
+    "The clinic's documents are in English: say what they say in Spanish.",
+}
 
 RULES = """You are the text-message front desk of {name}, a medical spa. You answer patients by SMS.
 
@@ -267,8 +281,9 @@ def cost_microdollars(prompt: int, cached: int, completion: int) -> int:
     )
 
 
-def _when(value: datetime, tz) -> str:
-    return when_label(value, tz)
+def _when(value: datetime, tz, language: str = "en") -> str:
+    """A time as the patient reads it: "Thu Dec 3, 1:30 PM ET", or "jue 3 dic, 1:30 PM ET" in Spanish."""
+    return when_es(value, tz) if language == i18n.ES else when_label(value, tz)
 
 
 def stable_prefix(clinic, services) -> str:
@@ -294,19 +309,20 @@ def stable_prefix(clinic, services) -> str:
 
 def situation(conversation, tools) -> str:
     """Where the conversation stands, for the model: the clinic's local time, what is known, what was offered."""
-    c, tz = conversation, conversation.clinic.tz
+    c, tz, language = conversation, conversation.clinic.tz, tools.language
     now = timezone.localtime(tools.now, tz)
     lines = [f"Now: {now:%A %b %-d %Y, %-I:%M %p} clinic time.", f"Conversation state: {c.state}."]
+    lines.append(LANGUAGE_LINES.get(language, LANGUAGE_LINES["en"]))
     lines.append(f"Service chosen: [{c.service_id}] {c.service.name}." if c.service_id else "No service chosen yet.")
     lines.append("The patient's name is on file." if c.patient_name else "The patient's name is not known yet.")
     offered = tools.offered()
     if offered:
         lines.append("Options offered (the patient picks by number):")
-        lines += [f"  {o.index}. {_when(o.start, tz)} with {o.provider_name}" for o in offered]
+        lines += [f"  {o.index}. {_when(o.start, tz, language)} with {o.provider_name}" for o in offered]
     if c.booking_id and c.booking.status in ("held", "awaiting_deposit"):
-        lines.append(f"Held for this patient: {_when(c.booking.start, tz)} ({c.booking.status}).")
+        lines.append(f"Held for this patient: {_when(c.booking.start, tz, language)} ({c.booking.status}).")
     if c.rescheduling_id:
-        lines.append(f"Moving the appointment on {_when(c.rescheduling.start, tz)}.")
+        lines.append(f"Moving the appointment on {_when(c.rescheduling.start, tz, language)}.")
     return "\n".join(lines)
 
 
@@ -332,8 +348,10 @@ class OpenAIEngine(Engine):
     # --- One turn ------------------------------------------------------------------------------------------------
 
     def respond(self, *, conversation, texts, tools, context: EngineContext) -> EngineReply:
-        """The prompt carries ``context.history``: the earlier texts, oldest first."""
+        """The prompt carries ``context.history``: the earlier texts, oldest first, and the reply's language (the
+        conversation's, followed by ``engine.answer`` before this turn)."""
         usage = {"prompt": 0, "completion": 0, "cached": 0}
+        spanish = tools.language == i18n.ES
         facts = clinic_facts(conversation.clinic, tools.answers_version)
         allowed = self._allowed(conversation, tools)
         messages = self.messages(conversation, texts, tools, history=context.history)
@@ -362,6 +380,8 @@ class OpenAIEngine(Engine):
                         messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)})
                     continue
                 reply = (message.content or "").strip()
+                if spanish:  # GSM-7 safe whatever the model wrote (medspa/spanish.py)
+                    reply = gsm7(reply)
                 problems = reply_problems(reply, facts=facts, allowed=allowed, secrets=SECRETS)
                 if not problems:
                     return EngineReply.with_usage(self._usage(usage), text=reply, engine=self.name)
@@ -369,7 +389,10 @@ class OpenAIEngine(Engine):
                 if regenerated:
                     tools.hand_off("the assistant's reply failed the checks twice")
                     return EngineReply.with_usage(
-                        self._usage(usage), text=SAFE_ANSWER, engine=self.name, error="reply failed checks"
+                        self._usage(usage),
+                        text=SAFE_ANSWER_ES if spanish else SAFE_ANSWER,
+                        engine=self.name,
+                        error="reply failed checks",
                     )
                 regenerated = True
                 tools.calls.append({"tool": "reply_check", "arguments": {}, "outcome": "; ".join(problems)[:200]})
@@ -503,10 +526,16 @@ class OpenAIEngine(Engine):
         allowed.add_amount_text(f"{info['price']} {info['deposit']}")
         return info
 
+    @staticmethod
+    def _window(tools, when):
+        """The window the model passed in the patient's words; Spanish ones read in the parser's words first."""
+        words = i18n.to_parser_text(str(when)) if tools.language == i18n.ES else str(when)
+        return parsing.parse_when(words, now=tools.now, tz=tools.clinic.tz)
+
     def _tool_find_open_times(self, tools, allowed, service_id=None, when=""):
         tools.choose_service(self._int(service_id, "service_id"))
         tz = tools.clinic.tz
-        window = parsing.parse_when(str(when), now=tools.now, tz=tz)
+        window = self._window(tools, when)
         if window is None:
             return {"error": "Could not read a day or time from 'when'. Ask the patient when suits them."}
         offered = tools.find_open_times(
@@ -522,13 +551,19 @@ class OpenAIEngine(Engine):
             return {"options": [], "note": note}
         return {
             "window": window.label,
-            "options": [{"option": o.index, "time": _when(o.start, tz), "provider": o.provider_name} for o in offered],
+            "options": [
+                {"option": o.index, "time": _when(o.start, tz, tools.language), "provider": o.provider_name}
+                for o in offered
+            ],
         }
 
     def _tool_hold_time(self, tools, allowed, option=None):
         booking = tools.hold_time(self._int(option, "option"))
         allowed.add_time(booking.start, tools.clinic.tz)
-        return {"held": _when(booking.start, tools.clinic.tz), "name_needed": not tools.conversation.patient_name}
+        return {
+            "held": _when(booking.start, tools.clinic.tz, tools.language),
+            "name_needed": not tools.conversation.patient_name,
+        }
 
     def _tool_set_patient_name(self, tools, allowed, first_name="", last_name=""):
         first, last = str(first_name).strip()[:60], str(last_name).strip()[:60]
@@ -551,7 +586,7 @@ class OpenAIEngine(Engine):
                 "held_until": time_label(result["held_until"], tools.clinic.tz) if result.get("held_until") else "",
             }
         allowed.booked = result["status"] == "confirmed"
-        return {"status": result["status"], "time": _when(booking.start, tools.clinic.tz)}
+        return {"status": result["status"], "time": _when(booking.start, tools.clinic.tz, tools.language)}
 
     def _tool_upcoming_appointment(self, tools, allowed):
         booking = tools.upcoming_booking()
@@ -561,7 +596,7 @@ class OpenAIEngine(Engine):
         allowed.booked = True
         return {
             "service": booking.service.name,
-            "time": _when(booking.start, tools.clinic.tz),
+            "time": _when(booking.start, tools.clinic.tz, tools.language),
             "provider": booking.provider.name,
             "status": booking.status,
         }
@@ -576,15 +611,16 @@ class OpenAIEngine(Engine):
             allowed.add_time(booking.start, tools.clinic.tz)
             return {
                 "ask_first": f"Ask the patient to reply YES to cancel {booking.service.name} on "
-                f"{_when(booking.start, tools.clinic.tz)}; call cancel_appointment again only after their yes."
+                f"{_when(booking.start, tools.clinic.tz, tools.language)}; call cancel_appointment again only "
+                "after their yes."
             }
         booking = tools.cancel_booking()
-        return {"cancelled": f"{booking.service.name} on {_when(booking.start, tools.clinic.tz)}"}
+        return {"cancelled": f"{booking.service.name} on {_when(booking.start, tools.clinic.tz, tools.language)}"}
 
     def _tool_start_reschedule(self, tools, allowed):
         booking = tools.start_reschedule()
         allowed.add_time(booking.start, tools.clinic.tz)
-        return {"moving": f"{booking.service.name} on {_when(booking.start, tools.clinic.tz)}"}
+        return {"moving": f"{booking.service.name} on {_when(booking.start, tools.clinic.tz, tools.language)}"}
 
     def _tool_allow_another_booking(self, tools, allowed):
         tools.allow_another_booking()
@@ -594,10 +630,10 @@ class OpenAIEngine(Engine):
         booking = tools.reschedule_to(self._int(option, "option"))
         allowed.add_time(booking.start, tools.clinic.tz)
         allowed.booked = True
-        return {"moved_to": _when(booking.start, tools.clinic.tz), "status": booking.status}
+        return {"moved_to": _when(booking.start, tools.clinic.tz, tools.language), "status": booking.status}
 
     def _tool_join_waitlist(self, tools, allowed, when=""):
-        window = parsing.parse_when(str(when), now=tools.now, tz=tools.clinic.tz)
+        window = self._window(tools, when)
         if window is None:
             return {"error": "Could not read a day or time from 'when'. Ask the patient when suits them."}
         entry = tools.join_waitlist(

@@ -157,21 +157,12 @@ class RulesEngine(Engine):
     def respond(self, *, conversation, texts, tools, context: EngineContext | None = None) -> EngineReply:
         """Reads only the new texts and the conversation's state: ``context`` is not used."""
         text = " ".join(t.strip() for t in texts if t and t.strip())
-        if self._language(conversation, text) == i18n.ES:
+        if tools.follow_language(text) == i18n.ES:
             return EngineReply(text=self._respond_es(conversation, text, tools), engine=self.name)
         reply = self._respond(conversation, text, tools)
         return EngineReply(text=reply, engine=self.name)
 
     # --- Spanish (conversation.i18n): the same steps, read and said in Spanish -------------------------------------
-
-    def _language(self, c, text) -> str:
-        """The conversation's language after this text (kept unless the text is clearly the other); English when
-        the clinic has Spanish off."""
-        language = i18n.conversation_language(c.language, text) if c.clinic.spanish else i18n.EN
-        if language != c.language:
-            Conversation.objects.filter(pk=c.pk).update(language=language)
-            c.language = language
-        return language
 
     def _respond_es(self, c, text, tools):
         """A Spanish text: read in the words the steps know, answered by the same steps, the reply said in

@@ -38,6 +38,7 @@ from medspa.timetext import when_label
 from payments.services import PaymentConfigError, PaymentError, deposit_amount, deposit_request
 from waitlist import services as waitlist
 
+from . import i18n
 from .answers import answers_version
 from .models import Conversation
 
@@ -83,6 +84,23 @@ class Tools:
 
     def _record(self, name, outcome, **arguments):
         self.calls.append({"tool": name, "arguments": arguments, "outcome": outcome})
+
+    @property
+    def language(self) -> str:
+        """The language the booking or waitlist entry made now will be texted in later: the conversation's
+        (``conversation.i18n``), English when the clinic has Spanish off."""
+        return self.conversation.language if self.clinic.spanish else i18n.EN
+
+    def follow_language(self, text: str) -> str:
+        """The conversation's language after the patient's ``text`` (kept unless the text is clearly the other,
+        ``i18n.conversation_language``; English when the clinic has Spanish off), saved on the conversation. Every
+        engine calls it first: the rules engine answers in it, the openai engine tells the model to."""
+        c = self.conversation
+        language = i18n.conversation_language(c.language, text) if self.clinic.spanish else i18n.EN
+        if language != c.language:
+            Conversation.objects.filter(pk=c.pk).update(language=language)
+            c.language = language
+        return language
 
     def _save(self, **fields):
         for name, value in fields.items():
@@ -229,6 +247,7 @@ class Tools:
                 patient_phone=self.conversation.patient_phone,
                 patient_name=self.conversation.patient_name,
                 conversation=self.conversation,
+                language=self.language,
                 replacing=self.conversation.rescheduling,
                 allow_another=self.conversation.another_booking_ok,
                 now=self.now,
@@ -356,6 +375,7 @@ class Tools:
             day_start=day_start,
             day_end=day_end,
             patient_name=self.conversation.patient_name,
+            language=self.language,
             now=self.now,
         )
         self._record("propose_waitlist", "asked", entry_id=entry.pk, window=label)
@@ -388,6 +408,7 @@ class Tools:
             label=label,
             day_start=day_start,
             day_end=day_end,
+            language=self.language,
             now=self.now,
         )
         self._record("join_waitlist", entry.state, entry_id=entry.pk, window=label)

@@ -29,6 +29,25 @@ DEFAULT_TEMPLATES = {
     "helps us a lot: {review_url}",
 }
 
+# The same texts for a booking made in Spanish (``bookings.services.booking_in_spanish``): the product's wording,
+# formal "usted", GSM-7 safe once ``medspa.spanish.gsm7`` has taken out á í ó ú (é and ñ stay). Not editable per
+# clinic: staff edit the English templates above; a clinic's own English wording (and its parking line) has no
+# Spanish version, and an English template that carries a STOP line gets the Spanish ALTO line (``services``).
+# {when} here is "vie 27 nov, 11:00 AM ET" (``medspa.timetext.when_es``, the zone in it), {at_time} "a las 9:00 AM".
+SPANISH_TEMPLATES = {
+    "confirmation_template": "{clinic}: su cita de {service} con {provider} es el {when}. Responda C para "
+    "confirmarla o R para cambiarla. Para cancelar, responda 'cancelar cita'.",
+    "reminder_template": "{clinic}: lo esperamos hoy {at_time} ({zone}) para su cita de {service} con {provider}, "
+    "{address}. {parking} Responda R para cambiarla.",
+    "no_show_template": "{clinic}: lo extrañamos ayer en su cita de {service}. Esperamos que todo esté bien. Si "
+    "desea elegir un nuevo horario, responda a este mensaje.",
+    "rebook_template": "{clinic}: ya es tiempo de su próxima cita de {service}. Horarios disponibles: {times}. "
+    "Responda 1, 2 o 3 para reservar uno, o dígame qué día le conviene.",
+    "review_template": "{clinic}: gracias por visitarnos para su cita de {service}. Si tiene un minuto, una reseña "
+    "nos ayuda mucho: {review_url}",
+}
+SPANISH_STOP_LINE = "Responda ALTO para darse de baja."
+
 
 def _check_placeholders(name, value):
     import string

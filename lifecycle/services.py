@@ -9,6 +9,7 @@ window (``messaging.compliance.next_send_time``), so what staff see is when it r
 
 import logging
 import re
+import unicodedata
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -16,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bookings.models import ACTIVE_STATUSES, Booking
-from bookings.services import booking_emr_refresh, booking_patient_confirm
+from bookings.services import booking_emr_refresh, booking_in_spanish, booking_patient_confirm
 from emr.base import EmrConfigError, EmrError
 from emr.models import Provider
 from emr.services import emr_client
@@ -25,13 +26,14 @@ from medspa.clock import now as clock_now
 from medspa.events import publish
 from medspa.models import StaffAlert
 from medspa.queueing import enqueue, queued_ids
-from medspa.timetext import zone_label
+from medspa.spanish import gsm7
+from medspa.timetext import when_es, zone_label
 from messaging.compliance import next_send_time
 from messaging.models import Message
 from messaging.services import message_queue
 from payments.services import payment_keep
 
-from .models import LifecycleSettings, ScheduledText
+from .models import SPANISH_STOP_LINE, SPANISH_TEMPLATES, LifecycleSettings, ScheduledText
 
 logger = logging.getLogger(__name__)
 
@@ -308,35 +310,68 @@ def _when(value, clinic) -> tuple[str, str]:
     return local.strftime("%a %b %-d at %-I:%M %p"), zone_label(value, clinic.tz)
 
 
-def _render(row, booking, now) -> tuple[str | None, object]:
-    """(body, slots offered) or (None, why not)."""
-    clinic, settings = row.clinic, settings_for(row.clinic)
+def _when_es(value, clinic, *, zone=True) -> str:
+    """ "vie 27 nov, 11:00 AM ET" (``when_es``), or without its zone when a list of times names it once."""
+    text = when_es(value, clinic.tz)
+    return text if zone else text.removesuffix(f" {zone_label(value, clinic.tz)}")
+
+
+def _template(settings, name: str, spanish: bool) -> str:
+    """The clinic's template (English), or the product's Spanish one with the clinic's opt-out line kept: an
+    English template that tells how to opt out (STOP) gets the Spanish ALTO line (docs/COMPLIANCE.md)."""
+    english = getattr(settings, name)
+    if not spanish:
+        return english
+    if re.search(r"\bSTOP\b", english):  # the keyword as texts write it; "stop by" is not an opt-out line
+        return f"{SPANISH_TEMPLATES[name]} {SPANISH_STOP_LINE}"
+    return SPANISH_TEMPLATES[name]
+
+
+def _values(booking, clinic, settings, spanish: bool) -> dict:
     when, zone = _when(booking.start, clinic)
+    local = _local(booking.start, clinic)
     values = {
         "clinic": clinic.name,
         "service": booking.service.name,
         "provider": booking.provider.name,
         "when": when,
         "zone": zone,
-        "time": _local(booking.start, clinic).strftime("%-I:%M %p"),
+        "time": local.strftime("%-I:%M %p"),
         "address": ", ".join(p for p in (clinic.street, clinic.city) if p) or "at the clinic",
         "parking": settings.parking_line,
         "review_url": settings.review_url,
     }
+    if spanish:
+        values["when"] = _when_es(booking.start, clinic)
+        values["at_time"] = f"{'a la' if local.hour % 12 == 1 else 'a las'} {values['time']}"  # a la 1:00, a las 2:00
+        values["address"] = ", ".join(p for p in (clinic.street, clinic.city) if p) or "en la clínica"
+    return values
+
+
+def _render(row, booking, now) -> tuple[str | None, object]:
+    """(body, slots offered) or (None, why not). In Spanish for a booking made in Spanish."""
+    clinic, settings = row.clinic, settings_for(row.clinic)
+    spanish = booking_in_spanish(booking)
+    values = _values(booking, clinic, settings, spanish)
+
+    def fill(name):
+        text = _template(settings, name, spanish).format(**values)
+        return gsm7(text) if spanish else text
+
     if row.kind == Kind.CONFIRMATION:
-        return settings.confirmation_template.format(**values), None
+        return fill("confirmation_template"), None
     if row.kind == Kind.REMINDER:
-        return re.sub(r"\s+", " ", settings.reminder_template.format(**values)).strip(), None
+        return re.sub(r"\s+", " ", fill("reminder_template")).strip(), None
     if row.kind == Kind.NO_SHOW:
         if _has_upcoming(booking, now, same_service=False):
             return None, "the patient has booked again"
-        return settings.no_show_template.format(**values), None
+        return fill("no_show_template"), None
     if row.kind == Kind.REVIEW:
         if not settings.review_url:
             return None, "no review link"
         if any(publish("lifecycle.review_blocked", booking=booking)):
             return None, "the conversation was handed to staff (complaint or urgent symptom)"
-        return settings.review_template.format(**values), None
+        return fill("review_template"), None
     if row.kind == Kind.REBOOK:
         if _has_upcoming(booking, now, same_service=True):
             return None, f"the patient already has an upcoming {booking.service.name}"
@@ -345,11 +380,13 @@ def _render(row, booking, now) -> tuple[str | None, object]:
         slots = _soonest(booking, now)
         if not slots:
             return None, "no open times in the next two weeks"
-        listed = "; ".join(
-            f"{i}) {_when(datetime.fromisoformat(s['start']), clinic)[0]}" for i, s in enumerate(slots, 1)
-        )
-        values["times"] = f"{listed} ({_when(datetime.fromisoformat(slots[0]['start']), clinic)[1]})"
-        return settings.rebook_template.format(**values), slots
+        starts = [datetime.fromisoformat(s["start"]) for s in slots]
+        if spanish:
+            listed = "; ".join(f"{i}) {_when_es(start, clinic, zone=False)}" for i, start in enumerate(starts, 1))
+        else:
+            listed = "; ".join(f"{i}) {_when(start, clinic)[0]}" for i, start in enumerate(starts, 1))
+        values["times"] = f"{listed} ({_when(starts[0], clinic)[1]})"
+        return fill("rebook_template"), slots
     return None, f"unknown kind {row.kind}"
 
 
@@ -438,16 +475,47 @@ def emr_sync(*, now=None) -> dict:
 
 # --- Replies to a confirmation request or reminder (the conversation routes them here) ---------------------------
 
-CONFIRM_WORDS = {"c", "y", "yes", "yep", "yeah", "confirm", "confirmed", "ok", "okay", "si", "sí"}
-RESCHEDULE_WORDS = {"r", "reschedule", "resched", "move it", "change it"}
-CANCEL_PATTERN = re.compile(r"\bcancel(l?ed|ling)?\b")
+# Whole replies, lower case, accents and punctuation dropped ("Sí." -> "si"); English and Spanish both (the
+# Spanish texts ask for the same C and R, and a patient may answer in words).
+CONFIRM_WORDS = {"c", "y", "yes", "yep", "yeah", "confirm", "confirmed", "ok", "okay"} | {
+    "si",
+    "confirmo",
+    "confirmar",
+    "confirmado",
+    "confirmada",
+    "si confirmo",
+    "confirmo la cita",
+    "confirmo mi cita",
+    "claro",
+    "de acuerdo",
+}
+RESCHEDULE_WORDS = {"r", "reschedule", "resched", "move it", "change it"} | {
+    "cambiar",
+    "cambiarla",
+    "cambiar cita",
+    "cambiar la cita",
+    "cambiar mi cita",
+    "reprogramar",
+    "reprogramarla",
+    "quiero cambiarla",
+    "quiero cambiar la cita",
+    "quiero cambiar mi cita",
+}
+CANCEL_PATTERN = re.compile(r"\bcancel(l?ed|ling)?\b|\bcancel(ar|arla|o)\b")
+
+
+def _folded(text: str) -> str:
+    """Lower case without accents ("Sí" -> "si"), as the Spanish words above are written."""
+    decomposed = unicodedata.normalize("NFKD", (text or "").lower())
+    return "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
 
 
 def reply_keyword(text: str) -> str | None:
     """What a reply to a confirmation request or reminder asks: "confirm", "reschedule", "cancel", or None
-    (anything else: the assistant answers, with the booking as context). A whole-message CANCEL never gets here:
-    compliance takes it as an opt-out (flagged for staff), as carriers do."""
-    words = re.sub(r"[^\w\s]", " ", (text or "").lower()).split()
+    (anything else: the assistant answers, with the booking as context), in English or Spanish ("confirmo", "sí",
+    "cambiar", "cancelar mi cita"). A whole-message CANCEL or CANCELAR never gets here: compliance takes it as an
+    opt-out (flagged for staff), as carriers do."""
+    words = re.sub(r"[^\w\s]", " ", _folded(text)).split()
     normal = " ".join(words)
     if normal in CONFIRM_WORDS:
         return "confirm"
@@ -481,6 +549,9 @@ def reply_context(*, clinic, phone: str, after_message_id: int = 0, now=None) ->
 def reply_confirm(*, text: ScheduledText, now=None) -> str:
     """C / yes / confirm: the booking is patient-confirmed (staff see it); the reply to send."""
     booking = booking_patient_confirm(booking_id=text.booking_id, now=now) or text.booking
+    if booking_in_spanish(booking):
+        when = _when_es(booking.start, booking.clinic)
+        return gsm7(f"Gracias, su cita está confirmada: {booking.service.name} el {when}. Lo esperamos.")
     when, zone = _when(booking.start, booking.clinic)
     return f"Thanks, you're confirmed: {booking.service.name} on {when} ({zone}). See you then!"
 

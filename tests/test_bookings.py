@@ -336,3 +336,43 @@ def test_bookings_by_day_shows_one_clinics_day_in_its_time(client, demo, front_d
     assert client.get(reverse("admin:bookings_booking_day"), {"clinic": other_clinic.pk}).context["clinic"] is None
     assert AuditEvent.objects.filter(action=AuditEvent.Action.LIST, object_type="bookings.booking").exists()
     assert mine.pk
+
+
+# --- The booking's language (its later texts: confirmation, lifecycle's reminders, the waitlist's offer) ------------
+
+
+def test_a_booking_is_english_unless_held_in_spanish_and_spanish_only_while_the_clinic_has_it_on(demo):
+    from bookings.services import booking_confirmation_text, booking_in_spanish
+
+    english = hold(demo)
+    assert english.language == "en" and not booking_in_spanish(english)
+    spanish = booking_hold(
+        clinic=demo,
+        service=Service.objects.get(clinic=demo, name="Botox"),
+        provider=Provider.objects.get(clinic=demo, name="Dr. Emily Johnson"),
+        start=datetime(2026, 11, 25, 11, tzinfo=demo.tz),
+        patient_phone="+16175550124",
+        language="es",
+        now=NOW,
+    )
+    assert spanish.language == "es" and booking_in_spanish(spanish)
+    assert booking_confirmation_text(spanish).startswith("Su cita esta confirmada: Botox con Dr. Emily Johnson")
+    demo.spanish = False
+    assert not booking_in_spanish(spanish)
+    assert booking_confirmation_text(spanish).startswith("You're booked: Botox")
+
+
+def test_the_migration_gives_older_bookings_their_conversations_language(demo):
+    import importlib
+
+    from django.apps import apps
+
+    from conversation.models import Conversation
+
+    migration = importlib.import_module("bookings.migrations.0008_booking_language")
+    conversation = Conversation.objects.create(clinic=demo, patient_phone=PHONE, origin="inbound_text", language="es")
+    older = hold(demo)
+    Booking.objects.filter(pk=older.pk).update(conversation=conversation, language="en")
+    other = hold(demo, day=25, phone="+16175550124")
+    migration.from_conversations(apps, None)
+    assert Booking.objects.get(pk=older.pk).language == "es" and Booking.objects.get(pk=other.pk).language == "en"

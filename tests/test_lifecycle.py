@@ -57,7 +57,7 @@ def at(django_capture_on_commit_callbacks):
     return run
 
 
-def book(clinic, start, *, booked_at, service="Botox", phone=PHONE, conversation=None):
+def book(clinic, start, *, booked_at, service="Botox", phone=PHONE, conversation=None, language="en"):
     """A confirmed booking made at ``booked_at`` (its confirmation text publishes the change lifecycle follows)."""
     with time_machine.travel(booked_at, tick=False):
         held = booking_hold(
@@ -68,6 +68,7 @@ def book(clinic, start, *, booked_at, service="Botox", phone=PHONE, conversation
             patient_phone=phone,
             patient_name=NAME,
             conversation=conversation,
+            language=language,
         )
         booking = booking_confirm(booking_id=held.pk)
         booking_confirmation_send(booking_id=booking.pk)
@@ -353,6 +354,141 @@ def test_reply_keywords():
         "confirm",
         "reschedule",
         "reschedule",
+        "cancel",
+        None,
+    ]
+
+
+# --- A booking made in Spanish: its texts and the replies to them in Spanish ---------------------------------------
+
+
+def _gsm7_safe(text):
+    return not set("áíóú¿¡ÁÍÓÚ") & set(text)
+
+
+@pytest.fixture
+def asked_es(demo, at, patient):
+    """A booking made in Spanish whose confirmation request went out on Wednesday Nov 25 at 11:00."""
+    conversation = Conversation.objects.create(clinic=demo, patient_phone=PHONE, origin="inbound_text", language="es")
+    booking = book(
+        demo, local(2026, 11, 27, 11, 0), booked_at=local(2026, 11, 23, 12, 0), conversation=conversation, language="es"
+    )
+    at(local(2026, 11, 25, 11, 0))
+    (request,) = [b for b in sent_to(patient.outbox) if "Responda C" in b]
+    assert request == (
+        "Glow Demo Med Spa: su cita de Botox con Dr. Sarah Smith es el vie 27 nov, 11:00 AM ET. Responda C para "
+        "confirmarla o R para cambiarla. Para cancelar, responda 'cancelar cita'."
+    )
+    patient.catch_up()
+    return booking
+
+
+def test_a_spanish_bookings_confirmation_request_and_reminder_are_in_spanish(asked_es, at, patient):
+    LifecycleSettings.objects.create(clinic=asked_es.clinic, parking_line="Parking: the Clarendon St garage.")
+    at(local(2026, 11, 27, 9, 0))
+    reminder = sent_to(patient.outbox)[-1]
+    assert reminder == (
+        "Glow Demo Med Spa: lo esperamos hoy a las 11:00 AM (ET) para su cita de Botox con Dr. Sarah Smith, 120 "
+        "Newbury Street, Suite 300, Boston. Parking: the Clarendon St garage. Responda R para cambiarla."
+    )
+    assert _gsm7_safe(reminder)
+
+
+@pytest.mark.parametrize("reply", ["C", "confirmo", "Sí", "si.", "Confirmo la cita"])
+def test_confirmo_c_or_si_confirms_a_spanish_booking_in_spanish(asked_es, patient, reply):
+    (answer,) = patient.say(reply, local(2026, 11, 25, 12, 0))
+    assert answer == "Gracias, su cita esta confirmada: Botox el vie 27 nov, 11:00 AM ET. Lo esperamos."
+    asked_es.refresh_from_db()
+    assert asked_es.patient_confirmed_at == local(2026, 11, 25, 12, 0)
+
+
+@pytest.mark.parametrize("reply", ["R", "cambiar", "Cambiar la cita"])
+def test_r_or_cambiar_starts_the_reschedule_in_spanish(asked_es, patient, reply):
+    (answer,) = patient.say(reply, local(2026, 11, 25, 12, 0))
+    assert answer == "Claro. Su cita de Botox es el vie 27 nov, 11:00 AM ET. Qué dia y hora le convienen mas?"
+    assert Conversation.objects.get(patient_phone=PHONE).rescheduling_id == asked_es.pk
+    offer = patient.say("el martes por la mañana", local(2026, 11, 25, 12, 1))
+    assert offer and offer[0].startswith("Estos son los horarios disponibles para Botox:")
+
+
+def test_cancelar_mi_cita_asks_for_si_in_spanish_and_cancels(asked_es, patient):
+    (question,) = patient.say("cancelar mi cita", local(2026, 11, 25, 12, 0))
+    assert question.startswith("Responda SI para cancelar su cita de Botox del vie 27 nov, 11:00 AM ET")
+    assert Booking.objects.get(pk=asked_es.pk).status == Booking.Status.CONFIRMED
+    (done,) = patient.say("sí", local(2026, 11, 25, 12, 1))
+    assert "cancelada" in done
+    assert Booking.objects.get(pk=asked_es.pk).status == Booking.Status.CANCELLED
+
+
+def test_alto_after_a_spanish_reminder_opts_out_as_stop_does(asked_es, patient):
+    (confirmation,) = patient.say("ALTO", local(2026, 11, 25, 12, 0))
+    assert "Se ha dado de baja" in confirmation
+    assert Booking.objects.get(pk=asked_es.pk).patient_confirmed_at is None
+
+
+def test_an_english_booking_of_a_spanish_speaking_clinic_stays_english(asked, patient):
+    assert asked.language == "en"
+    (answer,) = patient.say("C", local(2026, 11, 25, 12, 0))
+    assert answer.startswith("Thanks, you're confirmed: Botox on Fri Nov 27 at 11:00 AM (ET)")
+
+
+def test_a_clinic_with_spanish_off_texts_a_spanish_booking_in_english(demo, at, sms_outbox):
+    demo.spanish = False
+    demo.save(update_fields=["spanish"])
+    booking = book(demo, local(2026, 11, 27, 11, 0), booked_at=local(2026, 11, 23, 12, 0), language="es")
+    at(local(2026, 11, 25, 11, 0))
+    (request,) = sent_to(sms_outbox)
+    assert "Reply C to confirm" in request and booking.language == "es"
+
+
+def test_an_english_template_with_a_stop_line_keeps_it_in_spanish(demo, at, sms_outbox):
+    LifecycleSettings.objects.create(
+        clinic=demo,
+        confirmation_template="{clinic}: your {service} is {when} ({zone}). Reply C to confirm. Reply STOP to opt out.",
+    )
+    book(demo, local(2026, 11, 27, 11, 0), booked_at=local(2026, 11, 23, 12, 0), language="es")
+    at(local(2026, 11, 25, 11, 0))
+    (request,) = sent_to(sms_outbox)
+    assert request.startswith("Glow Demo Med Spa: su cita de Botox") and request.endswith(
+        "Responda ALTO para darse de baja."
+    )
+
+
+def test_a_spanish_no_show_text_rebooking_and_review_request(demo, at, sms_outbox):
+    LifecycleSettings.objects.create(clinic=demo, review_url="https://g.page/r/glow/review")
+    missed = book(demo, local(2026, 11, 24, 15, 0), booked_at=local(2026, 11, 23, 12, 0), language="es")
+    with time_machine.travel(local(2026, 11, 24, 16, 0), tick=False):
+        booking_mark(booking_id=missed.pk, outcome="no_show")
+    at(local(2026, 11, 25, 9, 0))
+    assert sent_to(sms_outbox)[-1] == (
+        "Glow Demo Med Spa: lo extrañamos ayer en su cita de Botox. Esperamos que todo esté bien. Si desea elegir "
+        "un nuevo horario, responda a este mensaje."
+    )
+
+    _consented_lead(demo)
+    seen = book(demo, local(2026, 11, 26, 11, 0), booked_at=local(2026, 11, 25, 12, 0), language="es")
+    with time_machine.travel(local(2026, 11, 26, 12, 0), tick=False):
+        booking_mark(booking_id=seen.pk, outcome="completed")
+    at(local(2026, 11, 26, 14, 0))
+    assert sent_to(sms_outbox)[-1] == (
+        "Glow Demo Med Spa: gracias por visitarnos para su cita de Botox. Si tiene un minuto, una reseña nos ayuda "
+        "mucho: https://g.page/r/glow/review"
+    )
+    at(local(2027, 2, 24, 9, 0))
+    nudge = sent_to(sms_outbox)[-1]
+    assert nudge.startswith("Glow Demo Med Spa: ya es tiempo de su proxima cita de Botox. Horarios disponibles: 1) ")
+    assert "; 2) " in nudge and "; 3) " in nudge and " (ET). Responda 1, 2 o 3 para reservar uno" in nudge
+    assert all(_gsm7_safe(b) for b in sent_to(sms_outbox))
+
+
+def test_spanish_reply_keywords():
+    replies = ["confirmo", "Sí!", "cambiar", "reprogramar", "cancelar mi cita", "quiero cancelarla", "donde estan?"]
+    assert [reply_keyword(t) for t in replies] == [
+        "confirm",
+        "confirm",
+        "reschedule",
+        "reschedule",
+        "cancel",
         "cancel",
         None,
     ]

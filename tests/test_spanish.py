@@ -9,6 +9,7 @@ import pytest
 import time_machine
 
 from conversation import i18n
+from lifecycle.services import texts_sweep
 from medspa.models import Clinic
 from medspa.spanish import gsm7
 from medspa.timetext import when_es
@@ -148,6 +149,39 @@ def test_spanish_keywords_are_classified_with_their_language():
     assert classify("no me manden mas mensajes").intent == Intent.OPT_OUT
     assert classify("AYUDA").intent == Intent.HELP and classify("AYUDA").language == "es"
     assert classify("STOP").language == "en" and classify("HELP").language == "en"
+
+
+# --- After the booking: its texts in the language it was made in (Booking.language) -------------------------------
+
+
+def test_a_booking_made_in_spanish_gets_its_confirmation_request_in_spanish_and_confirmo_confirms_it(patient):
+    book_in_spanish(patient)
+    booking = booked().get()
+    assert booking.language == "es"
+    # Thursday 1:30 PM: its confirmation request goes 48 h before, on Tuesday at 1:30 PM.
+    with time_machine.travel(datetime(2026, 11, 24, 13, 30, tzinfo=BOSTON), tick=False):
+        with patient.capture(execute=True):
+            texts_sweep()
+        (request,) = patient._new()
+        assert request.startswith("Glow Demo Med Spa: su cita de Botox con ")
+        assert "es el jue 26 nov, 1:30 PM ET. Responda C para confirmarla o R para cambiarla." in request
+        answer = patient.reply("confirmo")
+    assert answer == "Gracias, su cita esta confirmada: Botox el jue 26 nov, 1:30 PM ET. Lo esperamos."
+    booking.refresh_from_db()
+    assert booking.patient_confirmed_at is not None
+
+
+def test_a_booking_made_in_english_is_texted_in_english(patient):
+    patient.reply("hi, can i get botox thursday afternoon")
+    patient.reply("2")
+    patient.reply("Jane Doe")
+    patient.pay()
+    assert booked().get().language == "en"
+    with time_machine.travel(datetime(2026, 11, 24, 13, 30, tzinfo=BOSTON), tick=False):
+        with patient.capture(execute=True):
+            texts_sweep()
+        (request,) = patient._new()
+    assert "Reply C to confirm or R to reschedule" in request
 
 
 # --- English unchanged, Spanish off --------------------------------------------------------------------------

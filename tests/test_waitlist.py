@@ -433,3 +433,57 @@ def test_the_admins_waitlist_lists_entries_with_their_offers_in_clinic_time(
     )
     entry.refresh_from_db()
     assert entry.state == "cancelled"
+
+
+# --- Spanish: an entry made in a Spanish conversation is offered in Spanish ---------------------------------------
+
+
+def test_a_spanish_patient_joins_in_spanish_and_gets_the_offer_in_spanish(
+    demo, patients, django_capture_on_commit_callbacks
+):
+    first_booking = fill_thursday(demo)
+    first, english = patients
+    question = first.reply("quiero botox el jueves")
+    assert question.startswith("No veo horarios de Botox disponibles") and "Responda SI" in question
+    assert first.reply("si").startswith("Listo. Le escribiré si se abre un horario de Botox")
+    entry = WaitlistEntry.objects.get(patient_phone=P1, state="waiting")
+    assert entry.language == "es"
+    join(english)  # behind the Spanish patient: gets nothing yet
+
+    cancel(django_capture_on_commit_callbacks, first_booking)
+    (offer_text,) = first._new()
+    assert offer_text == (
+        "Buenas noticias de Glow Demo Med Spa: se abrio un horario de Botox, jue 26 nov, 9:00 AM ET con Dr. Sarah "
+        "Smith. Se lo apartamos hasta las 10:30 AM ET. Le interesa? Responda SI y el nombre para la cita, o NO si no "
+        "lo quiere."
+    )
+    assert not set("áíóú¿¡") & set(offer_text)
+    offer = WaitlistOffer.objects.get()
+    assert offer.booking.language == "es"
+    assert "A nombre de quién" in first.reply("si")
+    link = first.reply("Maria Garcia")
+    assert link.startswith("Gracias, Maria. Le aparto Botox el jue 26 nov, 9:00 AM ET") and "/pay/" in link
+    (confirmation,) = first.pay()
+    assert confirmation.startswith("Su cita esta confirmada: Botox con Dr. Sarah Smith")
+
+
+def test_a_spanish_offer_with_the_deposit_link_and_no_to_it(demo, patients, django_capture_on_commit_callbacks):
+    first_booking = fill_thursday(demo)
+    first = patients[0]
+    first.reply("hola")
+    Conversation.objects.filter(patient_phone=P1).update(patient_name="Maria Garcia")
+    first.reply("quiero botox el jueves")
+    first.reply("si")
+    cancel(django_capture_on_commit_callbacks, first_booking)
+    (offer_text,) = first._new()
+    assert offer_text.startswith("Buenas noticias de Glow Demo Med Spa: se abrio un horario de Botox, jue 26 nov")
+    assert " Para reservarlo, pague el deposito de $50 aqui: " in offer_text and offer_text.endswith("(o responda NO)")
+    no = first.reply("no")
+    assert no == "Perfecto, ya liberé ese horario. Lo mantengo en la lista por si se abre otro."
+    assert WaitlistOffer.objects.get().state == "declined"
+
+
+def test_an_english_entry_is_offered_in_english_even_at_a_clinic_with_spanish_on(demo, patients):
+    fill_thursday(demo)
+    entry = join(patients[0])
+    assert entry.language == "en" and demo.spanish

@@ -3,6 +3,7 @@ freed time held for one waiting patient (``WaitlistOffer``). Only ``waitlist.ser
 
 from django.db import models
 
+from bookings.models import Booking
 from medspa.models import Clinic, Service
 from medspa.phones import validate_e164
 from medspa.tenancy import ClinicScopedQuerySet, validate_same_clinic
@@ -54,6 +55,13 @@ class WaitlistEntry(models.Model):
     )
     patient_phone = models.CharField(max_length=16, validators=[validate_e164])
     patient_name = models.CharField(max_length=120, blank=True)
+    language = models.CharField(
+        max_length=2,
+        choices=Booking.Language.choices,
+        default=Booking.Language.ENGLISH,
+        help_text="The language of the offer's text: the conversation's when the patient joined (the time held for "
+        "them is a booking in this language).",
+    )
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+")
     provider = models.ForeignKey(
         "emr.Provider", on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="Empty: any."

@@ -26,7 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bookings.models import Booking
-from bookings.services import AlreadyBooked, BookingStateError, SlotUnavailable, booking_hold
+from bookings.services import AlreadyBooked, BookingStateError, SlotUnavailable, booking_hold, booking_in_spanish
 from emr.availability import availability_for_day, availability_invalidate
 from emr.base import EmrError
 from emr.services import EmrConfigError, emr_client
@@ -35,7 +35,8 @@ from medspa.events import publish
 from medspa.models import StaffAlert
 from medspa.queueing import enqueue
 from medspa.retry import RetrySchedule
-from medspa.timetext import time_label, when_label
+from medspa.spanish import gsm7
+from medspa.timetext import time_label, when_es, when_label
 from messaging.compliance import next_send_time
 from messaging.models import Message
 from messaging.services import is_opted_out, message_queue
@@ -81,10 +82,20 @@ def waitlist_worth_offering(*, clinic, service, start, end) -> bool:
 
 
 def waitlist_propose(
-    *, conversation, service, start, end, label: str, day_start=None, day_end=None, patient_name="", now=None
+    *,
+    conversation,
+    service,
+    start,
+    end,
+    label: str,
+    day_start=None,
+    day_end=None,
+    patient_name="",
+    language=Booking.Language.ENGLISH,
+    now=None,
 ) -> WaitlistEntry:
     """The assistant asked whether to text the patient if a time opens: remembered until they answer (an earlier
-    unanswered question of the conversation lapses)."""
+    unanswered question of the conversation lapses). ``language``: the conversation's, for the offer's text."""
     now = now or timezone.now()
     with transaction.atomic():
         WaitlistEntry.objects.filter(conversation=conversation, state=Entry.PROPOSED).update(
@@ -95,6 +106,7 @@ def waitlist_propose(
             conversation=conversation,
             patient_phone=conversation.patient_phone,
             patient_name=patient_name[:120],
+            language=language if language in Booking.Language.values else Booking.Language.ENGLISH,
             service=service,
             window_start=max(start, now),
             window_end=min(end, now + LONGEST_WAIT),
@@ -141,7 +153,18 @@ def waitlist_answer(*, entry: WaitlistEntry, join: bool, now=None) -> WaitlistEn
     return entry
 
 
-def waitlist_join(*, conversation, service, start, end, label: str, day_start=None, day_end=None, now=None):
+def waitlist_join(
+    *,
+    conversation,
+    service,
+    start,
+    end,
+    label: str,
+    day_start=None,
+    day_end=None,
+    language=Booking.Language.ENGLISH,
+    now=None,
+):
     """Ask and answer at once (the LLM engine calls it after the patient's yes)."""
     entry = waitlist_propose(
         conversation=conversation,
@@ -152,6 +175,7 @@ def waitlist_join(*, conversation, service, start, end, label: str, day_start=No
         day_start=day_start,
         day_end=day_end,
         patient_name=conversation.patient_name,
+        language=language,
         now=now,
     )
     return waitlist_answer(entry=entry, join=True, now=now)
@@ -389,6 +413,7 @@ def _hold_for(entry, freed, settings_row, now) -> WaitlistOffer:
             patient_phone=entry.patient_phone,
             patient_name=entry.patient_name,
             conversation=entry.conversation,
+            language=entry.language,
             hold_minutes=settings_row.hold_minutes,
             now=now,
         )
@@ -413,6 +438,8 @@ def _hold_for(entry, freed, settings_row, now) -> WaitlistOffer:
 def offer_text(offer: WaitlistOffer, payment=None) -> str:
     clinic, booking = offer.clinic, offer.booking
     tz = clinic.tz
+    if booking_in_spanish(booking):
+        return _offer_text_es(offer, payment)
     opening = (
         f"Good news from {clinic.name}: a {booking.service.name} time opened up, {when_label(offer.start, tz)} with "
         f"{offer.provider.name}. It's held for you until {time_label(offer.expires_at, tz)}."
@@ -422,6 +449,27 @@ def offer_text(offer: WaitlistOffer, payment=None) -> str:
     if not offer.entry.patient_name:
         return f"{opening} Want it? Reply YES with the name to book under, or NO to pass."
     return f"{opening} Want it? Reply YES to book it, or NO to pass."
+
+
+def _offer_text_es(offer: WaitlistOffer, payment=None) -> str:
+    """The offer in Spanish (the held booking's language, from the entry): formal, GSM-7 safe (medspa/spanish.py);
+    the patient answers SI / NO, which the conversation reads in Spanish."""
+    clinic, booking, tz = offer.clinic, offer.booking, offer.clinic.tz
+    until = timezone.localtime(offer.expires_at, tz)
+    article = "la" if until.hour % 12 == 1 else "las"  # "hasta la 1:15 PM", "hasta las 2:15 PM"
+    opening = (
+        f"Buenas noticias de {clinic.name}: se abrió un horario de {booking.service.name}, "
+        f"{when_es(offer.start, tz)} con {offer.provider.name}. Se lo apartamos hasta {article} "
+        f"{time_label(offer.expires_at, tz)}."
+    )
+    if payment is not None and payment.link_url:
+        text = f"{opening} Para reservarlo, pague el depósito de {payment.amount_text} aquí: {payment.link_url} (o "
+        text += "responda NO)"
+    elif not offer.entry.patient_name:
+        text = f"{opening} Le interesa? Responda SI y el nombre para la cita, o NO si no lo quiere."
+    else:
+        text = f"{opening} Le interesa? Responda SI para reservarlo, o NO si no lo quiere."
+    return gsm7(text)
 
 
 def offer_send(*, offer_id: int, now=None) -> list:
