@@ -204,6 +204,7 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
     r"(?<!dark )(?<!brown )(?<!age )(?<!sun )(?<!red )spots?|"
     r"(can|could) i (come|get|do|have)|get in|fit me in|reserve|sign me up)\b",
     "price": r"\$|\b(how much(?! (time|longer|downtime))|prices?|pricing|priced|costs?|what do you charge|charges?|"
+    r"what (does|do|would|will) (a |an |the )?[a-z ]{2,30} (run|go for|set me back)|"
     r"rates?|fees?|expensive|cheap(er|est)?|specials?|deals?|discounts?|promos?|per unit|quote)\b",
     "cancel": r"\b(cancel(l?ed|l?ing|lation)?|(cant|cannot|can not|wont|unable to) make it|"
     r"not (going to|able to) make it|call it off)\b",
@@ -230,6 +231,7 @@ _REQUEST = re.compile(
     r"\b(book|booking|schedule me|sign me up|fit me in|reserve|squeeze me in|"
     r"(can|could|may) i (come|get|book|schedule|make|have|do) (in|by|an? |a time|a spot|an appointment|appointment)|"
     r"(can|could|may) i (book|schedule|come|get in|get(?! (it|that|this|them|my \w+|the \w+) back)|have|do)|"
+    r"(can|could|may) i (see|get in with|book with|go with)|"
     r"available|availability|"
     r"(a )?(different|another|other) (time|day|date)|(?<!my )(earliest|soonest|next) (you|one|time|thing)|"
     r"(?<!my )first (you|one|thing)|"

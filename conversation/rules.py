@@ -477,8 +477,8 @@ class RulesEngine(Engine):
             return None
         results = [r for r in t.tools.search_knowledge(t.text) if r.get("snippet")]
         for result in results[:2]:
-            if asked & set(terms(f"{result['title']} {result.get('passage') or result['snippet']}")):
-                return None  # the clinic's documents speak of it: the usual answer
+            if asked <= set(terms(f"{result['title']} {result.get('passage') or result['snippet']}")):
+                return None  # the clinic's documents speak of all it asks: the usual answer
         names = ", ".join(s.name for s in t.catalog[:8])
         return f"That isn't a treatment we offer, sorry. Our treatments are {names}. Would any of these interest you?"
 
@@ -511,6 +511,7 @@ class RulesEngine(Engine):
         """A wish to book, a time, or a service named: offer times (moving an appointment unless another)."""
         c = t.c
         booking_talk = "book" in t.wants or t.when is not None or (t.mentioned and c.state == Conversation.State.NEW)
+        booking_talk = booking_talk or bool(t.mentioned and parsing.asks_for_times(t.text))
         if c.state == Conversation.State.OFFERING and ("no" in t.wants or t.when is not None):
             booking_talk = True
         if not (booking_talk or (t.mentioned and "question" not in t.wants)):
