@@ -357,6 +357,8 @@ def intents(text: str) -> set[str]:
         found.discard("book")
         if found & {"cancel", "reschedule"} and _ABOUT_POLICY.search(s) and not re.search(r"\b(my|our) ", s):
             found -= {"cancel", "reschedule"}
+        if found & {"cancel", "reschedule"} and info and not _ACT_ON_MINE.search(s):
+            found -= {"cancel", "reschedule"}  # "if i end up cancelling do i get my deposit back?"
         if (
             found & {"cancel", "reschedule"}
             and re.search(r"^(how|what|whats|is|does|do you)\b", s)

@@ -117,6 +117,7 @@ DEALS = re.compile(
     r"insurance|gift cards?|loyalty|rewards?|membership|packages?)\b"
 )
 PRICE_WORDS = set(terms("how much cost costs price prices pricing charge charges get rid fix treat treatment do"))
+SAME_DAY = re.compile(r"\b(same day|that day|the same date)\b")
 URGENT_SCRIPT = (
     "If this is an emergency or you have trouble breathing, call 911 now. For anything else after your treatment, "
     "please call us right away{phone}. I've alerted our team and someone will reach out to you."
@@ -147,7 +148,10 @@ class _Turn:
     def read(cls, c, text, tools) -> "_Turn":
         tz, lowered, wants = c.clinic.tz, parsing.normalise(text), parsing.intents(text)
         catalog = [parsing.ServiceName(s.pk, s.name, tuple(s.aliases or ())) for s in tools.catalog()]
-        return cls(c, text, tools, tz, lowered, wants, catalog)
+        turn = cls(c, text, tools, tz, lowered, wants, catalog)
+        turn.provider = parsing.find_provider(text, tools.providers())
+        tools.prefer_provider(turn.provider)  # "with Dr. Johnson": the times found this turn are hers (if she does it)
+        return turn
 
 
 class RulesEngine(Engine):
@@ -202,6 +206,7 @@ class RulesEngine(Engine):
         "_health_question",
         "_duration",
         "_provider_question",
+        "_deposit_on_the_move",
         "_prices",
         "_not_offered",
         "_question",
@@ -329,6 +334,10 @@ class RulesEngine(Engine):
             return None
         booking = tools.start_reschedule()
         when = parsing.parse_when(t.text, now=tools.now, tz=t.tz)
+        if SAME_DAY.search(t.lowered):  # "same day is fine but later": the appointment's own day
+            when = parsing.parse_when(
+                f"{when_label(booking.start, t.tz).split(',')[0]} {t.lowered}", now=tools.now, tz=t.tz
+            )
         if when is None:
             return (
                 f"Sure! Your {booking.service.name} is on {when_label(booking.start, t.tz)}. "
@@ -392,12 +401,6 @@ class RulesEngine(Engine):
         offering, earlier = c.state == Conversation.State.OFFERING, c.service_id
         if t.mentioned:
             tools.choose_service(t.mentioned[0])
-        provider = parsing.find_provider(t.text, tools.providers())
-        if provider is not None and (
-            c.service_id is None or any(s.pk == c.service_id for s in provider.services.all())
-        ):
-            tools.prefer_provider(provider)
-        t.provider = provider
         t.when = parsing.parse_when(t.text, now=tools.now, tz=t.tz)
         if t.when is None and offering and earlier != c.service_id and c.time_preference:
             t.when = parsing.parse_when(c.time_preference, now=tools.now, tz=t.tz)  # another service, same time
@@ -500,6 +503,16 @@ class RulesEngine(Engine):
                 f"{upcoming.provider.name}. See you then!"
             )
         return self._answer(t.c, t.tools, self._about(t))
+
+    def _deposit_on_the_move(self, t):
+        """ "Does my deposit carry over?" while moving a paid appointment: it does."""
+        c = t.c
+        if not c.rescheduling_id or not re.search(r"\b(deposit|pay (again|twice|more)|charged again)\b", t.lowered):
+            return None
+        paid = _deposit_cents(c.rescheduling) if c.rescheduling else 0
+        amount = f"{format_cents(paid)} " if paid else ""
+        pick = f" {_pick_prompt(t.tools.offered())} to pick a new time." if c.offered_slots else ""
+        return f"Your {amount}deposit carries over to the new time: nothing more to pay now.{pick}"
 
     def _see_you(self, t):
         """ "ok thanks see you thursday": a goodbye, not a wish for times."""
@@ -843,15 +856,37 @@ class RulesEngine(Engine):
         if not results:
             tools.hand_off("a question the clinic's information does not answer")
             return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
+        body = self._answers(tools, text, results)
         if not steer:
-            return results[0].get("answer") or results[0]["snippet"]
+            return body
         steer = ""
         if c.state == Conversation.State.OFFERING and c.offered_slots and not parsing.is_health_question(text):
             steer = f" {_pick_prompt(tools.offered())} for one of the times above."
         elif self._offer_fits(c, tools, text, results):
             steer = " Would you like me to find you a time?"
-        # The sentences of the best passage that answer the question, whole, within two SMS segments (knowledge).
-        return (results[0].get("answer") or results[0]["snippet"]) + steer
+        return body + steer
+
+    def _answers(self, tools, text, results) -> str:
+        """The sentences of the best passage that answer the question, whole, within two SMS segments (knowledge).
+        A text that asks several questions ("do you take HSA? also do you do payment plans") gets the answer to
+        each, one passage per question, within MAX_ANSWERS_CHARS."""
+        first = results[0].get("answer") or results[0]["snippet"]
+        clauses = _question_clauses(text)
+        if len(clauses) < 2:
+            return first
+        answers, seen = [], set()
+        for clause in clauses[:3]:
+            found = [r for r in tools.search_knowledge(clause) if r.get("snippet") and r["kind"] == "document"]
+            if not found or found[0]["document_id"] in seen:
+                continue
+            seen.add(found[0]["document_id"])
+            answer = _sentences_within(
+                found[0].get("answer") or found[0]["snippet"], MAX_ANSWERS_CHARS - sum(len(a) + 1 for a in answers)
+            )
+            if len(answer) < 40:  # no room for a whole answer
+                break
+            answers.append(answer)
+        return " ".join(answers) if len(answers) > 1 else first
 
     def _offer_fits(self, c, tools, text, results) -> bool:
         """ "Find you a time?" after an answer only when booking is the natural next step: nothing in progress, a
@@ -866,6 +901,32 @@ class RulesEngine(Engine):
         if parsing.is_info_question(text) or re.search(r"\bafter\b", lowered):  # aftercare, the day itself
             return False
         return tools.upcoming_booking() is None
+
+
+MAX_ANSWERS_CHARS = 460  # several answers in one text: about three SMS segments
+_CLAUSE_SPLIT = re.compile(
+    r"\?+|\(\d\)|\b\d\)\s|\balso\b|\band (?=(can|do|does|is|are|will|what|how|where|when|should|would)\b)"
+)
+_ASKS = re.compile(r"^(what|whats|how|do|does|is|are|can|could|would|will|when|where|why|which|who|should|any)\b")
+
+
+def _question_clauses(text: str) -> list[str]:
+    """The questions a text asks, each on its own ("do you take hsa cards", "do u do financing"); one question (or
+    none) when it asks one."""
+    lowered = parsing.normalise(text)
+    parts = [p.strip(" ,.;:!-") for p in _CLAUSE_SPLIT.split(lowered) if p]
+    return [p for p in parts if len(p.split()) >= 3 and (_ASKS.match(p) or parsing.is_info_question(p))]
+
+
+def _sentences_within(text: str, budget: int) -> str:
+    """The passage's first whole sentences that fit in ``budget`` characters (empty when not even one does)."""
+    kept = ""
+    for sentence in re.findall(r".+?[.!?](?=\s|$)|.+$", text.strip()):
+        candidate = f"{kept} {sentence.strip()}".strip()
+        if len(candidate) > budget:
+            break
+        kept = candidate
+    return kept
 
 
 def _with_zone(label: str, tz, now) -> str:

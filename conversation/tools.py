@@ -161,11 +161,14 @@ class Tools:
             logger.warning("find_open_times: EMR not configured clinic=%s", self.clinic.pk)
             self._schedule_unreadable("the EMR is not configured")
         tz = self.clinic.tz
+        provider = self.provider
+        if provider is not None and not provider.services.filter(pk=service.pk).exists():
+            provider = None  # the provider asked for does not do it: every provider who does
         candidates, day = [], start.astimezone(tz).date()
         while day <= end.astimezone(tz).date():
             try:
                 slots = availability_for_day(
-                    client=client, clinic=self.clinic, service=service, day=day, provider=self.provider
+                    client=client, clinic=self.clinic, service=service, day=day, provider=provider
                 )
             except EmrError:
                 logger.warning("find_open_times: EMR error clinic=%s", self.clinic.pk, exc_info=True)
