@@ -197,10 +197,11 @@ def test_eval_command_prints_recall(demo, capsys):
 
 
 def test_outside_questions_dev_half_meets_the_target(demo):
-    """The outside author's dev half (knowledge/eval/OUTSIDE-QUESTIONS.md): the right document first >= 85%, in
-    the top three >= 97%. The test half is not run here: it is only run to report (docs/BENCHMARKS.md)."""
+    """The outside authors' dev half (knowledge/eval/OUTSIDE-QUESTIONS.md: the first author's 80 and the second
+    author's 120): the right document first >= 85%, in the top three >= 97%. The test half is not run here: it is
+    only run to report (docs/BENCHMARKS.md)."""
     report = knowledge_evaluate(clinic=demo, questions_file=HALVES["dev"])
-    assert report.total == 80
+    assert report.total == 200
     assert report.recall_at_1 >= 0.85, report.misses
     assert report.recall_at_3 >= 0.97, report.misses
 
