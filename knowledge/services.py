@@ -40,6 +40,9 @@ TITLE_WEIGHT = 0.6
 TITLE_HEAD = 1.5  # a concept in the title's first word counts this much more
 OTHER_SUBJECT = 0.3
 RESULT_CACHE_SECONDS = 600
+PRICE = stem("price")
+PRICE_MARK = 1
+_AMOUNT = re.compile(r"\$\d")
 PRICE_TERMS = {stem(w) for w in ["price", "prices", "cost", "much", "charge", "pricing", "expensive", "fee"]}
 
 
@@ -234,6 +237,8 @@ def _index(clinic: Clinic, version: str) -> _Index:
             prefix = len(title_terms) * TITLE_REPEAT
             body = chunk_terms[prefix:] if chunk_terms[:prefix] == title_terms * TITLE_REPEAT else chunk_terms
             tf = Counter(body)
+            if PRICE_MARK and _AMOUNT.search(text):  # "$350 per session" states a price without the word
+                tf[PRICE] += 1
             head = title_terms[0] if title_terms else ""
             chunks.append(_Chunk(document_id, title, text, tf, len(body), frozenset(title_terms), head, []))
             df.update(tf.keys())

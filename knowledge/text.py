@@ -337,6 +337,11 @@ QUERY_PHRASES = [
     (re.compile(r"\b(breaking|break|broke|broken) out\b"), "breakout"),
     (re.compile(r"\b(go|goes|going|gone|went) away\b"), "fade"),
     (re.compile(r"\bpayment plans?\b"), "financing plan"),
+    # phrasal verbs whose words alone mean something else ("work", "wear", "kick")
+    (re.compile(r"\b(work|works|working|worked) out\b"), "workout"),
+    (re.compile(r"\b(wear|wears|wearing|wore|worn) off\b"), "last"),
+    (re.compile(r"\b(kick|kicks|kicking|kicked) in\b"), r"\1 in results show"),
+    (re.compile(r"\b(show|showing|showed) up\b"), "arrive"),
     # a stated age asks about the age rules: "im 17", "my daughter is 15"
     (re.compile(r"\b(im|i am|is|she s|he s|shes|hes) (1[0-9])\b(?! (hours|days|weeks|months|units))"), r"\2 age"),
     # a number of hours is a duration ("my appt is in 3 hours"), not the opening hours
