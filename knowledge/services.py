@@ -38,7 +38,7 @@ INDEX_VERSION = "2"
 SYNONYM_WEIGHT = 0.5
 TITLE_WEIGHT = 0.6
 TITLE_HEAD = 1.5  # a concept in the title's first word counts this much more
-OTHER_SUBJECT = 0.3
+OTHER_SUBJECT = 0.3  # a service's words, in a document about another service (see _bm25)
 RESULT_CACHE_SECONDS = 600
 PRICE = stem("price")
 PRICE_MARK = 1
@@ -343,12 +343,13 @@ def _bm25(
     concepts: list[dict[str, float]],
     idf: dict[str, float],
     subjects: frozenset = frozenset(),
-    named_heads: frozenset = frozenset(),
 ) -> dict[int, tuple[float, int]]:
     """Best passage score per document: {document_id: (score, chunk index)}. Two fields: the passage's words
     (BM25) and the document's title, where each concept the title holds adds TITLE_WEIGHT times its rarity among
     the clinic's titles: a title says what a document is about, so "hours" in "Hours and Location" outweighs
-    "24 hours" in an aftercare passage, while a word every title shares adds little."""
+    "24 hours" in an aftercare passage, while a word every title shares adds little. ``subjects``: the first word
+    of each service's name; a passage of a document about a service the question does not bring up ("Dysport ...
+    Compares to Botox", asked about Botox) counts the words of the services it does bring up at OTHER_SUBJECT."""
     n_titles = index.documents
     title_idf = {
         t: math.log(1 + (n_titles - index.title_df[t] + 0.5) / (index.title_df[t] + 0.5))
@@ -359,13 +360,14 @@ def _bm25(
     # A synonym is evidence of the question's word, never more telling than the word itself: it is weighed by the
     # rarer of the two ("forehead" does not outweigh the "botox" it stands in for).
     word_idf = [min(idf[t] for t, w in c.items() if w == max(c.values())) if c else 0.0 for c in concepts]
+    asked = subjects & {t for c in concepts for t in c}  # the services the question names, or evokes by a synonym
     best = {}
     for i, chunk in enumerate(index.chunks):
         norm = K1 * (1 - B + B * chunk.length / index.avgdl)
         score = 0.0
-        # A passage whose document is about another service ("Dysport ... Compares to Botox") counts the named
-        # service's words at OTHER_SUBJECT: it mentions them, but it is not about them.
-        other = chunk.title_head in subjects and chunk.title_head not in named_heads
+        # A document about another service mentions the asked one (a comparison, a combination) without being
+        # about it.
+        other = chunk.title_head in subjects and chunk.title_head not in asked
         for concept, cap in zip(concepts, word_idf, strict=True):
             body = title = 0.0
             for term, weight in concept.items():
@@ -375,7 +377,7 @@ def _bm25(
                 if term in chunk.title_terms:
                     head = TITLE_HEAD if term == chunk.title_head and weight >= 1.0 else 1.0
                     title = max(title, weight * title_idf[term] * head)
-            if other and named_heads & concept.keys():
+            if other and asked & concept.keys():
                 body, title = body * OTHER_SUBJECT, title * OTHER_SUBJECT
             score += body + TITLE_WEIGHT * title
         if score > best.get(chunk.document_id, (0.0, -1))[0]:
@@ -501,7 +503,7 @@ def knowledge_search(*, clinic: Clinic, query: str, k: int = 5) -> list[dict]:
     concepts, original = _query_concepts(query, index, services)
     idf = _idf(index, concepts)
     named = _named_services(original, services)
-    scored = _bm25(index, concepts, idf, _heads(services), _heads(named))
+    scored = _bm25(index, concepts, idf, _heads(services))
     documents = [
         {
             "kind": "document",
