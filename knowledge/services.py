@@ -39,6 +39,7 @@ SYNONYM_WEIGHT = 0.5
 TITLE_WEIGHT = 0.6
 TITLE_HEAD = 1.5  # a concept in the title's first word counts this much more
 OTHER_SUBJECT = 0.3  # a service's words, in a document about another service (see _bm25)
+OPENING_WEIGHT = 0.2  # a concept the passage's first sentence holds (where a document states its subject)
 RESULT_CACHE_SECONDS = 600
 PRICE = stem("price")
 PRICE_MARK = 1
@@ -202,6 +203,7 @@ class _Chunk(NamedTuple):
     title_terms: frozenset
     title_head: str  # the title's first word: what the document is about ("Botox" Pricing, "Aftercare" for ...)
     sentences: list  # [sentences, their terms], filled on the first answer quoted from the passage
+    opening: frozenset = frozenset()  # the terms of the passage's first sentence
 
 
 @dataclass
@@ -240,7 +242,8 @@ def _index(clinic: Clinic, version: str) -> _Index:
             if PRICE_MARK and _AMOUNT.search(text):  # "$350 per session" states a price without the word
                 tf[PRICE] += 1
             head = title_terms[0] if title_terms else ""
-            chunks.append(_Chunk(document_id, title, text, tf, len(body), frozenset(title_terms), head, []))
+            opening = frozenset(terms(next(iter(sentences(text)), "")))
+            chunks.append(_Chunk(document_id, title, text, tf, len(body), frozenset(title_terms), head, [], opening))
             df.update(tf.keys())
             titles[document_id] = frozenset(title_terms)
         title_df = Counter(t for title_terms in titles.values() for t in title_terms)
@@ -377,6 +380,9 @@ def _bm25(
                 if term in chunk.title_terms:
                     head = TITLE_HEAD if term == chunk.title_head and weight >= 1.0 else 1.0
                     title = max(title, weight * title_idf[term] * head)
+            if OPENING_WEIGHT:  # the first sentence as a field of its own, like the title
+                first = max((w * min(idf[t], cap) for t, w in concept.items() if t in chunk.opening), default=0.0)
+                body += OPENING_WEIGHT * first
             if other and asked & concept.keys():
                 body, title = body * OTHER_SUBJECT, title * OTHER_SUBJECT
             score += body + TITLE_WEIGHT * title
