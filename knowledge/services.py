@@ -1,8 +1,8 @@
 """Clinic knowledge: storing documents (chunked and indexed on save) and searching them, one clinic at a time.
 
-Search is BM25 over the clinic's chunks (title terms count twice), with texting shorthand expanded, words stemmed,
-medspa synonyms and the clinic's own service names and aliases added, and misspelled words corrected against the
-clinic's vocabulary. The service catalog is searched too, so a price question returns the exact catalog entry.
+Search is BM25 over the clinic's chunks with the title and the first sentence as fields of their own, texting
+shorthand expanded, words stemmed, medspa synonyms and the clinic's own service names and aliases added, and
+misspelled words corrected into the clinic's names (services, titles, synonyms). The service catalog is searched too, so a price question returns the exact catalog entry.
 It runs the same on SQLite and PostgreSQL; docs/DECISIONS.md says why this method and what it measured.
 """
 
