@@ -1,12 +1,11 @@
 """Clinic knowledge: storing documents (chunked and indexed on save) and searching them, one clinic at a time.
 
-Search is BM25 over the clinic's chunks (title terms count twice), with texting shorthand expanded, words stemmed,
-medspa synonyms and the clinic's own service names and aliases added, and misspelled words corrected against the
-clinic's vocabulary. The service catalog is searched too, so a price question returns the exact catalog entry.
+Search is BM25 over the clinic's chunks with the title and the first sentence as fields of their own, texting
+shorthand expanded, words stemmed, medspa synonyms and the clinic's own service names and aliases added, and
+misspelled words corrected into the clinic's names (services, titles, synonyms). The service catalog is searched too, so a price question returns the exact catalog entry.
 It runs the same on SQLite and PostgreSQL; docs/DECISIONS.md says why this method and what it measured.
 """
 
-import difflib
 import hashlib
 import logging
 import math
@@ -22,7 +21,7 @@ from django.db.models import Count, Max
 from medspa.models import Clinic, Service
 
 from .models import KnowledgeChunk, KnowledgeDocument
-from .text import domain_terms, expand, query_terms, stem, terms
+from .text import domain_terms, domain_words, expand, misspelling_of, query_terms, stem, terms, words
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +38,12 @@ INDEX_VERSION = "2"
 SYNONYM_WEIGHT = 0.5
 TITLE_WEIGHT = 0.6
 TITLE_HEAD = 1.5  # a concept in the title's first word counts this much more
+OTHER_SUBJECT = 0.3  # a service's words, in a document about another service (see _bm25)
+OPENING_WEIGHT = 0.2  # a concept the passage's first sentence holds (where a document states its subject)
 RESULT_CACHE_SECONDS = 600
+PRICE = stem("price")
+PRICE_MARK = 1
+_AMOUNT = re.compile(r"\$\d")
 PRICE_TERMS = {stem(w) for w in ["price", "prices", "cost", "much", "charge", "pricing", "expensive", "fee"]}
 
 
@@ -199,6 +203,7 @@ class _Chunk(NamedTuple):
     title_terms: frozenset
     title_head: str  # the title's first word: what the document is about ("Botox" Pricing, "Aftercare" for ...)
     sentences: list  # [sentences, their terms], filled on the first answer quoted from the passage
+    opening: frozenset = frozenset()  # the terms of the passage's first sentence
 
 
 @dataclass
@@ -209,6 +214,7 @@ class _Index:
     title_df: Counter  # documents whose title contains a term
     documents: int
     vocabulary: list
+    title_words: frozenset  # the titles' words as written: what a misspelling may be corrected to
 
 
 _indexes: dict = {}  # (clinic_id, version) -> _Index, in this process
@@ -233,13 +239,17 @@ def _index(clinic: Clinic, version: str) -> _Index:
             prefix = len(title_terms) * TITLE_REPEAT
             body = chunk_terms[prefix:] if chunk_terms[:prefix] == title_terms * TITLE_REPEAT else chunk_terms
             tf = Counter(body)
+            if PRICE_MARK and _AMOUNT.search(text):  # "$350 per session" states a price without the word
+                tf[PRICE] += 1
             head = title_terms[0] if title_terms else ""
-            chunks.append(_Chunk(document_id, title, text, tf, len(body), frozenset(title_terms), head, []))
+            opening = frozenset(terms(next(iter(sentences(text)), "")))
+            chunks.append(_Chunk(document_id, title, text, tf, len(body), frozenset(title_terms), head, [], opening))
             df.update(tf.keys())
             titles[document_id] = frozenset(title_terms)
         title_df = Counter(t for title_terms in titles.values() for t in title_terms)
         avgdl = sum(c.length for c in chunks) / len(chunks) if chunks else 1.0
-        index = _Index(chunks, df, avgdl or 1.0, title_df, len(titles), sorted(set(df) | set(title_df)))
+        title_words = frozenset(w for chunk in chunks for w in words(chunk.title))
+        index = _Index(chunks, df, avgdl or 1.0, title_df, len(titles), sorted(set(df) | set(title_df)), title_words)
         for old in [k for k in _indexes if k[0] == clinic.pk]:
             del _indexes[old]
         _indexes[key] = index
@@ -252,15 +262,8 @@ def _query_concepts(query: str, index: _Index, services) -> tuple[list[dict[str,
     synonyms of one word does not outrank a passage that answers the other words of the question. A service the
     question names by one of its aliases ("tox", "lip injections") is that service: its name's words join the
     concept of the alias at full weight."""
-    # Words we understand are never "corrected" into a similar-looking word of the clinic's documents.
-    known = set(index.vocabulary) | domain_terms()
     concepts, seen = [], set()
-    for term, weight in query_terms(query):
-        if term not in known and len(term) >= 4 and not term.isdigit():
-            # A misspelling keeps its first letter ("botx", "fillr"): "honest" is not "congest".
-            vocabulary = [v for v in index.vocabulary if v[0] == term[0]]
-            close = difflib.get_close_matches(term, vocabulary, n=1, cutoff=0.75)
-            term = close[0] if close else term
+    for term, weight in query_terms(_corrected(query, index, services)):
         if term in seen:
             continue
         seen.add(term)
@@ -282,6 +285,27 @@ def _query_concepts(query: str, index: _Index, services) -> tuple[list[dict[str,
     return concepts, original
 
 
+def _corrected(query: str, index: _Index, services) -> str:
+    """The question with its misspelled names corrected ("botx", "juvaderm", "fillr"): a word of four letters or
+    more that neither the clinic's passages nor the synonym groups know, corrected only into a word that names
+    something (a service or alias, a document title's word, a synonym group's word), never into any word the
+    passages happen to use ("lunch break" is not "breakout", "freezing" not "free")."""
+    known = set(index.vocabulary) | domain_terms()
+    names = set(domain_words()) | set(index.title_words)
+    for service in services:
+        for name in [service.name, *service.aliases]:
+            known.update(terms(name))
+            names.update(words(name))
+    candidates = [w for w in names if len(w) >= 3 and not w.isdigit()]
+    out = []
+    for word in words(query):
+        stemmed = terms(word)
+        if stemmed and stemmed[0] not in known and len(word) >= 4 and not word.isdigit():
+            word = misspelling_of(word, candidates) or word
+        out.append(word)
+    return " ".join(out)
+
+
 def _named(original: set[str], services) -> list[tuple]:
     """The services the question names, each with the words that name it (its name or an alias), leaving out one
     named only by words that name another more fully ("lip fillers" names Lip Filler, not Dermal Filler)."""
@@ -295,6 +319,11 @@ def _named(original: set[str], services) -> list[tuple]:
 
 def _service_terms(service) -> list[set[str]]:
     return [set(terms(name)) for name in [service.name, *service.aliases] if terms(name)]
+
+
+def _heads(services) -> frozenset[str]:
+    """The first word of each service's name: what a document whose title starts with it is about."""
+    return frozenset(t[0] for t in (terms(s.name) for s in services) if t)
 
 
 def _named_services(original: set[str], services):
@@ -312,11 +341,18 @@ def _idf(index: _Index, concepts: list[dict[str, float]]) -> dict[str, float]:
     return idf
 
 
-def _bm25(index: _Index, concepts: list[dict[str, float]], idf: dict[str, float]) -> dict[int, tuple[float, int]]:
+def _bm25(
+    index: _Index,
+    concepts: list[dict[str, float]],
+    idf: dict[str, float],
+    subjects: frozenset = frozenset(),
+) -> dict[int, tuple[float, int]]:
     """Best passage score per document: {document_id: (score, chunk index)}. Two fields: the passage's words
     (BM25) and the document's title, where each concept the title holds adds TITLE_WEIGHT times its rarity among
     the clinic's titles: a title says what a document is about, so "hours" in "Hours and Location" outweighs
-    "24 hours" in an aftercare passage, while a word every title shares adds little."""
+    "24 hours" in an aftercare passage, while a word every title shares adds little. ``subjects``: the first word
+    of each service's name; a passage of a document about a service the question does not bring up ("Dysport ...
+    Compares to Botox", asked about Botox) counts the words of the services it does bring up at OTHER_SUBJECT."""
     n_titles = index.documents
     title_idf = {
         t: math.log(1 + (n_titles - index.title_df[t] + 0.5) / (index.title_df[t] + 0.5))
@@ -327,10 +363,14 @@ def _bm25(index: _Index, concepts: list[dict[str, float]], idf: dict[str, float]
     # A synonym is evidence of the question's word, never more telling than the word itself: it is weighed by the
     # rarer of the two ("forehead" does not outweigh the "botox" it stands in for).
     word_idf = [min(idf[t] for t, w in c.items() if w == max(c.values())) if c else 0.0 for c in concepts]
+    asked = subjects & {t for c in concepts for t in c}  # the services the question names, or evokes by a synonym
     best = {}
     for i, chunk in enumerate(index.chunks):
         norm = K1 * (1 - B + B * chunk.length / index.avgdl)
         score = 0.0
+        # A document about another service mentions the asked one (a comparison, a combination) without being
+        # about it.
+        other = chunk.title_head in subjects and chunk.title_head not in asked
         for concept, cap in zip(concepts, word_idf, strict=True):
             body = title = 0.0
             for term, weight in concept.items():
@@ -340,6 +380,11 @@ def _bm25(index: _Index, concepts: list[dict[str, float]], idf: dict[str, float]
                 if term in chunk.title_terms:
                     head = TITLE_HEAD if term == chunk.title_head and weight >= 1.0 else 1.0
                     title = max(title, weight * title_idf[term] * head)
+            if OPENING_WEIGHT:  # the first sentence as a field of its own, like the title
+                first = max((w * min(idf[t], cap) for t, w in concept.items() if t in chunk.opening), default=0.0)
+                body += OPENING_WEIGHT * first
+            if other and asked & concept.keys():
+                body, title = body * OTHER_SUBJECT, title * OTHER_SUBJECT
             score += body + TITLE_WEIGHT * title
         if score > best.get(chunk.document_id, (0.0, -1))[0]:
             best[chunk.document_id] = (score, i)
@@ -463,8 +508,8 @@ def knowledge_search(*, clinic: Clinic, query: str, k: int = 5) -> list[dict]:
     services = list(Service.objects.for_clinic(clinic).filter(active=True))
     concepts, original = _query_concepts(query, index, services)
     idf = _idf(index, concepts)
-    scored = _bm25(index, concepts, idf)
     named = _named_services(original, services)
+    scored = _bm25(index, concepts, idf, _heads(services))
     documents = [
         {
             "kind": "document",

@@ -50,6 +50,8 @@ SHORTHAND = {
     "addy": "address",
     "preggo": "pregnant",
     "preggers": "pregnant",
+    "chem": "chemical",
+    "diff": "difference",
 }
 
 # Groups of words that mean the same thing to a medspa patient. A query word found in a group brings the group.
@@ -91,6 +93,46 @@ SYNONYM_GROUPS = [
     "wedding event events party",
     "sick illness flu fever covid",
     "difference different differ compare compares comparison versus unlike",
+    # How patients name what the documents say, general to any med spa (not taken from any question set).
+    "workout workouts exercise exercising gym sweat sweating cardio weights lifting pilates spin strenuous",
+    "alcohol drink drinking drinks wine beer booze cocktail cocktails",
+    "sauna saunas steam jacuzzi",
+    "lie lying lay laying nap napping",
+    "smile nasolabial laugh fold folds marionette",
+    "volume hollow hollows sunken plump plumper",
+    "swelling swollen swell puffy puffiness",
+    "pore pores clogged congestion blackhead blackheads whitehead whiteheads extraction extractions",
+    "pigmentation hyperpigmentation melasma sunspots discoloration freckles spots",
+    "scars scar scarring pitted",
+    "bikini brazilian",
+    "underarm underarms armpit armpits",
+    "gray grey",
+    "pluck plucking tweeze tweezing thread threading",
+    "surgery surgical liposuction lipo",
+    "jowl jowls neck chin",
+    "consultation consult advice advise recommendation",
+    "quote estimate",
+    "forms paperwork intake",
+    "thinners aspirin ibuprofen advil motrin aleve",
+    "retinoid retinoids retinol retin tretinoin",
+    "provider qualified experienced certified licensed credentials trained",
+    "weekend weekends saturday sunday",
+    "evening evenings night nights afternoon",
+    "rideshare uber lyft taxi cab",
+    "pay visa mastercard amex venmo zelle paypal",
+    "financing afterpay klarna affirm installment",
+    "promotion coupon coupons membership referral referrals rewards reward points",
+    "age daughter son kid kids child children underage",
+    "breastfeeding breastfeed pumping postpartum ttc",
+    "hurt sting stings pinch numb painless anesthetic lidocaine",
+    "downtime recovery recover",
+    "gift voucher vouchers certificate certificates",
+    "expire expires expiration valid",
+    "uneven asymmetry asymmetrical lopsided crooked",
+    "brow brows eyebrow eyebrows",
+    "injection injections inject injected injectable injectables shot shots needle needles",
+    "price money bucks dollars budget pricey spend",
+    "accutane isotretinoin absorica claravis",
 ]
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
@@ -112,6 +154,46 @@ def _synonym_index() -> dict[str, frozenset[str]]:
 def domain_terms() -> frozenset[str]:
     """Every stem the synonym groups know."""
     return frozenset(_synonym_index())
+
+
+@lru_cache(maxsize=1)
+def domain_words() -> frozenset[str]:
+    """Every word of the synonym groups, as written: what a misspelling may be corrected to."""
+    return frozenset(w for group in SYNONYM_GROUPS for w in group.split())
+
+
+def edit_distance(a: str, b: str, bound: int) -> int:
+    """Damerau-Levenshtein distance (a swap of two neighbours is one edit), or ``bound + 1`` once it exceeds
+    ``bound``."""
+    if abs(len(a) - len(b)) > bound:
+        return bound + 1
+    before, row = None, list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            cost = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (ca != cb))
+            if before is not None and i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cost = min(cost, before[j - 2] + 1)
+            current.append(cost)
+        if min(current) > bound:
+            return bound + 1
+        before, row = row, current
+    return row[-1]
+
+
+def misspelling_of(word: str, candidates) -> str | None:
+    """The candidate ``word`` is a misspelling of: same first letter, one edit away (two for a word of seven
+    letters or more: "juvaderm"), the nearest and then the shortest. A real word that is merely near a candidate
+    ("spring" / "syringe", "scared" / "scars") is two edits away and stays as it is."""
+    bound = 1 if len(word) <= 6 else 2
+    best = None
+    for candidate in candidates:
+        if candidate[:1] != word[:1] or candidate == word:
+            continue
+        distance = edit_distance(word, candidate, bound)
+        if distance <= bound and (best is None or (distance, len(candidate), candidate) < best):
+            best = (distance, len(candidate), candidate)
+    return best[2] if best else None
 
 
 def words(text: str) -> list[str]:
@@ -231,6 +313,9 @@ WEAK_WORDS = frozenset(
     ]
 )
 WEAK_WEIGHT = 0.4
+# A number in a question is most often the patient's own ("in 3 hours", "4 days ago", "20 wks"), not the one a
+# document states: it counts as a weak word.
+NUMBER_WEIGHT = 0.4
 
 
 def terms(text: str) -> list[str]:
@@ -252,6 +337,11 @@ QUERY_PHRASES = [
     (re.compile(r"\b(breaking|break|broke|broken) out\b"), "breakout"),
     (re.compile(r"\b(go|goes|going|gone|went) away\b"), "fade"),
     (re.compile(r"\bpayment plans?\b"), "financing plan"),
+    # phrasal verbs whose words alone mean something else ("work", "wear", "kick")
+    (re.compile(r"\b(work|works|working|worked) out\b"), "workout"),
+    (re.compile(r"\b(wear|wears|wearing|wore|worn) off\b"), "last"),
+    (re.compile(r"\b(kick|kicks|kicking|kicked) in\b"), r"\1 in results show"),
+    (re.compile(r"\b(show|showing|showed) up\b"), "arrive"),
     # a stated age asks about the age rules: "im 17", "my daughter is 15"
     (re.compile(r"\b(im|i am|is|she s|he s|shes|hes) (1[0-9])\b(?! (hours|days|weeks|months|units))"), r"\2 age"),
     # a number of hours is a duration ("my appt is in 3 hours"), not the opening hours
@@ -280,7 +370,10 @@ def query_terms(text: str) -> list[tuple[str, float]]:
     for pattern, word, weight in QUESTION_WORDS:
         if pattern.search(lowered):
             weights[stem(word)] = weight
-    out = [(t, weights.get(t, WEAK_WEIGHT if t in WEAK_WORDS else 1.0)) for t in terms(lowered)]
+    out = [
+        (t, weights.get(t, NUMBER_WEIGHT if t.isdigit() else WEAK_WEIGHT if t in WEAK_WORDS else 1.0))
+        for t in terms(lowered)
+    ]
     for pattern, word, weight in QUESTION_CUES:
         if pattern.search(lowered) and stem(word) not in {t for t, _ in out}:
             out.append((stem(word), weight))

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from knowledge.evaluation import DEMO_QUESTIONS, HALVES, knowledge_evaluate
 from knowledge.models import KnowledgeChunk, KnowledgeDocument
 from knowledge.services import ANSWER_CHARS, chunk_text, document_upsert, documents_load, knowledge_search, sentences
+from knowledge.text import edit_distance, misspelling_of
 from medspa.clinic_file import DEMO_CLINIC_FILE
 
 from .conftest import make_clinic, make_service, make_staff
@@ -197,10 +198,11 @@ def test_eval_command_prints_recall(demo, capsys):
 
 
 def test_outside_questions_dev_half_meets_the_target(demo):
-    """The outside author's dev half (knowledge/eval/OUTSIDE-QUESTIONS.md): the right document first >= 85%, in
-    the top three >= 97%. The test half is not run here: it is only run to report (docs/BENCHMARKS.md)."""
+    """The outside authors' dev half (knowledge/eval/OUTSIDE-QUESTIONS.md: the first author's 80 and the second
+    author's 120): the right document first >= 85%, in the top three >= 97%. The test half is not run here: it is
+    only run to report (docs/BENCHMARKS.md)."""
     report = knowledge_evaluate(clinic=demo, questions_file=HALVES["dev"])
-    assert report.total == 80
+    assert report.total == 200
     assert report.recall_at_1 >= 0.85, report.misses
     assert report.recall_at_3 >= 0.97, report.misses
 
@@ -291,3 +293,26 @@ def test_demo_documents_only_quote_catalog_prices(demo):
             assert price.replace(",", "") in allowed, (document.title, price)
     assert DEMO_CLINIC_FILE.exists() and DEMO_QUESTIONS.exists()
     assert documents_load  # the bulk loader is the one the API and the command share
+
+
+def test_misspellings_are_corrected_only_into_near_names():
+    names = ["juvederm", "botox", "filler", "syringe", "scars", "breakout", "free"]
+    assert misspelling_of("juvaderm", names) == "juvederm"  # two from seven letters: one here
+    assert misspelling_of("botx", names) == "botox" and misspelling_of("fillr", names) == "filler"
+    # real words near a name stay themselves: two edits away, or only a prefix of it
+    assert [misspelling_of(w, names) for w in ["spring", "scared", "break", "freezing"]] == [None] * 4
+    assert edit_distance("dysprot", "dysport", 2) == 1  # a swap of neighbours is one edit
+    assert edit_distance("lunch", "breakout", 2) == 3  # beyond the bound: bound + 1
+
+
+def test_a_document_about_another_service_does_not_win_the_asked_services_question(demo):
+    """The Dysport document compares itself to Botox and names Botox more often than the Botox document does."""
+    assert (
+        top_document(demo, "is botox good for the lines on my forehead")["title"] == "Botox Pricing, Units and Results"
+    )
+    assert top_document(demo, "whats the difference between dysport and botox")["title"].startswith("Dysport")
+
+
+def test_patients_words_for_what_the_documents_say(demo):
+    assert top_document(demo, "can i hit the gym after filler")["title"].startswith("Aftercare for Botox")
+    assert top_document(demo, "my daughter is 15 can she get a facial")["title"] == "Age Requirements and Consent"

@@ -7,7 +7,7 @@ from medspa.models import Clinic
 class Command(BaseCommand):
     help = (
         "Print recall@1 and recall@3 of knowledge search on an evaluation set. Without FILE: the demo clinic file, "
-        "freshly indexed in a transaction that is rolled back, on its own questions, or with --half dev|test on "
+        "freshly indexed in a transaction that is rolled back, on its own questions, or with --half dev|dev-2|test on "
         "the outside questions (knowledge/eval/OUTSIDE-QUESTIONS.md); the test half prints its figures only. "
         "With FILE: that set on a clinic of the database (--clinic)."
     )
@@ -15,7 +15,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", nargs="?", help="a questions file (default: the demo clinic's own set)")
         parser.add_argument("--clinic", default="demo-clinic-001", help="the clinic of the database FILE is run on")
-        parser.add_argument("--half", choices=sorted(HALVES), help="the outside questions' dev or test half")
+        parser.add_argument(
+            "--half",
+            choices=sorted(HALVES),
+            help="the outside questions' dev half (both dev files), dev-2 (the second author's alone) or test half",
+        )
 
     def handle(self, *args, file, clinic, half, **options):
         if half and file:
