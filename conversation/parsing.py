@@ -200,7 +200,8 @@ def find_provider(text: str, providers: list) -> object | None:
 INTENTS = ("book", "price", "cancel", "reschedule", "human", "yes", "no", "greeting", "thanks", "question")
 
 _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
-    "book": r"\b(book|booking|come (in|by)|coming in|available|availability|openings?|slots?|"
+    "book": r"\b(book|booking|come (in|by)|coming in|available|availability|openings?|slots?|lets do|let us do|"
+    r"ill (do|take|go with)|go with|sign me up for|"
     r"(?<!dark )(?<!brown )(?<!age )(?<!sun )(?<!red )spots?|"
     r"(can|could) i (come|get|do|have)|get in|fit me in|reserve|sign me up)\b",
     "price": r"\$|\b(how much(?! (time|longer|downtime))|prices?|pricing|priced|costs?|what do you charge|charges?|"
@@ -250,8 +251,16 @@ _REQUEST = re.compile(
     r"sunday|tomorrow|today|week|weekend|morning|afternoon|evening))\b"
 )
 # A health or safety question is never a booking request, however it is worded ("can i get botox if pregnant?").
+# A prescribed medicine: whether to hold it is for the clinic's clinician (and the patient's doctor), not a text.
+PRESCRIPTION = re.compile(
+    r"\b(anticoagulants?|blood thinners? (prescribed|from my)|apixaban|eliquis|warfarin|coumadin|xarelto|"
+    r"rivaroxaban|plavix|clopidogrel|doxycycline|minocycline|prednisone|methotrexate|immunosuppress\w*|chemo\w*|"
+    r"contraindicat\w*|per my (doctor|cardiologist|dermatologist)|(my|the) (cardiologist|oncologist|doctor) (put|has|"
+    r"prescribed|told))\b"
+)
 _SAFETY_CUE = re.compile(
-    r"\b(pregnan\w*|breast ?feeding|nursing|trying to conceive|safe|safety|allerg\w*|medication|medicine|blood "
+    r"\b(anticoagulants?|apixaban|eliquis|warfarin|xarelto|doxycycline|contraindicat\w*|pregnan\w*|breast ?feeding|"
+    r"nursing|trying to conceive|safe|safety|allerg\w*|medication|medicine|blood "
     r"thinners?|aspirin|ibuprofen|advil|fish oil|accutane|antibiotics?|cold sore|if i (have|am|had|take)|while i)\b"
 )
 # Words of a question about information, not about a time: "what do i bring", "how long does it take".
@@ -276,14 +285,16 @@ _ABOUT_POLICY = re.compile(
 # names a day or a treatment: "do i need to bring anything thursday?", "can i drink wine tonight?", "how early should
 # i get there for my first time?", "how does rescheduling work?". Never a booking request.
 _INFO_QUESTION = re.compile(
-    r"(^|[,.;!?] ?|\band )(\w+ )?(do i (need|have) to|do i need|should i|what should i|what do i (need|bring|do|"
+    r"(^|[,.;!?] ?|\band )(\w+ )?(do i (still )?(need|have) to|do i (still )?need|should i|what should i|"
+    r"what do i (need|bring|do|"
     r"wear)|what (do|should) i (bring|wear|expect|do)|how (early|soon after|long before|long after|far in advance)|"
     r"how (does|do|would) (\w+ ){0,3}"
     r"work|what happens (if|when)|is it (ok|okay|safe|bad|normal|fine|alright)|if i (cancel|end up|need to|have to|"
     r"miss|no ?show|am late|run late|change)|(do|will|would) i get (my|the|a) (deposit|money|refund)|what time do you "
     r"(close|open)|is it going to (hurt|be)|will it (hurt|be)|(can|could|may) i (eat|drink|wear|work ?out|"
     r"exercise|shower|sleep|lie|lay|fly|tan|swim|bring|use|put on|apply|wash|get it wet|go (in|to|into) (a |the )?(gym|"
-    r"sauna|hot tub|pool|beach|sun|steam room))|when can i (lie|lay|work ?out|exercise|shower|wear|drink|wash|sleep|go "
+    r"sauna|hot tub|pool|beach|sun|steam room|hot yoga|yoga|spin|pilates|class|run))|"
+    r"when can i (lie|lay|work ?out|exercise|shower|wear|drink|wash|sleep|go "
     r"back|fly|tan|swim))\b"
 )
 # A treatment already had ("got botox this morning", "had filler today"): a question about it is aftercare.
@@ -291,6 +302,12 @@ _HAD_TREATMENT = re.compile(
     r"\b(i )?(just )?(got|had|did|done|finished)\b.{0,30}\b(today|yesterday|this morning|this afternoon|last (week|"
     r"night|month)|earlier|ago|hours? ago|days? ago)\b|\b(yesterday|this morning|earlier today|last week)\b.{0,20}\b"
     r"(got|had|did)\b"
+)
+
+
+# "after botox thursday can i go to hot yoga": a question about after the treatment, whatever else it names.
+_AFTER_QUESTION = re.compile(
+    r"^after (my |the |a |an |your )?[a-z]+\b.{0,30}\b(can i|could i|should i|do i|is it|how long|when can|am i)\b"
 )
 
 
@@ -303,7 +320,7 @@ def is_info_question(text: str) -> bool:
     """A question about what to do or know (``_INFO_QUESTION``), or about a treatment already had: answered from
     the clinic's documents, never taken for a booking request whatever day or treatment it names."""
     s = normalise(text)
-    return bool(_INFO_QUESTION.search(s) or _HAD_TREATMENT.search(s))
+    return bool(_INFO_QUESTION.search(s) or _HAD_TREATMENT.search(s) or _AFTER_QUESTION.search(s))
 
 
 def asks_for_times(text: str) -> bool:
@@ -339,7 +356,7 @@ def intents(text: str) -> set[str]:
     found = {name for name, pattern in _INTENT_PATTERNS.items() if pattern.search(s)}
     if "price" in found and re.search(r"\b(deposit|refund\w*|cancel\w*|no ?show|late fee)\b", s):
         found.discard("price")  # "how much is the deposit?", "is there a fee if i cancel?": the policy answers
-    asks_to_know = re.search(r"\b(like|want|wanted|need) to (know|ask|find out|check|learn)\b", s)
+    asks_to_know = re.search(r"\b(like|want|wanted|need) to (know|ask|find out|check|learn|inquire|enquire)\b", s)
     if _WANT.search(s) and not found & {"cancel", "reschedule", "human"} and not asks_to_know:
         found.add("book")
     if "human" in found and not re.search(r"\bbook", s):  # "can i get the front desk"
@@ -348,7 +365,9 @@ def intents(text: str) -> set[str]:
         found.discard("cancel")
     if "no" in found and re.search(r"\b(not|none of) (that|those|these)\b", s):
         found.discard("yes")
-    starts_as_question = bool(_QUESTION_START.match(s))
+    starts_as_question = bool(_QUESTION_START.match(s)) or any(
+        _QUESTION_START.match(part.strip()) for part in re.split(r"[.!?;]+", s)[1:] if part.strip()
+    )
     info = is_info_question(text)
     asking = ("?" in s or starts_as_question or info) and (starts_as_question or info or bool(_INFO_CUE.search(s)))
     if asking and (_SAFETY_CUE.search(s) or info or not _REQUEST.search(s)):
@@ -875,6 +894,9 @@ def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | Non
     for m in re.finditer(rf"\b({_MON})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b", s):
         constrained = True
         candidates = [i for i in candidates if (times[i].month, times[i].day) == (_MONTHS[m[1]], int(m[2]))]
+    for m in re.finditer(r"\bthe (\d{1,2})(?:st|nd|rd|th)\b", s):  # "the 10th works": the day of the month
+        constrained = True
+        candidates = [i for i in candidates if times[i].day == int(m[1])]
     clocks = list(_CHOICE_CLOCK.finditer(re.sub(r"\bnoon\b", "12pm", s)))
     if len(clocks) > 1:
         return None

@@ -27,7 +27,8 @@ URGENT = re.compile(
     r"bleeding (a lot|heavily|won'?t stop)|emergency|dusky|gr[ae]yish|bluish|mottled|"
     r"(pain|swelling|redness) (is |keeps )?(getting |gets )?worse|worse and worse|worsening|white (patch|spot|area|"
     r"mark)|(patch|spot|area) (is )?(turning |going )?white|(redness|rash|patch|bruise|swelling) (is |keeps )?"
-    r"spreading|spreading (redness|rash|patch))\b"
+    r"spreading|spreading (redness|rash|patch)|(patch|spot|area|skin)\b[\w' ]{0,20}\b(white|gr[ae]y|bluish|dusky|"
+    r"blotchy|mottled)\b)\b"
 )
 OTHER_PATIENT = re.compile(
     r"\b(my (friend|sister|brother|mom|mother|dad|husband|wife|partner|daughter|son|coworker)'?s? "
@@ -73,7 +74,9 @@ STAFF_ONLY = re.compile(
     r"before and after|photos?)|medical records|my records|my chart|complain\w*|lawyer|attorney|chargeback|"
     r"partnership|collab(oration)?|influencer|vendor|sales rep|charged (me )?(twice|double|two times|again)|"
     r"double (charged|charge)|overcharged|billing (issue|problem|error|question)|send (my|the|our) (\w+ ){0,2}"
-    r"(records?|chart|receipt|invoice|photos))\b"
+    r"(records?|chart|receipt|invoice|photos)|(can|could) (someone|somebody|anyone|a person) (check|look|fix|call|"
+    r"help)|never got (a |any |my |the )?(confirmation|text|receipt|link|email)|money back|refund me|i hate (it|my|"
+    r"the|how)|(not|un)happy with (my|the|it|how)|disappointed (with|in|by)|botched)\b"
 )
 # "ok thanks see you thursday": a goodbye that names the day of the appointment, not a wish for times.
 SEE_YOU = re.compile(r"\b(see (you|ya|u)|c u|looking forward|until then|talk soon|have a (good|great|nice))\b")
@@ -117,6 +120,15 @@ DEALS = re.compile(
     r"insurance|gift cards?|loyalty|rewards?|membership|packages?)\b"
 )
 PRICE_WORDS = set(terms("how much cost costs price prices pricing charge charges get rid fix treat treatment do"))
+# "running 15 min late": the front desk must know (and may need to shorten or move the treatment).
+RUNNING_LATE = re.compile(
+    r"\b(running|gonna be|going to be|will be|ill be|i'?m|be) (\w+ ){0,3}late\b|\bstuck in traffic\b|\bon my way\b"
+)
+HOURS_CUE = re.compile(r"\b(open|opens|close|closes|closed|closing|hours|latest|earliest|how late|weekend)\b")
+DAY_WORDS = re.compile(
+    r"\b(on |this |next |for |by )?(mon|tues|wednes|thurs|fri|satur|sun)day\b|\b(today|tonight|tomorrow|tmrw)\b",
+    re.IGNORECASE,
+)
 SAME_DAY = re.compile(r"\b(same day|that day|the same date)\b")
 URGENT_SCRIPT = (
     "If this is an emergency or you have trouble breathing, call 911 now. For anything else after your treatment, "
@@ -191,6 +203,7 @@ class RulesEngine(Engine):
         "_safety",
         "_who_is_this",
         "_staff_only",
+        "_running_late",
         "_photo",
         "_hold_lapsed_or_link_again",
         "_waitlist_offer_reply",
@@ -198,6 +211,7 @@ class RulesEngine(Engine):
         "_cancel_confirmation",
         "_waitlist_question",
         "_cancel",
+        "_move_the_hold",
         "_reschedule",
         "_repick_while_holding",
         "_name_for_hold",
@@ -209,6 +223,7 @@ class RulesEngine(Engine):
         "_deposit_on_the_move",
         "_prices",
         "_not_offered",
+        "_other_provider",
         "_question",
         "_see_you",
         "_booking_talk",
@@ -243,6 +258,13 @@ class RulesEngine(Engine):
             return None
         t.tools.hand_off("a request only the clinic's staff can handle")
         return "Thanks for reaching out! I've passed this to our front desk, and someone will text you back shortly."
+
+    def _running_late(self, t):
+        """A patient running late today: the front desk is told; the patient hears that they know."""
+        if not RUNNING_LATE.search(t.lowered) or ("question" in t.wants and parsing.is_info_question(t.text)):
+            return None
+        t.tools.hand_off("the patient is running late")
+        return "Thanks for letting us know! I've told our front desk you're on your way."
 
     def _photo(self, t):
         """A photo (or an empty text): a person looks at it; the assistant stays on."""
@@ -326,6 +348,26 @@ class RulesEngine(Engine):
         """A cancellation, from any state (offering times included): ask once, then cancel."""
         return self._ask_cancel(t.c, t.tools, t.tz) if "cancel" in t.wants else None
 
+    def _move_the_hold(self, t):
+        """Another time or day for a time held but not yet paid ("can i move it to another day?"): the hold is let
+        go and times offered again (the soonest after the held day when no day is named)."""
+        c, tools = t.c, t.tools
+        held = c.booking if c.state in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT) else None
+        if held is None or held.status not in ("held", "awaiting_deposit") or "reschedule" not in t.wants:
+            return None
+        if c.offered_slots and parsing.parse_choice(t.text, [o.start for o in tools.offered()], tz=t.tz) is not None:
+            return None  # "can i do 3 instead": another of the times offered
+        if tools.upcoming_booking() is not None:
+            return None
+        tools.release_hold()
+        when = parsing.parse_when(t.text, now=tools.now, tz=t.tz)
+        if when is None:
+            from datetime import timedelta
+
+            day_after = held.start.astimezone(t.tz).replace(hour=0, minute=0) + timedelta(days=1)
+            when = parsing.TimeWindow(start=day_after, end=day_after + timedelta(days=7), label="other days", asap=True)
+        return self._offer(c, tools, when, t.tz)
+
     def _reschedule(self, t):
         """A request to move an upcoming appointment (unless already picking its new time)."""
         c, tools = t.c, t.tools
@@ -372,8 +414,8 @@ class RulesEngine(Engine):
     def _pick_offered_time(self, t):
         """A pick among the times offered: hold it (or move the appointment there), then the name or the deposit."""
         c, tools = t.c, t.tools
-        if c.state != Conversation.State.OFFERING or not c.offered_slots:
-            return None
+        if c.state != Conversation.State.OFFERING or not c.offered_slots or parsing.is_health_question(t.text):
+            return None  # a health question first ("is it ok while breastfeeding? if yes the first one")
         offered = tools.offered()
         choice = parsing.parse_choice(t.text, [o.start for o in offered], tz=t.tz)
         if choice is None and t.lowered.isdigit() and int(t.lowered) > len(offered):  # "6" of three
@@ -411,6 +453,8 @@ class RulesEngine(Engine):
         clinic's documents (or handed to staff), never with an offer of times."""
         if not parsing.is_health_question(t.text) or parsing.asks_for_times(t.text):
             return None
+        if parsing.PRESCRIPTION.search(t.lowered):  # a prescribed medicine: the clinician answers too
+            t.tools.flag_for_staff("a question about a prescribed medicine")
         return self._answer(t.c, t.tools, self._about(t), steer=False)
 
     def _duration(self, t):
@@ -485,11 +529,25 @@ class RulesEngine(Engine):
         names = ", ".join(s.name for s in t.catalog[:8])
         return f"That isn't a treatment we offer, sorry. Our treatments are {names}. Would any of these interest you?"
 
+    def _other_provider(self, t):
+        """ "Do any of those work with Dr. Johnson instead?": the same window, that provider's times."""
+        c = t.c
+        if t.provider is None or c.state != Conversation.State.OFFERING or not c.offered_slots or not c.service_id:
+            return None
+        if all(o.provider_id == t.provider.pk for o in t.tools.offered()):
+            return None
+        when = parsing.parse_when(c.time_preference, now=t.tools.now, tz=t.tz) if c.time_preference else None
+        if t.when is not None:
+            when = t.when
+        if when is None:
+            return self._offer_soonest(c, t.tools, t.tz)
+        return self._offer(c, t.tools, when, t.tz)
+
     def _question(self, t):
         """A question (not a booking request): answered first, whatever day or service it names. While times are
         on offer, a text that turns them down or names another time ("none of those work, anything after 4 on
         wed?") asks for other times."""
-        if "question" not in t.wants or parsing.is_request(t.text):
+        if "question" not in t.wants or parsing.is_request(t.text) or not re.search(r"[a-z0-9]", t.lowered):
             return None
         other_times = "no" in t.wants or re.search(r"\b(any|anything|something|later|earlier|instead)\b", t.lowered)
         offering = t.c.state == Conversation.State.OFFERING and t.c.offered_slots
@@ -553,15 +611,17 @@ class RulesEngine(Engine):
         return "You're welcome! Anything else I can help with?"
 
     def _greeting(self, t):
-        """A greeting."""
-        if "greeting" not in t.wants:
+        """A greeting (or a text of no words at all: "?", an emoji)."""
+        bare = not re.search(r"[a-z0-9]", t.lowered)
+        if "greeting" not in t.wants and not (bare and t.c.state != Conversation.State.OFFERING):
             return None
         return f"Hi! This is {t.clinic.name}. I can answer questions, share prices or book you in. What can I do?"
 
     def _which_time(self, t):
-        """Times offered and none picked: ask which."""
+        """Times offered and none picked ("?", "👍", "hmm"): the times again, and how to pick."""
         if t.c.state == Conversation.State.OFFERING and t.c.offered_slots:
-            return f"Sorry, which time works? {_pick_prompt(t.tools.offered())}, or tell me another day."
+            offer = _offer_text(t.c.service.name, t.tools.offered(), t.tz)[:-1]
+            return f"Sorry, which time works? {offer}, or tell me another day."
         return None
 
     def _which_day(self, t):
@@ -717,6 +777,8 @@ class RulesEngine(Engine):
                 text = f"{text} {words}"
         if parsing.had_treatment(t.text) and "aftercare" not in text:
             text = f"{text} aftercare"
+        if parsing.is_health_question(t.text) and t.tools.upcoming_booking() is not None:
+            text = f"{text} after booking reschedule"  # "just found out i'm pregnant, what about thursday?"
         about_treatment = text != t.text or parsing.is_info_question(t.text) or parsing.is_health_question(t.text)
         if t.mentioned or not about_treatment:  # "where do i park?" is about no treatment
             return text
@@ -771,8 +833,23 @@ class RulesEngine(Engine):
                     f"I don't see any {c.service.name} openings {when.label}. Want me to text you if something opens "
                     f"{_with_zone(when.label, tz, tools.now)}? Reply YES, or tell me another day."
                 )
+            nearest = self._nearest_after(c, tools, when, tz)
+            if nearest:
+                return f"I don't see any {c.service.name} openings {when.label}. The nearest open times: {nearest}"
             return f"I don't see any {c.service.name} openings {when.label}. Want me to check other days?"
         return _offer_text(c.service.name, offered, tz)
+
+    def _nearest_after(self, c, tools, when, tz) -> str:
+        """The soonest times in the two weeks after a window that had none ("saturday": the clinic does not treat
+        then), offered at once rather than asked about; empty when there are none."""
+        from datetime import timedelta
+
+        start = max(when.start, tools.now)
+        offered = tools.find_open_times(start=start, end=start + timedelta(days=14), label="in the next two weeks")
+        if not offered:
+            return ""
+        text = _offer_text(c.service.name, offered, tz)
+        return text.split(":\n", 1)[1]
 
     def _lapsed(self, c, tools, held, tz):
         """The deposit link ran out before it was paid: say so, and offer times again for the same wish."""
@@ -852,11 +929,20 @@ class RulesEngine(Engine):
         )
 
     def _answer(self, c, tools, text, *, steer=True):
+        if not HOURS_CUE.search(parsing.normalise(text)):  # "where should i park on thursday": the day is not the topic
+            text = DAY_WORDS.sub(" ", text)
         results = [r for r in tools.search_knowledge(text) if r.get("snippet")]
         if not results:
             tools.hand_off("a question the clinic's information does not answer")
             return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
         body = self._answers(tools, text, results)
+        named = parsing.find_services(
+            text, [parsing.ServiceName(s.pk, s.name, tuple(s.aliases or ())) for s in tools.catalog()]
+        )
+        if len(named) == 1 and results[0]["kind"] == "document":
+            name = tools.lookup_service(named[0])["name"]
+            if name.lower() not in body.lower():  # "do i stop aspirin before filler?": say which treatment it is for
+                body = f"{name}: {body}"
         if not steer:
             return body
         steer = ""

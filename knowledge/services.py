@@ -2,7 +2,8 @@
 
 Search is BM25 over the clinic's chunks with the title and the first sentence as fields of their own, texting
 shorthand expanded, words stemmed, medspa synonyms and the clinic's own service names and aliases added, and
-misspelled words corrected into the clinic's names (services, titles, synonyms). The service catalog is searched too, so a price question returns the exact catalog entry.
+misspelled words corrected into the clinic's names (services, titles, synonyms). The service catalog is searched
+too, so a price question returns the exact catalog entry.
 It runs the same on SQLite and PostgreSQL; docs/DECISIONS.md says why this method and what it measured.
 """
 

@@ -127,10 +127,10 @@ def test_none_of_those_work(patient):
 
 
 def test_nothing_open_then_other_days(patient):
-    text = patient.reply("can i get botox on sunday")  # nobody works Sundays
-    assert "don't see any Botox openings" in text and "other days" in text
-    other = patient.reply("yes")
-    assert "Here are open times for Botox" in other
+    text = patient.reply("can i get botox on sunday")  # nobody works Sundays: the nearest times, at once
+    assert text.startswith("I don't see any Botox openings") and "The nearest open times: 1. Mon Nov 30" in text
+    assert patient.conversation.state == Conversation.State.OFFERING
+    assert patient.reply("1").startswith("Great choice: Mon Nov 30")
 
 
 def test_asap(patient):

@@ -103,14 +103,15 @@ def test_no_to_the_waitlist_question_asks_for_another_day(demo, patients):
 
 def test_a_day_nobody_works_still_asks_about_other_days(demo, patients):
     text = patients[0].reply("can i get botox on sunday")
-    assert "other days" in text and "text you if something opens" not in text
+    assert "The nearest open times: 1." in text and "text you if something opens" not in text
     assert not WaitlistEntry.objects.exists()
 
 
 def test_the_waitlist_is_not_offered_when_the_clinic_turned_it_off(demo, patients):
     fill_thursday(demo)
     WaitlistSettings.objects.create(clinic=demo, enabled=False)
-    assert "other days" in patients[0].reply("can i get botox on thursday")
+    text = patients[0].reply("can i get botox on thursday")
+    assert "The nearest open times: 1." in text and "text you if something opens" not in text
 
 
 # --- A freed time, one patient at a time ---------------------------------------------------------------------------
