@@ -410,6 +410,32 @@ TEMPLATES = [
     (r"You're welcome! Anything else I can help with\?", "Con gusto. Le ayudo con algo más?"),
     (r"You're welcome! See you then\.", "Con gusto. Lo esperamos."),
     (
+        r"Thanks for letting us know! I've told our front desk you're on your way\.",
+        "Gracias por avisarnos. Ya le dije a nuestra recepción que viene en camino.",
+    ),
+    (
+        r"Sorry, which time works\? Here are open times for (?P<service>.+?):\n(?P<lines>(?:\d+\. .+\n)+)"
+        r"Reply (?P<pick>[\d, or]+) to pick one, or tell me another day\.",
+        "Disculpe, qué horario le conviene? Estos son los horarios disponibles para {service}:\n{lines}Responda "
+        "{pick} para elegir uno, o dígame otro día.",
+    ),
+    (
+        r"I don't see any (?P<service>.+?) openings (?P<label>.+?)\. The nearest open times: "
+        r"(?P<lines>(?:\d+\. .+\n)+)Reply (?P<pick>[\d, or]+) to pick one\.",
+        "No veo horarios de {service} disponibles ({label}). Los más cercanos:\n{lines}Responda {pick} para elegir "
+        "uno.",
+    ),
+    (
+        r"Your (?P<amount>\$\S+ )?deposit carries over to the new time: nothing more to pay now\.(?: Reply "
+        r"(?P<pick>[\d, or]+) to pick a new time\.)?",
+        "Su depósito {amount}pasa a la nueva cita: no tiene que pagar nada más ahora.{picknew}",
+    ),
+    (
+        r"Your appointment is less than (?P<hours>\d+) hours away, so our front desk will help you move it\. "
+        r"They'll text you shortly\.",
+        "Su cita es en menos de {hours} horas, así que nuestra recepción le ayudará a cambiarla. Le escribirán pronto.",
+    ),
+    (
         r"Yes, (?P<provider>.+?) does (?P<service>.+?)\. Would you like me to find you a time with (?P=provider)\?",
         "Sí, {provider} hace {service}. Quiere que le busque un horario con {provider}?",
     ),
@@ -483,6 +509,8 @@ def _groups(match: re.Match, tz, now) -> dict:
             values[name] = WHEN.sub(lambda m: _when(m, tz, now), match[name])
     if values.get("pick"):
         values["pick"] = _pick(values["pick"])
+    if "amount" in values:
+        values["picknew"] = gsm7(f" Responda {values['pick']} para elegir la nueva hora.") if values["pick"] else ""
     if values.get("until"):  # the hold's end, with the zone label like every other time said in Spanish
         zone = "" if re.search(rf"[AP]M {ZONE}$", values["until"]) else f" {zone_label(now, tz)}"
         values["until"] = f" hasta las {values['until']}{zone}"
