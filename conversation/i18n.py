@@ -510,7 +510,7 @@ def _groups(match: re.Match, tz, now) -> dict:
     if values.get("pick"):
         values["pick"] = _pick(values["pick"])
     if "amount" in values:
-        values["picknew"] = gsm7(f" Responda {values['pick']} para elegir la nueva hora.") if values["pick"] else ""
+        values["picknew"] = gsm7(f" Responda {values['pick']} para elegir la nueva hora.") if values.get("pick") else ""
     if values.get("until"):  # the hold's end, with the zone label like every other time said in Spanish
         zone = "" if re.search(rf"[AP]M {ZONE}$", values["until"]) else f" {zone_label(now, tz)}"
         values["until"] = f" hasta las {values['until']}{zone}"
