@@ -97,6 +97,8 @@ def lifecycle_reply(conversation, texts, tools) -> EngineReply | None:
     c = conversation
     if c.confirming_cancel_id or c.pending_pick or (c.state == Conversation.State.OFFERING and c.offered_slots):
         return None
+    if c.state in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT):
+        return None  # a booking in the making: its own steps answer ("can i move it to another day?")
     keyword = reply_keyword(" ".join(m.body for m in texts))
     if keyword is None:
         return None

@@ -410,6 +410,16 @@ TEMPLATES = [
     (r"You're welcome! Anything else I can help with\?", "Con gusto. Le ayudo con algo más?"),
     (r"You're welcome! See you then\.", "Con gusto. Lo esperamos."),
     (
+        r"Your (?P<paid>\$\S+) deposit for your (?P<service>.+?) on " + W + r" is paid: there's nothing more to pay "
+        r"until your visit\.",
+        "Su depósito de {paid} para su cita de {service} del {when} está pagado: no tiene que pagar nada más hasta "
+        "su visita.",
+    ),
+    (
+        r"Your (?P<service>.+?) on " + W + r" is booked, with no deposit to pay: the balance is due at your visit\.",
+        "Su cita de {service} del {when} está reservada, sin depósito: el saldo se paga en su visita.",
+    ),
+    (
         r"Thanks for letting us know! I've told our front desk you're on your way\.",
         "Gracias por avisarnos. Ya le dije a nuestra recepción que viene en camino.",
     ),

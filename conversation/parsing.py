@@ -285,7 +285,7 @@ _ABOUT_POLICY = re.compile(
 # names a day or a treatment: "do i need to bring anything thursday?", "can i drink wine tonight?", "how early should
 # i get there for my first time?", "how does rescheduling work?". Never a booking request.
 _INFO_QUESTION = re.compile(
-    r"(^|[,.;!?] ?|\band )(\w+ )?(do i (still )?(need|have) to|do i (still )?need|should i|what should i|"
+    r"\b(do i (still )?(need|have) to|do i (still )?need|should i|what should i|"
     r"what do i (need|bring|do|"
     r"wear)|what (do|should) i (bring|wear|expect|do)|how (early|soon after|long before|long after|far in advance)|"
     r"how (does|do|would) (\w+ ){0,3}"

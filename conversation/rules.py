@@ -224,6 +224,7 @@ class RulesEngine(Engine):
         "_prices",
         "_not_offered",
         "_other_provider",
+        "_deposit_status",
         "_question",
         "_see_you",
         "_booking_talk",
@@ -572,6 +573,27 @@ class RulesEngine(Engine):
         pick = f" {_pick_prompt(t.tools.offered())} to pick a new time." if c.offered_slots else ""
         return f"Your {amount}deposit carries over to the new time: nothing more to pay now.{pick}"
 
+    def _deposit_status(self, t):
+        """ "Do I still need to pay the deposit?" from a patient whose appointment is booked: where it stands."""
+        if not re.search(r"\b(deposit|pay|paid|payment|link)\b", t.lowered) or parsing.asks_for_times(t.text):
+            return None
+        if "question" not in t.wants and not parsing.is_info_question(t.text):
+            return None
+        upcoming = t.tools.upcoming_booking()
+        if upcoming is None or t.c.rescheduling_id:
+            return None
+        paid = _deposit_cents(upcoming)
+        when = when_label(upcoming.start, t.tz)
+        if paid:
+            return (
+                f"Your {format_cents(paid)} deposit for your {upcoming.service.name} on {when} is paid: there's "
+                "nothing more to pay until your visit."
+            )
+        return (
+            f"Your {upcoming.service.name} on {when} is booked, with no deposit to pay: the balance is due at your "
+            "visit."
+        )
+
     def _see_you(self, t):
         """ "ok thanks see you thursday": a goodbye, not a wish for times."""
         if not SEE_YOU.search(t.lowered) or "book" in t.wants or parsing.asks_for_times(t.text):
@@ -599,6 +621,8 @@ class RulesEngine(Engine):
 
     def _long_text(self, t):
         """Any other question, or a text of more than three words: the clinic's knowledge."""
+        if not re.search(r"[a-z0-9]", t.lowered):  # "?", an emoji: nothing to search for
+            return None
         if "question" in t.wants or len(t.lowered.split()) > 3:
             return self._answer(t.c, t.tools, t.text)
         return None
