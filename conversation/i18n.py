@@ -105,6 +105,15 @@ PHRASES = [
     (_p(r"[¿¡]"), " "),
     # Urgent symptoms first: the urgent script must never miss them.
     (_p(r"\bno puedo respirar\b|\bme cuesta respirar\b"), "cant breathe"),
+    (_p(r"\bno veo( bien)?\b|\bno puedo ver\b|\bvision borrosa\b|\bveo borroso\b"), "blurry vision"),
+    (_p(r"\b(me )?(han |ha )?cobrado dos veces\b|\bme cobraron dos veces\b|\bdoble cobro\b"), "charged twice"),
+    (
+        _p(
+            r"\b(necesito|quiero) que alguien (lo |me )?(revise|llame|ayude|responda)\b|"
+            r"\bque alguien (lo |me )?revise\b"
+        ),
+        "can someone check",
+    ),
     (_p(r"\bdolor (de|en el) pecho\b"), "chest pain"),
     (_p(r"\breaccion alergica\b"), "allergic reaction"),
     (_p(r"\bemergencia\b"), "emergency"),

@@ -83,7 +83,10 @@ def _distance(a: str, b: str) -> int:
     return prev[-1]
 
 
-_SOUNDALIKE = {frozenset("sz"), frozenset("ck"), frozenset("iy"), frozenset("cs")}
+_SOUNDALIKE = {frozenset("sz"), frozenset("ck"), frozenset("iy"), frozenset("cs")} | {
+    frozenset(pair)
+    for pair in ("ao", "ae", "ei", "ou", "eo", "au", "iu")  # a vowel for another: "botax"
+}
 
 
 def _close(word: str, target: str) -> bool:
@@ -214,7 +217,8 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
     r"date|booking)|(a )?(different|another|other) (time|day|date)|push (it|my appointment) back|postpone|instead)\b",
     "human": r"\b((talk|speak|chat|connect me|transfer me|put me through) (to|with) (a |an |the |your |some )?(real |"
     r"actual |live )?(person|human|someone|somebody|staff|manager|receptionist|nurse|doctor|provider|rep)|"
-    r"(real|live|actual|a) person|human|call me|give me a call|phone me|front desk|agent|representative|operator|"
+    r"(real|live|actual|a) person|human|(?<!dont )(?<!do not )(?<!not )(?<!never )call me|give me a call|"
+    r"(?<!dont )(?<!do not )phone me|front desk|agent|representative|operator|"
     r"receptionist|(are you|is this) a (bot|robot)|robot)\b",
     "yes": r"(?<!\bnot )(?<!\bdont )(?<!\bdoesnt )(?<!\bisnt )(?<!\bmake )\b(yes|yeah|yep|yup|sure|ok|okay|alright|"
     r"sounds (good|great)|perfect|works|confirm(ed)?|absolutely|definitely|of course|correct|go ahead|please do|"
@@ -225,13 +229,16 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
     "thanks": r"\b(thanks|thank you|thankyou|appreciate (it|that|you)|much appreciated|cheers)\b",
 }.items()}  # fmt: skip
 _WANT = re.compile(r"\b(want|would like|id like|appointments?|schedul(e|ing)|any ?time)\b")
-_QUESTION_START = re.compile(r"^(what|whats|how|do|does|is|are|can|could|would|will|when|where|why|which|who|should)\b")
+_QUESTION_START = re.compile(
+    r"^(what|whats|how|hows|do|does|is|are|can|could|would|will|when|whens|where|wheres|why|which|who|whos|should)\b"
+)
 # A question that asks for a booking ("do you have anything thursday?", "can i come in at 3?", "when can i come in")
 # rather than for information ("what time do you close on wednesdays?", "do i need to bring anything thursday?").
 _REQUEST = re.compile(
     r"\b(book|booking|schedule me|sign me up|fit me in|reserve|squeeze me in|"
     r"(can|could|may) i (come|get|book|schedule|make|have|do) (in|by|an? |a time|a spot|an appointment|appointment)|"
-    r"(can|could|may) i (book|schedule|come|get in|get(?! (it|that|this|them|my \w+|the \w+) back)|have|do)|"
+    r"(can|could|may) i (also |still |just )?(book|schedule|come|get in|get(?! (it|that|this|them|my \w+|the \w+) "
+    r"back)|have|do)|"
     r"(can|could|may) i (see|get in with|book with|go with)|"
     r"available|availability|"
     r"(a )?(different|another|other) (time|day|date)|(?<!my )(earliest|soonest|next) (you|one|time|thing)|"
@@ -254,12 +261,13 @@ _REQUEST = re.compile(
 # A prescribed medicine: whether to hold it is for the clinic's clinician (and the patient's doctor), not a text.
 PRESCRIPTION = re.compile(
     r"\b(anticoagulants?|blood thinners? (prescribed|from my)|apixaban|eliquis|warfarin|coumadin|xarelto|"
-    r"rivaroxaban|plavix|clopidogrel|doxycycline|minocycline|prednisone|methotrexate|immunosuppress\w*|chemo\w*|"
+    r"rivaroxaban|plavix|clopidogrel|doxycycline|ozempic|wegovy|semaglutide|mounjaro|tirzepatide|minocycline|prednisone|methotrexate|immunosuppress\w*|chemo\w*|"
     r"contraindicat\w*|per my (doctor|cardiologist|dermatologist)|(my|the) (cardiologist|oncologist|doctor) (put|has|"
     r"prescribed|told))\b"
 )
 _SAFETY_CUE = re.compile(
-    r"\b(anticoagulants?|apixaban|eliquis|warfarin|xarelto|doxycycline|contraindicat\w*|pregnan\w*|breast ?feeding|"
+    r"\b(anticoagulants?|apixaban|eliquis|warfarin|xarelto|doxycycline|contraindicat\w*|ozempic|wegovy|mounjaro|"
+    r"pregnan\w*|breast ?feeding|"
     r"nursing|trying to conceive|safe|safety|allerg\w*|medication|medicine|blood "
     r"thinners?|aspirin|ibuprofen|advil|fish oil|accutane|antibiotics?|cold sore|if i (have|am|had|take)|while i)\b"
 )
@@ -289,7 +297,8 @@ _INFO_QUESTION = re.compile(
     r"what do i (need|bring|do|"
     r"wear)|what (do|should) i (bring|wear|expect|do)|how (early|soon after|long before|long after|far in advance)|"
     r"how (does|do|would) (\w+ ){0,3}"
-    r"work|what happens (if|when)|is it (ok|okay|safe|bad|normal|fine|alright)|if i (cancel|end up|need to|have to|"
+    r"work|what happens (if|when)|is it (ok|okay|safe|bad|normal|fine|alright)|will it (hurt|look|be|last|work|show)|"
+    r"will i (look|be|need|have)|if i (cancel|end up|need to|have to|"
     r"miss|no ?show|am late|run late|change)|(do|will|would) i get (my|the|a) (deposit|money|refund)|what time do you "
     r"(close|open)|is it going to (hurt|be)|will it (hurt|be)|(can|could|may) i (eat|drink|wear|work ?out|"
     r"exercise|shower|sleep|lie|lay|fly|tan|swim|bring|use|put on|apply|wash|get it wet|go (in|to|into) (a |the )?(gym|"

@@ -22,7 +22,8 @@ from .tools import ToolRefused
 URGENT = re.compile(
     r"\b(can'?t breathe|cannot breathe|trouble breathing|hard to breathe|short(ness)? of breath|throat (is )?"
     r"(closing|swelling|swollen)|chest pain|faint(ed|ing)?|pass(ed|ing) out|severe (pain|swelling|headache)|"
-    r"vision (loss|problems?|changes?)|can'?t see|blurr?y vision|(skin|lip|area) (is )?(turning )?(white|gr[ae]y|"
+    r"vision (loss|problems?|changes?)|can'?t see|blurr?y vision|vision\b.{0,25}\b(blurr?y|blurred|fuzzy|dim|dark|"
+    r"gone|worse)|(eye|eyes)\b.{0,15}\b(blurr?y|blurred)|(skin|lip|area) (is )?(turning )?(white|gr[ae]y|"
     r"blue|dusky)|blanch(ed|ing)|droop(y|ing)?|allergic reaction|hives|anaphyla\w*|infect(ed|ion)|pus|fever|"
     r"bleeding (a lot|heavily|won'?t stop)|emergency|dusky|gr[ae]yish|bluish|mottled|"
     r"(pain|swelling|redness) (is |keeps )?(getting |gets )?worse|worse and worse|worsening|white (patch|spot|area|"
@@ -76,7 +77,8 @@ STAFF_ONLY = re.compile(
     r"double (charged|charge)|overcharged|billing (issue|problem|error|question)|send (my|the|our) (\w+ ){0,2}"
     r"(records?|chart|receipt|invoice|photos)|(can|could) (someone|somebody|anyone|a person) (check|look|fix|call|"
     r"help)|never got (a |any |my |the )?(confirmation|text|receipt|link|email)|money back|refund me|i hate (it|my|"
-    r"the|how)|(not|un)happy with (my|the|it|how)|disappointed (with|in|by)|botched)\b"
+    r"the|how)|(not|un)happy with (my|the|it|how)|disappointed|botched|(someone|somebody|you) (from \w+ \w+ )?(to )?"
+    r"get back to me)\b"
 )
 # "ok thanks see you thursday": a goodbye that names the day of the appointment, not a wish for times.
 SEE_YOU = re.compile(r"\b(see (you|ya|u)|c u|looking forward|until then|talk soon|have a (good|great|nice))\b")
@@ -113,6 +115,13 @@ SEARCH_HINTS = (
         "before your treatment prepare",
     ),
     (re.compile(r"\b(latest|earliest|what time do you|how late|open on|closed on)\b"), "hours open"),
+    (
+        re.compile(
+            r"\b(daughter|son|kid|kids|teen|teenager|minor|child|children|(1[0-7]) (years? old|yo|yr old)|turns? "
+            r"1[0-7]|is 1[0-7]|age limit|how old)\b"
+        ),
+        "age requirements minors consent",
+    ),
 )
 # Money questions about no one treatment: the clinic's documents answer them (loyalty, financing, payment methods).
 DEALS = re.compile(
@@ -561,7 +570,22 @@ class RulesEngine(Engine):
                 f"Yes: your {upcoming.service.name} is on {when_label(upcoming.start, t.tz)} with "
                 f"{upcoming.provider.name}. See you then!"
             )
-        return self._answer(t.c, t.tools, self._about(t))
+        answer = self._answer(t.c, t.tools, self._about(t))
+        then = self._then_book(t)  # "do i need a consult first? if so can i book one wed"
+        return f"{answer} {then}" if then and not t.c.needs_staff else answer
+
+    def _then_book(self, t) -> str:
+        """The times a question's last sentence asks for, after its answer; empty when it asks for none."""
+        parts = [p for p in re.split(r"[?.!]+", t.text) if p.strip()]
+        if len(parts) < 2 or not parsing.asks_for_times(parts[-1]):
+            return ""
+        consult = [s.key for s in t.catalog if "consult" in s.name.lower() and s.key in t.mentioned]
+        chosen = consult or parsing.find_services(parts[-1], t.catalog) or t.mentioned
+        if not chosen:
+            return ""
+        t.tools.choose_service(chosen[0])
+        when = parsing.parse_when(parts[-1], now=t.tools.now, tz=t.tz)
+        return self._offer(t.c, t.tools, when, t.tz) if when else self._soonest_times(t.c, t.tools, t.tz)
 
     def _deposit_on_the_move(self, t):
         """ "Does my deposit carry over?" while moving a paid appointment: it does."""
@@ -575,7 +599,9 @@ class RulesEngine(Engine):
 
     def _deposit_status(self, t):
         """ "Do I still need to pay the deposit?" from a patient whose appointment is booked: where it stands."""
-        if not re.search(r"\b(deposit|pay|paid|payment|link)\b", t.lowered) or parsing.asks_for_times(t.text):
+        if not re.search(r"\b(deposit|link)\b|\b(still|again|already) (need to |have to )?pay\b", t.lowered):
+            return None
+        if parsing.asks_for_times(t.text):
             return None
         if "question" not in t.wants and not parsing.is_info_question(t.text):
             return None
