@@ -85,7 +85,7 @@ def _distance(a: str, b: str) -> int:
 
 _SOUNDALIKE = {frozenset("sz"), frozenset("ck"), frozenset("iy"), frozenset("cs")} | {
     frozenset(pair)
-    for pair in ("ao", "ae", "ei", "ou", "eo", "au", "iu")  # a vowel for another: "botax"
+    for pair in ("ao", "ae", "ai", "au", "ei", "eo", "eu", "io", "iu", "ou")  # a vowel for another: "botax"
 }
 
 

@@ -636,7 +636,20 @@ class RulesEngine(Engine):
         if not (booking_talk or (t.mentioned and "question" not in t.wants)):
             return None
         self._moving_unless_another(c, t.tools, t.lowered)
-        return self._book(c, t.tools, t.when, t.wants, t.tz)
+        first = self._first_question_answer(t)  # "does dysport hurt? if not can i come in friday"
+        offer = self._book(c, t.tools, t.when, t.wants, t.tz)
+        return f"{first} {offer}" if first and "open times" in offer else offer
+
+    def _first_question_answer(self, t) -> str:
+        """The answer to a text's first sentence when it is a question about information and a later sentence asks
+        for times; empty otherwise."""
+        parts = [p for p in re.split(r"[?.!]+", t.text) if p.strip()]
+        if len(parts) < 2 or parsing.asks_for_times(parts[0]) or not parsing.asks_for_times(parts[-1]):
+            return ""
+        if "question" not in parsing.intents(parts[0] + "?") or "price" in parsing.intents(parts[0]):
+            return ""
+        results = [r for r in t.tools.search_knowledge(parts[0]) if r.get("kind") == "document"]
+        return _sentences_within(results[0].get("answer") or results[0]["snippet"], 200) if results else ""
 
     def _other_days(self, t):
         """ "Yes" to "want me to check other days?": the next two weeks."""

@@ -118,6 +118,11 @@ SPANISH_REVOCATION_RE = re.compile("|".join(f"(?:{p})" for p in SPANISH_REVOCATI
 # A short text carrying one of these words is taken as an opt-out (fail closed) unless it is clearly about booking.
 STRONG_WORDS = {"stop", "unsubscribe", "optout", "revoke", "stopall", "quit"}
 SHORT_TEXT_WORDS = 4
+# "please don't call me, just text": texts asked for, calls refused; never an opt-out from texts.
+TEXTS_WANTED = re.compile(
+    r"\b(dont|do not|never|no) (call|phone|ring)\b.{0,25}\b(just|only|please|rather) (text|message|sms)|"
+    r"\b(text|texting|message) (me )?(instead|only|is (fine|better|best|ok|easier))\b"
+)
 # "closest T stop?", "can i stop by": "stop" as a place or a visit, not a request to stop texting.
 PLACE_STOP = re.compile(
     r"\b(t|bus|train|subway|metro|red line|green line|orange line|next|last) stop\b|\bstop (by|in)\b"
@@ -158,7 +163,7 @@ def classify(text: str, *, opted_out: bool = False) -> Classification:
         return Classification(Intent.OPT_IN, reason="keyword", language=language)
     if words in HELP_KEYWORDS:
         return Classification(Intent.HELP, reason="keyword", language=language)
-    if REVOCATION_RE.search(words):
+    if REVOCATION_RE.search(words) and not TEXTS_WANTED.search(words):
         spanish = "es" if SPANISH_REVOCATION_RE.search(words) else "en"
         return Classification(Intent.OPT_OUT, reason="revocation phrase", language=spanish)
     tokens = words.split()

@@ -4,6 +4,7 @@ that asks two things gets both; a provider asked for is the one offered; the pic
 do goes to staff. The clock is pinned (Monday 10:15 in Boston), the demo clinic on its built-in calendar."""
 
 import re
+from datetime import datetime
 
 import pytest
 
@@ -175,3 +176,67 @@ def test_what_only_staff_can_do_goes_to_staff(patient, text):
 
 def test_a_free_service_is_said_free(patient):
     assert "Consultation is free." in patient.reply("how much is a consult")
+
+
+# --- Later rounds: the day itself, loose picks, what a person must see -------------------------------------------
+
+
+def test_running_late_tells_the_front_desk(patient):
+    reply = patient.reply("ugh stuck on 93, gonna be 10 min late")
+    assert ("front desk" in reply and patient.conversation.needs_staff) or patient.conversation.owner == "staff"
+
+
+def test_a_bare_question_mark_while_times_are_offered_gets_the_times_again(patient):
+    patient.reply("i want botox wednesday")
+    reply = patient.reply("??")
+    assert reply.startswith("Sorry, which time works? Here are open times for Botox:") and "1. Wed Nov 25" in reply
+    assert not patient.conversation.needs_staff
+
+
+def test_a_day_without_openings_offers_the_nearest_times_at_once(patient):
+    reply = patient.reply("any hydrafacial on sunday?")
+    assert reply.startswith("I don't see any HydraFacial openings") and "The nearest open times: 1." in reply
+
+
+def test_a_pick_by_day_of_the_month(patient):
+    patient.reply("botox this week please")
+    offered = patient.conversation.offered_slots
+    day = offered[1]["start"][8:10].lstrip("0")
+    assert patient.reply(f"the {day}th is good").startswith("Great choice:")
+    assert patient.conversation.booking.start == datetime.fromisoformat(offered[1]["start"])
+
+
+def test_moving_a_time_held_but_not_paid_lets_it_go_and_offers_others(patient):
+    patient.reply("i want botox thursday afternoon")
+    patient.reply("1")
+    patient.reply("jane doe")
+    held = patient.conversation.booking
+    reply = patient.reply("shoot, can we move it to a different day?")
+    held.refresh_from_db()
+    assert held.status == "cancelled" and "Here are open times for Botox" in reply
+    assert "Thu Nov 26" not in reply  # another day
+
+
+def test_a_booked_patient_asking_about_the_deposit_hears_it_is_paid(patient):
+    book_botox(patient, when="thursday afternoon", pick="1")
+    reply = patient.reply("lost the link, do i still have to pay the deposit?")
+    assert reply.startswith("Your $50 deposit for your Botox on Thu Nov 26") and "nothing more to pay" in reply
+
+
+def test_a_question_then_a_request_for_times_gets_both(patient):
+    reply = patient.reply("does dysport hurt? if not can i come in friday")
+    assert "Here are open times for Dysport" in reply and reply.index("Here are") > 20
+
+
+def test_a_prescribed_medicine_is_flagged_for_the_clinician(patient):
+    patient.reply("i take eliquis, is botox ok for me?")
+    assert patient.conversation.needs_staff
+
+
+def test_do_not_call_me_is_not_a_request_for_a_call(patient):
+    reply = patient.reply("please don't call me, just text. how much is a hydrafacial")
+    assert "HydraFacial is $199" in reply and not patient.conversation.needs_staff
+
+
+def test_a_vowel_typo_in_a_short_treatment_name(patient):
+    assert "Botox is $12 per unit" in patient.reply("price of botix?")
