@@ -129,6 +129,78 @@ def test_intros_and_compliance_confirmations_are_sent_from_the_priority_queue(
     ]
 
 
+@pytest.mark.parametrize("sms_queue_idle", [True, False])
+def test_a_reply_is_sent_here_while_the_sms_queue_is_idle_else_queued(
+    glow, published, monkeypatch, sms_outbox, django_capture_on_commit_callbacks, sms_queue_idle
+):
+    """``send_here``: one task less per reply when nothing waits in the sms queue; behind a backlog the reply
+    takes its place in the queue. Intros and compliance texts always go through the priority queue."""
+    from messaging import services
+    from messaging.models import Message
+
+    asked = []
+    monkeypatch.setattr(services, "queue_idle", lambda task: asked.append(task) or sms_queue_idle)
+    for kind in ("reply", "intro", "compliance"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.message_queue(
+                clinic=glow, to="+16175550123", body="Hi", kind=kind, idempotency_key=kind, send_here=True
+            )
+    sends = [queue for name, _, queue in published if name == "messaging.send_message"]
+    if sms_queue_idle:
+        assert sends == ["priority", "priority"] and len(sms_outbox) == 1
+        assert Message.objects.get(idempotency_key="reply#0").status == Message.Status.SENT
+    else:
+        assert sends == [None, "priority", "priority"] and sms_outbox == []
+        assert Message.objects.get(idempotency_key="reply#0").status == Message.Status.QUEUED
+    assert asked == ["messaging.send_message"]  # urgent kinds never ask
+
+
+def test_a_reply_whose_send_here_fails_is_queued(glow, published, monkeypatch, django_capture_on_commit_callbacks):
+    from messaging import services
+
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(services, "queue_idle", lambda task: True)
+    monkeypatch.setattr(services, "message_send", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.message_queue(
+            clinic=glow, to="+16175550123", body="Hi", kind="reply", idempotency_key="r", send_here=True
+        )
+    assert [queue for name, _, queue in published if name == "messaging.send_message"] == [None]
+
+
+def test_after_a_slow_send_here_replies_are_queued_for_a_while(
+    glow, published, monkeypatch, sms_outbox, django_capture_on_commit_callbacks
+):
+    """A slow provider holds up the sms workers, not the turns' worker."""
+    from messaging import services
+
+    monkeypatch.setattr(services, "queue_idle", lambda task: True)
+    monkeypatch.setattr(services, "_send_here_paused_until", 0.0)
+    monkeypatch.setattr(services, "SEND_HERE_SLOW_SECONDS", -1.0)  # every send counts as slow
+    for key in ("first", "second"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.message_queue(
+                clinic=glow, to="+16175550123", body="Hi", kind="reply", idempotency_key=key, send_here=True
+            )
+    assert len(sms_outbox) == 1  # the first, here
+    assert [queue for name, _, queue in published if name == "messaging.send_message"] == [None]  # the second
+    monkeypatch.setattr(services, "_send_here_paused_until", 0.0)  # the pause over (SEND_HERE_PAUSE_SECONDS)
+    monkeypatch.setattr(services, "SEND_HERE_SLOW_SECONDS", 1.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.message_queue(
+            clinic=glow, to="+16175550123", body="Hi", kind="reply", idempotency_key="third", send_here=True
+        )
+    assert len(sms_outbox) == 2
+
+
+def test_queue_idle_cannot_tell_without_a_broker(db):
+    from medspa.queueing import queue_idle
+
+    assert queue_idle("messaging.send_message") is False  # eager tasks (no Redis): queue as usual
+
+
 def test_a_queued_task_is_marked_until_it_starts_or_the_marker_expires(db, published, time_machine):
     from inbox.tasks import process_event
     from medspa.queueing import MARKER_SECONDS, queued_ids, task_started
