@@ -240,7 +240,7 @@ def send_enqueue(message_id: int, *, kind: str = "") -> None:
     enqueue(SEND_TASK, message_id, queue=PRIORITY if kind in URGENT_KINDS else None)
 
 
-SEND_HERE_SLOW_SECONDS = 1.0  # a send here that took longer than this: the provider is slow...
+SEND_HERE_SLOW_SECONDS = 2.0  # a send here that took longer than this: the provider is slow...
 SEND_HERE_PAUSE_SECONDS = 60.0  # ...so this process queues its texts' sends for this long
 _send_here_paused_until = 0.0  # per process (time.monotonic)
 

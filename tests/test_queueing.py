@@ -187,7 +187,7 @@ def test_after_a_slow_send_here_replies_are_queued_for_a_while(
     assert len(sms_outbox) == 1  # the first, here
     assert [queue for name, _, queue in published if name == "messaging.send_message"] == [None]  # the second
     monkeypatch.setattr(services, "_send_here_paused_until", 0.0)  # the pause over (SEND_HERE_PAUSE_SECONDS)
-    monkeypatch.setattr(services, "SEND_HERE_SLOW_SECONDS", 1.0)
+    monkeypatch.setattr(services, "SEND_HERE_SLOW_SECONDS", 2.0)
     with django_capture_on_commit_callbacks(execute=True):
         services.message_queue(
             clinic=glow, to="+16175550123", body="Hi", kind="reply", idempotency_key="third", send_here=True
@@ -319,3 +319,22 @@ def test_two_threads_that_both_find_a_task_missing_both_get_it():
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"found": ["inbox.process_event", "inbox.process_event"], "failed": []}
+
+
+def test_a_task_keeps_its_database_connection_as_a_request_does(monkeypatch):
+    """Celery's Django fixup would close every connection around every task (a new PostgreSQL connection and server
+    process per task); it leaves them to Django's close_old_connections, as around a request (CONN_MAX_AGE)."""
+    from types import SimpleNamespace
+
+    from celery.fixups.django import DjangoWorkerFixup
+
+    from medspa import celery as module
+
+    fixup = DjangoWorkerFixup(module.app)
+    assert fixup.db_reuse_max >= 10_000  # the fixup's own close comes only after that many tasks
+    closed = []
+    monkeypatch.setattr("django.db.close_old_connections", lambda: closed.append(True))
+    module._close_old_connections(task=SimpleNamespace(request=SimpleNamespace(is_eager=True)))
+    assert closed == []  # an eager task runs in its caller's request or transaction
+    module._close_old_connections(task=SimpleNamespace(request=SimpleNamespace(is_eager=False)))
+    assert closed == [True]
