@@ -243,6 +243,7 @@ def send_enqueue(message_id: int, *, kind: str = "") -> None:
 SEND_HERE_SLOW_SECONDS = 2.0  # a send here that took longer than this: the provider is slow...
 SEND_HERE_PAUSE_SECONDS = 60.0  # ...so this process queues its texts' sends for this long
 _send_here_paused_until = 0.0  # per process (time.monotonic)
+_sent_here = False  # the process's first send builds the provider's client (its TLS context): never counted slow
 
 
 def send_here_or_enqueue(message_id: int, *, kind: str = "") -> None:
@@ -250,11 +251,12 @@ def send_here_or_enqueue(message_id: int, *, kind: str = "") -> None:
     queue, which saves a task (a broker round trip and a worker's dispatch) per reply; else queued as usual, so a
     reply never jumps ahead of the replies already waiting. A slow provider must not hold up the caller's worker
     (the turns, and the default and EMR work beside them): after a send here slower than SEND_HERE_SLOW_SECONDS
-    this process queues its sends for SEND_HERE_PAUSE_SECONDS, and the sms workers wait on the provider instead.
+    this process queues its sends for SEND_HERE_PAUSE_SECONDS, and the sms workers wait on the provider instead
+    (its first send, which builds the provider's client, is not counted).
     The send is ``message_send`` either way: the same claim, opt-out check and outcomes; a process that dies
     mid-send leaves the row to the reconcile sweep, like a send task's. Intros and compliance texts always go
     through the priority queue."""
-    global _send_here_paused_until
+    global _send_here_paused_until, _sent_here
     if kind in URGENT_KINDS or time.monotonic() < _send_here_paused_until or not queue_idle(SEND_TASK):
         send_enqueue(message_id, kind=kind)
         return
@@ -265,7 +267,8 @@ def send_here_or_enqueue(message_id: int, *, kind: str = "") -> None:
         logger.warning("message send here failed message=%s error=%s: queued", message_id, type(exc).__name__)
         send_enqueue(message_id, kind=kind)
     finally:
-        if time.monotonic() - started > SEND_HERE_SLOW_SECONDS:
+        first, _sent_here = not _sent_here, True
+        if time.monotonic() - started > SEND_HERE_SLOW_SECONDS and not first:
             _send_here_paused_until = time.monotonic() + SEND_HERE_PAUSE_SECONDS
             logger.info("message send here slow message=%s: sends queued for %ss", message_id, SEND_HERE_PAUSE_SECONDS)
 

@@ -178,6 +178,7 @@ def test_after_a_slow_send_here_replies_are_queued_for_a_while(
 
     monkeypatch.setattr(services, "queue_idle", lambda task: True)
     monkeypatch.setattr(services, "_send_here_paused_until", 0.0)
+    monkeypatch.setattr(services, "_sent_here", True)  # not the process's first send (which builds the client)
     monkeypatch.setattr(services, "SEND_HERE_SLOW_SECONDS", -1.0)  # every send counts as slow
     for key in ("first", "second"):
         with django_capture_on_commit_callbacks(execute=True):
@@ -193,6 +194,24 @@ def test_after_a_slow_send_here_replies_are_queued_for_a_while(
             clinic=glow, to="+16175550123", body="Hi", kind="reply", idempotency_key="third", send_here=True
         )
     assert len(sms_outbox) == 2
+
+
+def test_the_first_send_here_of_a_process_never_counts_as_slow(
+    glow, published, monkeypatch, sms_outbox, django_capture_on_commit_callbacks
+):
+    from messaging import services
+
+    monkeypatch.setattr(services, "queue_idle", lambda task: True)
+    monkeypatch.setattr(services, "_send_here_paused_until", 0.0)
+    monkeypatch.setattr(services, "_sent_here", False)
+    monkeypatch.setattr(services, "SEND_HERE_SLOW_SECONDS", -1.0)
+    for key in ("first", "second", "third"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.message_queue(
+                clinic=glow, to="+16175550123", body="Hi", kind="reply", idempotency_key=key, send_here=True
+            )
+    assert len(sms_outbox) == 2  # the first (building the client) and the second (slow: the third is queued)
+    assert [queue for name, _, queue in published if name == "messaging.send_message"] == [None]
 
 
 def test_queue_idle_cannot_tell_without_a_broker(db):
