@@ -13,7 +13,9 @@ Scenarios (``--scenario``):
 
 - ``sustained``: signed ``message.received`` webhooks, each the first text of a new patient, at a fixed target
   rate for ``--seconds`` (open loop: each post has its time; ``--concurrency`` client threads send them), for each
-  rate of ``--rate`` (comma-separated). Then waits until every patient is answered or ``--timeout`` passes.
+  rate of ``--rate`` (comma-separated). Then waits until every patient is answered or ``--timeout`` passes. The
+  webhooks are built and signed before the window (Telnyx accepts a signature's timestamp for 5 minutes), so the
+  load generator's CPU in the window is the posting itself.
 - ``low``: the same at ``--low-rate`` (10/s): reply p95 (target under 2 s).
 - ``intro``: a burst at ``--burst-rate`` during which ``--calls`` other callers' signed ``call.hangup`` (incoming,
   no answer) are posted at a steady pace: missed call -> intro send request (target p95 under 1 s).
@@ -23,7 +25,9 @@ Patients and callers use area code 208 (Idaho: two zones, so quiet hours are the
 patient (post -> first send request of the reply at the fake Telnyx) during the load window and in the end,
 replies per second, answered / doubled (more than one reply to one text: must be 0) / never answered, queue lengths
 (LLEN per queue, unacked), CPU seconds per process group (from /proc), PostgreSQL backends active / waiting on a
-lock, each task's run time (from the workers' logs).
+lock, each task's run time (from the workers' logs). The machine's CPU that the stack did not use is split into
+the other processes seen running (by command name), what no running process accounts for (kernel work charged to
+nobody, processes that exited between two samples), and the processes started meanwhile.
 
 Usage::
 
