@@ -13,7 +13,9 @@ Scenarios (``--scenario``):
 
 - ``sustained``: signed ``message.received`` webhooks, each the first text of a new patient, at a fixed target
   rate for ``--seconds`` (open loop: each post has its time; ``--concurrency`` client threads send them), for each
-  rate of ``--rate`` (comma-separated). Then waits until every patient is answered or ``--timeout`` passes.
+  rate of ``--rate`` (comma-separated). Then waits until every patient is answered or ``--timeout`` passes. The
+  webhooks are built and signed before the window (Telnyx accepts a signature's timestamp for 5 minutes), so the
+  load generator's CPU in the window is the posting itself.
 - ``low``: the same at ``--low-rate`` (10/s): reply p95 (target under 2 s).
 - ``intro``: a burst at ``--burst-rate`` during which ``--calls`` other callers' signed ``call.hangup`` (incoming,
   no answer) are posted at a steady pace: missed call -> intro send request (target p95 under 1 s).
@@ -23,7 +25,9 @@ Patients and callers use area code 208 (Idaho: two zones, so quiet hours are the
 patient (post -> first send request of the reply at the fake Telnyx) during the load window and in the end,
 replies per second, answered / doubled (more than one reply to one text: must be 0) / never answered, queue lengths
 (LLEN per queue, unacked), CPU seconds per process group (from /proc), PostgreSQL backends active / waiting on a
-lock, each task's run time (from the workers' logs).
+lock, each task's run time (from the workers' logs). The machine's CPU that the stack did not use is split into
+the other processes seen running (by command name), what no running process accounts for (kernel work charged to
+nobody, processes that exited between two samples), and the processes started meanwhile.
 
 Usage::
 
@@ -263,12 +267,19 @@ def _cmdline(pid):
         return ""
 
 
-def _machine_busy():
+def _machine_times():
+    """The machine's CPU seconds so far: busy, and the kernel's part of it (system, irq, softirq) and steal."""
     with open("/proc/stat") as f:
         values = [int(v) for v in f.readline().split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
     total = sum(values[:8])
     idle = values[3] + values[4]
-    return (total - idle) / os.sysconf("SC_CLK_TCK")
+    return {
+        "busy": (total - idle) / tick,
+        "system": values[2] / tick,
+        "softirq": (values[5] + values[6]) / tick,
+        "steal": values[7] / tick,
+    }
 
 
 class Monitor:
@@ -280,6 +291,7 @@ class Monitor:
         self.sends = []  # compact records from the fake, in arrival order
         self.samples = []  # {"t", "queues", "unacked", "cpu": {group: seconds}, "busy", "pg": {...}}
         self.cpu_seen = {}
+        self.comms = {}
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
         self.thread = None
@@ -300,8 +312,10 @@ class Monitor:
             self.sends.extend(new)
 
     def cpu_sample(self):
+        """CPU seconds since the last sample: per group of the stack, and per command name of every other process
+        (other users', exited ones excepted); and how many processes started meanwhile."""
         sessions = self.groups()
-        used = defaultdict(float)
+        used, other = defaultdict(float), defaultdict(float)
         seen = {}
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -311,6 +325,7 @@ class Monitor:
             if stat is None:
                 continue
             comm, session, cpu = stat
+            self.comms[pid] = comm
             if pid == os.getpid():
                 group = "load generator"
             elif session in sessions:
@@ -325,10 +340,18 @@ class Monitor:
                 group = "other"
             seen[pid] = cpu
             previous = self.cpu_seen.get(pid)
-            if self.cpu_seen and group != "other":
-                used[group] += cpu - (previous if previous is not None else 0.0)
+            if self.cpu_seen:
+                delta = cpu - (previous if previous is not None else 0.0)
+                if group == "other":
+                    other[comm] += delta
+                else:
+                    used[group] += delta
+        started = defaultdict(int)  # command name -> processes that started since the last sample
+        if self.cpu_seen:
+            for pid in seen.keys() - self.cpu_seen.keys():
+                started[self.comms.get(pid, "?")] += 1
         self.cpu_seen = seen
-        return dict(used)
+        return dict(used), {k: v for k, v in other.items() if v > 0}, dict(started)
 
     def postgres_group(self, cmdline):
         """A backend ("postgres: [cluster:] user DB host(port) state") or autovacuum worker of this benchmark's
@@ -362,7 +385,7 @@ class Monitor:
         import psycopg
 
         conn = psycopg.connect(self.database_url, autocommit=True)
-        busy = _machine_busy()
+        times = _machine_times()
         self.cpu_sample()
         tick = 0
         try:
@@ -376,15 +399,19 @@ class Monitor:
                     pipe.llen(q)
                 pipe.hlen("unacked")
                 lengths = pipe.execute()
-                now_busy = _machine_busy()
+                now_times = _machine_times()
+                cpu, other, started = self.cpu_sample()
                 sample = {
                     "t": time.time(),
                     "queues": dict(zip(QUEUES, lengths[:-1], strict=True)),
                     "unacked": lengths[-1],
-                    "cpu": self.cpu_sample(),
-                    "busy": now_busy - busy,
+                    "cpu": cpu,
+                    "other": other,
+                    "started": started,
+                    "busy": now_times["busy"] - times["busy"],
+                    "kernel": {k: now_times[k] - times[k] for k in ("system", "softirq", "steal")},
                 }
-                busy = now_busy
+                times = now_times
                 if tick % 4 == 0:
                     sample["pg"] = self.pg_sample(conn)
                 with self.lock:
@@ -414,12 +441,18 @@ class Monitor:
 
 
 def cpu_summary(samples):
-    total = defaultdict(float)
-    busy = 0.0
+    total, other, kernel = defaultdict(float), defaultdict(float), defaultdict(float)
+    busy, started = 0.0, defaultdict(int)
     for s in samples:
         busy += s["busy"]
+        for comm, count in s.get("started", {}).items():
+            started[comm] += count
         for group, seconds in s["cpu"].items():
             total[group] += seconds
+        for comm, seconds in s.get("other", {}).items():
+            other[comm] += seconds
+        for name, seconds in s.get("kernel", {}).items():
+            kernel[name] += seconds
     seconds = len(samples)  # one sample a second
     out = {g: round(v, 1) for g, v in sorted(total.items(), key=lambda kv: -kv[1])}
     ours = sum(total.values())
@@ -433,6 +466,13 @@ def cpu_summary(samples):
         "ours": round(ours, 1),
         "machine_busy": round(busy, 1),
         "others": round(max(0.0, busy - ours), 1),
+        # Of "others": other processes that were running when sampled (by command name; other users' test runs,
+        # the machine's services), and what no running process accounts for (the kernel's softirq work for the
+        # loopback traffic is charged to whichever process it interrupts; processes that exited in between).
+        "others_by_command": {c: round(v, 1) for c, v in sorted(other.items(), key=lambda kv: -kv[1])[:8]},
+        "others_unattributed": round(max(0.0, busy - ours - sum(other.values())), 1),
+        "processes_started": dict(sorted(started.items(), key=lambda kv: -kv[1])[:8]),
+        "machine_kernel": {k: round(v, 1) for k, v in kernel.items()},
         "cores_used": round(busy / seconds, 2) if seconds else None,
     }
 
@@ -569,11 +609,23 @@ def hangup_body(phone):
     return "/webhooks/telnyx/voice", json.dumps(telnyx_envelope("call.hangup", payload)).encode()
 
 
+PRESIGN_S = 200  # the Telnyx signature's 300 s tolerance, less the time it takes to build them and a margin
+
+
+def _request(kind, phone, text):
+    path, raw = text_body(phone, text) if kind == "text" else hangup_body(phone)
+    return path, raw, signed(raw)
+
+
 def post_schedule(port, jobs, concurrency, stop_after):
     """Open loop: ``jobs`` is [(offset s, kind, phone, text)], sorted; ``concurrency`` threads post each at
     t0 + offset (late when every thread is busy: the lateness is recorded). Posting stops at t0 + ``stop_after``.
     Returns (t0 wall, [result dicts])."""
     results = [None] * len(jobs)
+    # Bodies built and signed before the window (Telnyx accepts a signature's timestamp for 5 minutes): the load
+    # generator's own CPU during the window is the posting, not the Ed25519 signing and JSON encoding. Those due
+    # later than PRESIGN_S into the window are built when due.
+    prepared = [_request(kind, phone, text) if offset < PRESIGN_S else None for offset, kind, phone, text in jobs]
     cursor = iter(range(len(jobs)))
     cursor_lock = threading.Lock()
     t0 = time.time() + 0.2
@@ -593,8 +645,7 @@ def post_schedule(port, jobs, concurrency, stop_after):
             if time.time() > t0 + stop_after:
                 results[index] = {"kind": kind, "phone": phone, "posted": None}
                 continue
-            path, raw = text_body(phone, text) if kind == "text" else hangup_body(phone)
-            headers = signed(raw)
+            path, raw, headers = prepared[index] or _request(kind, phone, text)
             posted = time.time()
             started = time.perf_counter()
             status, error = None, ""
@@ -929,6 +980,8 @@ def profile_stages(stack, numbers, count, out_dir):
     for name, profiler in sorted(profilers.items()):
         buffer = io.StringIO()
         pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(60)
+        if os.environ.get("LOAD_PSTATS_DIR"):  # the raw profile too, to sort another way (python -m pstats)
+            profiler.dump_stats(Path(os.environ["LOAD_PSTATS_DIR"]) / f"{name.split()[0].strip(',')}.pstats")
         path = Path(out_dir) / f"load-profile-{name.split()[0]}{'-intro' if 'intro' in name else ''}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(buffer.getvalue().replace(str(ROOT) + "/", ""))
@@ -966,6 +1019,10 @@ def print_table(results):
         print(
             f"\n{r['label']}: CPU during the load ({cpu['seconds']} s): machine {cpu['machine_busy']} s "
             f"({cpu['cores_used']} cores), others on the machine {cpu['others']} s; {groups}"
+        )
+        print(
+            f"  others: {cpu.get('others_by_command')}, unattributed {cpu.get('others_unattributed')} s, "
+            f"processes started {cpu.get('processes_started')}; machine's kernel time {cpu.get('machine_kernel')}"
         )
         per = ", ".join(f"{g} {v}" for g, v in r["cpu_ms_per_answer"].items() if v >= 0.1)
         print(

@@ -195,7 +195,7 @@ def conversation_respond(*, conversation_id: int, now=None) -> Turn | None:
             cost_microdollars=reply.cost_microdollars,
             error=reply.error[:200],
         )
-        turn.inbound.set(texts)
+        turn.inbound.add(*texts)  # a new turn: no read of its (empty) set first, as set() does
         Conversation.objects.filter(pk=conversation.pk).update(
             turns_count=conversation.turns_count + 1,
             tokens_used=conversation.tokens_used + reply.prompt_tokens + reply.completion_tokens,
@@ -211,6 +211,7 @@ def conversation_respond(*, conversation_id: int, now=None) -> Turn | None:
                 conversation=conversation,
                 in_reply_to=texts[-1],
                 idempotency_key=f"turn-{turn.pk}",
+                send_here=True,  # no second task when the sms queue is idle (messaging.send_here_or_enqueue)
             )
     TURNS.labels(reply.engine, "fallback" if reply.fallback else "ok").inc()
     logger.info(

@@ -42,6 +42,22 @@ app.conf.task_routes = {
 }
 app.autodiscover_tasks()
 
+
+def _close_old_connections(task=None, **kwargs):
+    """Before and after each task, as Django does around a request: connections older than CONN_MAX_AGE, broken,
+    or left in a transaction are closed; the others are kept (and health-checked at their next use). Celery's own
+    fixup would close them all (CELERY_DB_REUSE_MAX in the settings says why it does not). An eager task runs inside
+    its caller's request or transaction: left alone."""
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
+signals.task_prerun.connect(_close_old_connections, weak=False)
+signals.task_postrun.connect(_close_old_connections, weak=False)
+
 # Metrics (medspa/worker_metrics.py): queue waits, sweep runs, multiprocess bookkeeping, the worker's exporter.
 signals.before_task_publish.connect(worker_metrics.publish_stamp, weak=False)
 signals.task_prerun.connect(worker_metrics.queue_wait_observe, weak=False)

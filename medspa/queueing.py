@@ -70,6 +70,24 @@ def enqueue(task, *args, countdown: float | None = None, queue: str | None = Non
     return True
 
 
+def queue_idle(task) -> bool:
+    """Whether nothing waits in the queue ``task`` (a task or its name) is routed to: that list of the Redis broker
+    is empty. False when it cannot tell (tasks run eagerly, a broker other than Redis, the broker down), so the
+    caller queues the task as usual. Tasks a worker has already taken (prefetched, unacked) do not count: they are
+    not waiting behind anything."""
+    if not _markers_on():
+        return False
+    name = task if isinstance(task, str) else task.name
+    queue = current_app.amqp.router.route({}, name, (), {}).get("queue")
+    queue = getattr(queue, "name", queue) or current_app.conf.task_default_queue
+    try:
+        with current_app.pool.acquire(block=True, timeout=1) as conn:
+            client = getattr(conn.default_channel, "client", None)
+            return client is not None and client.llen(queue) == 0
+    except Exception:  # an optimisation: whatever fails here, the task is queued as usual
+        return False
+
+
 _DISCOVERY = threading.Lock()
 
 

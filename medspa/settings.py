@@ -189,6 +189,11 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Without this, Celery's Django fixup closes every database connection before and after each task: a new
+# PostgreSQL connection (and server process) per task. With it, the fixup leaves them alone and medspa/celery.py
+# treats a task like a request: Django's close_old_connections before and after it (CONN_MAX_AGE, CONN_HEALTH_CHECKS;
+# a connection left broken or in a transaction is closed). The count only closes them after that many tasks.
+CELERY_DB_REUSE_MAX = 100_000
 # Longer than any countdown we use: far-future sends are scheduled from the database, not the broker.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"

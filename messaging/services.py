@@ -14,7 +14,7 @@ from medspa.alerts import staff_alert, staff_alerts_resolve_for
 from medspa.events import publish
 from medspa.models import Clinic, StaffAlert
 from medspa.phones import normalize_phone
-from medspa.queueing import PRIORITY, enqueue, queued_ids
+from medspa.queueing import PRIORITY, enqueue, queue_idle, queued_ids
 from medspa.retry import RetrySchedule
 
 from .backends import OutboundSms, SendError, get_sms_backend
@@ -179,9 +179,11 @@ def message_queue(
     in_reply_to: Message | None = None,
     media_urls=(),
     sender: PhoneNumber | None = None,
+    send_here: bool = False,
     now=None,
 ) -> list[Message]:
-    """Write outbound message rows (one per part of a long text) before anything is sent, then enqueue the send.
+    """Write outbound message rows (one per part of a long text) before anything is sent, then enqueue the send
+    (``send_here``: send in this process after commit while the sms queue is idle, ``send_here_or_enqueue``).
 
     They go from ``sender``, by default the number the patient last used (``patient_sender``).
     The same ``idempotency_key`` again returns the rows already written. A number opted out of this clinic gets
@@ -225,8 +227,9 @@ def message_queue(
     except IntegrityError:  # a concurrent call with the same key won
         return list(Message.objects.filter(idempotency_key__startswith=f"{idempotency_key}#").order_by("pk"))
     if status == Message.Status.QUEUED:
+        after_commit = send_here_or_enqueue if send_here else send_enqueue
         for row in rows:
-            transaction.on_commit(lambda pk=row.pk: send_enqueue(pk, kind=kind))
+            transaction.on_commit(lambda pk=row.pk: after_commit(pk, kind=kind))
     logger.info("message queued clinic=%s messages=%s kind=%s status=%s", clinic.pk, [r.pk for r in rows], kind, status)
     return rows
 
@@ -235,6 +238,39 @@ def send_enqueue(message_id: int, *, kind: str = "") -> None:
     """Queue a queued row's send after commit; with the broker down the reconcile sweep queues it again. Intros and
     compliance confirmations go on the priority queue: a burst of replies never holds them back."""
     enqueue(SEND_TASK, message_id, queue=PRIORITY if kind in URGENT_KINDS else None)
+
+
+SEND_HERE_SLOW_SECONDS = 2.0  # a send here that took longer than this: the provider is slow...
+SEND_HERE_PAUSE_SECONDS = 60.0  # ...so this process queues its texts' sends for this long
+_send_here_paused_until = 0.0  # per process (time.monotonic)
+_sent_here = False  # the process's first send builds the provider's client (its TLS context): never counted slow
+
+
+def send_here_or_enqueue(message_id: int, *, kind: str = "") -> None:
+    """After commit, a task's own text (a turn's reply): sent by this process at once when nothing waits in the sms
+    queue, which saves a task (a broker round trip and a worker's dispatch) per reply; else queued as usual, so a
+    reply never jumps ahead of the replies already waiting. A slow provider must not hold up the caller's worker
+    (the turns, and the default and EMR work beside them): after a send here slower than SEND_HERE_SLOW_SECONDS
+    this process queues its sends for SEND_HERE_PAUSE_SECONDS, and the sms workers wait on the provider instead
+    (its first send, which builds the provider's client, is not counted).
+    The send is ``message_send`` either way: the same claim, opt-out check and outcomes; a process that dies
+    mid-send leaves the row to the reconcile sweep, like a send task's. Intros and compliance texts always go
+    through the priority queue."""
+    global _send_here_paused_until, _sent_here
+    if kind in URGENT_KINDS or time.monotonic() < _send_here_paused_until or not queue_idle(SEND_TASK):
+        send_enqueue(message_id, kind=kind)
+        return
+    started = time.monotonic()
+    try:
+        message_send(message_id=message_id)
+    except Exception as exc:  # the row says what is left: the send task takes it from there (or finds it done)
+        logger.warning("message send here failed message=%s error=%s: queued", message_id, type(exc).__name__)
+        send_enqueue(message_id, kind=kind)
+    finally:
+        first, _sent_here = not _sent_here, True
+        if time.monotonic() - started > SEND_HERE_SLOW_SECONDS and not first:
+            _send_here_paused_until = time.monotonic() + SEND_HERE_PAUSE_SECONDS
+            logger.info("message send here slow message=%s: sends queued for %ss", message_id, SEND_HERE_PAUSE_SECONDS)
 
 
 def message_send(*, message_id: int) -> str:

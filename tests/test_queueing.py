@@ -129,6 +129,97 @@ def test_intros_and_compliance_confirmations_are_sent_from_the_priority_queue(
     ]
 
 
+@pytest.mark.parametrize("sms_queue_idle", [True, False])
+def test_a_reply_is_sent_here_while_the_sms_queue_is_idle_else_queued(
+    glow, published, monkeypatch, sms_outbox, django_capture_on_commit_callbacks, sms_queue_idle
+):
+    """``send_here``: one task less per reply when nothing waits in the sms queue; behind a backlog the reply
+    takes its place in the queue. Intros and compliance texts always go through the priority queue."""
+    from messaging import services
+    from messaging.models import Message
+
+    asked = []
+    monkeypatch.setattr(services, "queue_idle", lambda task: asked.append(task) or sms_queue_idle)
+    for kind in ("reply", "intro", "compliance"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.message_queue(
+                clinic=glow, to="+16175550123", body="Hi", kind=kind, idempotency_key=kind, send_here=True
+            )
+    sends = [queue for name, _, queue in published if name == "messaging.send_message"]
+    if sms_queue_idle:
+        assert sends == ["priority", "priority"] and len(sms_outbox) == 1
+        assert Message.objects.get(idempotency_key="reply#0").status == Message.Status.SENT
+    else:
+        assert sends == [None, "priority", "priority"] and sms_outbox == []
+        assert Message.objects.get(idempotency_key="reply#0").status == Message.Status.QUEUED
+    assert asked == ["messaging.send_message"]  # urgent kinds never ask
+
+
+def test_a_reply_whose_send_here_fails_is_queued(glow, published, monkeypatch, django_capture_on_commit_callbacks):
+    from messaging import services
+
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(services, "queue_idle", lambda task: True)
+    monkeypatch.setattr(services, "message_send", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.message_queue(
+            clinic=glow, to="+16175550123", body="Hi", kind="reply", idempotency_key="r", send_here=True
+        )
+    assert [queue for name, _, queue in published if name == "messaging.send_message"] == [None]
+
+
+def test_after_a_slow_send_here_replies_are_queued_for_a_while(
+    glow, published, monkeypatch, sms_outbox, django_capture_on_commit_callbacks
+):
+    """A slow provider holds up the sms workers, not the turns' worker."""
+    from messaging import services
+
+    monkeypatch.setattr(services, "queue_idle", lambda task: True)
+    monkeypatch.setattr(services, "_send_here_paused_until", 0.0)
+    monkeypatch.setattr(services, "_sent_here", True)  # not the process's first send (which builds the client)
+    monkeypatch.setattr(services, "SEND_HERE_SLOW_SECONDS", -1.0)  # every send counts as slow
+    for key in ("first", "second"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.message_queue(
+                clinic=glow, to="+16175550123", body="Hi", kind="reply", idempotency_key=key, send_here=True
+            )
+    assert len(sms_outbox) == 1  # the first, here
+    assert [queue for name, _, queue in published if name == "messaging.send_message"] == [None]  # the second
+    monkeypatch.setattr(services, "_send_here_paused_until", 0.0)  # the pause over (SEND_HERE_PAUSE_SECONDS)
+    monkeypatch.setattr(services, "SEND_HERE_SLOW_SECONDS", 2.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.message_queue(
+            clinic=glow, to="+16175550123", body="Hi", kind="reply", idempotency_key="third", send_here=True
+        )
+    assert len(sms_outbox) == 2
+
+
+def test_the_first_send_here_of_a_process_never_counts_as_slow(
+    glow, published, monkeypatch, sms_outbox, django_capture_on_commit_callbacks
+):
+    from messaging import services
+
+    monkeypatch.setattr(services, "queue_idle", lambda task: True)
+    monkeypatch.setattr(services, "_send_here_paused_until", 0.0)
+    monkeypatch.setattr(services, "_sent_here", False)
+    monkeypatch.setattr(services, "SEND_HERE_SLOW_SECONDS", -1.0)
+    for key in ("first", "second", "third"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.message_queue(
+                clinic=glow, to="+16175550123", body="Hi", kind="reply", idempotency_key=key, send_here=True
+            )
+    assert len(sms_outbox) == 2  # the first (building the client) and the second (slow: the third is queued)
+    assert [queue for name, _, queue in published if name == "messaging.send_message"] == [None]
+
+
+def test_queue_idle_cannot_tell_without_a_broker(db):
+    from medspa.queueing import queue_idle
+
+    assert queue_idle("messaging.send_message") is False  # eager tasks (no Redis): queue as usual
+
+
 def test_a_queued_task_is_marked_until_it_starts_or_the_marker_expires(db, published, time_machine):
     from inbox.tasks import process_event
     from medspa.queueing import MARKER_SECONDS, queued_ids, task_started
@@ -247,3 +338,22 @@ def test_two_threads_that_both_find_a_task_missing_both_get_it():
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"found": ["inbox.process_event", "inbox.process_event"], "failed": []}
+
+
+def test_a_task_keeps_its_database_connection_as_a_request_does(monkeypatch):
+    """Celery's Django fixup would close every connection around every task (a new PostgreSQL connection and server
+    process per task); it leaves them to Django's close_old_connections, as around a request (CONN_MAX_AGE)."""
+    from types import SimpleNamespace
+
+    from celery.fixups.django import DjangoWorkerFixup
+
+    from medspa import celery as module
+
+    fixup = DjangoWorkerFixup(module.app)
+    assert fixup.db_reuse_max >= 10_000  # the fixup's own close comes only after that many tasks
+    closed = []
+    monkeypatch.setattr("django.db.close_old_connections", lambda: closed.append(True))
+    module._close_old_connections(task=SimpleNamespace(request=SimpleNamespace(is_eager=True)))
+    assert closed == []  # an eager task runs in its caller's request or transaction
+    module._close_old_connections(task=SimpleNamespace(request=SimpleNamespace(is_eager=False)))
+    assert closed == [True]
