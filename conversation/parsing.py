@@ -262,7 +262,7 @@ _REQUEST = re.compile(
 PRESCRIPTION = re.compile(
     r"\b(anticoagulants?|blood thinners? (prescribed|from my)|apixaban|eliquis|warfarin|coumadin|xarelto|"
     r"rivaroxaban|plavix|clopidogrel|doxycycline|ozempic|wegovy|semaglutide|mounjaro|tirzepatide|minocycline|prednisone|methotrexate|immunosuppress\w*|chemo\w*|"
-    r"contraindicat\w*|per my (doctor|cardiologist|dermatologist)|(my|the) (cardiologist|oncologist|doctor) (put|has|"
+    r"per my (doctor|cardiologist|dermatologist)|(my|the) (cardiologist|oncologist|doctor) (put|has|"
     r"prescribed|told))\b"
 )
 _SAFETY_CUE = re.compile(
@@ -332,8 +332,20 @@ def is_info_question(text: str) -> bool:
     return bool(_INFO_QUESTION.search(s) or _HAD_TREATMENT.search(s) or _AFTER_QUESTION.search(s))
 
 
+_SENTENCE_SPLIT = re.compile(r"[.!?;]+\s*|\s+also,?\s+|\s+plus\s+")
+
+
+def sentences(text: str) -> list[str]:
+    """The text's sentences ("I'd like to book a facial friday. also is it ok for sensitive skin?" -> two)."""
+    return [part.strip() for part in _SENTENCE_SPLIT.split(text) if part and part.strip()]
+
+
 def asks_for_times(text: str) -> bool:
-    """The text asks for open times ("do you have anything friday", "when can i come in"), not for information."""
+    """The text asks for open times ("do you have anything friday", "when can i come in"), not for information; in
+    a text of several sentences, any one that does."""
+    parts = sentences(text)
+    if len(parts) > 1:
+        return any(asks_for_times(part) for part in parts)
     s = normalise(text)
     return bool(_REQUEST.search(s)) and not is_info_question(text) and not _SAFETY_CUE.search(s)
 
@@ -346,6 +358,9 @@ def is_health_question(text: str) -> bool:
 def is_request(text: str) -> bool:
     """Whether a question-shaped text asks for a booking (or a time) rather than for information: a request pattern,
     or no question word and no word of an information question ("next wed?", "botox thursday?")."""
+    parts = sentences(text)
+    if len(parts) > 1 and any(asks_for_times(part) for part in parts):
+        return True  # "i'd like to book a peel friday. also, is it ok for sensitive skin?"
     s = normalise(text)
     if _SAFETY_CUE.search(s) or is_info_question(text):
         return False
@@ -363,7 +378,11 @@ def intents(text: str) -> set[str]:
     cancel, reschedule or human already answers."""
     s = normalise(text)
     found = {name for name, pattern in _INTENT_PATTERNS.items() if pattern.search(s)}
-    if "price" in found and re.search(r"\b(deposit|refund\w*|cancel\w*|no ?show|late fee)\b", s):
+    if "price" in found and re.search(
+        r"\b(deposit|refund\w*|cancel\w*|no ?show|late fee|on top of|comes? off|deducted|taken off|applied to|"
+        r"separate fee)\b",
+        s,
+    ):
         found.discard("price")  # "how much is the deposit?", "is there a fee if i cancel?": the policy answers
     asks_to_know = re.search(r"\b(like|want|wanted|need) to (know|ask|find out|check|learn|inquire|enquire)\b", s)
     if _WANT.search(s) and not found & {"cancel", "reschedule", "human"} and not asks_to_know:
@@ -393,6 +412,10 @@ def intents(text: str) -> set[str]:
             and not _ACT_ON_MINE.search(s)  # "is it possible to move my appointment to 5?" asks for it
         ):
             found -= {"cancel", "reschedule"}
+    parts = sentences(text)
+    if "book" not in found and len(parts) > 1 and any(asks_for_times(part) for part in parts):
+        found.add("book")  # one sentence asks for times, another asks a question: both are wanted
+        found.add("question")
     if ("?" in s or starts_as_question or info) and not found & {"price", "book", "cancel", "reschedule", "human"}:
         found.add("question")
     return found

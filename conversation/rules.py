@@ -601,6 +601,8 @@ class RulesEngine(Engine):
         """ "Do I still need to pay the deposit?" from a patient whose appointment is booked: where it stands."""
         if not re.search(r"\b(deposit|link)\b|\b(still|again|already) (need to |have to )?pay\b", t.lowered):
             return None
+        if re.search(r"\b(cancel\w*|refund\w*|back|lose|forfeit\w*|no ?show|late)\b", t.lowered):
+            return None  # "if i cancel do i get my deposit back?": the policy answers
         if parsing.asks_for_times(t.text):
             return None
         if "question" not in t.wants and not parsing.is_info_question(t.text):
@@ -641,15 +643,21 @@ class RulesEngine(Engine):
         return f"{first} {offer}" if first and "open times" in offer else offer
 
     def _first_question_answer(self, t) -> str:
-        """The answer to a text's first sentence when it is a question about information and a later sentence asks
-        for times; empty otherwise."""
-        parts = [p for p in re.split(r"[?.!]+", t.text) if p.strip()]
-        if len(parts) < 2 or parsing.asks_for_times(parts[0]) or not parsing.asks_for_times(parts[-1]):
+        """The answer to the question a text asks in one sentence while another asks for times ("does dysport hurt?
+        if not can i come in friday", "book me a peel friday. also is it ok for sensitive skin?"); empty otherwise."""
+        parts = parsing.sentences(t.text)
+        if len(parts) < 2 or not any(parsing.asks_for_times(p) for p in parts):
             return ""
-        if "question" not in parsing.intents(parts[0] + "?") or "price" in parsing.intents(parts[0]):
-            return ""
-        results = [r for r in t.tools.search_knowledge(parts[0]) if r.get("kind") == "document"]
-        return _sentences_within(results[0].get("answer") or results[0]["snippet"], 200) if results else ""
+        for part in parts:
+            if parsing.asks_for_times(part) or "price" in parsing.intents(part):
+                continue
+            if "question" not in parsing.intents(part + "?") or len(part.split()) < 3:
+                continue
+            query = part if parsing.find_services(part, t.catalog) else f"{part} {self._about(t)}"
+            results = [r for r in t.tools.search_knowledge(query) if r.get("kind") == "document"]
+            if results:
+                return _sentences_within(results[0].get("answer") or results[0]["snippet"], 220)
+        return ""
 
     def _other_days(self, t):
         """ "Yes" to "want me to check other days?": the next two weeks."""

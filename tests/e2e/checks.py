@@ -15,10 +15,10 @@ from .stack import TELNYX_API_KEY
 
 
 def book_until_deposit(patient: Patient, expect: Expected):
-    """From "I want Botox" to the deposit link: the price from the catalog, three real open times tomorrow
+    """From "How much is Botox?" to the deposit link: the price from the catalog, three real open times tomorrow
     afternoon, the second one held under the patient's name, the $50 Square link. Returns (start, payment, the
     deposit link's text)."""
-    assert patient.say("I want Botox, how much is it?") == [expect.price()]
+    assert patient.say("How much is Botox?") == [expect.price()]
     assert patient.say("Yes, tomorrow afternoon") == [expect.offer()]
     assert patient.say("2") == [expect.ask_name()]
     (link_text,) = patient.say("Jane Doe")
@@ -36,7 +36,7 @@ def deposit_payment(setup) -> Payment:
     return Payment.objects.get(clinic=setup.clinic)
 
 
-PATIENT_TEXTS = ["I want Botox, how much is it?", "Yes, tomorrow afternoon", "2", "Jane Doe"]
+PATIENT_TEXTS = ["How much is Botox?", "Yes, tomorrow afternoon", "2", "Jane Doe"]
 
 
 def assert_texts(patient: Patient, expected: list[str]):

@@ -13,7 +13,7 @@ from medspa.models import StaffAlert
 from messaging.models import Message
 
 from .checks import PATIENT_TEXTS, assert_booked, assert_nextech, book_until_deposit, deposit_payment
-from .flow import Expected, outbox_settled, wait_for
+from .flow import Expected, outbox_settled, wait_for, when_short
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -125,7 +125,7 @@ def test_nextech_known_patient_and_a_flaky_slot_search(clinic_factory, patient_f
     patient.note(f"Nextech already has Jane Doe on file as Patient/{known}.")
 
     assert patient.miss_call() == [expect.intro()]
-    assert patient.say("I want Botox, how much is it?") == [expect.price()]
+    assert patient.say("How much is Botox?") == [expect.price()]
     e2e.nextech.fail(503, times=1)
     patient.note("Nextech's API answers the next request with 503.")
     assert patient.say("Yes, tomorrow afternoon") == [expect.offer()]
@@ -211,6 +211,43 @@ def test_builtin_calendar_booking(clinic_factory, patient_factory, e2e):
     assert booking.emr_appointment_id == f"builtin-{booking.pk}"
     assert not e2e.nextech.calls()
     patient.transcript.check(f"Built-in calendar: appointment builtin-{booking.pk}; no EMR was called.")
+    e2e.assert_no_errors()
+
+
+def test_i_want_botox_gets_the_price_and_the_soonest_times_in_one_reply(clinic_factory, patient_factory, e2e):
+    """ "I want Botox": the price and the soonest open times in the same reply (DESIGN.md's flow)
+
+    The patient names the treatment and nothing else. The one reply carries the catalog price and the three soonest
+    real open times, on more than one day, from the built-in calendar; the patient picks the first, gives a name,
+    pays, and is booked at exactly that time."""
+    setup = clinic_factory("builtin")
+    patient = patient_factory(setup)
+    expect = Expected(setup)
+
+    assert patient.miss_call() == [expect.intro()]
+    (offer,) = patient.say("I want Botox")
+    assert offer.startswith("Botox is $12 per unit (most treatments use 20-30 units, about $240-$360). Here are open ")
+    assert offer.endswith("Reply 1, 2 or 3 to pick one, or tell me a day that suits you.")
+    conversation = Conversation.objects.get(clinic=setup.clinic, patient_phone=patient.phone)
+    starts = [datetime.fromisoformat(o["start"]) for o in conversation.offered_slots]
+    assert len(starts) == 3 and len({s.astimezone(setup.tz).date() for s in starts}) >= 2
+    lines = [f"{i}. {when_short(s, setup.tz)} with {expect.doctor}" for i, s in enumerate(starts, 1)]
+    assert "\n".join(lines) in offer
+    patient.transcript.check("One reply: the catalog price and three real open times on more than one day.")
+    assert patient.say("1") == [expect.ask_name(starts[0])]
+    (link,) = patient.say("Jane Doe")
+    payment = deposit_payment(setup)
+    assert link == expect.deposit_link("Jane", starts[0], payment)
+    assert patient.pay_deposit(payment.link_url) == [expect.confirmation(starts[0])]
+    booking, _ = assert_booked(
+        patient,
+        start=starts[0],
+        payment=payment,
+        texts=[expect.intro(), offer, expect.ask_name(starts[0]), link, expect.confirmation(starts[0])],
+        inbound=["I want Botox", "1", "Jane Doe"],
+        origin=Conversation.Origin.MISSED_CALL,
+    )
+    assert booking.emr_appointment_id == f"builtin-{booking.pk}"
     e2e.assert_no_errors()
 
 

@@ -34,7 +34,7 @@ from .stack import SMS_STUCK_SECONDS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-QUESTION = "I want Botox, how much is it?"
+QUESTION = "How much is Botox?"
 Status = Message.Status
 
 
