@@ -192,6 +192,10 @@ PHRASES = [
     (_p(r"\bningun[oa]\b"), "none"),
     # Questions about the clinic (the answer is the clinic's own document, in English).
     (_p(r"\bembarazada\b"), "pregnant"),
+    (_p(r"\bhija\b"), "daughter"),
+    (_p(r"\bhijo\b"), "son"),
+    (_p(r"\b(ninos|niños|hijos)\b"), "kids"),
+    (_p(r"\b(de )?(\d{1,2}) anos\b|\b(de )?(\d{1,2}) años\b"), r"\2\4 years old"),
     (_p(r"\b(amamantando|lactando|lactancia|dando pecho)\b"), "breastfeeding"),
     (_p(r"\bes seguro\b"), "is it safe"),
     (_p(r"\bcuanto (tiempo )?dura\b"), "how long does it last"),
@@ -472,6 +476,10 @@ TEMPLATES = [
     (
         r"Thanks for reaching out! I've passed this to our front desk, and someone will text you back shortly\.",
         "Gracias por escribirnos. Ya lo pasé a nuestra recepción y alguien le responderá pronto.",
+    ),
+    (
+        r"Good question! I've asked our front desk, and someone will text you back shortly\.",
+        "Buena pregunta. Ya le pregunté a nuestra recepción y alguien le responderá pronto.",
     ),
     (
         r"A (?P<service>.+?) appointment takes about (?P<minutes>\d+) minutes\.(?: Yours is on " + W + r" with "

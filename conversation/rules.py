@@ -116,6 +116,17 @@ SEARCH_HINTS = (
     ),
     (re.compile(r"\b(latest|earliest|what time do you|how late|open on|closed on)\b"), "hours open"),
     (
+        re.compile(r"\b(reschedul\w*|cancel\w*|move (it|my|things|the appointment)|push (it|my)|last minute)\b"),
+        "cancellation rescheduling policy notice",
+    ),
+    (re.compile(r"\bconsult\w* (first|before)|\b(need|have) (a|to) consult"), "free consultations"),
+    (re.compile(r"\b(hurt|hurts|painful|pain|numb\w*|needles?|scared)\b"), "does it hurt numbing"),
+    (
+        re.compile(r"\b(uneven|higher than|lower than|lopsided|still moves?|still (there|see)|fix it|touch ?-?up)\b"),
+        "touch-up policy",
+    ),
+    (re.compile(r"\b(swollen|swelling|puffy|bigger on|lumpy|lumps?|bruis\w*)\b"), "swelling bruising normal"),
+    (
         re.compile(
             r"\b(daughter|son|kid|kids|teen|teenager|minor|child|children|(1[0-7]) (years? old|yo|yr old)|turns? "
             r"1[0-7]|is 1[0-7]|age limit|how old)\b"
@@ -129,6 +140,11 @@ DEALS = re.compile(
     r"insurance|gift cards?|loyalty|rewards?|membership|packages?)\b"
 )
 PRICE_WORDS = set(terms("how much cost costs price prices pricing charge charges get rid fix treat treatment do"))
+# "can i bring my 2 yr old?": whether a child may come along is the clinic's call, not in its documents.
+BRING_A_CHILD = re.compile(
+    r"\bbring (my |a |our )?(kid|kids|child|children|daughter|son|baby|toddler|little one|\d+ ?(yr|year|yo)s?( old)?)"
+    r"\b(?!.{0,40}\b(for|to get|to have) (a |her |his |their )?(treatment|botox|filler|facial|peel|appointment)\b)"
+)
 # "running 15 min late": the front desk must know (and may need to shorten or move the treatment).
 RUNNING_LATE = re.compile(
     r"\b(running|gonna be|going to be|will be|ill be|i'?m|be) (\w+ ){0,3}late\b|\bstuck in traffic\b|\bon my way\b"
@@ -213,6 +229,7 @@ class RulesEngine(Engine):
         "_who_is_this",
         "_staff_only",
         "_running_late",
+        "_bring_a_child",
         "_photo",
         "_hold_lapsed_or_link_again",
         "_waitlist_offer_reply",
@@ -268,6 +285,13 @@ class RulesEngine(Engine):
             return None
         t.tools.hand_off("a request only the clinic's staff can handle")
         return "Thanks for reaching out! I've passed this to our front desk, and someone will text you back shortly."
+
+    def _bring_a_child(self, t):
+        """ "Can I bring my daughter along?": the front desk answers (the documents do not say)."""
+        if not BRING_A_CHILD.search(t.lowered):
+            return None
+        t.tools.hand_off("the patient asks whether a child may come along")
+        return "Good question! I've asked our front desk, and someone will text you back shortly."
 
     def _running_late(self, t):
         """A patient running late today: the front desk is told; the patient hears that they know."""

@@ -240,3 +240,18 @@ def test_do_not_call_me_is_not_a_request_for_a_call(patient):
 
 def test_a_vowel_typo_in_a_short_treatment_name(patient):
     assert "Botox is $12 per unit" in patient.reply("price of botix?")
+
+
+def test_whether_a_child_may_come_along_goes_to_the_front_desk(patient):
+    reply = patient.reply("is it ok if i bring my son along? hes 5")
+    assert "front desk" in reply and patient.conversation.needs_staff or patient.conversation.owner == "staff"
+
+
+def test_a_touch_up_question_finds_the_touch_up_policy(patient):
+    reply = patient.reply("had botox 10 days ago and one eyebrow is higher than the other, can you fix it")
+    assert "14" in reply and "Here are open times" not in reply
+
+
+def test_a_policy_question_about_moving_finds_the_policy(patient):
+    reply = patient.reply("whats the rule if i have to move my appointment?")
+    assert "24" in reply
