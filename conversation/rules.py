@@ -551,7 +551,7 @@ class RulesEngine(Engine):
     def _not_offered(self, t):
         """ "Do you do coolsculpting?": a treatment the catalog does not have, and no document about it."""
         match = DO_YOU_OFFER.search(t.lowered)
-        if match is None or t.mentioned:
+        if match is None or t.mentioned or parsing.asks_for_times(t.text):
             return None
         asked = set(terms(match["what"]))
         if not asked:

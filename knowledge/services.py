@@ -13,6 +13,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 from django.core.cache import cache
@@ -319,7 +320,13 @@ def _named(original: set[str], services) -> list[tuple]:
 
 
 def _service_terms(service) -> list[set[str]]:
-    return [set(terms(name)) for name in [service.name, *service.aliases] if terms(name)]
+    return [set(t) for t in _name_terms(service.name, tuple(service.aliases or ())) if t]
+
+
+@lru_cache(maxsize=4096)
+def _name_terms(name: str, aliases: tuple) -> tuple:
+    """The stemmed words of a service's name and each alias (the same for every question about it)."""
+    return tuple(tuple(terms(n)) for n in (name, *aliases))
 
 
 def _heads(services) -> frozenset[str]:

@@ -137,7 +137,9 @@ SYNONYM_GROUPS = [
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
+    """A word's stem (Snowball English), remembered: patients and documents use the same few thousand words."""
     return _stemmer.stemWord(word)
 
 
