@@ -186,7 +186,11 @@ class _Turn:
         tz, lowered, wants = c.clinic.tz, parsing.normalise(text), parsing.intents(text)
         catalog = [parsing.ServiceName(s.pk, s.name, tuple(s.aliases or ())) for s in tools.catalog()]
         turn = cls(c, text, tools, tz, lowered, wants, catalog)
-        turn.provider = parsing.find_provider(text, tools.providers())
+        words = set(lowered.split())
+        named = any(
+            w in words for name in tools.provider_names() for w in parsing.normalise(name).split() if len(w) > 2
+        )
+        turn.provider = parsing.find_provider(text, tools.providers()) if named else None
         tools.prefer_provider(turn.provider)  # "with Dr. Johnson": the times found this turn are hers (if she does it)
         return turn
 

@@ -68,9 +68,22 @@ class Tools:
         self.now = now or timezone.now()
         self.calls: list[dict] = []
         self.provider = None  # the provider the patient asked for in this turn ("with Dr. Johnson"), if any
+        self._providers = None
+        self._catalog = None
 
     def providers(self) -> list[Provider]:
-        return list(Provider.objects.for_clinic(self.clinic).filter(active=True).prefetch_related("services"))
+        """The clinic's active providers with their services (read once a turn)."""
+        if self._providers is None:
+            self._providers = list(
+                Provider.objects.for_clinic(self.clinic).filter(active=True).prefetch_related("services")
+            )
+        return self._providers
+
+    def provider_names(self) -> list[str]:
+        """The active providers' names only: the cheap check before ``providers``."""
+        if self._providers is not None:
+            return [p.name for p in self._providers]
+        return list(Provider.objects.for_clinic(self.clinic).filter(active=True).values_list("name", flat=True))
 
     def prefer_provider(self, provider: Provider | None) -> None:
         """Open times found in this turn are that provider's only."""
@@ -115,7 +128,10 @@ class Tools:
         return results
 
     def catalog(self) -> list[Service]:
-        return list(Service.objects.for_clinic(self.clinic).filter(active=True).order_by("name"))
+        """The clinic's active services by name (read once a turn)."""
+        if self._catalog is None:
+            self._catalog = list(Service.objects.for_clinic(self.clinic).filter(active=True).order_by("name"))
+        return self._catalog
 
     def lookup_service(self, service_id: int) -> dict:
         """A catalogued service and its price, worded only by ``Service.price_text``."""
