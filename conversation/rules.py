@@ -8,7 +8,7 @@ the time wanted, prices, and finally the clinic's knowledge for any other questi
 
 import re
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import timedelta, tzinfo
 
 from knowledge.text import terms
 from medspa.models import format_cents
@@ -184,7 +184,7 @@ class _Turn:
     @classmethod
     def read(cls, c, text, tools) -> "_Turn":
         tz, lowered, wants = c.clinic.tz, parsing.normalise(text), parsing.intents(text)
-        catalog = [parsing.ServiceName(s.pk, s.name, tuple(s.aliases or ())) for s in tools.catalog()]
+        catalog = _catalog_names(tools)
         turn = cls(c, text, tools, tz, lowered, wants, catalog)
         words = set(lowered.split())
         named = any(
@@ -400,8 +400,6 @@ class RulesEngine(Engine):
         tools.release_hold()
         when = parsing.parse_when(t.text, now=tools.now, tz=t.tz)
         if when is None:
-            from datetime import timedelta
-
             day_after = held.start.astimezone(t.tz).replace(hour=0, minute=0) + timedelta(days=1)
             when = parsing.TimeWindow(start=day_after, end=day_after + timedelta(days=7), label="other days", asap=True)
         return self._offer(c, tools, when, t.tz)
@@ -604,7 +602,7 @@ class RulesEngine(Engine):
 
     def _then_book(self, t) -> str:
         """The times a question's last sentence asks for, after its answer; empty when it asks for none."""
-        parts = [p for p in re.split(r"[?.!]+", t.text) if p.strip()]
+        parts = parsing.sentences(t.text)
         if len(parts) < 2 or not parsing.asks_for_times(parts[-1]):
             return ""
         consult = [s.key for s in t.catalog if "consult" in s.name.lower() and s.key in t.mentioned]
@@ -859,8 +857,6 @@ class RulesEngine(Engine):
 
     def _soonest_times(self, c, tools, tz) -> str:
         """The soonest open times of the next week, as offered ("..., or tell me a day"); empty when none."""
-        from datetime import timedelta
-
         window = parsing.TimeWindow(start=tools.now, end=tools.now + timedelta(days=7), label="soonest", asap=True)
         offered = tools.find_open_times(start=window.start, end=window.end, label=window.label)
         if not offered:
@@ -941,8 +937,6 @@ class RulesEngine(Engine):
     def _nearest_after(self, c, tools, when, tz) -> str:
         """The soonest times in the two weeks after a window that had none ("saturday": the clinic does not treat
         then), offered at once rather than asked about; empty when there are none."""
-        from datetime import timedelta
-
         start = max(when.start, tools.now)
         offered = tools.find_open_times(start=start, end=start + timedelta(days=14), label="in the next two weeks")
         if not offered:
@@ -1035,9 +1029,7 @@ class RulesEngine(Engine):
             tools.hand_off("a question the clinic's information does not answer")
             return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
         body = self._answers(tools, text, results)
-        named = parsing.find_services(
-            text, [parsing.ServiceName(s.pk, s.name, tuple(s.aliases or ())) for s in tools.catalog()]
-        )
+        named = parsing.find_services(text, _catalog_names(tools))
         if len(named) == 1 and results[0]["kind"] == "document":
             name = tools.lookup_service(named[0])["name"]
             if name.lower() not in body.lower():  # "do i stop aspirin before filler?": say which treatment it is for
@@ -1114,6 +1106,11 @@ def _sentences_within(text: str, budget: int) -> str:
     return kept
 
 
+def _catalog_names(tools) -> list[parsing.ServiceName]:
+    """The clinic's catalog as the parser reads it (names and aliases)."""
+    return [parsing.ServiceName(s.pk, s.name, tuple(s.aliases or ())) for s in tools.catalog()]
+
+
 def _with_zone(label: str, tz, now) -> str:
     """A window as said back, with the clinic's zone when it names a clock time ("after 3 (EST)")."""
     if not re.search(r"\d", label):
@@ -1150,6 +1147,4 @@ def _name_in(text: str):
 
 def _next_days(now, tz):
     """The next two weeks, as a window ("other days")."""
-    from datetime import timedelta
-
     return parsing.TimeWindow(start=now, end=now + timedelta(days=14), label="in the next two weeks", asap=True)
