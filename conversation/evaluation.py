@@ -88,9 +88,10 @@ def half_of(item_id: str) -> str:
     return "dev" if int(hashlib.sha1(item_id.encode()).hexdigest(), 16) % 2 == 0 else "test"  # noqa: S324
 
 
-def corpus(half: str = "all", folder: Path = CORPUS) -> list[dict]:
+def corpus(half: str = "all", folder: Path = CORPUS, pattern: str = "*.json") -> list[dict]:
     items = []
-    for path in sorted(folder.glob("*.json")):
+    paths = {path for one in pattern.split(",") for path in folder.glob(one.strip())}  # "a*.json,b*.json"
+    for path in sorted(paths):
         for item in json.loads(path.read_text()):
             item["_kind"] = "conversation" if "turns" in item else "text"
             if half in ("all", half_of(item["id"])):

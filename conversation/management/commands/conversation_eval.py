@@ -13,9 +13,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--half", choices=["dev", "test", "all"], default="all")
         parser.add_argument("--failures", action="store_true", help="list the dev half's failures with replies")
+        parser.add_argument(
+            "--files", default="*.json", help="only the corpus files matching this pattern, comma-separated, e.g. 'texts-1[5-8].json,conversations-1[2-5].json'"
+        )
 
-    def handle(self, *args, half, failures, **options):
-        report = evaluate(items=corpus(half))
+    def handle(self, *args, half, failures, files, **options):
+        report = evaluate(items=corpus(half, pattern=files))
         if failures:
             for outcome in report.outcomes:
                 if outcome.half != "dev" or outcome.passed:
