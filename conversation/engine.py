@@ -169,6 +169,7 @@ def conversation_respond(*, conversation_id: int, now=None) -> Turn | None:
             Conversation.objects.filter(pk=conversation.pk).update(needs_staff=True)
             return None
         tools = Tools(conversation, now=now)
+        tools.photo = any(m.media for m in texts)
         started = time.monotonic()
         cap = over_cap(conversation)
         if cap:

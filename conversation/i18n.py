@@ -104,7 +104,22 @@ def _p(pattern: str) -> re.Pattern:
 PHRASES = [
     (_p(r"[¿¡]"), " "),
     # Urgent symptoms first: the urgent script must never miss them.
-    (_p(r"\bno puedo respirar\b|\bme cuesta respirar\b"), "cant breathe"),
+    (
+        _p(
+            r"\bno puedo respirar\b|\b(me )?(esta )?(cuesta|costando) respirar\b|\bdificultad (para|al) respirar\b|"
+            r"\bfalta de aire\b|\bme ahogo\b|\bme falta el aire\b"
+        ),
+        "cant breathe",
+    ),
+    (
+        _p(
+            r"\b(piel|zona|labio|cara|mejilla)s? (se (me )?(puso|pone|esta poniendo|ve) |esta |mas )?"
+            r"(blanc|moradit?|azul|gris)\w*"
+        ),
+        "skin turning white",
+    ),
+    (_p(r"\bdolor (muy )?(fuerte|intenso|horrible|insoportable)\b|\bmucho dolor\b|\bdolor severo\b"), "severe pain"),
+    (_p(r"\bme desmaye\b|\bdesmayo\b|\bmareada? y\b"), "fainted"),
     (_p(r"\bno veo( bien)?\b|\bno puedo ver\b|\bvision borrosa\b|\bveo borroso\b"), "blurry vision"),
     (_p(r"\b(me )?(han |ha )?cobrado dos veces\b|\bme cobraron dos veces\b|\bdoble cobro\b"), "charged twice"),
     (
@@ -115,6 +130,13 @@ PHRASES = [
         "can someone check",
     ),
     (_p(r"\bdolor (de|en el) pecho\b"), "chest pain"),
+    # What only staff can do (conversation.rules STAFF_ONLY reads the English).
+    (
+        _p(r"\b(copia de )?(mi |el )?(expediente|historial|historia clinica|registros?)( medicos?| clinicos?)?\b"),
+        "my medical records",
+    ),
+    (_p(r"\b(quiero|necesito) (mi |el |un )?reembolso\b|\bno me (han )?(devuelto|reembolsado)\b"), "refund me"),
+    (_p(r"\b(estoy |quede )?(muy )?(descontent[oa]|insatisfech[oa]|molest[oa])\b"), "unhappy with it"),
     (_p(r"\breaccion alergica\b"), "allergic reaction"),
     (_p(r"\bemergencia\b"), "emergency"),
     (_p(r"\bfiebre\b"), "fever"),
@@ -177,6 +199,18 @@ PHRASES = [
     (_p(r"\bfin de semana\b"), "weekend"),
     (_p(r"\bdespues de las? (\d)"), r"after \1"),
     (_p(r"\bantes de las? (\d)"), r"before \1"),
+    (_p(r"\ba las? una\b"), "at 1"),
+    (_p(r"\ba las? dos\b"), "at 2"),
+    (_p(r"\ba las? tres\b"), "at 3"),
+    (_p(r"\ba las? cuatro\b"), "at 4"),
+    (_p(r"\ba las? cinco\b"), "at 5"),
+    (_p(r"\ba las? seis\b"), "at 6"),
+    (_p(r"\ba las? siete\b"), "at 7"),
+    (_p(r"\ba las? ocho\b"), "at 8"),
+    (_p(r"\ba las? nueve\b"), "at 9"),
+    (_p(r"\ba las? diez\b"), "at 10"),
+    (_p(r"\ba las? once\b"), "at 11"),
+    (_p(r"\ba las? doce\b"), "at 12"),
     (_p(r"\ba las? (\d)"), r"at \1"),
     (_p(r"\b(el |este |el proximo )?lunes\b"), "monday"),
     (_p(r"\b(el |este |el proximo )?martes\b"), "tuesday"),
@@ -203,6 +237,16 @@ PHRASES = [
     (_p(r"\b(cierran|cierra)\b"), "close"),
     (_p(r"\b(abren|abre)\b"), "open"),
     (_p(r"\bduele\b"), "does it hurt"),
+    (_p(r"\b(en )?efectivo\b"), "cash"),
+    (_p(r"\b(el )?seguro (medico)?\b|\baseguranza\b"), "insurance"),
+    (_p(r"\btarjetas?( de credito)?\b"), "card"),
+    (
+        _p(r"\b(financiamiento|financiacion|pagos mensuales|pagar (a|en) (plazos|cuotas|mensualidades)|a plazos)\b"),
+        "financing",
+    ),
+    (_p(r"\b(ustedes )?(quitan|eliminan|remueven|borran) (los |las )?tatuajes\b"), "do you do tattoo removal"),
+    (_p(r"\btatuajes?\b"), "tattoo"),
+    (_p(r"^\s*(ustedes )?(hacen|ofrecen|tienen servicio de)\b"), "do you do"),
     (_p(r"\bestacionamiento\b|\bparqueo\b"), "parking"),
     (_p(r"\b(estacionar(me)?|parquear|dejar el (carro|coche|auto))\b"), "park"),
     (_p(r"\b(hacer )?ejercicio\b"), "exercise"),
@@ -215,12 +259,12 @@ PHRASES = [
     (_p(r"\bidentificacion\b"), "id"),
     (_p(r"^\s*donde\b"), "where"),
     (_p(r"^\s*(que|como)\b"), "what"),
+    (_p(r"\bpor favor\b|\bporfa(vor)?\b|\bsi no es (mucha )?molestia\b"), "please"),
     # Yes, no, greetings, thanks ("si" is "yes" first in a text, "if" inside one).
     (_p(r"^\s*(si|claro|vale|de acuerdo|dale|esta bien|perfecto|correcto|por supuesto)\b"), "yes"),
     (_p(r"\bsi\b"), "if"),
     (_p(r"\b(muchas )?gracias\b"), "thanks"),
     (_p(r"\b(hola|buenos dias|buenas tardes|buenas noches|buenas)\b"), "hi"),
-    (_p(r"\bpor favor\b|\bporfa(vor)?\b"), "please"),
     (_p(r"(?<=\S) y (?=\S)"), " and "),
 ]
 
@@ -286,6 +330,7 @@ def _pick(numbers: str) -> str:
 
 # (English reply, as conversation.rules writes it; its Spanish). Matched on the whole reply, in order; {when},
 # {price} and {pick} are re-rendered, the other groups (names, links, the clinic's documents) kept as they are.
+BOOK_WHICH_ES = "Con gusto le hago una cita."  # how the question "which treatment, to book?" starts in Spanish
 TEMPLATES = [
     (
         r"Hi! This is (?P<clinic>.+)\. I can answer questions, share prices or book you in\. What can I do\?",
@@ -298,7 +343,7 @@ TEMPLATES = [
     ),
     (
         r"I'd love to get you booked! Which treatment are you interested in\? For example: (?P<names>.+)\.",
-        "Con gusto le hago una cita. Qué tratamiento le interesa? Por ejemplo: {names}.",
+        BOOK_WHICH_ES + " Qué tratamiento le interesa? Por ejemplo: {names}.",
     ),
     (
         r"(?P<lead>(?:.+ is .+\. )?)Here are open times for (?P<service>.+?):\n(?P<lines>(?:\d+\. .+\n)+)"
@@ -526,7 +571,10 @@ STEERS = [
         " Responda {pick} para elegir uno de los horarios de arriba.",
     ),
 ]
-_PRICE_LINE = re.compile(r"(?P<name>[^.\n]+?) is (?P<price>\$[^\n]*?|free|priced at a consultation)\.(?= |\Z)")
+# A price as the catalog says it: no sentence end inside (a dot only in "$4.50"), so a document's sentences after the
+# price line are never read as part of the price.
+_PRICE = r"\$(?:[^\n.]|\.(?=\d))*?|free|priced at a consultation"
+_PRICE_LINE = re.compile(rf"(?P<name>[^.\n]+?) is (?P<price>{_PRICE})\.(?= |\Z)")
 
 
 def _groups(match: re.Match, tz, now) -> dict:
@@ -575,7 +623,7 @@ def reply_es(reply: str, *, tz, now: datetime) -> str:
         if match:
             return spanish.format(**_groups(match, tz, now))
     prices = re.fullmatch(
-        r"((?:[^.\n]+? is (?:\$[^\n]*?|free|priced at a consultation)\. ?)+)(?P<steer> Would you .+)?"
+        rf"((?:[^.\n]+? is (?:{_PRICE})\. ?)+)(?P<steer> Would you .+)?"
         r"(?: Reply (?P<pick>[\d, or]+) for one of the times above\.)?",
         reply,
     )
@@ -584,12 +632,14 @@ def reply_es(reply: str, *, tz, now: datetime) -> str:
         if prices["pick"]:
             steer = f" Responda {_pick(prices['pick'])} para elegir uno de los horarios de arriba."
         return _prices_es(prices.group(1).strip()) + steer
+    lead = re.match(rf"(?:[^.\n]+? is (?:{_PRICE})\. )+", reply)  # prices said first, then a document's words
+    said, reply = (_prices_es(lead[0].strip()) + " ", reply[lead.end() :]) if lead else ("", reply)
     for pattern, spanish in STEERS:
         match = pattern.search(reply)
         if match:
             groups = {k: _pick(v) for k, v in match.groupdict().items()}
-            return _quoted(reply[: match.start()]) + spanish.format(**groups)
-    return _quoted(reply)
+            return said + _quoted(reply[: match.start()]) + spanish.format(**groups)
+    return said + _quoted(reply)
 
 
 def _quoted(document: str) -> str:

@@ -50,11 +50,18 @@ def _strip_accents(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
+# The few emoji that stand for a word a question needs ("botox 💰?", "🅿️ where??"); the rest are dropped.
+_EMOJI = {"💰": "price", "💵": "price", "💲": "price", "🤑": "price", "🅿️": "parking", "🅿": "parking", "📅": "book",
+          "🗓️": "book", "🗓": "book", "📍": "where"}  # fmt: skip
+_EMOJI_WORDS = re.compile("|".join(sorted(map(re.escape, _EMOJI), key=len, reverse=True)))
+
+
 def normalise(text: str) -> str:
     """Lower case, accents stripped, whitespace collapsed, texting shorthand expanded ("tmrw" -> "tomorrow", "thurs"
     -> "thursday", "pls" -> "please", "u" -> "you", "appt" -> "appointment", "w/" -> "with"); keeps letters, digits,
     ``$``, ``?``, and ``:``/``/`` between digits ("3:30", "12/3"); "1-3" becomes "1 to 3". Apostrophes go after the
     shorthand is expanded ("can't" -> "cant"), so "we'd" never becomes Wednesday."""
+    text = _EMOJI_WORDS.sub(lambda m: f" {_EMOJI[m[0]]} ", text)
     text = _strip_accents(text.translate(_QUOTES)).lower().replace("&", " and ").replace("b/c", "bc")
     text = re.sub(r"(\d)\s*([ap])\.\s?m\b\.?", r"\1\2m", re.sub(r"\ba\.s\.a\.p\b\.?", "asap", text))
     text = re.sub(r"\bw/", " with ", re.sub(r"\bw/o\b", " without ", text))
@@ -210,7 +217,7 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
     "price": r"\$|\b(how much(?! (time|longer|downtime))|prices?|pricing|priced|costs?|what do you charge|charges?|"
     r"what (does|do|would|will) (a |an |the )?[a-z ]{2,30} (run|go for|set me back)|"
     r"rates?|fees?|expensive|cheap(er|est)?|specials?|deals?|discounts?|promos?|per unit|quote)\b",
-    "cancel": r"\b(cancel(l?ed|l?ing|lation)?|(cant|cannot|can not|wont|unable to) make it|"
+    "cancel": r"\b(cancel(l?ed|l?ing|lation)?|cx|cxl|(cant|cannot|can not|wont|unable to) make it|"
     r"not (going to|able to) make it|call it off)\b",
     "reschedule": r"\b(re ?schedul(e|ed|ing)|(move|switch|shift) (my|it|the|our|that|this)|"
     r"change (my|the) (appointment|time|day|"
@@ -282,6 +289,14 @@ _INFO_CUE = re.compile(
 _ACT_ON_MINE = re.compile(
     r"\b(is it possible|(can|could) (i|you|we)|would it be possible)\b.{0,20}\b(move|switch|shift|change|cancel|"
     r"reschedule|push)\b.{0,10}\b(my|our)\b"
+)
+_NOT_CANCEL = re.compile(r"\b(dont|do not|not|never) (want (to )?|wanna |going to |gonna )?cancel\b")
+# A question about what would happen on a cancellation, even of the patient's own appointment: the policy answers.
+_WHAT_IF = re.compile(
+    r"\b(if i (were|was) to|if i (do|did|end up|have to|had to)|(latest|last) (point|time|moment|day|i can)|"
+    r"without (forfeit\w*|losing|lose)|how (late|far ahead|far in advance|much notice)|"
+    r"(would|will|do|does) (i|my deposit) (lose|get|be (returned|refunded|kept))|"
+    r"(would|will) (i|my deposit) be (refunded|returned|charged))\b"
 )
 # Asking how a policy or a booking works is a question, never a cancellation ("what's your cancellation policy?").
 _ABOUT_POLICY = re.compile(
@@ -362,7 +377,7 @@ def is_request(text: str) -> bool:
     if len(parts) > 1 and any(asks_for_times(part) for part in parts):
         return True  # "i'd like to book a peel friday. also, is it ok for sensitive skin?"
     s = normalise(text)
-    if _SAFETY_CUE.search(s) or is_info_question(text):
+    if _SAFETY_CUE.search(s) or is_info_question(text) or _WHAT_IF.search(s):
         return False
     if _REQUEST.search(s):
         return True
@@ -379,8 +394,8 @@ def intents(text: str) -> set[str]:
     s = normalise(text)
     found = {name for name, pattern in _INTENT_PATTERNS.items() if pattern.search(s)}
     if "price" in found and re.search(
-        r"\b(deposit|refund\w*|cancel\w*|no ?show|late fee|on top of|comes? off|deducted|taken off|applied to|"
-        r"separate fee)\b",
+        r"\b(free of charge|deposit|refund\w*|cancel\w*|no ?show|late fee|on top of|comes? off|deducted|taken off|"
+        r"applied to|separate fee)\b",
         s,
     ):
         found.discard("price")  # "how much is the deposit?", "is there a fee if i cancel?": the policy answers
@@ -391,6 +406,10 @@ def intents(text: str) -> set[str]:
         found.discard("book")
     if {"cancel", "reschedule"} <= found and not re.search(r"\bcancel", s):
         found.discard("cancel")
+    if "cancel" in found and _NOT_CANCEL.search(s):
+        found.discard("cancel")  # "wait no, i don't want to cancel, can i move it instead?"
+    if found & {"cancel", "reschedule"} and _WHAT_IF.search(s):
+        found -= {"cancel", "reschedule"}  # "if i were to cancel my appointment, would i get my deposit back?"
     if "no" in found and re.search(r"\b(not|none of) (that|those|these)\b", s):
         found.discard("yes")
     starts_as_question = bool(_QUESTION_START.match(s)) or any(
@@ -879,6 +898,11 @@ def _at_clock(times: list[datetime], candidates: list[int], h: int, minute: int 
     return on_the_hour if minute is None and len(on_the_hour) == 1 else hits
 
 
+_CHANGED_MIND = re.compile(
+    r"\b(no wait|wait no|actually|instead|make it|final answer|scratch that|on second thought)\b"
+)
+
+
 def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | None:
     """Which of the offered times (listed to the patient as 1., 2., 3.) the text picks, as a 0-based index; None
     when it picks none or is ambiguous. Reads "2", "#2", "option 2", "number 2", "the second", "2nd one", "the first/
@@ -888,11 +912,14 @@ def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | Non
     and requests for others ("not 2", "none", "neither", "anything earlier?") give None."""
     n = len(offered)
     s = " ".join(_when_word(w) for w in normalise(text).replace("?", " ").split())
+    s = re.sub(r"\b(number|option|choice) (to|too)\b", r"\1 2", s)  # voice typing: "number to is good"
     if not n or not s:
         return None
     corrected = _correction(s, n)
     if corrected is not None:  # "2. wait no, 3", "can i do 3 instead": the last number they gave
         return corrected
+    if (changed := _CHANGED_MIND.search(s)) and re.search(rf"\b({'|'.join(_WEEKDAYS)})", s[changed.end() :]):
+        s = re.sub(r"\b(ok|okay|final answer)\b", " ", s[changed.end() :]).strip()  # "thursday. no wait, friday"
     if _CHOICE_NO.search(s):
         return None
     times = [t.astimezone(tz) for t in offered]
@@ -917,10 +944,14 @@ def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | Non
     if ordinal and not re.search(rf"\b({_MON})\b", s):
         k = _ORDINALS[ordinal[1]]
         return k if k < n and (ordinal[1] != "middle" or n == 3) else None
-    if re.search(r"\b(last|final|latter)\b(?! (week|time|month|year|night))", s):
+    how_long = re.search(r"\bhow long\b|\b(do|does|will|would|it|they|results?|effects?|typically|usually) last\b", s)
+    if re.search(r"\b(last|final|latter)\b(?! (week|time|month|year|night))", s) and not how_long:
         return n - 1
     candidates, constrained = list(range(n)), False
-    if weekdays := {w.rstrip("s") for w in s.split() if w.rstrip("s") in _WEEKDAYS}:
+    said = [w.rstrip("s") for w in s.split() if w.rstrip("s") in _WEEKDAYS]
+    if len(set(said)) > 1 and _CHANGED_MIND.search(s):
+        said = said[-1:]  # "thursday. no wait, friday": the last day they gave
+    if weekdays := set(said):
         constrained = True
         candidates = [i for i in candidates if _WEEKDAYS[times[i].weekday()] in weekdays] if len(weekdays) == 1 else []
     for m in re.finditer(rf"\b({_MON})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b", s):

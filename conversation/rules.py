@@ -77,7 +77,10 @@ STAFF_ONLY = re.compile(
     r"double (charged|charge)|overcharged|billing (issue|problem|error|question)|send (my|the|our) (\w+ ){0,2}"
     r"(records?|chart|receipt|invoice|photos)|(can|could) (someone|somebody|anyone|a person) (check|look|fix|call|"
     r"help)|never got (a |any |my |the )?(confirmation|text|receipt|link|email)|money back|refund me|i hate (it|my|"
-    r"the|how)|(not|un)happy with (my|the|it|how)|disappointed|botched|(someone|somebody|you) (from \w+ \w+ )?(to )?"
+    r"the|how)|(not|un)happy with (my|the|it|how)|not happy|disappointed|botched|billing discrepanc\w*|"
+    r"(two|2|three|multiple|duplicate|separate) (separate )?(\$\d+ )?charges|i want (it fixed or )?(a|my) refund|"
+    r"(still )?(no|not got|never got|never received|havent (got|gotten|received)) (my |the |a |any )?(deposit )?"
+    r"refund|where is my refund|(someone|somebody|you) (from \w+ \w+ )?(to )?"
     r"get back to me)\b"
 )
 # "ok thanks see you thursday": a goodbye that names the day of the appointment, not a wish for times.
@@ -247,6 +250,7 @@ class RulesEngine(Engine):
         "_name_for_hold",
         "_pick_offered_time",
         "_read_service_and_time",
+        "_service_for_booking",
         "_health_question",
         "_duration",
         "_provider_question",
@@ -259,6 +263,7 @@ class RulesEngine(Engine):
         "_see_you",
         "_booking_talk",
         "_other_days",
+        "_just_a_name",
         "_long_text",
         "_thanks",
         "_greeting",
@@ -305,8 +310,10 @@ class RulesEngine(Engine):
         return "Thanks for letting us know! I've told our front desk you're on your way."
 
     def _photo(self, t):
-        """A photo (or an empty text): a person looks at it; the assistant stays on."""
-        if t.text.strip():
+        """A photo (or an empty text), or a photo with a word or two ("this!!", "oops"): a person looks at it; the
+        assistant stays on."""
+        few_words = t.tools.photo and len(t.lowered.split()) <= 3 and not t.wants - {"greeting", "thanks", "yes"}
+        if t.text.strip() and not few_words:
             return None
         t.tools.flag_for_staff("the patient sent a photo without text")
         phone = f" at {t.clinic.front_desk_phone}" if t.clinic.front_desk_phone else ""
@@ -416,6 +423,10 @@ class RulesEngine(Engine):
             when = parsing.parse_when(
                 f"{when_label(booking.start, t.tz).split(',')[0]} {t.lowered}", now=tools.now, tz=t.tz
             )
+        own_day = when is not None and when.day_start is None and when.end - when.start <= timedelta(days=1)
+        if own_day and when.start.date() == booking.start.astimezone(t.tz).date() and not SAME_DAY.search(t.lowered):
+            # "i need to move my thursday appointment": the day it is on, not the day wanted; the soonest times
+            return self._offer(c, tools, _next_days(tools.now, t.tz), t.tz)
         if when is None:
             return (
                 f"Sure! Your {booking.service.name} is on {when_label(booking.start, t.tz)}. "
@@ -484,6 +495,19 @@ class RulesEngine(Engine):
             t.when = parsing.parse_when(c.time_preference, now=tools.now, tz=t.tz)  # another service, same time
         return None
 
+    def _service_for_booking(self, t):
+        """No reply: the treatment named in answer to "Which treatment are you interested in?" ("hmm a hydrafacial i
+        think?") goes on as the booking it answers, not as a question about it."""
+        c = t.c
+        if not t.mentioned or "book" in t.wants or len(t.lowered.split()) > 6 or parsing.is_info_question(t.text):
+            return None
+        if c.state not in (Conversation.State.NEW, Conversation.State.ENGAGED) or c.offered_slots:
+            return None
+        last = c.messages.filter(direction="outbound").order_by("-pk").values_list("body", flat=True).first() or ""
+        if last.startswith(("I'd love to get you booked!", i18n.BOOK_WHICH_ES)):
+            t.wants = (t.wants - {"question", "price"}) | {"book"}
+        return None
+
     def _health_question(self, t):
         """A health or safety question (pregnancy, medicines, a cold sore...), in any state: answered from the
         clinic's documents (or handed to staff), never with an offer of times."""
@@ -512,6 +536,8 @@ class RulesEngine(Engine):
     def _provider_question(self, t):
         """ "Can Emily Johnson do my HydraFacial?": whether that provider does the treatment, and who does."""
         if t.provider is None or "question" not in t.wants or not t.mentioned or parsing.asks_for_times(t.text):
+            return None
+        if t.when is not None:  # "tox w emily thurs after 5?": her times that day
             return None
         service = t.tools.choose_service(t.mentioned[0])
         doers = [p for p in t.tools.providers() if any(s.pk == service.pk for s in p.services.all())]
@@ -585,7 +611,9 @@ class RulesEngine(Engine):
         wed?") asks for other times."""
         if "question" not in t.wants or parsing.is_request(t.text) or not re.search(r"[a-z0-9]", t.lowered):
             return None
-        other_times = "no" in t.wants or re.search(r"\b(any|anything|something|later|earlier|instead)\b", t.lowered)
+        other_times = "no" in t.wants or re.search(
+            r"\b(any|anything|something|later|earlier|instead|what about|how about)\b", t.lowered
+        )
         offering = t.c.state == Conversation.State.OFFERING and t.c.offered_slots
         if offering and t.when is not None and other_times and not parsing.is_info_question(t.text):
             return None
@@ -691,6 +719,15 @@ class RulesEngine(Engine):
         if "yes" in t.wants and c.service_id and not c.offered_slots and c.time_preference:
             return self._offer(c, t.tools, _next_days(t.tools.now, t.tz), t.tz)
         return None
+
+    def _just_a_name(self, t):
+        """A name sent when none was asked for ("Jordan Lee" after a move is done): thanked, not searched for."""
+        if t.wants - {"greeting", "thanks"} or len(t.text.split()) > 4:
+            return None
+        name = parsing.parse_name(t.text)
+        if name is None or not t.text.strip()[:1].isupper():
+            return None
+        return f"Thanks, {name.first}! Anything else I can help with?"
 
     def _long_text(self, t):
         """Any other question, or a text of more than three words: the clinic's knowledge."""
@@ -805,6 +842,8 @@ class RulesEngine(Engine):
             return self._cancelled(tools.cancel_booking(), tz)
         booking = c.confirming_cancel
         tools.keep_booking()
+        if "reschedule" in wants:
+            return ""  # "no wait, don't cancel, can i move it to next week instead?": the move goes on
         if "no" in wants or re.search(r"\b(dont|do not) cancel|keep (it|my)\b", lowered):
             return f"No problem: your {booking.service.name} on {when_label(booking.start, tz)} stays booked."
         return ""

@@ -68,6 +68,7 @@ class Tools:
         self.now = now or timezone.now()
         self.calls: list[dict] = []
         self.provider = None  # the provider the patient asked for in this turn ("with Dr. Johnson"), if any
+        self.photo = False  # whether the texts of this turn came with a photo (the engine says so)
         self._providers = None
         self._catalog = None
 

@@ -41,6 +41,7 @@ SYNONYM_WEIGHT = 0.5
 TITLE_WEIGHT = 0.6
 TITLE_HEAD = 1.5  # a concept in the title's first word counts this much more
 OTHER_SUBJECT = 0.3  # a service's words, in a document about another service (see _bm25)
+OTHER_DOCUMENT = 0.6  # the whole score of a document about a service the question does not name, when it names one
 OPENING_WEIGHT = 0.2  # a concept the passage's first sentence holds (where a document states its subject)
 RESULT_CACHE_SECONDS = 600
 PRICE = stem("price")
@@ -394,6 +395,8 @@ def _bm25(
             if other and asked & concept.keys():
                 body, title = body * OTHER_SUBJECT, title * OTHER_SUBJECT
             score += body + TITLE_WEIGHT * title
+        if other and asked:  # about another service than the one asked about: its generic words count for less
+            score *= OTHER_DOCUMENT
         if score > best.get(chunk.document_id, (0.0, -1))[0]:
             best[chunk.document_id] = (score, i)
     return best

@@ -14,7 +14,9 @@ class Command(BaseCommand):
         parser.add_argument("--half", choices=["dev", "test", "all"], default="all")
         parser.add_argument("--failures", action="store_true", help="list the dev half's failures with replies")
         parser.add_argument(
-            "--files", default="*.json", help="only the corpus files matching this pattern, comma-separated, e.g. 'texts-1[5-8].json,conversations-1[2-5].json'"
+            "--files",
+            default="*.json",
+            help="only the corpus files matching these patterns (comma-separated), e.g. 'texts-1[5-8].json'",
         )
 
     def handle(self, *args, half, failures, files, **options):
