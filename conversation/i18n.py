@@ -257,7 +257,7 @@ PHRASES = [
     (_p(r"^\s*(tengo|necesito) que (llevar|traer)\b"), "do i need to bring"),
     (_p(r"\b(llevar|traer)\b"), "bring"),
     (_p(r"\bidentificacion\b"), "id"),
-    (_p(r"^\s*donde\b"), "where"),
+    (_p(r"\bdonde\b"), "where"),
     (_p(r"^\s*(que|como)\b"), "what"),
     (_p(r"\bpor favor\b|\bporfa(vor)?\b|\bsi no es (mucha )?molestia\b"), "please"),
     # Yes, no, greetings, thanks ("si" is "yes" first in a text, "if" inside one).

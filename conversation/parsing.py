@@ -56,12 +56,16 @@ _EMOJI = {"💰": "price", "💵": "price", "💲": "price", "🤑": "price", "�
 _EMOJI_WORDS = re.compile("|".join(sorted(map(re.escape, _EMOJI), key=len, reverse=True)))
 
 
+def emoji_words(text: str) -> str:
+    """The text with the few emoji that stand for a word written as that word ("botox 💰?" -> "botox price ?")."""
+    return _EMOJI_WORDS.sub(lambda m: f" {_EMOJI[m[0]]} ", text)
+
+
 def normalise(text: str) -> str:
     """Lower case, accents stripped, whitespace collapsed, texting shorthand expanded ("tmrw" -> "tomorrow", "thurs"
     -> "thursday", "pls" -> "please", "u" -> "you", "appt" -> "appointment", "w/" -> "with"); keeps letters, digits,
     ``$``, ``?``, and ``:``/``/`` between digits ("3:30", "12/3"); "1-3" becomes "1 to 3". Apostrophes go after the
     shorthand is expanded ("can't" -> "cant"), so "we'd" never becomes Wednesday."""
-    text = _EMOJI_WORDS.sub(lambda m: f" {_EMOJI[m[0]]} ", text)
     text = _strip_accents(text.translate(_QUOTES)).lower().replace("&", " and ").replace("b/c", "bc")
     text = re.sub(r"(\d)\s*([ap])\.\s?m\b\.?", r"\1\2m", re.sub(r"\ba\.s\.a\.p\b\.?", "asap", text))
     text = re.sub(r"\bw/", " with ", re.sub(r"\bw/o\b", " without ", text))
@@ -214,7 +218,8 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
     r"ill (do|take|go with)|go with|sign me up for|"
     r"(?<!dark )(?<!brown )(?<!age )(?<!sun )(?<!red )spots?|"
     r"(can|could) i (come|get|do|have)|get in|fit me in|reserve|sign me up)\b",
-    "price": r"\$|\b(how much(?! (time|longer|downtime))|prices?|pricing|priced|costs?|what do you charge|charges?|"
+    "price": r"\$|\b(how much(?! (time|longer|downtime|notice))|prices?|pricing|priced|costs?|what do you charge|"
+    r"charges?|"
     r"what (does|do|would|will) (a |an |the )?[a-z ]{2,30} (run|go for|set me back)|"
     r"rates?|fees?|expensive|cheap(er|est)?|specials?|deals?|discounts?|promos?|per unit|quote)\b",
     "cancel": r"\b(cancel(l?ed|l?ing|lation)?|cx|cxl|(cant|cannot|can not|wont|unable to) make it|"
@@ -250,7 +255,8 @@ _REQUEST = re.compile(
     r"available|availability|"
     r"(a )?(different|another|other) (time|day|date)|(?<!my )(earliest|soonest|next) (you|one|time|thing)|"
     r"(?<!my )first (you|one|thing)|"
-    r"(do|does) (you|she|he|dr \w+) have (any|anything|an? |time|openings?|availability|spots?|slots?|room)|"
+    r"(do|does) (you|she|he|dr \w+) have (any|anything|an? (?!\w+ (program|plan|card|membership|package|policy))|"
+    r"time|openings?|availability|spots?|slots?|room)|"
     r"(any|anything) (open|available|free|left)|any (openings?|availability|spots?|slots?|times?)\b|"
     r"(is|are) (there )?(any )?(openings?|spots?|slots?|times?|availability)|"
     r"(is|are) (\w+ )?(\d{1,2}(:\d\d)?( ?[ap]m)?|monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow) "
@@ -282,7 +288,8 @@ _SAFETY_CUE = re.compile(
 _INFO_CUE = re.compile(
     r"\b(avoid|bring|wear|take|takes|last|lasts|long|close|closing|closed|open|opens|hours|park|parking|eat|drink|"
     r"alcohol|wine|exercise|work ?out|workout|gym|lie down|shower|makeup|hurt|pain|painful|safe|ok to|okay to|should i|"
-    r"do i need|before|after|results|prepare|policy|work|works|happens?|allowed|early|late|latest|bad idea|still ok|"
+    r"do i need|before(?! \d| noon| lunch| work)|after(?! \d| noon| lunch| work)|results|prepare|policy|work|works|"
+    r"happens?|allowed|early|late|latest|bad idea|still ok|"
     r"who|where|why|which)\b"
 )
 # A question that asks to act on the patient's own appointment: "is it possible to move my appointment to 5?".
@@ -347,7 +354,8 @@ def is_info_question(text: str) -> bool:
     return bool(_INFO_QUESTION.search(s) or _HAD_TREATMENT.search(s) or _AFTER_QUESTION.search(s))
 
 
-_SENTENCE_SPLIT = re.compile(r"[.!?;]+\s*|\s+also,?\s+|\s+plus\s+")
+# A full stop after a title ("Dr. Johnson", "Dra. Johnson", "Mrs. Lee") does not end a sentence.
+_SENTENCE_SPLIT = re.compile(r"(?<!\b[Dd]r)(?<!\b[Dd]ra)(?<!\b[Mm]rs)(?<!\b[Mm][rs])[.!?;]+\s*|\s+also,?\s+|\s+plus\s+")
 
 
 def sentences(text: str) -> list[str]:
@@ -395,7 +403,8 @@ def intents(text: str) -> set[str]:
     found = {name for name, pattern in _INTENT_PATTERNS.items() if pattern.search(s)}
     if "price" in found and re.search(
         r"\b(free of charge|deposit|refund\w*|cancel\w*|no ?show|late fee|on top of|comes? off|deducted|taken off|"
-        r"applied to|separate fee)\b",
+        r"applied to|separate fee|financ\w*|payment plans?|monthly payments?|insurance|hsa|fsa|cherry|carecredit|"
+        r"gift cards?|loyalty|rewards?)\b",
         s,
     ):
         found.discard("price")  # "how much is the deposit?", "is there a fee if i cancel?": the policy answers

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta, tzinfo
 
+from django.db.models import Q
+
 from knowledge.text import terms
 from medspa.models import format_cents
 from medspa.timetext import time_label, when_label, zone_label
@@ -93,7 +95,15 @@ STATUS_QUESTION = re.compile(
 # "how long will it take", "how long is the appointment": the service's duration, from the catalog.
 DURATION = re.compile(
     r"\bhow long (will|does|would|do|is|are|'?s)( \w+){0,5} (take|be|run|appointments?|visits?|sessions?|treatments?)\b"
-    r"(?! to (heal|recover|see|work|kick|show))|\bhow (much time|many minutes|many hours)\b"
+    r"(?! to (heal|recover|see|work|kick|show))|\bhow (much time|many minutes|many hours)\b(?!.*\b(stay|stays|last|"
+    r"lasts|wear off|go away|results?)\b)"
+)
+# A question about the treatment itself with no name in it ("how long does it last?", "when will i see results"):
+# about the one booked or being booked.
+ABOUT_IT = re.compile(
+    r"\b(it|they|results?|effects?)\b.{0,30}\b(last|lasts|wear off|kick in|show|see|work|take effect)\b|"
+    r"\b(last|lasts|wear off|kick in|take effect)\b.{0,15}\b(it|they|results?|effects?)\b|"
+    r"\bhow long (till|until|before) (i|you) (see|notice)|\b(see|notice) (the )?(results?|a difference)\b"
 )
 # "do you do coolsculpting?": the treatment asked about, when the clinic's catalog does not have it.
 DO_YOU_OFFER = re.compile(
@@ -204,7 +214,7 @@ class RulesEngine(Engine):
 
     def respond(self, *, conversation, texts, tools, context: EngineContext | None = None) -> EngineReply:
         """Reads only the new texts and the conversation's state: ``context`` is not used."""
-        text = " ".join(t.strip() for t in texts if t and t.strip())
+        text = parsing.emoji_words(" ".join(t.strip() for t in texts if t and t.strip())).strip()
         if tools.follow_language(text) == i18n.ES:
             return EngineReply(text=self._respond_es(conversation, text, tools), engine=self.name)
         reply = self._respond(conversation, text, tools)
@@ -312,7 +322,9 @@ class RulesEngine(Engine):
     def _photo(self, t):
         """A photo (or an empty text), or a photo with a word or two ("this!!", "oops"): a person looks at it; the
         assistant stays on."""
-        few_words = t.tools.photo and len(t.lowered.split()) <= 3 and not t.wants - {"greeting", "thanks", "yes"}
+        few_words = (
+            t.tools.photo and len(t.lowered.split()) <= 3 and not t.wants - {"greeting", "thanks", "yes", "question"}
+        )
         if t.text.strip() and not few_words:
             return None
         t.tools.flag_for_staff("the patient sent a photo without text")
@@ -705,7 +717,8 @@ class RulesEngine(Engine):
         for part in parts:
             if parsing.asks_for_times(part) or "price" in parsing.intents(part):
                 continue
-            if "question" not in parsing.intents(part + "?") or len(part.split()) < 3:
+            asked = parsing.is_info_question(part) or re.match(_ASKS, parsing.normalise(part))
+            if not asked or "question" not in parsing.intents(part + "?") or len(part.split()) < 3:
                 continue
             query = part if parsing.find_services(part, t.catalog) else f"{part} {self._about(t)}"
             results = [r for r in t.tools.search_knowledge(query) if r.get("kind") == "document"]
@@ -882,17 +895,25 @@ class RulesEngine(Engine):
             if c.state == Conversation.State.OFFERING and "no" in wants:
                 return "No problem. What day or time would work better for you?"
             return self._offer_soonest(c, tools, tz)
-        return self._offer(c, tools, when, tz)
+        offer = self._offer(c, tools, when, tz)
+        return f"{self._price_unless_said(c, tools)}{offer}" if offer.startswith("Here are open times") else offer
 
     def _offer_soonest(self, c, tools, tz):
         """ "I want Botox": its price (unless already given) and the soonest open times, in one reply."""
         offer = self._soonest_times(c, tools, tz)
         if not offer:
             return f'Great, {c.service.name}! What day and time work best for you? (e.g. "Thursday afternoon")'
+        return f"{self._price_unless_said(c, tools)}{offer}"
+
+    def _price_unless_said(self, c, tools) -> str:
+        """ "Botox is $12 per unit. ": the price of the service being booked, before the first times offered for
+        it, unless the patient has seen it already (or is moving an appointment, whose price is settled)."""
+        if c.rescheduling_id:
+            return ""
         price = tools.lookup_service(c.service_id)["price"]
-        said = c.messages.filter(direction="outbound", body__contains=price).exists()
-        lead = "" if said else f"{c.service.name} is {price}. "
-        return f"{lead}{offer}"
+        said_es = i18n.gsm7(i18n.price_es(price))  # as a Spanish reply said it
+        said = c.messages.filter(Q(body__contains=price) | Q(body__contains=said_es), direction="outbound").exists()
+        return "" if said else f"{c.service.name} is {price}. "
 
     def _soonest_times(self, c, tools, tz) -> str:
         """The soonest open times of the next week, as offered ("..., or tell me a day"); empty when none."""
@@ -914,6 +935,7 @@ class RulesEngine(Engine):
         if parsing.is_health_question(t.text) and t.tools.upcoming_booking() is not None:
             text = f"{text} after booking reschedule"  # "just found out i'm pregnant, what about thursday?"
         about_treatment = text != t.text or parsing.is_info_question(t.text) or parsing.is_health_question(t.text)
+        about_treatment = about_treatment or bool(ABOUT_IT.search(t.lowered))
         if t.mentioned or not about_treatment:  # "where do i park?" is about no treatment
             return text
         upcoming = t.tools.upcoming_booking()

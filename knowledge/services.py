@@ -48,6 +48,9 @@ PRICE = stem("price")
 PRICE_MARK = 1
 _AMOUNT = re.compile(r"\$\d")
 PRICE_TERMS = {stem(w) for w in ["price", "prices", "cost", "much", "charge", "pricing", "expensive", "fee"]}
+_HOW_MUCH = re.compile(r"\bhow much\b(?! (time|longer|downtime|notice))", re.IGNORECASE)  # "how much time": no price
+# How to pay rather than what it costs: the payment and financing documents answer, not the price list.
+_PAYING_HOW = re.compile(r"\b(financ\w*|payment plans?|monthly|insurance|hsa|fsa|cherry|carecredit)\b", re.IGNORECASE)
 
 
 class KnowledgeError(ValueError):
@@ -536,7 +539,8 @@ def knowledge_search(*, clinic: Clinic, query: str, k: int = 5) -> list[dict]:
         for document_id, (score, i) in sorted(scored.items(), key=lambda item: -item[1][0])[:k]
     ]
     top = documents[0]["score"] if documents else 1.0
-    price_question = bool(PRICE_TERMS & original)
+    price_question = bool((PRICE_TERMS - {stem("much")}) & original or _HOW_MUCH.search(query))
+    price_question = price_question and not _PAYING_HOW.search(query)
     catalog = [
         {
             "kind": "catalog",
