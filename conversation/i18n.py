@@ -156,6 +156,9 @@ PHRASES = [
     (_p(r"\blimpieza facial\b|\bhidrafacial\b|\bfacial\b"), "hydrafacial"),
     (_p(r"\bmicroagujas\b|\bmicropuncion\b"), "microneedling"),
     (_p(r"\bpapada\b"), "double chin"),
+    (_p(r"\bmanchas?( del sol| de sol| oscuras| en la (cara|piel))?\b"), "sun damage dark spots"),
+    (_p(r"\bsesiones\b"), "sessions"),
+    (_p(r"\bsesion\b"), "session"),
     (_p(r"\bconsulta( gratis| gratuita)?\b"), "consultation"),
     # Prices.
     (_p(r"\bcuanto (me )?(cuesta|cuestan|vale|valen|sale|salen|cobran|es)\b"), "how much is"),
@@ -264,6 +267,7 @@ PHRASES = [
     (_p(r"^\s*(si|claro|vale|de acuerdo|dale|esta bien|perfecto|correcto|por supuesto)\b"), "yes"),
     (_p(r"\bsi\b"), "if"),
     (_p(r"\b(muchas )?gracias\b"), "thanks"),
+    (_p(r"\bnos vemos\b|\bhasta (el|la|luego|pronto|entonces)\b"), "see you"),
     (_p(r"\b(hola|buenos dias|buenas tardes|buenas noches|buenas)\b"), "hi"),
     (_p(r"(?<=\S) y (?=\S)"), " and "),
 ]

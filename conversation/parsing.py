@@ -258,6 +258,7 @@ _REQUEST = re.compile(
     r"(do|does) (you|she|he|dr \w+) have (any|anything|an? (?!\w+ (program|plan|card|membership|package|policy))|"
     r"time|openings?|availability|spots?|slots?|room)|"
     r"(any|anything) (open|available|free|left)|any (openings?|availability|spots?|slots?|times?)\b|"
+    r"whats (open|available|free)\b|what (do|have) you (got|have)( open| available| left)?$|"
     r"(is|are) (there )?(any )?(openings?|spots?|slots?|times?|availability)|"
     r"(is|are) (\w+ )?(\d{1,2}(:\d\d)?( ?[ap]m)?|monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow) "
     r"(open|available|free|ok|okay|good)|"
@@ -289,7 +290,7 @@ _INFO_CUE = re.compile(
     r"\b(avoid|bring|wear|take|takes|last|lasts|long|close|closing|closed|open|opens|hours|park|parking|eat|drink|"
     r"alcohol|wine|exercise|work ?out|workout|gym|lie down|shower|makeup|hurt|pain|painful|safe|ok to|okay to|should i|"
     r"do i need|before(?! \d| noon| lunch| work)|after(?! \d| noon| lunch| work)|results|prepare|policy|work|works|"
-    r"happens?|allowed|early|late|latest|bad idea|still ok|"
+    r"happens?|allowed|early|late(?! (afternoon|morning|evening|in the day))|latest|bad idea|still ok|"
     r"who|where|why|which)\b"
 )
 # A question that asks to act on the patient's own appointment: "is it possible to move my appointment to 5?".
@@ -303,7 +304,13 @@ _WHAT_IF = re.compile(
     r"\b(if i (were|was) to|if i (do|did|end up|have to|had to)|(latest|last) (point|time|moment|day|i can)|"
     r"without (forfeit\w*|losing|lose)|how (late|far ahead|far in advance|much notice)|"
     r"(would|will|do|does) (i|my deposit) (lose|get|be (returned|refunded|kept))|"
-    r"(would|will) (i|my deposit) be (refunded|returned|charged))\b"
+    r"(would|will) (i|my deposit) be (refunded|returned|charged)|if i (get|do|have|book) (the |a |my )?\w+ "
+    r"(on )?(monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|tomorrow|next week))\b"
+)
+# Said outright, a cancellation stands even when the same text asks about the deposit ("i have to cancel my
+# appointment, will i get my $50 back?").
+_MUST_CANCEL = re.compile(
+    r"\b(i (have|need|want|got|gotta|must) (to )?|i'?d like to |please |pls |gotta |i wanna )(cancel|move|reschedule)\b"
 )
 # Asking how a policy or a booking works is a question, never a cancellation ("what's your cancellation policy?").
 _ABOUT_POLICY = re.compile(
@@ -373,6 +380,12 @@ def asks_for_times(text: str) -> bool:
     return bool(_REQUEST.search(s)) and not is_info_question(text) and not _SAFETY_CUE.search(s)
 
 
+def is_what_if(text: str) -> bool:
+    """A question about what would happen ("if i get the facial thursday will i be red saturday?", "if i were to
+    cancel..."): answered, never taken for a request."""
+    return bool(_WHAT_IF.search(normalise(text)))
+
+
 def is_health_question(text: str) -> bool:
     """Pregnancy, medicines, allergies, symptoms: answered from the clinic's documents, never with an offer."""
     return bool(_SAFETY_CUE.search(normalise(text)))
@@ -417,12 +430,12 @@ def intents(text: str) -> set[str]:
         found.discard("cancel")
     if "cancel" in found and _NOT_CANCEL.search(s):
         found.discard("cancel")  # "wait no, i don't want to cancel, can i move it instead?"
-    if found & {"cancel", "reschedule"} and _WHAT_IF.search(s):
+    if found & {"cancel", "reschedule"} and _WHAT_IF.search(s) and not _MUST_CANCEL.search(s):
         found -= {"cancel", "reschedule"}  # "if i were to cancel my appointment, would i get my deposit back?"
     if "no" in found and re.search(r"\b(not|none of) (that|those|these)\b", s):
         found.discard("yes")
     starts_as_question = bool(_QUESTION_START.match(s)) or any(
-        _QUESTION_START.match(part.strip()) for part in re.split(r"[.!?;]+", s)[1:] if part.strip()
+        _QUESTION_START.match(normalise(part)) for part in sentences(text)[1:]
     )
     info = is_info_question(text)
     asking = ("?" in s or starts_as_question or info) and (starts_as_question or info or bool(_INFO_CUE.search(s)))
@@ -933,7 +946,11 @@ def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | Non
         return None
     times = [t.astimezone(tz) for t in offered]
     rest = [w for w in s.split() if w not in _FILLER]
-    picked = re.search(r"\b(?:option|number|choice|slot|el|la|numero|opcion)\s*(\d)\b", s)
+    picked = re.search(
+        r"\b(?:option|number|choice|slot|el|la|numero|opcion|take|taking|choose|pick|go with)\s*(\d)\b"
+        r"(?!\s*(:|am|pm|o ?clock|units?|syringes?))",
+        s,
+    )
     leading = rest and rest[0].isdigit() and 1 <= int(rest[0]) <= n and (len(rest) == 1 or rest[1] not in _CLOCK_WORDS)
     if leading and not picked:  # "2 please. it's Chloe", "3, yes please switch it"
         return int(rest[0]) - 1
@@ -998,6 +1015,7 @@ _NOT_NAME_WORDS = (  # refused as (part of) a name
     "reschedule cost much botox tox dysport filler fillers facial facials hydrafacial laser peel lips lip "
     "microneedling consult consultation morning afternoon evening tonight today tomorrow week weekend asap soon "
     "later now time times available works work good great perfect fine cool awesome nice human person agent staff "
+    "still open closed early late sorry running coming going done "
     "someone bot free busy sounds want need like get have come thats whats here there one two three first last next "
     "any some all"
 )

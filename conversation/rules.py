@@ -83,7 +83,7 @@ STAFF_ONLY = re.compile(
     r"(two|2|three|multiple|duplicate|separate) (separate )?(\$\d+ )?charges|i want (it fixed or )?(a|my) refund|"
     r"(still )?(no|not got|never got|never received|havent (got|gotten|received)) (my |the |a |any )?(deposit )?"
     r"refund|where is my refund|(someone|somebody|you) (from \w+ \w+ )?(to )?"
-    r"get back to me)\b"
+    r"get back to me|second (pending )?charge|pending charge|(pls|please) check)\b"
 )
 # "ok thanks see you thursday": a goodbye that names the day of the appointment, not a wish for times.
 SEE_YOU = re.compile(r"\b(see (you|ya|u)|c u|looking forward|until then|talk soon|have a (good|great|nice))\b")
@@ -97,6 +97,11 @@ DURATION = re.compile(
     r"\bhow long (will|does|would|do|is|are|'?s)( \w+){0,5} (take|be|run|appointments?|visits?|sessions?|treatments?)\b"
     r"(?! to (heal|recover|see|work|kick|show))|\bhow (much time|many minutes|many hours)\b(?!.*\b(stay|stays|last|"
     r"lasts|wear off|go away|results?)\b)"
+)
+# "After isotretinoin, can I do a peel now?": whether it is safe yet, not a request for times.
+CAN_I_YET = re.compile(
+    r"\b(can|could|may|should) i (still |safely )?(do|get|have|book) .{0,30}\b(now|yet|already|so soon)\b|"
+    r"\bis it (ok|okay|safe|too soon)\b"
 )
 # A question about the treatment itself with no name in it ("how long does it last?", "when will i see results"):
 # about the one booked or being booked.
@@ -157,6 +162,7 @@ PRICE_WORDS = set(terms("how much cost costs price prices pricing charge charges
 BRING_A_CHILD = re.compile(
     r"\bbring (my |a |our )?(kid|kids|child|children|daughter|son|baby|toddler|little one|\d+ ?(yr|year|yo)s?( old)?)"
     r"\b(?!.{0,40}\b(for|to get|to have) (a |her |his |their )?(treatment|botox|filler|facial|peel|appointment)\b)"
+    r"(?!.{0,40}\b(s?he'?s|s?he is|turns?|who is) (1[0-7])\b)"  # a teenager who is the patient: the age policy
 )
 # "running 15 min late": the front desk must know (and may need to shorten or move the treatment).
 RUNNING_LATE = re.compile(
@@ -523,7 +529,9 @@ class RulesEngine(Engine):
     def _health_question(self, t):
         """A health or safety question (pregnancy, medicines, a cold sore...), in any state: answered from the
         clinic's documents (or handed to staff), never with an offer of times."""
-        if not parsing.is_health_question(t.text) or parsing.asks_for_times(t.text):
+        if not parsing.is_health_question(t.text):
+            return None
+        if parsing.asks_for_times(t.text) and not CAN_I_YET.search(t.lowered):  # "can i do a peel now?": a question
             return None
         if parsing.PRESCRIPTION.search(t.lowered):  # a prescribed medicine: the clinician answers too
             t.tools.flag_for_staff("a question about a prescribed medicine")
@@ -575,7 +583,9 @@ class RulesEngine(Engine):
         if not t.mentioned and c.service_id is None:
             return reply
         asked = "book" in t.wants or parsing.asks_for_times(t.text)
-        wants_times = asked or (t.when is not None and tools.upcoming_booking() is None)
+        wants_times = asked or (
+            t.when is not None and not parsing.is_what_if(t.text) and tools.upcoming_booking() is None
+        )
         if c.state in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT):
             wants_times = False  # a time is held: the price is the answer, the hold stays
         if wants_times and len(t.mentioned) <= 1:
