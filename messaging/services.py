@@ -187,6 +187,7 @@ def message_queue(
     media_urls=(),
     sender: PhoneNumber | None = None,
     send_here: bool = False,
+    new_key: bool = False,
     now=None,
 ) -> list[Message]:
     """Write outbound message rows (one per part of a long text) before anything is sent, then enqueue the send
@@ -196,11 +197,14 @@ def message_queue(
     The same ``idempotency_key`` again returns the rows already written. A number opted out of this clinic gets
     nothing but compliance replies (the row is kept, status dropped). Texts that are not direct replies wait for
     the recipient's sending window (status scheduled, ``due_at``) and are sent by ``send_due_messages``.
+    ``new_key``: the caller made the key from a row it created in its own, still open, transaction (a turn's id),
+    so no rows can hold it yet and no concurrent call can use it: neither is looked for.
     """
 
-    existing = list(Message.objects.filter(idempotency_key__startswith=f"{idempotency_key}#").order_by("pk"))
-    if existing:
-        return existing
+    if not new_key:
+        existing = list(Message.objects.filter(idempotency_key__startswith=f"{idempotency_key}#").order_by("pk"))
+        if existing:
+            return existing
     now = now or timezone.now()
     sender = sender or patient_sender(clinic=clinic, phone=to, conversation=conversation)
     if kind != Message.Kind.COMPLIANCE and is_opted_out(clinic=clinic, phone=to):
@@ -210,29 +214,35 @@ def message_queue(
     else:
         due_at = next_send_time(now, phone=to, clinic=clinic)
         status = Message.Status.QUEUED if due_at <= now else Message.Status.SCHEDULED
-    rows = []
-    try:
-        with transaction.atomic():
-            for index, part in enumerate(sms_split(body)):
-                rows.append(
-                    Message.objects.create(
-                        clinic=clinic,
-                        conversation=conversation,
-                        direction=Message.Direction.OUTBOUND,
-                        kind=kind,
-                        from_number=sender.number if sender else "",
-                        to_number=to,
-                        body=part,
-                        media=[{"url": u} for u in media_urls] if index == 0 else [],
-                        provider=sender.provider if sender else Provider.CONSOLE,
-                        status=status,
-                        idempotency_key=f"{idempotency_key}#{index}",
-                        in_reply_to=in_reply_to,
-                        due_at=due_at if status == Message.Status.SCHEDULED else None,
-                    )
-                )
-    except IntegrityError:  # a concurrent call with the same key won
-        return list(Message.objects.filter(idempotency_key__startswith=f"{idempotency_key}#").order_by("pk"))
+
+    def write():
+        return [
+            Message.objects.create(
+                clinic=clinic,
+                conversation=conversation,
+                direction=Message.Direction.OUTBOUND,
+                kind=kind,
+                from_number=sender.number if sender else "",
+                to_number=to,
+                body=part,
+                media=[{"url": u} for u in media_urls] if index == 0 else [],
+                provider=sender.provider if sender else Provider.CONSOLE,
+                status=status,
+                idempotency_key=f"{idempotency_key}#{index}",
+                in_reply_to=in_reply_to,
+                due_at=due_at if status == Message.Status.SCHEDULED else None,
+            )
+            for index, part in enumerate(sms_split(body))
+        ]
+
+    if new_key:  # no key conflict is possible: no savepoint to recover from one
+        rows = write()
+    else:
+        try:
+            with transaction.atomic():
+                rows = write()
+        except IntegrityError:  # a concurrent call with the same key won
+            return list(Message.objects.filter(idempotency_key__startswith=f"{idempotency_key}#").order_by("pk"))
     if status == Message.Status.QUEUED:
         after_commit = send_here_or_enqueue if send_here else send_enqueue
         for row in rows:
