@@ -212,6 +212,7 @@ def conversation_respond(*, conversation_id: int, now=None) -> Turn | None:
                 conversation=conversation,
                 in_reply_to=texts[-1],
                 idempotency_key=f"turn-{turn.pk}",
+                new_key=True,  # the turn was created above, in this transaction
                 send_here=True,  # no second task when the sms queue is idle (messaging.send_here_or_enqueue)
             )
     TURNS.labels(reply.engine, "fallback" if reply.fallback else "ok").inc()

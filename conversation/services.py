@@ -26,15 +26,17 @@ logger = logging.getLogger(__name__)
 
 
 def conversation_for(*, clinic, patient_phone: str, origin: str) -> Conversation:
-    """The (clinic, patient) conversation, created on first contact; concurrent first contacts make one row."""
+    """The (clinic, patient) conversation, created on first contact; concurrent first contacts make one row. Its
+    ``clinic`` is the one given (not read again)."""
     conversation = Conversation.objects.filter(clinic=clinic, patient_phone=patient_phone).first()
-    if conversation is not None:
-        return conversation
-    try:
-        with transaction.atomic():
-            return Conversation.objects.create(clinic=clinic, patient_phone=patient_phone, origin=origin)
-    except IntegrityError:
-        return Conversation.objects.get(clinic=clinic, patient_phone=patient_phone)
+    if conversation is None:
+        try:
+            with transaction.atomic():
+                return Conversation.objects.create(clinic=clinic, patient_phone=patient_phone, origin=origin)
+        except IntegrityError:
+            conversation = Conversation.objects.get(clinic=clinic, patient_phone=patient_phone)
+    conversation.clinic = clinic
+    return conversation
 
 
 def conversation_receive(*, message) -> None:

@@ -136,7 +136,7 @@ class Tools:
 
     def lookup_service(self, service_id: int) -> dict:
         """A catalogued service and its price, worded only by ``Service.price_text``."""
-        service = Service.objects.for_clinic(self.clinic).filter(pk=service_id, active=True).first()
+        service = self._catalogued(service_id)
         if service is None:
             self._record("lookup_service", "unknown", service_id=service_id)
             raise ToolRefused("That isn't a treatment we offer.")
@@ -150,9 +150,13 @@ class Tools:
             "deposit": format_cents(deposit) if deposit else "",
         }
 
+    def _catalogued(self, service_id) -> Service | None:
+        """The active service of the clinic with this id, from the turn's ``catalog`` (None: not one)."""
+        return next((service for service in self.catalog() if service.pk == service_id), None)
+
     def choose_service(self, service_id: int) -> Service:
         self.lookup_service(service_id)
-        service = Service.objects.get(pk=service_id)
+        service = self._catalogued(service_id)
         if self.conversation.service_id != service.pk:
             state = self.conversation.state
             if state == Conversation.State.OFFERING:  # the times offered were for the other service

@@ -4,6 +4,7 @@ move nothing: 9:00 is 9:00 on both sides of the change."""
 
 from datetime import datetime, timedelta
 
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from medspa.events import publish
@@ -51,13 +52,18 @@ class BuiltinCalendarClient(EmrClient):
         buffer = timedelta(minutes=self.config.buffer_minutes)
         step = timedelta(minutes=self.config.slot_minutes)
         slots = []
+        # Every provider's weekly hours and time off in the window: two queries for all of them.
+        providers = providers.prefetch_related(
+            Prefetch("hours", queryset=WorkingHours.objects.all(), to_attr="weekly_hours"),
+            Prefetch("time_off", queryset=TimeOff.objects.filter(start__lt=end, end__gt=start), to_attr="away"),
+        )
         for provider in providers:
             hours = {}
-            for row in WorkingHours.objects.filter(provider=provider):
+            for row in provider.weekly_hours:
                 hours.setdefault(row.weekday, []).append((row.start, row.end))
             booked = publish("emr.busy_times", provider=provider, start=start - buffer, end=end + buffer)
             busy = [(b_start, b_end + buffer) for times in booked for b_start, b_end in times]
-            busy += [(t.start, t.end) for t in TimeOff.objects.filter(provider=provider, start__lt=end, end__gt=start)]
+            busy += [(t.start, t.end) for t in provider.away]
             day = start.astimezone(zone).date()
             while day <= end.astimezone(zone).date():
                 for open_at, close_at in hours.get(day.weekday(), []):

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, When
 from django.utils import timezone
 
 from medspa.alerts import staff_alert, staff_alerts_resolve_for
@@ -28,9 +28,14 @@ logger = logging.getLogger(__name__)
 SOURCE_FOR_REASON = {"keyword": OptOut.Source.KEYWORD, "revocation phrase": OptOut.Source.PHRASE}
 
 
+def _active_optouts(*, clinic, phone):
+    """The opt-out row that stops texts to ``phone`` from ``clinic`` (either may be an ``OuterRef``)."""
+    return OptOut.objects.for_clinic(clinic).active().filter(phone=phone)
+
+
 def is_opted_out(*, clinic: Clinic, phone: str) -> bool:
     """Checked when a message is queued and again right before it is sent."""
-    return OptOut.objects.for_clinic(clinic).active().filter(phone=phone).exists()
+    return _active_optouts(clinic=clinic, phone=phone).exists()
 
 
 def optout_record(
@@ -115,25 +120,27 @@ def patient_sender(*, clinic: Clinic, phone: str, conversation=None) -> PhoneNum
             Q(direction=Message.Direction.INBOUND, from_number=phone)
             | Q(direction=Message.Direction.OUTBOUND, to_number=phone)
         )
-    latest = exchanged.exclude(from_number="").order_by("-pk").values_list("direction", "from_number", "to_number")
-    row = latest.first()
-    if row is not None:
-        direction, from_number, to_number = row
-        ours = to_number if direction == Message.Direction.INBOUND else from_number
-        number = _senders(clinic).filter(number=ours).first()
-        if number is not None:
-            return number
+    ours = Case(When(direction=Message.Direction.INBOUND, then=F("to_number")), default=F("from_number"))
+    latest = exchanged.exclude(from_number="").order_by("-pk").annotate(ours=ours).values("ours")[:1]
+    number = _senders(clinic).filter(number=Subquery(latest)).first()  # one query: the latest's number, if active
+    if number is not None:
+        return number
     return clinic_sender(clinic=clinic)
-
-
-def is_clinic_number(number: str) -> bool:
-    """One of the numbers we text from, of any clinic: a text or call from it is a loop (or a spoofed caller ID)."""
-    return PhoneNumber.objects.filter(number=number).exists()
 
 
 def phone_number_route(*, number: str) -> PhoneNumber | None:
     """The clinic number an inbound message or call was sent to (None: not ours)."""
     return PhoneNumber.objects.select_related("clinic").filter(number=number, clinic__active=True).first()
+
+
+def inbound_numbers(*, to_number: str, from_number: str | None) -> tuple[PhoneNumber | None, bool]:
+    """For an inbound text or call, in one read: the clinic number it was sent to (``phone_number_route``), and
+    whether it came from one of the numbers we text from, of any clinic (a loop, or a spoofed caller ID; False
+    when ``from_number`` is None)."""
+    wanted = {to_number} if from_number is None else {to_number, from_number}
+    rows = list(PhoneNumber.objects.select_related("clinic").filter(number__in=wanted))
+    route = next((row for row in rows if row.number == to_number and row.clinic.active), None)
+    return route, any(row.number == from_number for row in rows)
 
 
 def phone_numbers_load(*, clinic: Clinic, entries: list, report, replace: bool = False) -> None:
@@ -180,6 +187,7 @@ def message_queue(
     media_urls=(),
     sender: PhoneNumber | None = None,
     send_here: bool = False,
+    new_key: bool = False,
     now=None,
 ) -> list[Message]:
     """Write outbound message rows (one per part of a long text) before anything is sent, then enqueue the send
@@ -189,11 +197,14 @@ def message_queue(
     The same ``idempotency_key`` again returns the rows already written. A number opted out of this clinic gets
     nothing but compliance replies (the row is kept, status dropped). Texts that are not direct replies wait for
     the recipient's sending window (status scheduled, ``due_at``) and are sent by ``send_due_messages``.
+    ``new_key``: the caller made the key from a row it created in its own, still open, transaction (a turn's id),
+    so no rows can hold it yet and no concurrent call can use it: neither is looked for.
     """
 
-    existing = list(Message.objects.filter(idempotency_key__startswith=f"{idempotency_key}#").order_by("pk"))
-    if existing:
-        return existing
+    if not new_key:
+        existing = list(Message.objects.filter(idempotency_key__startswith=f"{idempotency_key}#").order_by("pk"))
+        if existing:
+            return existing
     now = now or timezone.now()
     sender = sender or patient_sender(clinic=clinic, phone=to, conversation=conversation)
     if kind != Message.Kind.COMPLIANCE and is_opted_out(clinic=clinic, phone=to):
@@ -203,29 +214,35 @@ def message_queue(
     else:
         due_at = next_send_time(now, phone=to, clinic=clinic)
         status = Message.Status.QUEUED if due_at <= now else Message.Status.SCHEDULED
-    rows = []
-    try:
-        with transaction.atomic():
-            for index, part in enumerate(sms_split(body)):
-                rows.append(
-                    Message.objects.create(
-                        clinic=clinic,
-                        conversation=conversation,
-                        direction=Message.Direction.OUTBOUND,
-                        kind=kind,
-                        from_number=sender.number if sender else "",
-                        to_number=to,
-                        body=part,
-                        media=[{"url": u} for u in media_urls] if index == 0 else [],
-                        provider=sender.provider if sender else Provider.CONSOLE,
-                        status=status,
-                        idempotency_key=f"{idempotency_key}#{index}",
-                        in_reply_to=in_reply_to,
-                        due_at=due_at if status == Message.Status.SCHEDULED else None,
-                    )
-                )
-    except IntegrityError:  # a concurrent call with the same key won
-        return list(Message.objects.filter(idempotency_key__startswith=f"{idempotency_key}#").order_by("pk"))
+
+    def write():
+        return [
+            Message.objects.create(
+                clinic=clinic,
+                conversation=conversation,
+                direction=Message.Direction.OUTBOUND,
+                kind=kind,
+                from_number=sender.number if sender else "",
+                to_number=to,
+                body=part,
+                media=[{"url": u} for u in media_urls] if index == 0 else [],
+                provider=sender.provider if sender else Provider.CONSOLE,
+                status=status,
+                idempotency_key=f"{idempotency_key}#{index}",
+                in_reply_to=in_reply_to,
+                due_at=due_at if status == Message.Status.SCHEDULED else None,
+            )
+            for index, part in enumerate(sms_split(body))
+        ]
+
+    if new_key:  # no key conflict is possible: no savepoint to recover from one
+        rows = write()
+    else:
+        try:
+            with transaction.atomic():
+                rows = write()
+        except IntegrityError:  # a concurrent call with the same key won
+            return list(Message.objects.filter(idempotency_key__startswith=f"{idempotency_key}#").order_by("pk"))
     if status == Message.Status.QUEUED:
         after_commit = send_here_or_enqueue if send_here else send_enqueue
         for row in rows:
@@ -286,15 +303,22 @@ def message_send(*, message_id: int) -> str:
     )
     if not claimed:
         return "skipped"
-    message = Message.objects.select_related("clinic").get(pk=message_id)
-    if message.kind != Message.Kind.COMPLIANCE and is_opted_out(clinic=message.clinic, phone=message.to_number):
+    message = _with_sender(Message.objects.select_related("clinic")).get(pk=message_id)
+    sms = _outbound_sms(message)
+    # One look right before the send: the claim is still this run's (if this worker stalled for SMS_STUCK_SECONDS
+    # since its claim, the reconcile sweep may have taken the row back, provider: never got it, and queued it
+    # again), and the recipient has not opted out of the clinic (compliance confirmations excepted).
+    still_ours = Message.objects.filter(pk=message.pk, status=Message.Status.SENDING, attempts=message.attempts)
+    opted_out = (
+        still_ours.annotate(opted_out=Exists(_active_optouts(clinic=OuterRef("clinic"), phone=OuterRef("to_number"))))
+        .values_list("opted_out", flat=True)
+        .first()
+    )
+    if opted_out is None:
+        return "skipped"
+    if opted_out and message.kind != Message.Kind.COMPLIANCE:
         _finish(message, Message.Status.DROPPED)
         return "dropped"
-    sms = _outbound_sms(message)
-    # If this worker stalled for SMS_STUCK_SECONDS since its claim, the reconcile sweep may have taken the row back
-    # (provider: never got it) and queued it again: send only while the claim is still this run's.
-    if not Message.objects.filter(pk=message.pk, status=Message.Status.SENDING, attempts=message.attempts).exists():
-        return "skipped"
     started = time.perf_counter()
     try:
         result = get_sms_backend(message.provider).send(sms)  # outside any transaction
@@ -309,16 +333,30 @@ def message_send(*, message_id: int) -> str:
     return "sent"
 
 
+def _with_sender(messages):
+    """Messages read with their sender number's provider settings (``_outbound_sms`` needs no second read)."""
+    sender = PhoneNumber.objects.filter(number=OuterRef("from_number"))
+    return messages.annotate(
+        sender_profile_id=Subquery(sender.values("messaging_profile_id")[:1]),
+        sender_service_sid=Subquery(sender.values("messaging_service_sid")[:1]),
+    )
+
+
 def _outbound_sms(message) -> OutboundSms:
-    sender = PhoneNumber.objects.filter(number=message.from_number).first()
+    if hasattr(message, "sender_profile_id"):  # read by _with_sender (None: the sender is not one of our numbers)
+        profile_id, service_sid = message.sender_profile_id or "", message.sender_service_sid or ""
+    else:
+        sender = PhoneNumber.objects.filter(number=message.from_number).first()
+        profile_id = sender.messaging_profile_id if sender else ""
+        service_sid = sender.messaging_service_sid if sender else ""
     return OutboundSms(
         from_number=message.from_number,
         to_number=message.to_number,
         body=message.body,
         idempotency_key=message.idempotency_key,
         media_urls=[m["url"] for m in message.media],
-        messaging_profile_id=sender.messaging_profile_id if sender else "",
-        messaging_service_sid=sender.messaging_service_sid if sender else "",
+        messaging_profile_id=profile_id,
+        messaging_service_sid=service_sid,
     )
 
 
@@ -701,15 +739,15 @@ def inbound_receive(
     before anything else: opt-out (one confirmation, only for a new opt-out), opt-in, HELP; otherwise, unless the
     sender is opted out, the conversation gets it. Then ``messaging.text_received`` tells the conversation, which
     files the text (and its confirmation) in the patient's conversation and answers it."""
-    number = phone_number_route(number=to_number)
+    with contextlib.suppress(ValidationError):  # short codes and alphanumeric senders are kept as sent
+        from_number = normalize_phone(from_number)
+    number, from_ours = inbound_numbers(to_number=to_number, from_number=from_number)
     if number is None:
         logger.info("inbound to an unknown number ignored provider=%s", provider)
         INBOUND.labels("unknown_number").inc()
         return None
     clinic = number.clinic
-    with contextlib.suppress(ValidationError):  # short codes and alphanumeric senders are kept as sent
-        from_number = normalize_phone(from_number)
-    if is_clinic_number(from_number):  # a loop, never answered
+    if from_ours:  # a loop, never answered
         logger.info("inbound from one of our own numbers ignored provider=%s", provider)
         INBOUND.labels("our_own_number").inc()
         return None
@@ -783,16 +821,18 @@ MISSED_TWILIO_STATUSES = {"no-answer", "busy", "failed", "canceled"}
 def missed_call_receive(*, to_number: str, from_number: str) -> list[Message]:
     """A call to a clinic number that nobody answered: ``messaging.call_missed`` (the conversation opens or resumes
     and sends the intro, from the number the patient called). The intro messages queued, [] if none."""
-    number = phone_number_route(number=to_number)
-    if number is None:
-        MISSED_CALLS.labels("unknown_number").inc()
-        return []
     try:
         caller = normalize_phone(from_number)
     except ValidationError:
-        MISSED_CALLS.labels("unknown_caller").inc()  # withheld or not a mobile number we can text
+        caller = None  # withheld or not a mobile number we can text
+    number, from_ours = inbound_numbers(to_number=to_number, from_number=caller)
+    if number is None:
+        MISSED_CALLS.labels("unknown_number").inc()
         return []
-    if is_clinic_number(caller):  # never text ourselves
+    if caller is None:
+        MISSED_CALLS.labels("unknown_caller").inc()
+        return []
+    if from_ours:  # never text ourselves
         MISSED_CALLS.labels("our_own_number").inc()
         return []
     messages = [m for queued in publish("messaging.call_missed", number=number, caller=caller) for m in queued]
