@@ -103,6 +103,7 @@ def _p(pattern: str) -> re.Pattern:
 # In order: longer phrases first. The right side is what conversation.parsing reads.
 PHRASES = [
     (_p(r"[¿¡]"), " "),
+    (_p(r"^\s*(disculpe|disculpa|perdon|perdone)\b[,.]?"), "sorry"),
     # Urgent symptoms first: the urgent script must never miss them.
     (
         _p(
@@ -121,7 +122,16 @@ PHRASES = [
     (_p(r"\bdolor (muy )?(fuerte|intenso|horrible|insoportable)\b|\bmucho dolor\b|\bdolor severo\b"), "severe pain"),
     (_p(r"\bme desmaye\b|\bdesmayo\b|\bmareada? y\b"), "fainted"),
     (_p(r"\bno veo( bien)?\b|\bno puedo ver\b|\bvision borrosa\b|\bveo borroso\b"), "blurry vision"),
-    (_p(r"\b(me )?(han |ha )?cobrado dos veces\b|\bme cobraron dos veces\b|\bdoble cobro\b"), "charged twice"),
+    (_p(r"\bcobra\w*\b.{0,30}\bdos veces\b|\bdoble cobro\b|\bcobro doble\b"), "charged twice"),
+    (
+        _p(
+            r"\b(estan|estais) contratando\b|\bbuscan personal\b|"
+            r"\b(quiero|me encantaria) trabajar con (ustedes|vosotros)\b"
+        ),
+        "are you hiring",
+    ),
+    (_p(r"\btrasplante (capilar|de pelo|de cabello)\b"), "hair transplant"),
+    (_p(r"^\s*(ustedes |vosotros )?(realizan|realizais|haceis)\b"), "do you do"),
     (
         _p(
             r"\b(necesito|quiero) que alguien (lo |me )?(revise|llame|ayude|responda)\b|"
@@ -169,7 +179,7 @@ PHRASES = [
     # Cancel, move, book.
     (_p(r"\bno (la |lo )?cancel(e|es|en|ar)\b"), "dont cancel"),
     (_p(r"\b(quiero |quisiera |necesito )?cancelar (mi|la) cita\b"), "cancel my appointment"),
-    (_p(r"\bcancel(ar|a|e|en)(la|lo)?\b"), "cancel"),
+    (_p(r"\bcancel(ar|a|e|en)(la|lo)?\b|\banul(ar|o|e|en)(la|lo)?\b"), "cancel"),
     (_p(r"\b(cambiar|mover|reprogramar) (mi|la) cita\b"), "reschedule my appointment"),
     (_p(r"\breprogramar\b"), "reschedule"),
     (_p(r"^\s*(cambiar|cambiarla|mover|moverla|cambiela|muevala)\s*[.!]*\s*$"), "move"),
@@ -253,6 +263,8 @@ PHRASES = [
     (_p(r"\bestacionamiento\b|\bparqueo\b"), "parking"),
     (_p(r"\b(estacionar(me)?|parquear|dejar el (carro|coche|auto))\b"), "park"),
     (_p(r"\b(hacer )?ejercicio\b"), "exercise"),
+    (_p(r"\bgimnasio\b"), "gym"),
+    (_p(r"\bque hay que hacer (despues|luego)\b"), "what should i do after"),
     (_p(r"\bdespues (de|del)\b"), "after"),
     (_p(r"\bantes (de|del)\b"), "before"),
     (_p(r"\b(me )?puedo\b"), "can i"),
@@ -622,6 +634,8 @@ def reply_es(reply: str, *, tz, now: datetime) -> str:
     nothing is ever lost; the clinic's own documents are quoted as they are."""
     if not reply:
         return reply
+    if "\n\n" in reply:  # paragraphs (a pick's reply, then the answer to a question beside it): each on its own
+        return "\n\n".join(reply_es(part, tz=tz, now=now) for part in reply.split("\n\n"))
     for pattern, spanish in _COMPILED:
         match = pattern.match(reply)
         if match:

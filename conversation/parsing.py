@@ -920,9 +920,7 @@ def _at_clock(times: list[datetime], candidates: list[int], h: int, minute: int 
     return on_the_hour if minute is None and len(on_the_hour) == 1 else hits
 
 
-_CHANGED_MIND = re.compile(
-    r"\b(no wait|wait no|actually|instead|make it|final answer|scratch that|on second thought)\b"
-)
+CHANGED_MIND = re.compile(r"\b(no wait|wait no|actually|instead|make it|final answer|scratch that|on second thought)\b")
 
 
 def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | None:
@@ -940,7 +938,7 @@ def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | Non
     corrected = _correction(s, n)
     if corrected is not None:  # "2. wait no, 3", "can i do 3 instead": the last number they gave
         return corrected
-    if (changed := _CHANGED_MIND.search(s)) and re.search(rf"\b({'|'.join(_WEEKDAYS)})", s[changed.end() :]):
+    if (changed := CHANGED_MIND.search(s)) and re.search(rf"\b({'|'.join(_WEEKDAYS)})", s[changed.end() :]):
         s = re.sub(r"\b(ok|okay|final answer)\b", " ", s[changed.end() :]).strip()  # "thursday. no wait, friday"
     if _CHOICE_NO.search(s):
         return None
@@ -951,6 +949,10 @@ def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | Non
         r"(?!\s*(:|am|pm|o ?clock|units?|syringes?))",
         s,
     )
+    if (plain := re.search(r"\b([1-9])\s+(please|pls|plz|works|work|is (good|fine|perfect|great))\b", s)) and int(
+        plain[1]
+    ) <= n:  # "perfect timing, 1 please"
+        return int(plain[1]) - 1
     leading = rest and rest[0].isdigit() and 1 <= int(rest[0]) <= n and (len(rest) == 1 or rest[1] not in _CLOCK_WORDS)
     if leading and not picked:  # "2 please. it's Chloe", "3, yes please switch it"
         return int(rest[0]) - 1
@@ -975,7 +977,7 @@ def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | Non
         return n - 1
     candidates, constrained = list(range(n)), False
     said = [w.rstrip("s") for w in s.split() if w.rstrip("s") in _WEEKDAYS]
-    if len(set(said)) > 1 and _CHANGED_MIND.search(s):
+    if len(set(said)) > 1 and CHANGED_MIND.search(s):
         said = said[-1:]  # "thursday. no wait, friday": the last day they gave
     if weekdays := set(said):
         constrained = True

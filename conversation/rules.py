@@ -31,14 +31,19 @@ URGENT = re.compile(
     r"(pain|swelling|redness) (is |keeps )?(getting |gets )?worse|worse and worse|worsening|white (patch|spot|area|"
     r"mark)|(patch|spot|area) (is )?(turning |going )?white|(redness|rash|patch|bruise|swelling) (is |keeps )?"
     r"spreading|spreading (redness|rash|patch)|(patch|spot|area|skin)\b[\w' ]{0,20}\b(white|gr[ae]y|bluish|dusky|"
-    r"blotchy|mottled)\b)\b"
+    r"blotchy|mottled)\b|ptosis|diplopia|double vision|(eyelid|eye lid|brow) (is )?(droop\w*|drop\w*|heavy|hanging)|"
+    r"(turning|going|gone|went|turned) (white|gr[ae]y|blue|purple|pale|dusky)|"
+    r"(redness|rash|swelling|bruis\w*|hives)\b.{0,40}\bspreading|"
+    r"(pain|swelling|redness|burning|bruis\w*|rash|spreading)\b.{0,30}\b(getting|gets|got|keeps getting) worse)\b"
 )
 OTHER_PATIENT = re.compile(
     r"\b(my (friend|sister|brother|mom|mother|dad|husband|wife|partner|daughter|son|coworker)'?s? "
     r"(appointment|booking|results?|records?|visit)|(did|has|when is|is) (\w+ )?(\w+ )?(come|came|been|booked)"
     r" (in|there)|who else|other (patients?|clients?)|patient list|(is|was) (my )?[a-z]+( [a-z]+){0,2} (a|one of your) "
     r"(patient|client|customer)s?|(everyone|everybody|anyone|who'?s|who is) (else )?(booked|coming|scheduled)|"
-    r"(last|previous|other) (person|people|patient|caller))\b"
+    r"(last|previous|other) (person|people|patient|caller)|(put|book|schedule|sign) (her|him) (in|up)\b|"
+    r"(this|it) is for my (wife|husband|partner|girlfriend|boyfriend|mom|mother|dad|father|sister|brother|friend)|"
+    r"(her|his) name is)\b"
 )
 POSSESSIVE = re.compile(
     r"\b([a-z]+)['\u2019]s (appointment|booking|visit|records?|results?|phone|number|email|address)\b"
@@ -66,6 +71,7 @@ NAME_PHRASE = re.compile(
 WHO_IS_THIS = re.compile(
     r"^(hi |hello |hey |um |sorry |ok )?(who is this|whos this|who this|who dis|who are you|who is texting( me)?|"
     r"who texted me|who am i (talking|texting) (to|with)|what is this( number)?|quien es|quien eres|quien habla|"
+    r"quien me (esta )?(escribe|escribiendo)|quien me escribio|"
     r"con quien hablo|quienes son)\b"
 )
 # What only a person at the clinic can do or decide: jobs, documents sent from the patient's file, complaints.
@@ -74,7 +80,8 @@ STAFF_ONLY = re.compile(
     r"apply (for|to) (a|the) (job|position)|positions? (open|available)|"
     r"(itemi[sz]ed )?(receipt|invoice|statement)s? (for|from)|"
     r"(send|email|fax) me (a |an |my |the )?(itemi[sz]ed |copy of )?(receipt|invoice|statement|records?|chart|"
-    r"before and after|photos?)|medical records|my records|my chart|complain\w*|lawyer|attorney|chargeback|"
+    r"before and after|photos?)|medical records|my records|my chart|(treatment|patient) records|"
+    r"copy of my (chart|records?|file)|complain\w*|lawyer|attorney|chargeback|"
     r"partnership|collab(oration)?|influencer|vendor|sales rep|charged (me )?(twice|double|two times|again)|"
     r"double (charged|charge)|overcharged|billing (issue|problem|error|question)|send (my|the|our) (\w+ ){0,2}"
     r"(records?|chart|receipt|invoice|photos)|(can|could) (someone|somebody|anyone|a person) (check|look|fix|call|"
@@ -95,7 +102,8 @@ STATUS_QUESTION = re.compile(
 # "how long will it take", "how long is the appointment": the service's duration, from the catalog.
 DURATION = re.compile(
     r"\bhow long (will|does|would|do|is|are|'?s)( \w+){0,5} (take|be|run|appointments?|visits?|sessions?|treatments?)\b"
-    r"(?! to (heal|recover|see|work|kick|show))|\bhow (much time|many minutes|many hours)\b(?!.*\b(stay|stays|last|"
+    r"(?! to (heal|recover|see|work|kick|show))|\bhow long is (it|the (appointment|visit|treatment|session))$|"
+    r"\bhow (much time|many minutes|many hours)\b(?!.*\b(stay|stays|last|"
     r"lasts|wear off|go away|results?)\b)"
 )
 # "After isotretinoin, can I do a peel now?": whether it is safe yet, not a request for times.
@@ -109,6 +117,15 @@ ABOUT_IT = re.compile(
     r"\b(it|they|results?|effects?)\b.{0,30}\b(last|lasts|wear off|kick in|show|see|work|take effect)\b|"
     r"\b(last|lasts|wear off|kick in|take effect)\b.{0,15}\b(it|they|results?|effects?)\b|"
     r"\bhow long (till|until|before) (i|you) (see|notice)|\b(see|notice) (the )?(results?|a difference)\b"
+)
+# Treatments med spas are asked about that a clinic may not offer: named anywhere in a text, and in neither the
+# clinic's catalog nor its documents, they are not offered ("do u do tattoo removal w the laser??").
+OTHER_TREATMENTS = re.compile(
+    r"\b(tattoo removal|remove (a |my )?tattoo|sculptra|prp|platelet rich plasma|coolsculpt\w*|hair transplant\w*|"
+    r"thread lifts?|pdo threads?|morpheus ?8|ultherapy|fraxel|co2 laser|laser resurfacing|ipl|photofacial|emsculpt|"
+    r"microblading|lash extensions?|eyelash extensions?|waxing|massages?|spray tans?|iv (therapy|drips?)|"
+    r"semaglutide|ozempic|wegovy|tirzepatide|body contouring|cellulite|sclerotherapy|spider veins?|hair restoration|"
+    r"dermaplaning|vampire facial|radiesse|kybella for (the )?(neck|arms))\b"
 )
 # "do you do coolsculpting?": the treatment asked about, when the clinic's catalog does not have it.
 DO_YOU_OFFER = re.compile(
@@ -479,24 +496,56 @@ class RulesEngine(Engine):
     def _pick_offered_time(self, t):
         """A pick among the times offered: hold it (or move the appointment there), then the name or the deposit."""
         c, tools = t.c, t.tools
-        if c.state != Conversation.State.OFFERING or not c.offered_slots or parsing.is_health_question(t.text):
-            return None  # a health question first ("is it ok while breastfeeding? if yes the first one")
+        if c.state != Conversation.State.OFFERING or not c.offered_slots:
+            return None
         offered = tools.offered()
-        choice = parsing.parse_choice(t.text, [o.start for o in offered], tz=t.tz)
+        choice, rest = self._pick_and_rest(t, offered)
+        if choice is None and parsing.is_health_question(t.text):
+            return None  # a health question first ("is it ok while breastfeeding? if yes the first one")
+        if choice is None:
+            choice = parsing.parse_choice(t.text, [o.start for o in offered], tz=t.tz)
         if choice is None and t.lowered.isdigit() and int(t.lowered) > len(offered):  # "6" of three
             prompt = _pick_prompt(offered)
             return f"I offered {len(offered)} times: r{prompt[1:]}, or tell me another day."
         if choice is None:
             return None
+        answer = self._rest_answer(t, rest)
         if c.rescheduling_id:
-            return self._moved(tools.reschedule_to(choice + 1), t.tz)
+            return f"{self._moved(tools.reschedule_to(choice + 1), t.tz)}{answer}"
         tools.hold_time(choice + 1)
         if not c.patient_name:
             name = _name_in(t.text)
             if name is None:
-                return self._ask_name(c)
+                return f"{self._ask_name(c)}{answer}"
             tools.set_name(*name)
-        return self._deposit(tools, t.tz)
+        return f"{self._deposit(tools, t.tz)}{answer}"
+
+    def _pick_and_rest(self, t, offered):
+        """In a text of several sentences, the one that picks a time plainly (no "if") and the others ("Thursday
+        works. can I still teach my class that morning?", "sorry wrong chat!! the 2nd one works"); (None, "")
+        when no sentence does."""
+        parts = parsing.sentences(t.text)
+        if len(parts) < 2 or parsing.CHANGED_MIND.search(parsing.normalise(t.text)):
+            return None, ""  # "thursday... scratch that, friday": the whole text says which
+        for i, part in reversed(list(enumerate(parts))):  # the last plain pick said
+            low = parsing.normalise(part)
+            if re.search(r"\b(if|next|another|other|instead|else|what about|how about)\b", low) or _ASKS.match(low):
+                continue  # a condition, a question, or another time asked for: not a plain pick
+            if parsing.is_health_question(part):
+                continue
+            choice = parsing.parse_choice(part, [o.start for o in offered], tz=t.tz)
+            if choice is not None:
+                return choice, ". ".join(parts[:i] + parts[i + 1 :])
+        return None, ""
+
+    def _rest_answer(self, t, rest: str) -> str:
+        """The answer to the question asked beside a pick, after the pick's reply; empty when none is asked."""
+        asks = rest and ("?" in t.text or parsing.is_info_question(rest) or parsing.is_what_if(rest))
+        if not asks or not ("question" in parsing.intents(rest + "?") or parsing.is_what_if(rest)):
+            return ""
+        results = [r for r in t.tools.search_knowledge(f"{rest} {t.c.service.name}") if r.get("kind") == "document"]
+        # A paragraph of its own: conversation.i18n says each paragraph in Spanish on its own.
+        return f"\n\n{_sentences_within(results[0].get('answer') or results[0]['snippet'], 220)}" if results else ""
 
     def _read_service_and_time(self, t):
         """No reply: notes the service named (choosing it) and the time wanted, for the steps after."""
@@ -600,6 +649,12 @@ class RulesEngine(Engine):
 
     def _not_offered(self, t):
         """ "Do you do coolsculpting?": a treatment the catalog does not have, and no document about it."""
+        other = OTHER_TREATMENTS.search(t.lowered)
+        if other and not parsing.find_services(other[0], t.catalog) and not parsing.asks_for_times(t.text):
+            asked = set(terms(other[0]))
+            results = [r for r in t.tools.search_knowledge(other[0]) if r.get("kind") == "document"]
+            if not any(asked <= set(terms(r.get("passage") or r["snippet"])) for r in results[:3]):
+                return self._not_offered_reply(t)
         match = DO_YOU_OFFER.search(t.lowered)
         if match is None or t.mentioned or parsing.asks_for_times(t.text):
             return None
@@ -610,6 +665,9 @@ class RulesEngine(Engine):
         for result in results[:2]:
             if asked <= set(terms(f"{result['title']} {result.get('passage') or result['snippet']}")):
                 return None  # the clinic's documents speak of all it asks: the usual answer
+        return self._not_offered_reply(t)
+
+    def _not_offered_reply(self, t):
         names = ", ".join(s.name for s in t.catalog[:8])
         return f"That isn't a treatment we offer, sorry. Our treatments are {names}. Would any of these interest you?"
 
