@@ -171,6 +171,8 @@ PHRASES = [
     (_p(r"\bsesion\b"), "session"),
     (_p(r"\bconsulta( gratis| gratuita)?\b"), "consultation"),
     # Prices.
+    (_p(r"\bcuanto (tiempo )?(me |le |te )?duran?\b"), "how long does it last"),
+    (_p(r"\bcada cuanto( tiempo)?\b"), "how often"),
     (_p(r"\bcuanto (me )?(cuesta|cuestan|vale|valen|sale|salen|cobran|es)\b"), "how much is"),
     (_p(r"\b(que|cual es el) precio\b"), "price"),
     (_p(r"\bprecios?\b"), "price"),
@@ -245,7 +247,6 @@ PHRASES = [
     (_p(r"\b(de )?(\d{1,2}) anos\b|\b(de )?(\d{1,2}) años\b"), r"\2\4 years old"),
     (_p(r"\b(amamantando|lactando|lactancia|dando pecho)\b"), "breastfeeding"),
     (_p(r"\bes seguro\b"), "is it safe"),
-    (_p(r"\bcuanto (tiempo )?dura\b"), "how long does it last"),
     (_p(r"\ba que hora\b"), "what time"),
     (_p(r"\b(cierran|cierra)\b"), "close"),
     (_p(r"\b(abren|abre)\b"), "open"),

@@ -242,7 +242,8 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
 }.items()}  # fmt: skip
 _WANT = re.compile(r"\b(want|would like|id like|appointments?|schedul(e|ing)|any ?time)\b")
 _QUESTION_START = re.compile(
-    r"^(what|whats|how|hows|do|does|is|are|can|could|would|will|when|whens|where|wheres|why|which|who|whos|should)\b"
+    r"^((um+|uh+|so|ok|okay|hey|hi|hello|oh|well|lol|hmm+|sorry|also|and|but|quick question)\s+)*"
+    r"(what|whats|how|hows|do|does|is|are|can|could|would|will|when|whens|where|wheres|why|which|who|whos|should)\b"
 )
 # A question that asks for a booking ("do you have anything thursday?", "can i come in at 3?", "when can i come in")
 # rather than for information ("what time do you close on wednesdays?", "do i need to bring anything thursday?").
@@ -258,13 +259,15 @@ _REQUEST = re.compile(
     r"(do|does) (you|she|he|dr \w+) have (any|anything|an? (?!\w+ (program|plan|card|membership|package|policy))|"
     r"time|openings?|availability|spots?|slots?|room)|"
     r"(any|anything) (open|available|free|left)|any (openings?|availability|spots?|slots?|times?)\b|"
+    r"(possible|able) to (make|book|schedule|get|set up) (an |a |me )?(appointment|time|consult\w*|visit|slot|spot)|"
     r"whats (open|available|free)\b|what (do|have) you (got|have)( open| available| left)?$|"
     r"(is|are) (there )?(any )?(openings?|spots?|slots?|times?|availability)|"
     r"(is|are) (\w+ )?(\d{1,2}(:\d\d)?( ?[ap]m)?|monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow) "
     r"(open|available|free|ok|okay|good)|"
     r"when can (i|you) (come|get|book|see|fit)|when (is|are) (your|the) (next|soonest|earliest)|"
     r"(?<!my )(next|soonest|earliest|first) (available|opening|appointment|spot|slot)|"
-    r"(want|would like|like|need|wanna) (to )?(book|schedule|come in|get|make|an appointment|appointment)|"
+    r"(want|would like|like|need|wanna) (to )?(book|schedule|come in|get(?! (a |an |my )?(gift ?cards?|receipts?|copy|"
+    r"refund|quote))|make|an appointment|appointment)|"
     r"i (want|need|would like|d like|wanna) (some |a |an )?(botox|filler|appointment)|"
     r"(do|does) (you|she|he|dr \w+) have .{0,30}\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|"
     r"today|tonight|morning|afternoon|evening|week|weekend|open)|"
@@ -281,7 +284,8 @@ PRESCRIPTION = re.compile(
 )
 _SAFETY_CUE = re.compile(
     r"\b(anticoagulants?|apixaban|eliquis|warfarin|xarelto|doxycycline|contraindicat\w*|ozempic|wegovy|mounjaro|"
-    r"pregnan\w*|breast ?feeding|"
+    r"pregnan\w*|breast ?feeding|(were|im|we are|i am) expecting\b(?! (a|your|the|my) (call|text|email|reply|package))|"
+    r"baby on the way|"
     r"nursing|trying to conceive|safe|safety|allerg\w*|medication|medicine|blood "
     r"thinners?|aspirin|ibuprofen|advil|fish oil|accutane|antibiotics?|cold sore|if i (have|am|had|take)|while i)\b"
 )
@@ -428,6 +432,12 @@ def intents(text: str) -> set[str]:
         found.discard("book")
     if {"cancel", "reschedule"} <= found and not re.search(r"\bcancel", s):
         found.discard("cancel")
+    if (
+        "cancel" in found
+        and re.search(r"\bcancel+ation (policy|fee|rules?|terms)\b", s)
+        and not re.search(r"\bcancel (my|the|it|our|this|that)\b", s)
+    ):
+        found.discard("cancel")  # "whats ur cancellation policy if i bail"
     if "cancel" in found and _NOT_CANCEL.search(s):
         found.discard("cancel")  # "wait no, i don't want to cancel, can i move it instead?"
     if found & {"cancel", "reschedule"} and _WHAT_IF.search(s) and not _MUST_CANCEL.search(s):

@@ -86,7 +86,8 @@ STAFF_ONLY = re.compile(
     r"double (charged|charge)|overcharged|billing (issue|problem|error|question)|send (my|the|our) (\w+ ){0,2}"
     r"(records?|chart|receipt|invoice|photos)|(can|could) (someone|somebody|anyone|a person) (check|look|fix|call|"
     r"help)|never got (a |any |my |the )?(confirmation|text|receipt|link|email)|money back|refund me|i hate (it|my|"
-    r"the|how)|(not|un)happy with (my|the|it|how)|not happy|disappointed|botched|billing discrepanc\w*|"
+    r"the|how)|(not|un)happy with (my|the|it|how)|(?<!if im )(?<!if i am )(?<!if youre )not happy|disappointed|botched|"
+    r"billing discrepanc\w*|"
     r"(two|2|three|multiple|duplicate|separate) (separate )?(\$\d+ )?charges|i want (it fixed or )?(a|my) refund|"
     r"(still )?(no|not got|never got|never received|havent (got|gotten|received)) (my |the |a |any )?(deposit )?"
     r"refund|where is my refund|(someone|somebody|you) (from \w+ \w+ )?(to )?"
@@ -109,6 +110,7 @@ DURATION = re.compile(
 # "After isotretinoin, can I do a peel now?": whether it is safe yet, not a request for times.
 CAN_I_YET = re.compile(
     r"\b(can|could|may|should) i (still |safely )?(do|get|have|book) .{0,30}\b(now|yet|already|so soon)\b|"
+    r"\b(can|could|may|should) i still (do|get|have|go|keep)\b|"
     r"\bis it (ok|okay|safe|too soon)\b"
 )
 # A question about the treatment itself with no name in it ("how long does it last?", "when will i see results"):
@@ -117,6 +119,11 @@ ABOUT_IT = re.compile(
     r"\b(it|they|results?|effects?)\b.{0,30}\b(last|lasts|wear off|kick in|show|see|work|take effect)\b|"
     r"\b(last|lasts|wear off|kick in|take effect)\b.{0,15}\b(it|they|results?|effects?)\b|"
     r"\bhow long (till|until|before) (i|you) (see|notice)|\b(see|notice) (the )?(results?|a difference)\b"
+)
+# A symptom the patient had before ("hx ptosis after tox elsewhere in 2025"), not one they have now: no urgent script.
+_ONLY_HISTORY = re.compile(
+    r"^(?!.*\b(now|today|tonight|since|currently|right now|this morning|still|yesterday|ago)\b).*"
+    r"\b(hx|history of|in 20\d\d|years ago|last year)\b"
 )
 # Treatments med spas are asked about that a clinic may not offer: named anywhere in a text, and in neither the
 # clinic's catalog nor its documents, they are not offered ("do u do tattoo removal w the laser??").
@@ -135,6 +142,7 @@ DO_YOU_OFFER = re.compile(
 # What a question is about when its words are not the documents' own: "can i work out after?" is aftercare, "what
 # should i do before thursday?" is how to prepare, "what's the latest appointment?" is the clinic's hours.
 SEARCH_HINTS = (
+    (re.compile(r"\b(were|im|we are|i am) expecting\b|\bbaby on the way\b"), "pregnant pregnancy"),
     (
         re.compile(
             r"\bafter(wards)?\b(?! \d| (work|school|hours|lunch|noon|that|i (book|pick|choose)))|\bpost[- ]"
@@ -853,7 +861,7 @@ class RulesEngine(Engine):
         """The answers no engine improvises: urgent symptoms (the urgent script and an urgent alert), questions
         about someone else (nothing), a request for a person (a hand-off). Empty when none applies."""
         lowered = parsing.normalise(text)
-        if URGENT.search(lowered):
+        if URGENT.search(lowered) and not _ONLY_HISTORY.search(lowered):
             tools.hand_off("possible urgent symptoms", urgent=True)
             phone = f" at {c.clinic.front_desk_phone}" if c.clinic.front_desk_phone else ""
             return URGENT_SCRIPT.format(phone=phone)

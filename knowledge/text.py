@@ -206,7 +206,17 @@ def words(text: str) -> list[str]:
     return out
 
 
-STOPWORDS = frozenset(
+# Spanish function words a Spanish text keeps after conversation.i18n reads it into English: never search terms (the
+# documents are English), so never corrected into an English word ("para" is not "park").
+SPANISH_STOPWORDS = frozenset(
+    [
+     "el", "la", "los", "las", "un", "una", "unos", "unas", "de", "del", "que", "y", "en", "con", "por", "para",
+     "mi", "mis", "me", "se", "su", "sus", "tu", "te", "le", "les", "lo", "al", "es", "esta", "este", "esto", "ese",
+     "esa", "eso", "como", "pero", "mas", "muy", "ya", "si", "no", "o", "saber", "volver", "hacer", "tengo", "tiene",
+     "quiero", "puedo", "usted", "ustedes", "nos", "nuestro", "cuando", "donde", "cual", "cuales",
+    ]
+)  # fmt: skip
+STOPWORDS = SPANISH_STOPWORDS | frozenset(
     [
         "a",
         "an",
