@@ -15,10 +15,12 @@ Apps register a handler per (provider, event type) with ``handler``; the inbox k
 
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -101,8 +103,13 @@ def event_record(*, provider: str, event: NormalisedEvent, now=None) -> str:
     """Store the event once and queue it after commit. Returns accepted, duplicate (already done: nothing
     changes) or redelivered (not done yet: queued again, so a provider's retry is never swallowed)."""
     now = now or timezone.now()
+    # One INSERT: in autocommit (a webhook request) it is its own transaction, so no BEGIN/COMMIT around it and the
+    # task is queued as soon as it returns; inside a caller's transaction a savepoint keeps a duplicate's
+    # IntegrityError from breaking it, and the task is queued when that transaction commits.
+    autocommit = connection.get_autocommit() and not connection.in_atomic_block
+    guard = nullcontext() if autocommit else transaction.atomic()
     try:
-        with transaction.atomic():
+        with guard:
             row = WebhookEvent.objects.create(
                 provider=provider,
                 event_id=event.event_id,
@@ -150,12 +157,28 @@ def _urgent(event, *, provider: str | None = None) -> bool:
 # --- Processing (in the worker) -----------------------------------------------------------------------------------
 
 
-def _claimable(now) -> Q:
-    return (
-        Q(status=Status.PENDING)
-        | Q(status=Status.FAILED, next_attempt_at__lte=now)
-        | Q(status=Status.PROCESSING, lease_until__lte=now)
-    )
+@cache
+def _claim_sql(vendor: str) -> str:
+    """The claim as one statement, built once: a conditional ``UPDATE ... RETURNING`` (PostgreSQL; SQLite 3.35+)
+    that takes the row only when it is pending, failed and due, or held by a run whose lease has passed."""
+    meta, quote = WebhookEvent._meta, connection.ops.quote_name
+    column = {f.name: quote(f.column) for f in meta.concrete_fields}
+    status, attempts = column["status"], column["attempts"]
+    # Only the model's own quoted table and column names are formatted in; every value is a parameter.
+    sql = f"UPDATE {quote(meta.db_table)} SET {status} = %s, {column['lease_until']} = %s, "  # noqa: S608
+    sql += f"{attempts} = {attempts} + 1 WHERE {column['id']} = %s AND ({status} = %s "
+    sql += f"OR ({status} = %s AND {column['next_attempt_at']} <= %s) "
+    sql += f"OR ({status} = %s AND {column['lease_until']} <= %s)) "
+    return sql + f"RETURNING {', '.join(column.values())}"
+
+
+def _claim(event_id: int, now) -> WebhookEvent | None:
+    """Claim the row and read it in one statement (two workers never both get it; the claimed row is not read a
+    second time). None when another run holds it or it is done."""
+    at = connection.ops.adapt_datetimefield_value
+    params = [Status.PROCESSING, at(now + LEASE), event_id]
+    params += [Status.PENDING, Status.FAILED, at(now), Status.PROCESSING, at(now)]
+    return next(iter(WebhookEvent.objects.raw(_claim_sql(connection.vendor), params)), None)
 
 
 def event_process(*, event_id: int, now=None) -> str:
@@ -163,14 +186,9 @@ def event_process(*, event_id: int, now=None) -> str:
     done. Handlers are idempotent and run in one transaction with the outcome, so a crash leaves no half-done work
     and the next attempt starts clean."""
     now = now or timezone.now()
-    claimed = (
-        WebhookEvent.objects.filter(pk=event_id)
-        .filter(_claimable(now))
-        .update(status=Status.PROCESSING, lease_until=now + LEASE, attempts=F("attempts") + 1)
-    )
-    if not claimed:
+    event = _claim(event_id, now)
+    if event is None:
         return "skipped"
-    event = WebhookEvent.objects.get(pk=event_id)
     registered = HANDLERS.get((event.provider, event.event_type))
     try:
         with transaction.atomic():

@@ -133,7 +133,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with one Redis client per pool instead of one per call (medspa/cache.py).
+            "BACKEND": "medspa.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "medspa",
         }

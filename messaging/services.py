@@ -133,12 +133,19 @@ def phone_number_route(*, number: str) -> PhoneNumber | None:
     return PhoneNumber.objects.select_related("clinic").filter(number=number, clinic__active=True).first()
 
 
-def inbound_numbers(*, to_number: str, from_number: str | None) -> tuple[PhoneNumber | None, bool]:
+def inbound_numbers(
+    *, to_number: str, from_number: str | None, opt_out: bool = False
+) -> tuple[PhoneNumber | None, bool]:
     """For an inbound text or call, in one read: the clinic number it was sent to (``phone_number_route``), and
     whether it came from one of the numbers we text from, of any clinic (a loop, or a spoofed caller ID; False
-    when ``from_number`` is None)."""
+    when ``from_number`` is None). ``opt_out``: the same read also tells whether the sender is opted out of the
+    number's clinic (``is_opted_out``), as ``route.sender_opted_out``."""
     wanted = {to_number} if from_number is None else {to_number, from_number}
-    rows = list(PhoneNumber.objects.select_related("clinic").filter(number__in=wanted))
+    # Unordered: PhoneNumber's default ordering (by clinic name) would join and sort for nothing.
+    rows = PhoneNumber.objects.select_related("clinic").filter(number__in=wanted).order_by()
+    if opt_out and from_number is not None:
+        rows = rows.annotate(sender_opted_out=Exists(_active_optouts(clinic=OuterRef("clinic_id"), phone=from_number)))
+    rows = list(rows)
     route = next((row for row in rows if row.number == to_number and row.clinic.active), None)
     return route, any(row.number == from_number for row in rows)
 
@@ -741,7 +748,7 @@ def inbound_receive(
     files the text (and its confirmation) in the patient's conversation and answers it."""
     with contextlib.suppress(ValidationError):  # short codes and alphanumeric senders are kept as sent
         from_number = normalize_phone(from_number)
-    number, from_ours = inbound_numbers(to_number=to_number, from_number=from_number)
+    number, from_ours = inbound_numbers(to_number=to_number, from_number=from_number, opt_out=True)
     if number is None:
         logger.info("inbound to an unknown number ignored provider=%s", provider)
         INBOUND.labels("unknown_number").inc()
@@ -769,7 +776,7 @@ def inbound_receive(
         INBOUND.labels("duplicate").inc()
         return None
 
-    opted_out = is_opted_out(clinic=clinic, phone=from_number)
+    opted_out = number.sender_opted_out  # read with the number, before the text was stored
     decision = classify(body, opted_out=opted_out)
 
     def reply(body):  # a compliance reply to this text: one at most (keyed by the inbound message)

@@ -50,7 +50,7 @@ def test_real_services_with_variables():
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
         "db": "django.db.backends.postgresql",
-        "cache": "django.core.cache.backends.redis.RedisCache",
+        "cache": "medspa.cache.RedisCache",
         "eager": False,
         "broker": "redis://127.0.0.1:6379/3",
         "debug": True,
