@@ -78,6 +78,13 @@ SPANISH = frozenset(
         "están",
         "pago",
         "depósito",
+        "y",
+        "ya",
+        "claro",
+        "alguien",
+        "pronto",
+        "nuestra",
+        "nuestro",
     ]
 )
 ENGLISH = frozenset(["the", "your", "you", "for", "and", "is", "to", "are", "we", "our", "would", "like"])

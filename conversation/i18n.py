@@ -119,7 +119,14 @@ PHRASES = [
         ),
         "skin turning white",
     ),
-    (_p(r"\bdolor (muy )?(fuerte|intenso|horrible|insoportable)\b|\bmucho dolor\b|\bdolor severo\b"), "severe pain"),
+    (
+        _p(
+            r"\bdolor (muy )?(fuerte|intenso|horrible|insoportable)\b|\bmucho dolor\b|\bdolor severo\b|"
+            r"\bme duele (muchisimo|mucho|demasiado|horrible)\b"
+        ),
+        "severe pain",
+    ),
+    (_p(r"\bse (me )?(puso|pone|esta poniendo|volvio|ve) (blanc|morad|azul|gris)\w*"), "skin turning white"),
     (_p(r"\bme desmaye\b|\bdesmayo\b|\bmareada? y\b"), "fainted"),
     (_p(r"\bno veo( bien)?\b|\bno puedo ver\b|\bvision borrosa\b|\bveo borroso\b"), "blurry vision"),
     (_p(r"\bcobra\w*\b.{0,30}\bdos veces\b|\bdoble cobro\b|\bcobro doble\b"), "charged twice"),
@@ -273,6 +280,11 @@ PHRASES = [
     (_p(r"^\s*(tengo|necesito) que (llevar|traer)\b"), "do i need to bring"),
     (_p(r"\b(llevar|traer)\b"), "bring"),
     (_p(r"\bidentificacion\b"), "id"),
+    (
+        _p(r"\bdonde (queda|esta|estan|quedan)( ubicad[oa]s?)?\b|\b(la )?(direccion|ubicacion)\b"),
+        "where is the address",
+    ),
+    (_p(r"\b(el |en )?(tren|metro)\b"), "the T train"),
     (_p(r"\bdonde\b"), "where"),
     (_p(r"^\s*(que|como)\b"), "what"),
     (_p(r"\bpor favor\b|\bporfa(vor)?\b|\bsi no es (mucha )?molestia\b"), "please"),

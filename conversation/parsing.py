@@ -256,7 +256,8 @@ _REQUEST = re.compile(
     r"available|availability|"
     r"(a )?(different|another|other) (time|day|date)|(?<!my )(earliest|soonest|next) (you|one|time|thing)|"
     r"(?<!my )first (you|one|thing)|"
-    r"(do|does) (you|she|he|dr \w+) have (any|anything|an? (?!\w+ (program|plan|card|membership|package|policy))|"
+    r"(do|does) (you|she|he|dr \w+) have (any(?! (deals?|specials?|promos?|discounts?|loyalty|rewards?|gift|"
+    r"financing|parking|packages?|memberships?))|anything|an? (?!\w+ (program|plan|card|membership|package|policy))|"
     r"time|openings?|availability|spots?|slots?|room)|"
     r"(any|anything) (open|available|free|left)|any (openings?|availability|spots?|slots?|times?)\b|"
     r"(possible|able) to (make|book|schedule|get|set up) (an |a |me )?(appointment|time|consult\w*|visit|slot|spot)|"
@@ -287,7 +288,8 @@ _SAFETY_CUE = re.compile(
     r"pregnan\w*|breast ?feeding|(were|im|we are|i am) expecting\b(?! (a|your|the|my) (call|text|email|reply|package))|"
     r"baby on the way|"
     r"nursing|trying to conceive|safe|safety|allerg\w*|medication|medicine|blood "
-    r"thinners?|aspirin|ibuprofen|advil|fish oil|accutane|antibiotics?|cold sore|if i (have|am|had|take)|while i)\b"
+    r"thinners?|aspirin|ibuprofen|advil|fish oil|accutane|antibiotics?|cold sore|if i (have|had)(?! to)|"
+    r"if i (am|take)|while i)\b"
 )
 # Words of a question about information, not about a time: "what do i bring", "how long does it take".
 _INFO_CUE = re.compile(
@@ -302,13 +304,18 @@ _ACT_ON_MINE = re.compile(
     r"\b(is it possible|(can|could) (i|you|we)|would it be possible)\b.{0,20}\b(move|switch|shift|change|cancel|"
     r"reschedule|push)\b.{0,10}\b(my|our)\b"
 )
+_TOPIC_ONLY = re.compile(
+    r"^(parking|park|hours|address|location|directions|deposit|cancellation policy|cancellation|insurance|"
+    r"financing|gift cards?|aftercare|prep|preparation|payment|payments)\s*\??$"
+)
 _NOT_CANCEL = re.compile(r"\b(dont|do not|not|never) (want (to )?|wanna |going to |gonna )?cancel\b")
 # A question about what would happen on a cancellation, even of the patient's own appointment: the policy answers.
 _WHAT_IF = re.compile(
     r"\b(if i (were|was) to|if i (do|did|end up|have to|had to)|(latest|last) (point|time|moment|day|i can)|"
     r"without (forfeit\w*|losing|lose)|how (late|far ahead|far in advance|much notice)|"
     r"(would|will|do|does) (i|my deposit) (lose|get|be (returned|refunded|kept))|"
-    r"(would|will) (i|my deposit) be (refunded|returned|charged)|if i (get|do|have|book) (the |a |my )?\w+ "
+    r"(would|will) (i|my deposit) be (refunded|returned|charged)|(minimum|how much) notice|notice (required|needed)|"
+    r"if i (get|do|have|book) (the |a |my )?\w+ "
     r"(on )?(monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|tomorrow|next week))\b"
 )
 # Said outright, a cancellation stands even when the same text asks about the deposit ("i have to cancel my
@@ -463,11 +470,19 @@ def intents(text: str) -> set[str]:
             and not _ACT_ON_MINE.search(s)  # "is it possible to move my appointment to 5?" asks for it
         ):
             found -= {"cancel", "reschedule"}
+    if _TOPIC_ONLY.match(s):
+        found.add("question")  # "parking", "hours?": a topic alone asks about it
     parts = sentences(text)
     if "book" not in found and len(parts) > 1 and any(asks_for_times(part) for part in parts):
         found.add("book")  # one sentence asks for times, another asks a question: both are wanted
         found.add("question")
-    if ("?" in s or starts_as_question or info) and not found & {"price", "book", "cancel", "reschedule", "human"}:
+    if ("?" in s or starts_as_question or info or _WHAT_IF.search(s)) and not found & {
+        "price",
+        "book",
+        "cancel",
+        "reschedule",
+        "human",
+    }:
         found.add("question")
     return found
 
@@ -983,7 +998,7 @@ def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | Non
         k = _ORDINALS[ordinal[1]]
         return k if k < n and (ordinal[1] != "middle" or n == 3) else None
     how_long = re.search(r"\bhow long\b|\b(do|does|will|would|it|they|results?|effects?|typically|usually) last\b", s)
-    if re.search(r"\b(last|final|latter)\b(?! (week|time|month|year|night))", s) and not how_long:
+    if re.search(r"\b(last|final|latter)\b(?! (week|time|month|year|night|minute))", s) and not how_long:
         return n - 1
     candidates, constrained = list(range(n)), False
     said = [w.rstrip("s") for w in s.split() if w.rstrip("s") in _WEEKDAYS]

@@ -22,15 +22,16 @@ from .models import Conversation
 from .tools import ToolRefused
 
 URGENT = re.compile(
-    r"\b(can'?t breathe|cannot breathe|trouble breathing|hard to breathe|short(ness)? of breath|throat (is )?"
-    r"(closing|swelling|swollen)|chest pain|faint(ed|ing)?|pass(ed|ing) out|severe (pain|swelling|headache)|"
+    r"\b(can'?t breathe|cannot breathe|trouble breathing|hard to breathe|short(ness)? of breath|throat (is |feels )?"
+    r"(getting )?(tight|closing|swelling|swollen)|chest pain|faint(ed|ing)?|pass(ed|ing) out|"
+    r"severe (pain|swelling|headache)|"
     r"vision (loss|problems?|changes?)|can'?t see|blurr?y vision|vision\b.{0,25}\b(blurr?y|blurred|fuzzy|dim|dark|"
     r"gone|worse)|(eye|eyes)\b.{0,15}\b(blurr?y|blurred)|(skin|lip|area) (is )?(turning )?(white|gr[ae]y|"
     r"blue|dusky)|blanch(ed|ing)|droop(y|ing)?|allergic reaction|hives|anaphyla\w*|infect(ed|ion)|pus|fever|"
     r"bleeding (a lot|heavily|won'?t stop)|emergency|dusky|gr[ae]yish|bluish|mottled|"
     r"(pain|swelling|redness) (is |keeps )?(getting |gets )?worse|worse and worse|worsening|white (patch|spot|area|"
     r"mark)|(patch|spot|area) (is )?(turning |going )?white|(redness|rash|patch|bruise|swelling) (is |keeps )?"
-    r"spreading|spreading (redness|rash|patch)|(patch|spot|area|skin)\b[\w' ]{0,20}\b(white|gr[ae]y|bluish|dusky|"
+    r"spreading|spreading (redness|rash|patch)|(patch|spot|area|skin)\b[\w' ]{0,30}\b(white|gr[ae]y|bluish|dusky|"
     r"blotchy|mottled)\b|ptosis|diplopia|double vision|(eyelid|eye lid|brow) (is )?(droop\w*|drop\w*|heavy|hanging)|"
     r"(turning|going|gone|went|turned) (white|gr[ae]y|blue|purple|pale|dusky)|"
     r"(redness|rash|swelling|bruis\w*|hives)\b.{0,40}\bspreading|"
@@ -71,6 +72,7 @@ NAME_PHRASE = re.compile(
 WHO_IS_THIS = re.compile(
     r"^(hi |hello |hey |um |sorry |ok )?(who is this|whos this|who this|who dis|who are you|who is texting( me)?|"
     r"who texted me|who am i (talking|texting) (to|with)|what is this( number)?|quien es|quien eres|quien habla|"
+    r"(please )?identify (yourself|the (party|sender))|who (is )?sending (these|this|me)|"
     r"quien me (esta )?(escribe|escribiendo)|quien me escribio|"
     r"con quien hablo|quienes son)\b"
 )
@@ -91,7 +93,9 @@ STAFF_ONLY = re.compile(
     r"(two|2|three|multiple|duplicate|separate) (separate )?(\$\d+ )?charges|i want (it fixed or )?(a|my) refund|"
     r"(still )?(no|not got|never got|never received|havent (got|gotten|received)) (my |the |a |any )?(deposit )?"
     r"refund|where is my refund|(someone|somebody|you) (from \w+ \w+ )?(to )?"
-    r"get back to me|second (pending )?charge|pending charge|(pls|please) check)\b"
+    r"get back to me|second (pending )?charge|pending charge|(pls|please) check|charged (my card |me )?\$?\d+|"
+    r"(want|need) the (extra|difference|rest) back|dissolv\w*|hyaluronidase|vascular occlusion|"
+    r"(film|record|video)\w* (my|the|it)\b|tiktok|followers)\b"
 )
 # "ok thanks see you thursday": a goodbye that names the day of the appointment, not a wish for times.
 SEE_YOU = re.compile(r"\b(see (you|ya|u)|c u|looking forward|until then|talk soon|have a (good|great|nice))\b")
@@ -103,9 +107,16 @@ STATUS_QUESTION = re.compile(
 # "how long will it take", "how long is the appointment": the service's duration, from the catalog.
 DURATION = re.compile(
     r"\bhow long (will|does|would|do|is|are|'?s)( \w+){0,5} (take|be|run|appointments?|visits?|sessions?|treatments?)\b"
-    r"(?! to (heal|recover|see|work|kick|show))|\bhow long is (it|the (appointment|visit|treatment|session))$|"
+    r"(?! to (heal|recover|see|work|kick|show)| (red|sore|swollen|bruised|peeling|numb|pink))|"
+    r"\bhow long is (it|the (appointment|visit|treatment|session))$|"
     r"\bhow (much time|many minutes|many hours)\b(?!.*\b(stay|stays|last|"
     r"lasts|wear off|go away|results?)\b)"
+)
+# "My 16 yr old wants a hydrafacial, can she come in?": a question about the age policy, not a booking for her.
+MINOR_QUESTION = re.compile(
+    r"\b(1[0-7]|1[0-7] ?(yr|year)s?( old)?|my (daughter|son|teen|teenager|kid|child))\b.{0,60}\b(can|may|could|is) "
+    r"(she|he|they) (come|get|have|do|be|receive|book)\b|"
+    r"\b(can|may|could) (my )?(daughter|son|teen|teenager|kid|child) (come|get|have|do|be treated|receive|book)\b"
 )
 # "After isotretinoin, can I do a peel now?": whether it is safe yet, not a request for times.
 CAN_I_YET = re.compile(
@@ -586,9 +597,12 @@ class RulesEngine(Engine):
     def _health_question(self, t):
         """A health or safety question (pregnancy, medicines, a cold sore...), in any state: answered from the
         clinic's documents (or handed to staff), never with an offer of times."""
-        if not parsing.is_health_question(t.text):
+        minor = MINOR_QUESTION.search(t.lowered)
+        if not parsing.is_health_question(t.text) and not minor:
             return None
-        if parsing.asks_for_times(t.text) and not CAN_I_YET.search(t.lowered):  # "can i do a peel now?": a question
+        if (
+            parsing.asks_for_times(t.text) and not CAN_I_YET.search(t.lowered) and not minor
+        ):  # "can i do a peel now?": a question
             return None
         if parsing.PRESCRIPTION.search(t.lowered):  # a prescribed medicine: the clinician answers too
             t.tools.flag_for_staff("a question about a prescribed medicine")
