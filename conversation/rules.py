@@ -133,7 +133,7 @@ ABOUT_IT = re.compile(
 )
 # A symptom the patient had before ("hx ptosis after tox elsewhere in 2025"), not one they have now: no urgent script.
 _ONLY_HISTORY = re.compile(
-    r"^(?!.*\b(now|today|tonight|since|currently|right now|this morning|still|yesterday|ago)\b).*"
+    r"^(?!.*\b(now|today|tonight|since|currently|right now|this morning|yesterday|days? ago)\b).*"
     r"\b(hx|history of|in 20\d\d|years ago|last year)\b"
 )
 # Treatments med spas are asked about that a clinic may not offer: named anywhere in a text, and in neither the

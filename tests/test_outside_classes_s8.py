@@ -311,3 +311,86 @@ def test_how_long_botox_lasts_finds_botox_not_another_services_document(demo, qu
 def test_how_long_botox_lasts_with_a_stray_word_is_answered_with_botox(patient):
     reply = patient.reply("how long will botox last? my vacation ends in march")
     assert "last about 3-4 months" in reply and "Laser" not in reply and "laser" not in reply
+
+
+# --- Later rounds (session 8): in our own words ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "got botox 3 days ago and now my left eyelid is drooping and i see double",
+        "after my filler last night the spot by my mouth went grey and it hurts",
+        "the redness from the peel yesterday keeps spreading onto my chest",
+        "did the microneedling at noon and now my throat feels tight",
+        "ayer me pusieron relleno y hoy se me puso morada la mejilla",
+        "me duele muchisimo el labio desde el relleno de ayer",
+    ],
+)
+def test_more_urgent_symptoms_get_the_urgent_alert(patient, text):
+    patient.reply(text)
+    assert StaffAlert.objects.filter(kind=StaffAlert.Kind.URGENT).exists() and not booked().exists()
+
+
+def test_a_symptom_only_in_the_history_gets_no_urgent_alert(patient):
+    reply = patient.reply("fyi hx of eyelid ptosis after tox at another spa years ago, still want to try you guys")
+    assert not StaffAlert.objects.filter(kind=StaffAlert.Kind.URGENT).exists()
+    assert "911" not in reply
+
+
+def test_a_plain_pick_beside_a_question_holds_the_time_and_answers(patient):
+    patient.reply("i want botox")
+    reply = patient.reply("the first one works. can i go to spin class after?")
+    assert reply.startswith("Great choice:") and "\n\n" in reply and "After Botox" in reply.split("\n\n", 1)[1]
+    assert patient.conversation.booking.status == "held"
+
+
+def test_a_question_with_last_minute_in_it_picks_nothing(patient):
+    patient.reply("i want botox")
+    reply = patient.reply("is the deposit refundable? my shifts get swapped last minute sometimes")
+    assert not reply.startswith("Great choice") and "24 hours" in reply and not booked().exists()
+
+
+def test_a_topic_alone_while_times_are_offered_is_answered(patient):
+    patient.reply("i want botox")
+    reply = patient.reply("parking?")
+    assert "Clarendon" in reply and patient.conversation.state == Conversation.State.OFFERING
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["my son is 17, can he get laser on his back?", "can my daughter get lip filler if i sign for her? she's 16"],
+)
+def test_a_minors_treatment_asked_about_gets_the_age_policy_not_times(patient, text):
+    reply = patient.reply(text)
+    assert "18" in reply and "open times" not in reply and not booked().exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "you charged me $100 for a $50 deposit, i need the difference back",
+        "can you dissolve filler from another injector",
+        "mind if i film my appointment for my followers?",
+    ],
+)
+def test_money_dissolving_and_filming_go_to_staff(patient, text):
+    reply = patient.reply(text)
+    assert "front desk" in reply and handed_to_staff(patient) and not booked().exists()
+
+
+@pytest.mark.parametrize("text", ["do you guys do tattoo removal?", "any sculptra or PRP there?"])
+def test_a_treatment_neither_in_the_catalog_nor_the_documents_is_not_offered(patient, text):
+    reply = patient.reply(text)
+    assert reply.startswith("That isn't a treatment we offer") and "$" not in reply
+
+
+def test_a_booking_request_for_a_named_day_shows_the_price_first(patient):
+    reply = patient.reply("can you fit me in for a chemical peel on friday")
+    assert reply.startswith("Chemical Peel is $175. Here are open times for Chemical Peel:")
+
+
+def test_a_pregnancy_said_as_expecting_is_answered_never_offered(patient):
+    book_botox(patient)
+    reply = patient.reply("so we're expecting!! can i still do my botox thursday?")
+    assert "open times" not in reply and "pregnan" in reply.lower()
