@@ -1,4 +1,4 @@
-"""The classes of mistake the eighth round of outside authors found (conversation/eval/, dev half), each pinned by
+"""The classes of mistake session 8's outside authors found (conversation/eval/, dev half), each pinned by
 texts written here in other words: Spanish urgent symptoms are urgent; Spanish records and refunds, billing
 discrepancies and complaints go to staff; "what if I cancelled" is answered, "cx" cancels, "don't cancel, move it"
 moves; the day an appointment is on is not the day wanted; a changed mind picks the last day said; a photo with a word
@@ -6,7 +6,6 @@ or two is acknowledged; a bare name is thanked; the treatment named after "which
 parking emoji are read; Spanish answers quote the English documents; search is not led astray by a stray word. The
 clock is pinned (Monday 10:15 in Boston), the demo clinic on its built-in calendar."""
 
-import re
 import uuid
 from datetime import datetime
 
@@ -15,25 +14,15 @@ import pytest
 from conversation.models import Conversation
 from knowledge.services import knowledge_search
 from medspa.models import StaffAlert
-from tests.test_assistant import CLINIC_NUMBER, Patient, booked
+from tests import test_outside_classes as _outside
+from tests.test_assistant import CLINIC_NUMBER, booked
 from tests.test_double_booking import book_botox, confirmed
+from tests.test_outside_classes import offered_days
+
+patient = _outside.patient  # the same fixture: the demo clinic, the clock pinned
 
 URGENT_ES = "Si es una emergencia o le cuesta respirar, llame al 911 ahora."
 QUOTED_ES = 'Esto es lo que dice la informacion de la clinica (en inglés): "'
-
-
-@pytest.fixture
-def patient(demo, django_capture_on_commit_callbacks, sms_outbox):
-    import time_machine
-
-    from tests.test_assistant import NOW
-
-    with time_machine.travel(NOW, tick=False):
-        yield Patient(django_capture_on_commit_callbacks, sms_outbox)
-
-
-def offered_days(reply: str) -> set[str]:
-    return set(re.findall(r"^\d\. (\w{3} \w{3} \d+),", reply, re.MULTILINE))
 
 
 def with_photo(patient, text: str) -> str:
