@@ -168,8 +168,7 @@ def conversation_respond(*, conversation_id: int, now=None) -> Turn | None:
         if conversation.owner == Conversation.Owner.STAFF or not clinic.ai_enabled:
             Conversation.objects.filter(pk=conversation.pk).update(needs_staff=True)
             return None
-        tools = Tools(conversation, now=now)
-        tools.photo = any(m.media for m in texts)
+        tools = Tools(conversation, now=now, photo=any(m.media for m in texts))
         started = time.monotonic()
         cap = over_cap(conversation)
         if cap:

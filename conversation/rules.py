@@ -562,9 +562,8 @@ class RulesEngine(Engine):
         asks = rest and ("?" in t.text or parsing.is_info_question(rest) or parsing.is_what_if(rest))
         if not asks or not ("question" in parsing.intents(rest + "?") or parsing.is_what_if(rest)):
             return ""
-        results = [r for r in t.tools.search_knowledge(f"{rest} {t.c.service.name}") if r.get("kind") == "document"]
-        # A paragraph of its own: conversation.i18n says each paragraph in Spanish on its own.
-        return f"\n\n{_sentences_within(results[0].get('answer') or results[0]['snippet'], 220)}" if results else ""
+        answer = _first_document_answer(t.tools, f"{rest} {t.c.service.name}")
+        return f"\n\n{answer}" if answer else ""  # a paragraph of its own: i18n says each in Spanish on its own
 
     def _read_service_and_time(self, t):
         """No reply: notes the service named (choosing it) and the time wanted, for the steps after."""
@@ -673,9 +672,8 @@ class RulesEngine(Engine):
         """ "Do you do coolsculpting?": a treatment the catalog does not have, and no document about it."""
         other = OTHER_TREATMENTS.search(t.lowered)
         if other and not parsing.find_services(other[0], t.catalog) and not parsing.asks_for_times(t.text):
-            asked = set(terms(other[0]))
             results = [r for r in t.tools.search_knowledge(other[0]) if r.get("kind") == "document"]
-            if not any(asked <= set(terms(r.get("passage") or r["snippet"])) for r in results[:3]):
+            if not _documents_speak_of(results[:3], set(terms(other[0]))):
                 return self._not_offered_reply(t)
         match = DO_YOU_OFFER.search(t.lowered)
         if match is None or t.mentioned or parsing.asks_for_times(t.text):
@@ -684,9 +682,8 @@ class RulesEngine(Engine):
         if not asked:
             return None
         results = [r for r in t.tools.search_knowledge(t.text) if r.get("snippet")]
-        for result in results[:2]:
-            if asked <= set(terms(f"{result['title']} {result.get('passage') or result['snippet']}")):
-                return None  # the clinic's documents speak of all it asks: the usual answer
+        if _documents_speak_of(results[:2], asked):
+            return None  # the clinic's documents speak of all it asks: the usual answer
         return self._not_offered_reply(t)
 
     def _not_offered_reply(self, t):
@@ -807,13 +804,13 @@ class RulesEngine(Engine):
         for part in parts:
             if parsing.asks_for_times(part) or "price" in parsing.intents(part):
                 continue
-            asked = parsing.is_info_question(part) or re.match(_ASKS, parsing.normalise(part))
+            asked = parsing.is_info_question(part) or _ASKS.match(parsing.normalise(part))
             if not asked or "question" not in parsing.intents(part + "?") or len(part.split()) < 3:
                 continue
             query = part if parsing.find_services(part, t.catalog) else f"{part} {self._about(t)}"
-            results = [r for r in t.tools.search_knowledge(query) if r.get("kind") == "document"]
-            if results:
-                return _sentences_within(results[0].get("answer") or results[0]["snippet"], 220)
+            answer = _first_document_answer(t.tools, query)
+            if answer:
+                return answer
         return ""
 
     def _other_days(self, t):
@@ -1255,6 +1252,18 @@ def _sentences_within(text: str, budget: int) -> str:
             break
         kept = candidate
     return kept
+
+
+def _first_document_answer(tools, query: str) -> str:
+    """The sentences of the first document the search finds that answer ``query`` (about 220 characters, to go
+    beside another reply); empty when no document is found."""
+    results = [r for r in tools.search_knowledge(query) if r.get("kind") == "document"]
+    return _sentences_within(results[0].get("answer") or results[0]["snippet"], 220) if results else ""
+
+
+def _documents_speak_of(results, asked: set[str]) -> bool:
+    """Whether one of these search results (title and passage) holds every word asked about."""
+    return any(asked <= set(terms(f"{r['title']} {r.get('passage') or r['snippet']}")) for r in results)
 
 
 def _catalog_names(tools) -> list[parsing.ServiceName]:

@@ -62,13 +62,13 @@ class Offered:
 
 
 class Tools:
-    def __init__(self, conversation: Conversation, *, now=None):
+    def __init__(self, conversation: Conversation, *, now=None, photo: bool = False):
         self.conversation = conversation
         self.clinic = conversation.clinic
         self.now = now or timezone.now()
         self.calls: list[dict] = []
         self.provider = None  # the provider the patient asked for in this turn ("with Dr. Johnson"), if any
-        self.photo = False  # whether the texts of this turn came with a photo (the engine says so)
+        self.photo = photo  # whether the texts of this turn came with a photo (the engine says so)
         self._providers = None
         self._catalog = None
 

@@ -350,20 +350,16 @@ def _with_sender(messages):
 
 
 def _outbound_sms(message) -> OutboundSms:
-    if hasattr(message, "sender_profile_id"):  # read by _with_sender (None: the sender is not one of our numbers)
-        profile_id, service_sid = message.sender_profile_id or "", message.sender_service_sid or ""
-    else:
-        sender = PhoneNumber.objects.filter(number=message.from_number).first()
-        profile_id = sender.messaging_profile_id if sender else ""
-        service_sid = sender.messaging_service_sid if sender else ""
+    """The provider request for a message read by ``_with_sender`` (its sender's settings: None when the sender is
+    not one of our numbers)."""
     return OutboundSms(
         from_number=message.from_number,
         to_number=message.to_number,
         body=message.body,
         idempotency_key=message.idempotency_key,
         media_urls=[m["url"] for m in message.media],
-        messaging_profile_id=profile_id,
-        messaging_service_sid=service_sid,
+        messaging_profile_id=message.sender_profile_id or "",
+        messaging_service_sid=message.sender_service_sid or "",
     )
 
 
@@ -566,7 +562,7 @@ def _window_due(message, *, now):
 
 def _stuck_reconcile(*, now):
     from django.conf import settings
-    from django.db.models import CharField, Exists, OuterRef, Value
+    from django.db.models import CharField, Value
     from django.db.models.functions import Cast, Concat
 
     bound = timedelta(seconds=max(settings.SMS_STUCK_SECONDS, STUCK_FLOOR_SECONDS))
@@ -574,7 +570,7 @@ def _stuck_reconcile(*, now):
         dedupe_key=Concat(Value(UNSETTLED_ALERT), Cast(OuterRef("pk"), output_field=CharField()))
     )
     rows = (
-        Message.objects.select_related("clinic")
+        _with_sender(Message.objects.select_related("clinic"))
         .filter(
             direction=Message.Direction.OUTBOUND,
             status__in=[Message.Status.SENDING, Message.Status.UNKNOWN],
