@@ -87,6 +87,18 @@ def answer(*, conversation, texts, tools) -> EngineReply:
     return reply
 
 
+def staff_own_reply(conversation, texts, tools) -> EngineReply:
+    """A text while staff own the conversation (``RulesEngine.while_staff_own``), whichever engine the clinic uses:
+    the urgent script for urgent symptoms, one acknowledgement after the assistant's own hand-off, else nothing.
+    Said in the conversation's language."""
+    joined = " ".join(m.body for m in texts)
+    spanish = tools.follow_language(joined) == i18n.ES
+    text = RulesEngine().while_staff_own(conversation, i18n.to_parser_text(joined) if spanish else joined, tools)
+    if spanish and text:
+        text = i18n.reply_es(text, tz=conversation.clinic.tz, now=tools.now)
+    return EngineReply(text=text, engine="staff")
+
+
 def lifecycle_reply(conversation, texts, tools) -> EngineReply | None:
     """A reply to a confirmation request or reminder (``lifecycle``), whichever engine the clinic uses: C / yes /
     confirm marks the booking patient-confirmed; R / reschedule starts moving it; "cancel ..." asks to confirm the
@@ -151,7 +163,8 @@ def unanswered(conversation) -> list[Message]:
 
 def conversation_respond(*, conversation_id: int, now=None) -> Turn | None:
     """Answer the conversation's unanswered texts, once. Returns the turn, or None when there was nothing to do
-    (already answered, staff own it, the assistant is off, or the patient opted out meanwhile)."""
+    (already answered, staff own it and nothing needs saying, the assistant is off, or the patient opted out
+    meanwhile)."""
 
     with transaction.atomic():
         conversation = (
@@ -165,13 +178,18 @@ def conversation_respond(*, conversation_id: int, now=None) -> Turn | None:
             return None
         if conversation.state == Conversation.State.OPTED_OUT:
             return None
-        if conversation.owner == Conversation.Owner.STAFF or not clinic.ai_enabled:
+        if not clinic.ai_enabled:
             Conversation.objects.filter(pk=conversation.pk).update(needs_staff=True)
             return None
         tools = Tools(conversation, now=now, photo=any(m.media for m in texts))
         started = time.monotonic()
         cap = over_cap(conversation)
-        if cap:
+        if conversation.owner == Conversation.Owner.STAFF:
+            reply = staff_own_reply(conversation, texts, tools)
+            if not reply.text:  # staff answer it; the texts stay unanswered for them (``handled_through``)
+                Conversation.objects.filter(pk=conversation.pk).update(needs_staff=True)
+                return None
+        elif cap:
             tools.hand_off(cap)
             reply = EngineReply(
                 text="Thanks for your patience! One of our team will pick this up and text you shortly.",

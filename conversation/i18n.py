@@ -552,6 +552,10 @@ TEMPLATES = [
         "Gracias por escribirnos. Ya lo pasé a nuestra recepción y alguien le responderá pronto.",
     ),
     (
+        r"Thanks! Our team has your message and will text you back here shortly\.",
+        "Gracias. Nuestro equipo tiene su mensaje y le responderá por aquí pronto.",
+    ),
+    (
         r"Good question! I've asked our front desk, and someone will text you back shortly\.",
         "Buena pregunta. Ya le pregunté a nuestra recepción y alguien le responderá pronto.",
     ),

@@ -215,6 +215,8 @@ URGENT_SCRIPT = (
     "please call us right away{phone}. I've alerted our team and someone will reach out to you."
 )
 
+STAFF_HAVE_IT = "Thanks! Our team has your message and will text you back here shortly."
+
 
 @dataclass
 class _Turn:
@@ -882,6 +884,18 @@ class RulesEngine(Engine):
             tools.hand_off("the patient asked for a person")
             return "Of course! I've let our front desk know, and someone will text you back shortly."
         return ""
+
+    def while_staff_own(self, c, text, tools) -> str:
+        """A text while staff own the conversation. Urgent symptoms still get the urgent script and an urgent alert
+        (whoever owns the thread); the first text after the assistant's own hand-off, while no one has taken it or
+        answered, gets one acknowledgement, so the patient is not left wondering; anything else, nothing: staff
+        answer it."""
+        lowered = parsing.normalise(text)
+        if URGENT.search(lowered) and not _ONLY_HISTORY.search(lowered):
+            return self.safety_reply(c, text, tools)
+        if c.owned_by_id is not None or tools.answered_since_hand_off():
+            return ""
+        return STAFF_HAVE_IT
 
     # --- Pieces of the dialogue -----------------------------------------------------------------------------------
 

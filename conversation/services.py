@@ -41,7 +41,9 @@ def conversation_for(*, clinic, patient_phone: str, origin: str) -> Conversation
 
 def conversation_receive(*, message) -> None:
     """An inbound text that compliance let through: recorded on the conversation, then answered by the assistant
-    after commit (a short delay lets several texts in a row be answered together), unless staff own it."""
+    after commit (a short delay lets several texts in a row be answered together). While staff own it, the turn
+    only reads it for urgent symptoms and, once after the assistant's hand-off, says the team has it
+    (``engine.staff_own_reply``); staff see it flagged. Nothing is answered when the clinic turned the assistant off."""
     conversation = message.conversation
     now = timezone.now()
     updates = {"last_inbound_at": now, "updated_at": now}
@@ -51,7 +53,7 @@ def conversation_receive(*, message) -> None:
         updates["needs_staff"] = True
     Conversation.objects.filter(pk=conversation.pk).update(**updates)
     logger.info("conversation inbound conversation=%s message=%s", conversation.pk, message.pk)
-    if "needs_staff" not in updates:
+    if conversation.clinic.ai_enabled:  # staff own it: the turn still reads it for urgent symptoms (engine)
         delay = settings.CONVERSATION_DEBOUNCE_SECONDS
         # A broker that is down loses nothing: conversations_resume_unanswered (beat) answers the stored text.
         transaction.on_commit(lambda: enqueue(RESPOND_TASK, conversation.pk, countdown=delay))

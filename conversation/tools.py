@@ -35,12 +35,13 @@ from knowledge.services import knowledge_search
 from medspa.alerts import staff_alert
 from medspa.models import Service, StaffAlert, format_cents
 from medspa.timetext import when_label
+from messaging.models import Message
 from payments.services import PaymentConfigError, PaymentError, deposit_amount, deposit_request
 from waitlist import services as waitlist
 
 from . import i18n
 from .answers import answers_version
-from .models import Conversation
+from .models import Conversation, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -579,6 +580,17 @@ class Tools:
         text = f"Conversation #{self.conversation.pk} needs a person: {reason}."
         self._tell_staff(kind, text, key="handoff", fields=fields)
         self._record("hand_off", "handed off", reason=reason)
+
+    def answered_since_hand_off(self) -> bool:
+        """Whether the patient has heard from the clinic since the assistant last handed the conversation off: a
+        staff member's text, or the assistant's own "our team has your message". True when the last turn was not a
+        hand-off (staff took the conversation themselves, or it was answered since)."""
+        last = Turn.objects.filter(conversation=self.conversation).order_by("-pk").values("created_at", "tool_calls")
+        last = last.first()
+        if last is None or not any(call.get("tool") == "hand_off" for call in last["tool_calls"]):
+            return True
+        staff = Message.objects.filter(conversation=self.conversation, kind=Message.Kind.STAFF)
+        return staff.filter(created_at__gte=last["created_at"]).exists()
 
     def _tell_staff(self, kind, text: str, *, key: str, fields: dict) -> None:
         """The conversation's fields and one staff alert per turn, together."""

@@ -164,7 +164,41 @@ def test_talk_to_a_person(patient):
     conversation = patient.conversation
     assert conversation.owner == "staff" and conversation.state == "handed_off"
     assert StaffAlert.objects.filter(kind="handoff").exists()
-    assert patient.say("hello??") == []  # the assistant stays silent while staff own it
+    # One acknowledgement while nobody has answered, then silence: staff own it.
+    (ack,) = patient.say("hello??")
+    assert "team has your message" in ack
+    assert patient.say("anyone there") == []
+    assert patient.conversation.needs_staff
+
+
+def test_staff_reply_after_a_hand_off_means_no_acknowledgement(patient, django_user_model):
+    from conversation.services import conversation_staff_reply
+
+    patient.reply("can i talk to a real person")
+    user = django_user_model.objects.create_user("frontdesk", password="x")
+    conversation_staff_reply(conversation=patient.conversation, user=user, body="Hi, this is Ana at the front desk.")
+    assert patient.say("thanks ana") == []
+
+
+def test_a_staff_member_who_took_it_over_answers_alone(patient, django_user_model):
+    from conversation.services import conversation_take_over
+
+    patient.reply("how much is botox")
+    user = django_user_model.objects.create_user("frontdesk", password="x")
+    conversation_take_over(conversation=patient.conversation, user=user)
+    assert patient.say("can i come tomorrow") == []
+
+
+def test_urgent_symptoms_while_staff_own_the_conversation_still_get_the_urgent_script(patient, django_user_model):
+    from conversation.services import conversation_take_over
+
+    patient.reply("how much is filler")
+    user = django_user_model.objects.create_user("frontdesk", password="x")
+    conversation_take_over(conversation=patient.conversation, user=user)
+    (script,) = patient.say("my lip is turning white after the filler and it hurts")
+    assert "911" in script
+    assert StaffAlert.objects.filter(kind="urgent").exists()
+    assert patient.conversation.owner == "staff"
 
 
 def test_urgent_symptoms_after_treatment(patient):
