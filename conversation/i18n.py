@@ -38,7 +38,8 @@ ES_STRONG = _wordset(
     "usted ustedes ella ellos nosotros estoy estas esta eso esto favor llamo nombre embarazada seguro duele "
     "donde cuando porque tambien pero muy hay primera primero segunda segundo tercera tercero otra otro horario "
     "hora horas disponible disponibilidad agendar reservar apartar sacar depositar deposito pagar pago cuenta "
-    "perfecto gusto bueno mejor despues antes ahora luego mismo cual cuales quien como porfa porfavor"
+    "perfecto gusto bueno mejor despues antes ahora luego mismo cual cuales quien como porfa porfavor bien "
+    "marte miercole jueve vierne sabao"
 )
 # Short Spanish function words: weight 1 (two are needed, or one with a strong word).
 ES_WEAK = _wordset("el la los las de del que mi mis una un es con por para al lo le se su sus tu y o")
@@ -104,6 +105,11 @@ def _p(pattern: str) -> re.Pattern:
 PHRASES = [
     (_p(r"[¿¡]"), " "),
     (_p(r"^\s*(disculpe|disculpa|perdon|perdone)\b[,.]?"), "sorry"),
+    # Caribbean spelling: a dropped final s written as an apostrophe ("el jueve' ta bien", "quien e' este numero").
+    (_p(r"\bpa'"), "para"),
+    (_p(r"\bta'?(?= (bien|bueno|listo|perfecto|de)\b)"), "esta"),
+    (_p(r"\bquien e'?(?= )"), "quien es"),
+    (re.compile(r"\b([^\W\d_]{3,})[''](?=[\s.,!?]|$)"), r"\1s"),
     # Urgent symptoms first: the urgent script must never miss them.
     (
         _p(
@@ -160,6 +166,18 @@ PHRASES = [
     (_p(r"\binfecci?on\b|\binfectad[oa]\b"), "infection"),
     (_p(r"\burticaria\b|\bronchas\b"), "hives"),
     (_p(r"\bcada vez (peor|mas hinchad[oa])\b|\bempeorando\b"), "getting worse"),
+    (_p(r"\b(se (me )?)?(va|esta) extendiendo\b|\bse (me )?extiende\b"), "redness spreading"),
+    (_p(r"\b(tengo|me (salieron|salio|han salido)|con) ampollas\b"), "got blisters"),
+    (_p(r"^\s*y\b"), "and"),
+    (_p(r"\b(el )?deposito que (pague|di|deje|hice)\b"), "the deposit i paid"),
+    (
+        _p(r"\bse (pasa|transfiere|mueve|aplica|queda) (a|para|en) la (nueva|otra) cita\b"),
+        "does it carry over to my new time",
+    ),
+    (
+        _p(r"\bsueroterapia\b|\b(suero|sueros|goteo)s? (de |con )?vitaminas?\b|\b(las |el |los )?iv de vitaminas?\b"),
+        "iv vitamin drip",
+    ),
     # A person, the name.
     (_p(r"\b(hablar|comunicarme) con (una persona|alguien|un humano|la recepcion|recepcion)\b"), "talk to a person"),
     (_p(r"\b(llamenme|llameme|llamame|me pueden llamar|me puede llamar)\b"), "call me"),
@@ -495,6 +513,7 @@ TEMPLATES = [
         "segunda cita.",
     ),
     (r"You're welcome! Anything else I can help with\?", "Con gusto. Le ayudo con algo más?"),
+    (r"Thanks, (?P<name>[^!]+)! Anything else I can help with\?", "Gracias, {name}. Le ayudo con algo más?"),
     (r"You're welcome! See you then\.", "Con gusto. Lo esperamos."),
     (
         r"Your (?P<paid>\$\S+) deposit for your (?P<service>.+?) on " + W + r" is paid: there's nothing more to pay "

@@ -61,6 +61,9 @@ def emoji_words(text: str) -> str:
     return _EMOJI_WORDS.sub(lambda m: f" {_EMOJI[m[0]]} ", text)
 
 
+_CANCER = re.compile(r"\bcancer (?=(my|our|this|that|it|the (appointment|appt|booking|visit))\b)")
+
+
 def normalise(text: str) -> str:
     """Lower case, accents stripped, whitespace collapsed, texting shorthand expanded ("tmrw" -> "tomorrow", "thurs"
     -> "thursday", "pls" -> "please", "u" -> "you", "appt" -> "appointment", "w/" -> "with"); keeps letters, digits,
@@ -70,6 +73,7 @@ def normalise(text: str) -> str:
     text = re.sub(r"(\d)\s*([ap])\.\s?m\b\.?", r"\1\2m", re.sub(r"\ba\.s\.a\.p\b\.?", "asap", text))
     text = re.sub(r"\bw/", " with ", re.sub(r"\bw/o\b", " without ", text))
     text = re.sub(r"(\d)\s*-\s*(\d)", r"\1 to \2", text)
+    text = _CANCER.sub("cancel ", text)  # autocorrect's "please cancer my appointment"
     text = re.sub(r"[^a-z0-9:/$?'\s]|(?<!\d)[:/]|[:/](?!\d)", " ", text)
     words = []
     for token in text.split():
@@ -221,10 +225,12 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
     "price": r"\$|\b(how much(?! (time|longer|downtime|notice))|prices?|pricing|priced|costs?|what do you charge|"
     r"charges?|"
     r"what (does|do|would|will) (a |an |the )?[a-z ]{2,30} (run|go for|set me back)|"
-    r"rates?|fees?|expensive|cheap(er|est)?|specials?|deals?|discounts?|promos?|per unit|quote)\b",
+    r"rates?|fees?|expensive|cheap(er|est)?|specials?|deals?(?! with)|discounts?|promos?|per unit|quote)\b",
     "cancel": r"\b(cancel(l?ed|l?ing|lation)?|cx|cxl|(cant|cannot|can not|wont|unable to) make it|"
     r"not (going to|able to) make it|call it off)\b",
     "reschedule": r"\b(re ?schedul(e|ed|ing)|(move|switch|shift) (my|it|the|our|that|this)|"
+    r"(need|have|want|got) to (move|switch|shift) (mon|tue|tues|wed|thu|thur|thurs|fri|sat|monday|tuesday|"
+    r"wednesday|thursday|friday|saturday)|"
     r"change (my|the) (appointment|time|day|"
     r"date|booking)|(a )?(different|another|other) (time|day|date)|push (it|my appointment) back|postpone|instead)\b",
     "human": r"\b((talk|speak|chat|connect me|transfer me|put me through) (to|with) (a |an |the |your |some )?(real |"
@@ -242,7 +248,8 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
 }.items()}  # fmt: skip
 _WANT = re.compile(r"\b(want|would like|id like|appointments?|schedul(e|ing)|any ?time)\b")
 _QUESTION_START = re.compile(
-    r"^((um+|uh+|so|ok|okay|hey|hi|hello|oh|well|lol|hmm+|sorry|also|and|but|quick question)\s+)*"
+    r"^((um+|uh+|so|ok|okay|hey|hi|hello|oh|well|lol|hmm+|sorry|also|and|but|quick question|real quick|quick|qq|"
+    r"wait|btw|one more thing|question)\s+)*"
     r"(what|whats|how|hows|do|does|is|are|can|could|would|will|when|whens|where|wheres|why|which|who|whos|should)\b"
 )
 # A question that asks for a booking ("do you have anything thursday?", "can i come in at 3?", "when can i come in")
@@ -256,8 +263,9 @@ _REQUEST = re.compile(
     r"available|availability|"
     r"(a )?(different|another|other) (time|day|date)|(?<!my )(earliest|soonest|next) (you|one|time|thing)|"
     r"(?<!my )first (you|one|thing)|"
-    r"(do|does) (you|she|he|dr \w+) have (any(?! (deals?|specials?|promos?|discounts?|loyalty|rewards?|gift|"
-    r"financing|parking|packages?|memberships?))|anything|an? (?!\w+ (program|plan|card|membership|package|policy))|"
+    r"(do|does) (you|she|he|dr \w+) have (any(?! ((kind|sort|type)s? of )?(deals?|specials?|promos?|discounts?|"
+    r"loyalty|rewards?|gift|financing|parking|packages?|memberships?|programs?|points|referrals?|payment))|"
+    r"anything|an? (?!\w+ (program|plan|card|membership|package|policy))|"
     r"time|openings?|availability|spots?|slots?|room)|"
     r"(any|anything) (open|available|free|left)|any (openings?|availability|spots?|slots?|times?)\b|"
     r"(possible|able) to (make|book|schedule|get|set up) (an |a |me )?(appointment|time|consult\w*|visit|slot|spot)|"
@@ -268,7 +276,7 @@ _REQUEST = re.compile(
     r"when can (i|you) (come|get|book|see|fit)|when (is|are) (your|the) (next|soonest|earliest)|"
     r"(?<!my )(next|soonest|earliest|first) (available|opening|appointment|spot|slot)|"
     r"(want|would like|like|need|wanna) (to )?(book|schedule|come in|get(?! (a |an |my )?(gift ?cards?|receipts?|copy|"
-    r"refund|quote))|make|an appointment|appointment)|"
+    r"refund|quote))|make(?! sure)|an appointment|appointment)|"
     r"i (want|need|would like|d like|wanna) (some |a |an )?(botox|filler|appointment)|"
     r"(do|does) (you|she|he|dr \w+) have .{0,30}\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|"
     r"today|tonight|morning|afternoon|evening|week|weekend|open)|"
@@ -297,7 +305,7 @@ _INFO_CUE = re.compile(
     r"alcohol|wine|exercise|work ?out|workout|gym|lie down|shower|makeup|hurt|pain|painful|safe|ok to|okay to|should i|"
     r"do i need|before(?! \d| noon| lunch| work)|after(?! \d| noon| lunch| work)|results|prepare|policy|work|works|"
     r"happens?|allowed|early|late(?! (afternoon|morning|evening|in the day))|latest|bad idea|still ok|"
-    r"who|where|why|which)\b"
+    r"who|where|why|which|suite|address|floor|entrance|directions)\b"
 )
 # A question that asks to act on the patient's own appointment: "is it possible to move my appointment to 5?".
 _ACT_ON_MINE = re.compile(
@@ -310,8 +318,11 @@ _TOPIC_ONLY = re.compile(
 )
 _NOT_CANCEL = re.compile(r"\b(dont|do not|not|never) (want (to )?|wanna |going to |gonna )?cancel\b")
 # A question about what would happen on a cancellation, even of the patient's own appointment: the policy answers.
+# "got a bruise where they did it, do i put ice on it or what": a question after a comma.
+_CLAUSE_QUESTION = re.compile(r",\s*(so |and |but )?(do|should|can|is|will|does|how|what) (i|it|that|this|you)\b")
 _WHAT_IF = re.compile(
-    r"\b(if i (were|was) to|if i (do|did|end up|have to|had to)|(latest|last) (point|time|moment|day|i can)|"
+    r"\b(if i (come|came|go) in (for|to)\b.{0,40}\b(can|could|will|would|do) (i|you|they)\b|"
+    r"if i (were|was) to|if i (do|did|end up|have to|had to)|(latest|last) (point|time|moment|day|i can)|"
     r"without (forfeit\w*|losing|lose)|how (late|far ahead|far in advance|much notice)|"
     r"(would|will|do|does) (i|my deposit) (lose|get|be (returned|refunded|kept))|"
     r"(would|will) (i|my deposit) be (refunded|returned|charged)|(minimum|how much) notice|notice (required|needed)|"
@@ -432,7 +443,9 @@ def intents(text: str) -> set[str]:
         s,
     ):
         found.discard("price")  # "how much is the deposit?", "is there a fee if i cancel?": the policy answers
-    asks_to_know = re.search(r"\b(like|want|wanted|need) to (know|ask|find out|check|learn|inquire|enquire)\b", s)
+    asks_to_know = re.search(
+        r"\b(like|want|wanted|need) to (know|ask|find out|check|learn|inquire|enquire|make sure|be sure|see if)\b", s
+    )
     if _WANT.search(s) and not found & {"cancel", "reschedule", "human"} and not asks_to_know:
         found.add("book")
     if "human" in found and not re.search(r"\bbook", s):  # "can i get the front desk"
@@ -451,12 +464,12 @@ def intents(text: str) -> set[str]:
         found -= {"cancel", "reschedule"}  # "if i were to cancel my appointment, would i get my deposit back?"
     if "no" in found and re.search(r"\b(not|none of) (that|those|these)\b", s):
         found.discard("yes")
-    starts_as_question = bool(_QUESTION_START.match(s)) or any(
+    starts_as_question = bool(_QUESTION_START.match(s) or _CLAUSE_QUESTION.search(text.lower())) or any(
         _QUESTION_START.match(normalise(part)) for part in sentences(text)[1:]
     )
     info = is_info_question(text)
     asking = ("?" in s or starts_as_question or info) and (starts_as_question or info or bool(_INFO_CUE.search(s)))
-    if asking and (_SAFETY_CUE.search(s) or info or not _REQUEST.search(s)):
+    if asking and (_SAFETY_CUE.search(s) or info or _WHAT_IF.search(s) or not _REQUEST.search(s)):
         # A question first: "what time do you close on wednesdays?" is answered, not taken for a booking; "what's
         # your cancellation policy?" or "how does rescheduling work?" cancels nothing.
         found.discard("book")
@@ -590,7 +603,8 @@ _R = {name: re.compile(pattern) for name, pattern in {
     "rel": r"\b(the day after tomorrow|day after tomorrow|today|tonight|tomorrow)\b",
     "weekday": rf"\b(?:(this coming|this|next|coming|on)\s+)?({_WD})s?\b",
     "weekend": r"\b(this coming |this |next |the )?weekends?\b",
-    "week": r"\b(early |later |end of |the end of |sometime |)(this|next|the) week\b",
+    "week": r"\bthe week after\b|"
+    r"\b(early |later |end of |the end of |sometime |)(this|next|the following|following|the) week\b",
 }.items()} | {"phrases": [(re.compile(rf"\b{p}\b"), v) for p, v in _PHRASES.items()]}  # fmt: skip
 
 
@@ -723,7 +737,7 @@ def _read_days(scan: _Scan) -> None:
             scan.tods.append(_Hours(*_PARTS["evening"], "tonight", True))
 
     def week(m: re.Match) -> None:
-        which = "next" if m[2] == "next" else "this"
+        which = "next" if m[2] in ("next", "the following", "following") or m[0] == "the week after" else "this"
         lead = {"early ": "early ", "later ": "later ", "end of ": "the end of ", "the end of ": "the end of "}
         span = f"{lead.get(m[1], '')}{which} week".replace("the end of this week", "the end of the week")
         scan.span = span if span in _SPANS else f"{which} week"

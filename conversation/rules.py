@@ -8,7 +8,7 @@ the time wanted, prices, and finally the clinic's knowledge for any other questi
 
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta, tzinfo
+from datetime import datetime, time, timedelta, tzinfo
 
 from django.db.models import Q
 
@@ -35,7 +35,10 @@ URGENT = re.compile(
     r"blotchy|mottled)\b|ptosis|diplopia|double vision|(eyelid|eye lid|brow) (is )?(droop\w*|drop\w*|heavy|hanging)|"
     r"(turning|going|gone|went|turned) (white|gr[ae]y|blue|purple|pale|dusky)|"
     r"(redness|rash|swelling|bruis\w*|hives)\b.{0,40}\bspreading|"
-    r"(pain|swelling|redness|burning|bruis\w*|rash|spreading)\b.{0,30}\b(getting|gets|got|keeps getting) worse)\b"
+    r"(pain|swelling|redness|burning|bruis\w*|rash|spreading)\b.{0,30}\b(getting|gets|got|keeps getting) worse|"
+    r"(cheek|cheeks|lip|lips|face|nose|chin|forehead|jaw)\b[\w' ]{0,30}\b(white|gr[ae]y|bluish|dusky|blotchy|"
+    r"mottled)\b|it (really|still) hurts|hurts (so|really) bad|(have|got|getting|with|there are) (some )?blisters|"
+    r"blistering)\b"
 )
 OTHER_PATIENT = re.compile(
     r"\b(my (friend|sister|brother|mom|mother|dad|husband|wife|partner|daughter|son|coworker)'?s? "
@@ -84,7 +87,7 @@ STAFF_ONLY = re.compile(
     r"(send|email|fax) me (a |an |my |the )?(itemi[sz]ed |copy of )?(receipt|invoice|statement|records?|chart|"
     r"before and after|photos?)|medical records|my records|my chart|(treatment|patient) records|"
     r"copy of my (chart|records?|file)|complain\w*|lawyer|attorney|chargeback|"
-    r"partnership|collab(oration)?|influencer|vendor|sales rep|charged (me )?(twice|double|two times|again)|"
+    r"partnership|collab(oration)?|influencer|vendor|sales rep|charged\b.{0,30}\b(twice|double|two times|again)|"
     r"double (charged|charge)|overcharged|billing (issue|problem|error|question)|send (my|the|our) (\w+ ){0,2}"
     r"(records?|chart|receipt|invoice|photos)|(can|could) (someone|somebody|anyone|a person) (check|look|fix|call|"
     r"help)|never got (a |any |my |the )?(confirmation|text|receipt|link|email)|money back|refund me|i hate (it|my|"
@@ -95,14 +98,16 @@ STAFF_ONLY = re.compile(
     r"refund|where is my refund|(someone|somebody|you) (from \w+ \w+ )?(to )?"
     r"get back to me|second (pending )?charge|pending charge|(pls|please) check|charged (my card |me )?\$?\d+|"
     r"(want|need) the (extra|difference|rest) back|dissolv\w*|hyaluronidase|vascular occlusion|"
-    r"(film|record|video)\w* (my|the|it)\b|tiktok|followers)\b"
+    r"(film|record|video)\w* (my|the|it)\b|tiktok|followers|(asl|sign language|spanish|medical) interpreters?|"
+    r"interpreter)\b"
 )
 # "ok thanks see you thursday": a goodbye that names the day of the appointment, not a wish for times.
 SEE_YOU = re.compile(r"\b(see (you|ya|u)|c u|looking forward|until then|talk soon|have a (good|great|nice))\b")
 # A question about where an appointment stands ("when is my appointment", "is my appt still on").
 STATUS_QUESTION = re.compile(
     r"\b(when|what time|what day|which day|is (my|our) \w+ (still|on|confirmed)|still (on|good|happening|confirmed)|"
-    r"do i (still )?have|am i (still )?(booked|scheduled|confirmed)|confirm(ed)?|remind me)\b"
+    r"do i (still )?have|am i (still )?(booked|scheduled|confirmed)|confirm(ed)?|remind me|"
+    r"(is|will) (dr \w+|\w+) (the one )?(doing|seeing|treating|injecting)|who (is|will be|s) (doing|seeing|treating))\b"
 )
 # "how long will it take", "how long is the appointment": the service's duration, from the catalog.
 DURATION = re.compile(
@@ -139,11 +144,12 @@ _ONLY_HISTORY = re.compile(
 # Treatments med spas are asked about that a clinic may not offer: named anywhere in a text, and in neither the
 # clinic's catalog nor its documents, they are not offered ("do u do tattoo removal w the laser??").
 OTHER_TREATMENTS = re.compile(
-    r"\b(tattoo removal|remove (a |my )?tattoo|sculptra|prp|platelet rich plasma|coolsculpt\w*|hair transplant\w*|"
-    r"thread lifts?|pdo threads?|morpheus ?8|ultherapy|fraxel|co2 laser|laser resurfacing|ipl|photofacial|emsculpt|"
-    r"microblading|lash extensions?|eyelash extensions?|waxing|massages?|spray tans?|iv (therapy|drips?)|"
-    r"semaglutide|ozempic|wegovy|tirzepatide|body contouring|cellulite|sclerotherapy|spider veins?|hair restoration|"
-    r"dermaplaning|vampire facial|radiesse|kybella for (the )?(neck|arms))\b"
+    r"\b(tattoo remov\w*|remove (a |my |the |an )?(old )?tattoos?|sculptra|prp|platelet rich plasma|coolsculpt\w*|"
+    r"hair transplant\w*|thread lifts?|pdo threads?|morpheus ?8|ultherapy|fraxel|co2 laser|laser resurfacing|ipl|"
+    r"photofacial|emsculpt|microblading|lash extensions?|eyelash extensions?|waxing|massages?|spray tans?|"
+    r"iv (vitamin )?(therapy|drips?|infusions?)|vitamin (iv|drips?|infusions?)|gel nails|manicures?|pedicures?|"
+    r"nail salon|semaglutide|ozempic|wegovy|tirzepatide|body contouring|cellulite|sclerotherapy|spider veins?|"
+    r"hair restoration|dermaplaning|vampire facial|radiesse|kybella for (the )?(neck|arms))\b"
 )
 # "do you do coolsculpting?": the treatment asked about, when the clinic's catalog does not have it.
 DO_YOU_OFFER = re.compile(
@@ -209,6 +215,7 @@ DAY_WORDS = re.compile(
     r"\b(on |this |next |for |by )?(mon|tues|wednes|thurs|fri|satur|sun)day\b|\b(today|tonight|tomorrow|tmrw)\b",
     re.IGNORECASE,
 )
+AFTER_IT = re.compile(r"\b(after (that|it|then)|later than that|after (my|the|this) (appointment|one))\b")
 SAME_DAY = re.compile(r"\b(same day|that day|the same date)\b")
 URGENT_SCRIPT = (
     "If this is an emergency or you have trouble breathing, call 911 now. For anything else after your treatment, "
@@ -482,7 +489,9 @@ class RulesEngine(Engine):
         own_day = when is not None and when.day_start is None and when.end - when.start <= timedelta(days=1)
         if own_day and when.start.date() == booking.start.astimezone(t.tz).date() and not SAME_DAY.search(t.lowered):
             # "i need to move my thursday appointment": the day it is on, not the day wanted; the soonest times
-            return self._offer(c, tools, _next_days(tools.now, t.tz), t.tz)
+            # ("earliest after that?": the soonest after that day)
+            after = booking.start.astimezone(t.tz) if AFTER_IT.search(t.lowered) else None
+            return self._offer(c, tools, _next_days(tools.now, t.tz, after=after), t.tz)
         if when is None:
             return (
                 f"Sure! Your {booking.service.name} is on {when_label(booking.start, t.tz)}. "
@@ -689,7 +698,7 @@ class RulesEngine(Engine):
         return self._not_offered_reply(t)
 
     def _not_offered_reply(self, t):
-        names = ", ".join(s.name for s in t.catalog[:8])
+        names = ", ".join(dict.fromkeys(s.name for s in t.catalog[:12]))  # a clinic's whole menu fits one text
         return f"That isn't a treatment we offer, sorry. Our treatments are {names}. Would any of these interest you?"
 
     def _other_provider(self, t):
@@ -1319,6 +1328,9 @@ def _name_in(text: str):
     return parsing.parse_name(match.group(1)) if match else None
 
 
-def _next_days(now, tz):
-    """The next two weeks, as a window ("other days")."""
+def _next_days(now, tz, *, after=None):
+    """The next two weeks, as a window ("other days"); after the day of ``after`` when given."""
+    if after is not None:
+        start = datetime.combine(after.date() + timedelta(days=1), time.min, tzinfo=tz)
+        return parsing.TimeWindow(start=start, end=start + timedelta(days=14), label="in the next two weeks", asap=True)
     return parsing.TimeWindow(start=now, end=now + timedelta(days=14), label="in the next two weeks", asap=True)
