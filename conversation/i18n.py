@@ -39,7 +39,7 @@ ES_STRONG = _wordset(
     "donde cuando porque tambien pero muy hay primera primero segunda segundo tercera tercero otra otro horario "
     "hora horas disponible disponibilidad agendar reservar apartar sacar depositar deposito pagar pago cuenta "
     "perfecto gusto bueno mejor despues antes ahora luego mismo cual cuales quien como porfa porfavor bien "
-    "marte miercole jueve vierne sabao"
+    "marte miercole jueve vierne sabao dnd tmb xq"
 )
 # Short Spanish function words: weight 1 (two are needed, or one with a strong word).
 ES_WEAK = _wordset("el la los las de del que mi mis una un es con por para al lo le se su sus tu y o")
@@ -105,6 +105,14 @@ def _p(pattern: str) -> re.Pattern:
 PHRASES = [
     (_p(r"[¿¡]"), " "),
     (_p(r"^\s*(disculpe|disculpa|perdon|perdone)\b[,.]?"), "sorry"),
+    # Texting shorthand ("tmb dnd queda", "xq", "q hora"): the words, so the phrases below read them.
+    (_p(r"\bdnd\b"), "donde"),
+    (_p(r"\b(tmb|tmbn|tb)\b"), "tambien"),
+    (_p(r"\bxq\b"), "porque"),
+    (_p(r"\bq\b"), "que"),
+    (_p(r"\bd\b"), "de"),
+    (_p(r"\bm (sale|cuesta|duele|queda)\b"), r"me \1"),
+    (_p(r"\btambien\b"), "also"),
     # Caribbean spelling: a dropped final s written as an apostrophe ("el jueve' ta bien", "quien e' este numero").
     (_p(r"\bpa'"), "para"),
     (_p(r"\bta'?(?= (bien|bueno|listo|perfecto|de)\b)"), "esta"),
@@ -144,6 +152,7 @@ PHRASES = [
         "are you hiring",
     ),
     (_p(r"\btrasplante (capilar|de pelo|de cabello)\b"), "hair transplant"),
+    (_p(r"\b(las )?varices\b|\b(las )?venas varicosas\b|\barañitas\b|\barañas vasculares\b"), "spider veins"),
     (_p(r"^\s*(ustedes |vosotros )?(realizan|realizais|haceis)\b"), "do you do"),
     (
         _p(
@@ -447,6 +456,10 @@ TEMPLATES = [
     (
         r"Yes: your (?P<service>.+?) is on " + W + r" with (?P<provider>.+?)\. See you then!",
         "Sí: su cita de {service} es el {when} con {provider}. Lo esperamos.",
+    ),
+    (
+        r"Your (?P<service>.+?) on " + W + r" is with (?P<provider>.+?)\.",
+        "Su cita de {service} del {when} es con {provider}.",
     ),
     (
         r"Done! Your (?P<service>.+?) is now " + W + r" with (?P<provider>.+?)\.(?P<carries> Your deposit carries "

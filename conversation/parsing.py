@@ -229,6 +229,7 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
     "cancel": r"\b(cancel(l?ed|l?ing|lation)?|cx|cxl|(cant|cannot|can not|wont|unable to) make it|"
     r"not (going to|able to) make it|call it off)\b",
     "reschedule": r"\b(re ?schedul(e|ed|ing)|(move|switch|shift) (my|it|the|our|that|this)|"
+    r"push (it|my appointment|this|that|the appointment)( back)? (to|till|until|into)|"
     r"(need|have|want|got) to (move|switch|shift) (mon|tue|tues|wed|thu|thur|thurs|fri|sat|monday|tuesday|"
     r"wednesday|thursday|friday|saturday)|"
     r"change (my|the) (appointment|time|day|"
@@ -319,7 +320,11 @@ _TOPIC_ONLY = re.compile(
 _NOT_CANCEL = re.compile(r"\b(dont|do not|not|never) (want (to )?|wanna |going to |gonna )?cancel\b")
 # A question about what would happen on a cancellation, even of the patient's own appointment: the policy answers.
 # "got a bruise where they did it, do i put ice on it or what": a question after a comma.
-_CLAUSE_QUESTION = re.compile(r",\s*(so |and |but )?(do|should|can|is|will|does|how|what) (i|it|that|this|you)\b")
+_CLAUSE_QUESTION = re.compile(
+    r",\s*(so |and |but )?((do|should|can|is|will|does|how|what) (i|it|that|this|you)|how (much|long|many|often)|"
+    r"where (is|are|do|can|should)|what (is|are|time|day))\b"
+)
+_QUESTION_AFTER_IF = re.compile(r"^if i\b.{0,60}\b(can|could|will|would|do|does|should) (i|you|they|it)\b")
 _WHAT_IF = re.compile(
     r"\b(if i (come|came|go) in (for|to)\b.{0,40}\b(can|could|will|would|do) (i|you|they)\b|"
     r"if i (were|was) to|if i (do|did|end up|have to|had to)|(latest|last) (point|time|moment|day|i can)|"
@@ -439,7 +444,8 @@ def intents(text: str) -> set[str]:
     if "price" in found and re.search(
         r"\b(free of charge|deposit|refund\w*|cancel\w*|no ?show|late fee|on top of|comes? off|deducted|taken off|"
         r"applied to|separate fee|financ\w*|payment plans?|monthly payments?|insurance|hsa|fsa|cherry|carecredit|"
-        r"gift cards?|loyalty|rewards?)\b",
+        r"(how much|price|cost)\w* (is |are |of |for |do |does )?(a |the |your |my )?gift cards?|"
+        r"gift cards? (cost|price)|loyalty|rewards?)\b",
         s,
     ):
         found.discard("price")  # "how much is the deposit?", "is there a fee if i cancel?": the policy answers
@@ -460,6 +466,8 @@ def intents(text: str) -> set[str]:
         found.discard("cancel")  # "whats ur cancellation policy if i bail"
     if "cancel" in found and _NOT_CANCEL.search(s):
         found.discard("cancel")  # "wait no, i don't want to cancel, can i move it instead?"
+    if "book" in found and "?" in s and _WHAT_IF.search(s) and _QUESTION_AFTER_IF.search(s):
+        found.discard("book")  # "if i come in for a consult could i be treated the same day?"
     if found & {"cancel", "reschedule"} and _WHAT_IF.search(s) and not _MUST_CANCEL.search(s):
         found -= {"cancel", "reschedule"}  # "if i were to cancel my appointment, would i get my deposit back?"
     if "no" in found and re.search(r"\b(not|none of) (that|those|these)\b", s):

@@ -114,6 +114,8 @@ DURATION = re.compile(
     r"\bhow long (will|does|would|do|is|are|'?s)( \w+){0,5} (take|be|run|appointments?|visits?|sessions?|treatments?)\b"
     r"(?! to (heal|recover|see|work|kick|show)| (red|sore|swollen|bruised|peeling|numb|pink))|"
     r"\bhow long is (it|the (appointment|visit|treatment|session))$|"
+    r"\bhow long (is|are) (a|an|the|my|your) (?!.*\b(downtime|recovery|healing|peeling|wait|results?|redness|"
+    r"swelling)\b)[a-z ]{3,30}$|"
     r"\bhow (much time|many minutes|many hours)\b(?!.*\b(stay|stays|last|"
     r"lasts|wear off|go away|results?)\b)"
 )
@@ -215,6 +217,8 @@ DAY_WORDS = re.compile(
     r"\b(on |this |next |for |by )?(mon|tues|wednes|thurs|fri|satur|sun)day\b|\b(today|tonight|tomorrow|tmrw)\b",
     re.IGNORECASE,
 )
+# "is the deposit refundable if i have to move it?": a question about the policy, not a wish to pay.
+POLICY_QUESTION = re.compile(r"\b(refund\w*|cancel\w*|move|moving|reschedul\w*|policy|back|lose|forfeit\w*|transfer)\b")
 AFTER_IT = re.compile(r"\b(after (that|it|then)|later than that|after (my|the|this) (appointment|one))\b")
 SAME_DAY = re.compile(r"\b(same day|that day|the same date)\b")
 URGENT_SCRIPT = (
@@ -395,6 +399,8 @@ class RulesEngine(Engine):
             if PAYING.search(t.lowered) or t.wants & {"book", "yes"}:
                 return self._lapsed(c, t.tools, held, t.tz)
         elif c.state == Conversation.State.AWAITING_DEPOSIT and PAYING.search(t.lowered):
+            if POLICY_QUESTION.search(t.lowered) and ("question" in t.wants or parsing.is_info_question(t.text)):
+                return None  # "is the deposit refundable if i move it?": the policy answers
             return self._deposit(t.tools, t.tz)  # the same link again
         return None
 
@@ -632,7 +638,11 @@ class RulesEngine(Engine):
         yours = ""
         if upcoming is not None and upcoming.service_id == service_id:
             yours = f" Yours is on {when_label(upcoming.start, t.tz)} with {upcoming.provider.name}."
-        return f"A {info['name']} appointment takes about {info['duration_minutes']} minutes.{yours}"
+        reply = f"A {info['name']} appointment takes about {info['duration_minutes']} minutes.{yours}"
+        other = self._other_question(
+            t, skip=lambda clause: bool(DURATION.search(clause)), budget=MAX_ANSWERS_CHARS - len(reply) - 1
+        )
+        return f"{reply} {other}" if other else reply
 
     def _provider_question(self, t):
         """ "Can Emily Johnson do my HydraFacial?": whether that provider does the treatment, and who does."""
@@ -641,6 +651,12 @@ class RulesEngine(Engine):
         if t.when is not None:  # "tox w emily thurs after 5?": her times that day
             return None
         service = t.tools.choose_service(t.mentioned[0])
+        upcoming = t.tools.upcoming_booking()
+        if upcoming is not None and upcoming.service_id == service.pk and re.search(r"\b(my|me)\b", t.lowered):
+            when = when_label(upcoming.start, t.tz)  # "is dr smith the one seeing me for my botox?": the booking
+            if upcoming.provider_id == t.provider.pk:
+                return f"Yes: your {service.name} is on {when} with {upcoming.provider.name}. See you then!"
+            return f"Your {service.name} on {when} is with {upcoming.provider.name}."
         doers = [p for p in t.tools.providers() if any(s.pk == service.pk for s in p.services.all())]
         if t.provider in doers:
             name = t.provider.name
@@ -674,10 +690,13 @@ class RulesEngine(Engine):
             self._moving_unless_another(c, tools, t.lowered)
             offer = self._offer(c, tools, t.when, t.tz) if t.when else self._soonest_times(c, tools, t.tz)
             return f"{prices} {offer}" if offer else reply
-        other = self._other_question(t)
-        if other:
-            return f"{reply.removesuffix(' Would you like me to find you a time?')} {other}"
-        return reply
+        other = self._other_question(t, budget=MAX_ANSWERS_CHARS - len(reply) - 1)
+        if not other:
+            return reply
+        pick = f" {_pick_prompt(tools.offered())} for one of the times above." if c.offered_slots else None
+        if pick and reply.endswith(pick):  # the other answer, then the pick prompt last
+            return f"{reply.removesuffix(pick)} {other}{pick}"
+        return f"{reply.removesuffix(' Would you like me to find you a time?')} {other}"
 
     def _not_offered(self, t):
         """ "Do you do coolsculpting?": a treatment the catalog does not have, and no document about it."""
@@ -1064,19 +1083,41 @@ class RulesEngine(Engine):
         title = parsing.normalise(results[0]["title"])
         return [s.key for s in t.catalog if parsing.normalise(s.name) in title][:1]
 
-    def _other_question(self, t) -> str:
-        """The answer to a second question in a price text ("how much is a hydrafacial and where do i park"): the
-        clause that asks no price, answered from the documents when they answer it; empty otherwise."""
-        clauses = [c.strip() for c in re.split(r"[?.!;]|\b(?:and|also|plus)\b", t.lowered) if c and c.strip()]
-        for clause in clauses:
-            if "price" in parsing.intents(clause) or len(clause.split()) < 3:
+    def _other_question(self, t, *, skip=None, budget: int = 300) -> str:
+        """The answers to the other questions a text asks beside the one a step answers ("how much is a
+        hydrafacial and where do i park", "do you take apple pay? is there parking? how long does a facial
+        take"): each clause that asks something ``skip`` does not take (by default: one that asks a price),
+        searched with the treatment the text names when the clause names none, answered from the documents
+        when they answer it, up to two answers within ``budget`` characters; empty otherwise."""
+        skip = skip or (lambda clause: "price" in parsing.intents(clause))
+        names = [t.tools.lookup_service(key)["name"] for key in t.mentioned[:1]]
+        found, seen = [], set()
+        for clause in re.split(r"[?.!;]|\b(?:and|also|plus)\b", t.lowered):
+            clause = _CLAUSE_LEAD.sub("", (clause or "").strip())
+            if len(clause.split()) < 3 or skip(clause):
                 continue
-            if not (parsing.is_info_question(clause) or re.match(r"(where|what|when|how|do|does|is|can)\b", clause)):
+            if not (parsing.is_info_question(clause) or _ASKS.match(clause)):
                 continue
             results = [r for r in t.tools.search_knowledge(clause) if r.get("kind") == "document"]
-            if results:
-                return results[0].get("answer") or results[0]["snippet"]
-        return ""
+            if names and results and not parsing.find_services(clause, t.catalog):
+                about = parsing.find_services(results[0]["title"], t.catalog)
+                if about and names[0] not in [t.tools.lookup_service(key)["name"] for key in about]:
+                    # "how many sessions would i need" beside a microneedling price found the laser's sessions
+                    results = [
+                        r for r in t.tools.search_knowledge(f"{clause} {names[0]}") if r.get("kind") == "document"
+                    ]
+            if results and results[0]["document_id"] not in seen:
+                seen.add(results[0]["document_id"])
+                found.append(results[0].get("answer") or results[0]["snippet"])
+            if len(found) == 2:
+                break
+        answers = []
+        for n, passage in enumerate(found):  # an equal share of the room each, the first sentence at least
+            room = budget - sum(len(a) + 1 for a in answers)
+            answer = _sentences_within(passage, room // (len(found) - n)) or _sentences_within(passage, room)
+            if len(answer) >= 40:  # else no room for a whole answer
+                answers.append(answer)
+        return " ".join(answers)
 
     def _offer(self, c, tools, when, tz):
         offered = tools.find_open_times(
@@ -1255,6 +1296,7 @@ MAX_ANSWERS_CHARS = 460  # several answers in one text: about three SMS segments
 _CLAUSE_SPLIT = re.compile(
     r"\?+|\(\d\)|\b\d\)\s|\balso\b|\band (?=(can|do|does|is|are|will|what|how|where|when|should|would)\b)"
 )
+_CLAUSE_LEAD = re.compile(r"^((so|but|for|and|also|plus|or|then|may i ask|can i ask|i wonder|i was wondering)\s+)+")
 _ASKS = re.compile(r"^(what|whats|how|do|does|is|are|can|could|would|will|when|where|why|which|who|should|any)\b")
 
 

@@ -409,14 +409,44 @@ def _bm25(
 
 ANSWER_CHARS = 306  # two GSM-7 SMS segments of 153 characters
 TOPIC_WEIGHT = 0.5  # a question's word the document's title names, in choosing the sentences to quote
-# A question that asks for an amount, and a sentence that states one (a price, a count or a duration).
-QUANTITY_QUESTION = re.compile(r"\bhow (many|much|long|often|soon|early|old)\b|\bwhen will\b", re.IGNORECASE)
+# A sentence that states an amount (a price, a count or a duration).
 _QUANTITY = re.compile(
     r"\$\d|\b\d+(?:[-\u2013]\d+)?\s*(?:%|units?|syringes?|vials?|sessions?|minutes?|hours?|days?|weeks?|months?|"
     r"years?|times?)\b",
     re.IGNORECASE,
 )
-QUANTITY = "#quantity"
+# The kind of amount a question asks for, and the kind a sentence states: "how many sessions" is answered by "a
+# series of 3 sessions", not by "$350 per session"; "how long" by a duration.
+_AMOUNT_OF_TIME = re.compile(
+    r"\b\d+(?:[-\u2013]\d+)?\s*(?:minutes?|hours?|days?|weeks?|months?|years?)\b", re.IGNORECASE
+)
+_MONEY = re.compile(r"\$\d")
+MONEY, TIME, COUNT = "#money", "#time", "#count"
+_ASKED_AMOUNT = (
+    (re.compile(r"\bhow much\b", re.IGNORECASE), {MONEY: 1.0, COUNT: 0.6, TIME: 0.6}),
+    (re.compile(r"\bhow many\b", re.IGNORECASE), {COUNT: 1.0, TIME: 0.6, MONEY: 0.3}),
+    (re.compile(r"\bhow (long|soon|early)\b|\bwhen will\b", re.IGNORECASE), {TIME: 1.0, COUNT: 0.3, MONEY: 0.3}),
+    (re.compile(r"\bhow (often|old)\b", re.IGNORECASE), {TIME: 1.0, COUNT: 1.0, MONEY: 0.3}),
+)
+
+
+def asked_amount(query: str) -> dict[str, float]:
+    """The kinds of amount ``query`` asks for, weighted (empty when it asks for none)."""
+    return next((kinds for pattern, kinds in _ASKED_AMOUNT if pattern.search(query)), {})
+
+
+def _amounts(sentence: str) -> set[str]:
+    """The kinds of amount a sentence states: money, a duration, a count (units, sessions, a percentage)."""
+    if not _QUANTITY.search(sentence):
+        return set()
+    kinds = {MONEY} if _MONEY.search(sentence) else set()
+    if _AMOUNT_OF_TIME.search(sentence):
+        kinds.add(TIME)
+    if _QUANTITY.search(_MONEY.sub(" ", _AMOUNT_OF_TIME.sub(" ", sentence))):
+        kinds.add(COUNT)
+    return kinds
+
+
 # A full stop after these is not the end of a sentence ("Dr. Smith", "e.g. the forehead").
 _ABBREVIATIONS = frozenset(["dr", "mr", "mrs", "ms", "st", "ave", "vs", "eg", "ie", "etc", "approx", "no", "inc"])
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s+|$)")
@@ -438,9 +468,9 @@ def sentences(text: str) -> list[str]:
 
 
 def _split(passage: str) -> tuple[list[str], list[set[str]]]:
-    """A passage's sentences and the terms of each (a statement of an amount marked as QUANTITY)."""
+    """A passage's sentences and the terms of each (the kinds of amount it states marked: MONEY, TIME, COUNT)."""
     parts = sentences(passage)
-    return parts, [set(terms(part)) | ({QUANTITY} if _QUANTITY.search(part) else set()) for part in parts]
+    return parts, [set(terms(part)) | _amounts(part) for part in parts]
 
 
 def answer_text(
@@ -449,7 +479,7 @@ def answer_text(
     idf: dict[str, float],
     *,
     title: str = "",
-    wants_quantity: bool = False,
+    wants_quantity: dict | None = None,
     limit=ANSWER_CHARS,
     split: tuple | None = None,
 ) -> str:
@@ -463,9 +493,9 @@ def answer_text(
     parts, sentence_terms = split or _split(passage)
     if not parts:
         return ""
-    if wants_quantity:  # "how many units", "how long does it last": a sentence that states an amount answers
-        concepts = [*concepts, {QUANTITY: 1.0}]
-        idf = {**idf, QUANTITY: max(idf.values(), default=1.0)}
+    if wants_quantity:  # "how many units", "how long does it last": a sentence that states such an amount answers
+        concepts = [*concepts, dict(wants_quantity)]
+        idf = {**idf, **dict.fromkeys(wants_quantity, max(idf.values(), default=1.0))}
     title_terms = set(terms(title))
     topical = [any(t in title_terms for t, w in c.items() if w >= 1.0) for c in concepts]
 
@@ -561,7 +591,7 @@ def knowledge_search(*, clinic: Clinic, query: str, k: int = 5) -> list[dict]:
 def _answer(chunk: _Chunk, concepts, idf, named, query: str) -> str:
     """The passage's sentences that answer the question, led by the name of the service it asked about when
     those sentences do not say it ("Botox: Results start to show in 3-14 days...")."""
-    wants_quantity = bool(QUANTITY_QUESTION.search(query))
+    wants_quantity = asked_amount(query)
     if not chunk.sentences:  # split and stemmed once per process and passage
         chunk.sentences.extend(_split(chunk.text))
     split = tuple(chunk.sentences)

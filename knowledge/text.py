@@ -1,6 +1,7 @@
 """Text to search terms: texting shorthand expanded, words stemmed (Snowball English), medspa synonyms grouped."""
 
 import re
+import unicodedata
 from functools import lru_cache
 
 import snowballstemmer
@@ -53,6 +54,30 @@ SHORTHAND = {
     "chem": "chemical",
     "diff": "difference",
 }
+
+# A Spanish question's words -> the English words the documents use (the documents are English; a clinic's Spanish
+# patients ask in Spanish). Only words that are never English, and that a med spa's documents answer.
+SPANISH = {
+    "relleno": "filler", "rellenos": "filler", "labio": "lip", "labios": "lips", "arrugas": "wrinkles",
+    "papada": "double chin", "manchas": "spots", "mancha": "spot", "cicatrices": "scars",
+    "cicatriz": "scar", "granos": "acne", "espinillas": "acne", "poros": "pores",
+    "depilacion": "hair removal", "vello": "hair", "axilas": "underarms", "cejas": "eyebrows",
+    "precio": "price", "precios": "prices", "cuesta": "cost", "cuestan": "cost", "cuanto": "how much",
+    "cuantas": "how many", "cuantos": "how many", "sesiones": "sessions", "sesion": "session", "unidades": "units",
+    "unidad": "unit", "jeringa": "syringe", "horario": "hours", "horarios": "hours", "abren": "open",
+    "cierran": "close", "abierto": "open", "sabado": "saturday", "sabados": "saturday", "domingo": "sunday",
+    "domingos": "sunday", "ejercicio": "workout", "gimnasio": "gym", "despues": "after", "antes": "before",
+    "hija": "daughter", "hijo": "son", "anos": "years", "edad": "age", "menor": "minor", "embarazada": "pregnant",
+    "embarazo": "pregnancy", "lactancia": "breastfeeding", "amamantando": "breastfeeding", "estacionamiento": "parking",
+    "parqueo": "parking", "parquear": "parking", "estacionar": "park", "direccion": "address", "queda": "located",
+    "deposito": "deposit", "cancelar": "cancel", "cancelacion": "cancellation", "reprogramar": "reschedule",
+    "duele": "hurt", "dolor": "pain", "dura": "last", "duran": "last", "resultados": "results",
+    "financiamiento": "financing", "financiar": "financing", "pagos": "payments", "pagar": "pay",
+    "tarjeta": "card", "tarjetas": "cards", "regalo": "gift", "consulta": "consultation", "gratis": "free",
+    "traer": "bring", "identificacion": "id", "cita": "appointment", "citas": "appointments", "efectivo": "cash",
+    "aseguranza": "insurance", "quien": "who", "doctora": "doctor", "hinchazon": "swelling", "moretones": "bruising",
+    "alcohol": "alcohol", "sol": "sun", "maquillaje": "makeup", "primera": "first", "visita": "visit",
+}  # fmt: skip
 
 # Groups of words that mean the same thing to a medspa patient. A query word found in a group brings the group.
 SYNONYM_GROUPS = [
@@ -200,9 +225,12 @@ def misspelling_of(word: str, candidates) -> str | None:
 
 def words(text: str) -> list[str]:
     out = []
-    for token in _WORD.findall((text or "").lower().replace("\u2019", "'")):
+    lowered = (text or "").lower().replace("\u2019", "'")
+    if not lowered.isascii():  # "después", "años": the Spanish words without their accents
+        lowered = "".join(ch for ch in unicodedata.normalize("NFKD", lowered) if not unicodedata.combining(ch))
+    for token in _WORD.findall(lowered):
         token = token.replace("'", "")
-        out.extend(SHORTHAND.get(token, token).split())
+        out.extend((SHORTHAND.get(token) or SPANISH.get(token) or token).split())
     return out
 
 
@@ -356,6 +384,16 @@ QUERY_PHRASES = [
     (re.compile(r"\b(show|showing|showed) up\b"), "arrive"),
     # a stated age asks about the age rules: "im 17", "my daughter is 15"
     (re.compile(r"\b(im|i am|is|she s|he s|shes|hes) (1[0-9])\b(?! (hours|days|weeks|months|units))"), r"\2 age"),
+    # the result not (yet) as hoped: what a touch-up is for
+    (re.compile(r"\b(higher|lower|bigger|smaller|different) than the other\b"), "uneven one side"),
+    (
+        re.compile(r"\bstill (see|seeing|have|having|notice|noticing|got) (lines|wrinkles|movement|creases)\b"),
+        "still moves touchup",
+    ),
+    (
+        re.compile(r"\b(did not|didnt|not|isnt|is not|hasnt|has not) (work|working|worked|kicked in)\b"),
+        "results touchup",
+    ),
     # a number of hours is a duration ("my appt is in 3 hours"), not the opening hours
     (re.compile(r"\b(\d+|a few|few|couple|couple of) (hours|hrs)\b"), r"\1"),
 ]
