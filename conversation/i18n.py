@@ -458,6 +458,10 @@ TEMPLATES = [
         "Sí: su cita de {service} es el {when} con {provider}. Lo esperamos.",
     ),
     (
+        r"Your (?P<service>.+?) is on " + W + r" with (?P<provider>.+?)\. See you then!",
+        "Su cita de {service} es el {when} con {provider}. Lo esperamos.",
+    ),
+    (
         r"Your (?P<service>.+?) on " + W + r" is with (?P<provider>.+?)\.",
         "Su cita de {service} del {when} es con {provider}.",
     ),

@@ -230,6 +230,7 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
     r"not (going to|able to) make it|call it off)\b",
     "reschedule": r"\b(re ?schedul(e|ed|ing)|(move|switch|shift) (my|it|the|our|that|this)|"
     r"push (it|my appointment|this|that|the appointment)( back)? (to|till|until|into)|"
+    r"(isnt|is not|wont|will not|doesnt|does not|aint) (gonna |going to )?work (anymore|for me anymore)|"
     r"(need|have|want|got) to (move|switch|shift) (mon|tue|tues|wed|thu|thur|thurs|fri|sat|monday|tuesday|"
     r"wednesday|thursday|friday|saturday)|"
     r"change (my|the) (appointment|time|day|"
@@ -304,8 +305,8 @@ _SAFETY_CUE = re.compile(
 _INFO_CUE = re.compile(
     r"\b(avoid|bring|wear|take|takes|last|lasts|long|close|closing|closed|open|opens|hours|park|parking|eat|drink|"
     r"alcohol|wine|exercise|work ?out|workout|gym|lie down|shower|makeup|hurt|pain|painful|safe|ok to|okay to|should i|"
-    r"do i need|before(?! \d| noon| lunch| work)|after(?! \d| noon| lunch| work)|results|prepare|policy|work|works|"
-    r"happens?|allowed|early|late(?! (afternoon|morning|evening|in the day))|latest|bad idea|still ok|"
+    r"do i need|prep|before(?! \d| noon| lunch| work)|after(?! \d| noon| lunch| work)|results|prepare|policy|work|"
+    r"works|happens?|allowed|early|late(?! (afternoon|morning|evening|in the day))|latest|bad idea|still ok|"
     r"who|where|why|which|suite|address|floor|entrance|directions)\b"
 )
 # A question that asks to act on the patient's own appointment: "is it possible to move my appointment to 5?".
@@ -452,7 +453,8 @@ def intents(text: str) -> set[str]:
     asks_to_know = re.search(
         r"\b(like|want|wanted|need) to (know|ask|find out|check|learn|inquire|enquire|make sure|be sure|see if)\b", s
     )
-    if _WANT.search(s) and not found & {"cancel", "reschedule", "human"} and not asks_to_know:
+    gift = re.search(r"\bgift ?cards?\b", s) and not re.search(r"\b(book|appointment|schedule)\b", s)
+    if _WANT.search(s) and not found & {"cancel", "reschedule", "human"} and not asks_to_know and not gift:
         found.add("book")
     if "human" in found and not re.search(r"\bbook", s):  # "can i get the front desk"
         found.discard("book")

@@ -81,7 +81,8 @@ WHO_IS_THIS = re.compile(
 )
 # What only a person at the clinic can do or decide: jobs, documents sent from the patient's file, complaints.
 STAFF_ONLY = re.compile(
-    r"\b(hiring|job (opening|opportunit\w*|posting)s?|are you hiring|looking for work|employment|resume|my cv|"
+    r"\b(hyperhidrosis|(armpits?|underarms?|palms?)\b.{0,30}\bsweat\w*|sweat\w*\b.{0,30}\b(armpits?|underarms?|palms?)|"
+    r"hiring|job (opening|opportunit\w*|posting)s?|are you hiring|looking for work|employment|resume|my cv|"
     r"apply (for|to) (a|the) (job|position)|positions? (open|available)|"
     r"(itemi[sz]ed )?(receipt|invoice|statement)s? (for|from)|"
     r"(send|email|fax) me (a |an |my |the )?(itemi[sz]ed |copy of )?(receipt|invoice|statement|records?|chart|"
@@ -161,6 +162,14 @@ DO_YOU_OFFER = re.compile(
 # What a question is about when its words are not the documents' own: "can i work out after?" is aftercare, "what
 # should i do before thursday?" is how to prepare, "what's the latest appointment?" is the clinic's hours.
 SEARCH_HINTS = (
+    (re.compile(r"\bprep\b"), "prepare before first visit"),
+    (
+        re.compile(
+            r"\b(the doc|a doctor|actual doctors?|real doctors?|who (does|do|will do|is doing|injects|will be doing)|"
+            r"somebody else|someone else doing)\b"
+        ),
+        "provider",
+    ),
     (re.compile(r"\b(were|im|we are|i am) expecting\b|\bbaby on the way\b"), "pregnant pregnancy"),
     (
         re.compile(
@@ -219,6 +228,11 @@ DAY_WORDS = re.compile(
 )
 # "is the deposit refundable if i have to move it?": a question about the policy, not a wish to pay.
 POLICY_QUESTION = re.compile(r"\b(refund\w*|cancel\w*|move|moving|reschedul\w*|policy|back|lose|forfeit\w*|transfer)\b")
+# "remind me what time thursday?", "when is my appt again": the booking asked about, not times wanted.
+REMIND = re.compile(
+    r"\b(remind me|what time (is|was|s) (my|it|the|our)|when (is|was|s) (my|it|our)|what day (is|was|s) (my|it|our)|"
+    r"(forgot|forget) (what time|when|the time|which day))\b"
+)
 AFTER_IT = re.compile(r"\b(after (that|it|then)|later than that|after (my|the|this) (appointment|one))\b")
 SAME_DAY = re.compile(r"\b(same day|that day|the same date)\b")
 URGENT_SCRIPT = (
@@ -311,6 +325,7 @@ class RulesEngine(Engine):
         "_cancel",
         "_move_the_hold",
         "_reschedule",
+        "_booking_status",
         "_repick_while_holding",
         "_name_for_hold",
         "_pick_offered_time",
@@ -505,6 +520,21 @@ class RulesEngine(Engine):
             )
         return self._offer(c, tools, when, t.tz)
 
+    def _booking_status(self, t):
+        """ "Remind me what time thursday?", "when is my appt again": where the upcoming appointment stands."""
+        if not REMIND.search(t.lowered) or t.wants & {"cancel", "reschedule"} or t.c.rescheduling_id:
+            return None
+        upcoming = t.tools.upcoming_booking()
+        if upcoming is None:
+            return None
+        day = upcoming.start.astimezone(t.tz).strftime("%A").lower()
+        if not (re.search(r"\b(my|our|it)\b", t.lowered) or day in t.lowered):
+            return None
+        return (
+            f"Your {upcoming.service.name} is on {when_label(upcoming.start, t.tz)} with {upcoming.provider.name}. "
+            "See you then!"
+        )
+
     def _repick_while_holding(self, t):
         """Another of the offered times while one is held ("actually can i do 3 instead")."""
         c, tools = t.c, t.tools
@@ -616,10 +646,9 @@ class RulesEngine(Engine):
         minor = MINOR_QUESTION.search(t.lowered)
         if not parsing.is_health_question(t.text) and not minor:
             return None
-        if (
-            parsing.asks_for_times(t.text) and not CAN_I_YET.search(t.lowered) and not minor
-        ):  # "can i do a peel now?": a question
-            return None
+        asked = "?" in t.text or parsing.is_info_question(t.text)
+        if parsing.asks_for_times(t.text) and not CAN_I_YET.search(t.lowered) and not minor and not asked:
+            return None  # "pregnant but book me a facial friday": a request ("can i do a peel now?" is a question)
         if parsing.PRESCRIPTION.search(t.lowered):  # a prescribed medicine: the clinician answers too
             t.tools.flag_for_staff("a question about a prescribed medicine")
         return self._answer(t.c, t.tools, self._about(t), steer=False)
@@ -689,6 +718,9 @@ class RulesEngine(Engine):
             prices = reply.removesuffix(" Would you like me to find you a time?")
             self._moving_unless_another(c, tools, t.lowered)
             offer = self._offer(c, tools, t.when, t.tz) if t.when else self._soonest_times(c, tools, t.tz)
+            if offer and "open times" in offer:  # "i want laser on my legs, how many sessions?": that answer too
+                other = self._other_question(t, budget=200)
+                prices = f"{prices} {other}" if other else prices
             return f"{prices} {offer}" if offer else reply
         other = self._other_question(t, budget=MAX_ANSWERS_CHARS - len(reply) - 1)
         if not other:
