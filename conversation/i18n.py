@@ -39,7 +39,7 @@ ES_STRONG = _wordset(
     "donde cuando porque tambien pero muy hay primera primero segunda segundo tercera tercero otra otro horario "
     "hora horas disponible disponibilidad agendar reservar apartar sacar depositar deposito pagar pago cuenta "
     "perfecto gusto bueno mejor despues antes ahora luego mismo cual cuales quien como porfa porfavor bien "
-    "marte miercole jueve vierne sabao dnd tmb xq"
+    "marte miercole jueve vierne sabao dnd tmb xq hacen ofrecen realizan hilos tensores"
 )
 # Short Spanish function words: weight 1 (two are needed, or one with a strong word).
 ES_WEAK = _wordset("el la los las de del que mi mis una un es con por para al lo le se su sus tu y o")
@@ -153,7 +153,7 @@ PHRASES = [
     ),
     (_p(r"\btrasplante (capilar|de pelo|de cabello)\b"), "hair transplant"),
     (_p(r"\b(las )?varices\b|\b(las )?venas varicosas\b|\barañitas\b|\barañas vasculares\b"), "spider veins"),
-    (_p(r"^\s*(ustedes |vosotros )?(realizan|realizais|haceis)\b"), "do you do"),
+    (_p(r"^\s*(ustedes |vosotros )?(realizan|realizais|haceis|hacen|ofrecen)\b"), "do you do"),
     (
         _p(
             r"\b(necesito|quiero) que alguien (lo |me )?(revise|llame|ayude|responda)\b|"
@@ -169,6 +169,17 @@ PHRASES = [
     ),
     (_p(r"\b(quiero|necesito) (mi |el |un )?reembolso\b|\bno me (han )?(devuelto|reembolsado)\b"), "refund me"),
     (_p(r"\b(estoy |quede )?(muy )?(descontent[oa]|insatisfech[oa]|molest[oa])\b"), "unhappy with it"),
+    (
+        _p(r"\bme (trato|trataron|atendio|atendieron) (muy )?(mal|malisimo|fatal|horrible|pesimo)\b"),
+        "not happy with how",
+    ),
+    (_p(r"\bhablar con (el |la |un |una )?(manager|gerente|encargad[oa]|supervisora?|duen[oa]|jef[ea])\b"),
+     "talk to a manager"),
+    (_p(r"\b(me )?cobraron (doble|dos veces)\b|\bcobro doble\b"), "charged twice"),
+    (_p(r"\b(devuelvan|regresen|reembolsen) (el|mi|la|mis) (dinero|pisto|plata|lana|pago)\b"), "money back"),
+    (_p(r"\btoxina botulinica\b"), "botox"),
+    (_p(r"\b(que|cual) profesional\b|\bquien (realiza|hace|aplica|pone|inyecta)\b"), "who does"),
+    (_p(r"\bhilos( tensores)?( de polidioxanona)?\b"), "pdo threads"),
     (_p(r"\breaccion alergica\b"), "allergic reaction"),
     (_p(r"\bemergencia\b"), "emergency"),
     (_p(r"\bfiebre\b"), "fever"),

@@ -31,7 +31,12 @@ _SHORTHAND = {
     **dict.fromkeys(_words("tmrw tmr tmw tmrow tmrrw tomm tomo tomoro tomorow 2morrow 2moro 2mrw 2mro"), "tomorrow"),
     **dict.fromkeys(_words("tonite 2nite 2night"), "tonight"), **dict.fromkeys(_words("2day tdy"), "today"),
     **dict.fromkeys(_words("tue tues"), "tuesday"), **dict.fromkeys(_words("wed weds wensday"), "wednesday"),
-    **dict.fromkeys(_words("thu thur thurs thrs thrus"), "thursday"),
+    **dict.fromkeys(_words("thu thur thurs thrs thrus thersday thrusday thurday thursay"), "thursday"),
+    **dict.fromkeys(_words("cansel cancle cancell cancl cansell"), "cancel"), "hrs": "hours",
+    **dict.fromkeys(_words("botocks botoks botux boatox"), "botox"),
+    **dict.fromkeys(_words("filer fillr"), "filler"), **dict.fromkeys(_words("insted instad"), "instead"),
+    **dict.fromkeys(_words("acshully actualy acually"), "actually"),
+    **dict.fromkeys(_words("apoinment apointment appoinment appointmnt apointmnet appoitment"), "appointment"),
     "mon": "monday", "fri": "friday", "sat": "saturday",
     **dict.fromkeys(_words("pls plz plse pleez"), "please"), **dict.fromkeys(_words("appt apt"), "appointment"),
     **dict.fromkeys(_words("appts apts"), "appointments"), **dict.fromkeys(_words("thx thnx thanx thks"), "thanks"),
@@ -235,7 +240,8 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
     r"wednesday|thursday|friday|saturday)|"
     r"change (my|the) (appointment|time|day|"
     r"date|booking)|(a )?(different|another|other) (time|day|date)|push (it|my appointment) back|postpone|instead)\b",
-    "human": r"\b((talk|speak|chat|connect me|transfer me|put me through) (to|with) (a |an |the |your |some )?(real |"
+    "human": r"\b((?<!should i )(?<!should i just )(?<!come in and )"
+    r"(talk|speak|chat|connect me|transfer me|put me through) (to|with) (a |an |the |your |some )?(real |"
     r"actual |live )?(person|human|someone|somebody|staff|manager|receptionist|nurse|doctor|provider|rep)|"
     r"(real|live|actual|a) person|human|(?<!dont )(?<!do not )(?<!not )(?<!never )call me|give me a call|"
     r"(?<!dont )(?<!do not )phone me|front desk|agent|representative|operator|"
@@ -258,8 +264,10 @@ _QUESTION_START = re.compile(
 # rather than for information ("what time do you close on wednesdays?", "do i need to bring anything thursday?").
 _REQUEST = re.compile(
     r"\b(book|booking|schedule me|sign me up|fit me in|reserve|squeeze me in|"
-    r"(can|could|may) i (come|get|book|schedule|make|have|do) (in|by|an? |a time|a spot|an appointment|appointment)|"
-    r"(can|could|may) i (also |still |just )?(book|schedule|come|get in|get(?! (it|that|this|them|my \w+|the \w+) "
+    r"(can|could|may) i (possibly |maybe |please )?(come|get|book|schedule|make|have|do) (in|by|an? |a time|a spot|"
+    r"an appointment|appointment)|"
+    r"(can|could|may) i (also |still |just |possibly |maybe |please )?(book|schedule|come|get in|get(?! (it|that|this|"
+    r"them|my \w+|the \w+) "
     r"back)|have|do)|"
     r"(can|could|may) i (see|get in with|book with|go with)|"
     r"available|availability|"
@@ -794,6 +802,22 @@ def parse_when(text: str, *, now: datetime, tz: tzinfo) -> TimeWindow | None:
     the whole day; a time without a day is today if still ahead, else tomorrow; a plural part alone ("mornings") is
     the soonest such. Windows never start before ``now``; a weekday whose window is over today means next week's; a
     date whose window is over gives None."""
+    window = _parse_when(text, now=now, tz=tz)
+    before = window is not None and window.day_start is None and _BEFORE_DAY.search(normalise(text))
+    if before and window.start > now:  # "sometime before the 19th", "by friday": until that day starts
+        return TimeWindow(start=now, end=window.start, label=f"before {window.label}", asap=True)
+    return window
+
+
+# "before the 19th", "by friday", "no later than dec 18": the days up to it ("before noon" is a time of day).
+_BEFORE_DAY = re.compile(
+    r"\b(before|by|until|till|no later than|prior to|ahead of) (the |this |next )?(monday|tuesday|wednesday|thursday|"
+    r"friday|saturday|sunday|tomorrow|weekend|week|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\w* \d|"
+    r"\d{1,2}(st|nd|rd|th)\b|\d{1,2}/\d{1,2})"
+)
+
+
+def _parse_when(text: str, *, now: datetime, tz: tzinfo) -> TimeWindow | None:
     local = now.astimezone(tz)
     scan = _scan_when(text, local.date())
     daily = _merge(scan.tods)
@@ -989,9 +1013,12 @@ def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | Non
         return corrected
     if (changed := CHANGED_MIND.search(s)) and re.search(rf"\b({'|'.join(_WEEKDAYS)})", s[changed.end() :]):
         s = re.sub(r"\b(ok|okay|final answer)\b", " ", s[changed.end() :]).strip()  # "thursday. no wait, friday"
+    times = [t.astimezone(tz) for t in offered]
+    one = re.search(rf"\b(?<!not )(?<!no )the ({'|'.join(_WEEKDAYS)}) (one|time|slot|option|appointment)\b", s)
+    if one and (days := [i for i in range(n) if _WEEKDAYS[times[i].weekday()] == one[1]]) and len(days) == 1:
+        return days[0]  # "so i guess the friday one would be best", after saying why not the other days
     if _CHOICE_NO.search(s):
         return None
-    times = [t.astimezone(tz) for t in offered]
     rest = [w for w in s.split() if w not in _FILLER]
     picked = re.search(
         r"\b(?:option|number|choice|slot|el|la|numero|opcion|take|taking|choose|pick|go with)\s*(\d)\b"
@@ -1025,6 +1052,9 @@ def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | Non
     if re.search(r"\b(last|final|latter)\b(?! (week|time|month|year|night|minute))", s) and not how_long:
         return n - 1
     candidates, constrained = list(range(n)), False
+    for m in re.finditer(r"\b(1[0-2]|0?[1-9])/([12]\d|3[01]|0?[1-9])\b", s):  # "12/9": month/day, as the US writes it
+        constrained = True
+        candidates = [i for i in candidates if (times[i].month, times[i].day) == (int(m[1]), int(m[2]))]
     said = [w.rstrip("s") for w in s.split() if w.rstrip("s") in _WEEKDAYS]
     if len(set(said)) > 1 and CHANGED_MIND.search(s):
         said = said[-1:]  # "thursday. no wait, friday": the last day they gave
@@ -1068,7 +1098,10 @@ _NOT_NAME_WORDS = (  # refused as (part of) a name
     "later now time times available works work good great perfect fine cool awesome nice human person agent staff "
     "still open closed early late sorry running coming going done "
     "someone bot free busy sounds want need like get have come thats whats here there one two three first last next "
-    "any some all"
+    "any some all received got noted understood gotcha "
+    # Spanish: what a Spanish text keeps as written after conversation.i18n reads it ("Recibido, gracias")
+    "recibido recibida entendido entendida listo lista vale dale perfecto gracias muchas bueno buena claro si "
+    "ok okey muy bien genial excelente igualmente saludos bendiciones hola buenas"
 )
 _NOT_NAMES = frozenset(_WEEKDAYS).union(_SHORTHAND.values(), _words(_NOT_NAME_WORDS))
 

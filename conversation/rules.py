@@ -22,7 +22,9 @@ from .models import Conversation
 from .tools import ToolRefused
 
 URGENT = re.compile(
-    r"\b(can'?t breathe|cannot breathe|trouble breathing|hard to breathe|short(ness)? of breath|throat (is |feels )?"
+    r"\b(can'?t breathe|cannot breathe|trouble breathing|hard to breathe|(hard|difficult|trouble|difficulty) "
+    r"(to )?swallow\w*|can'?t swallow|breathing (feels |is |seems )?(weird|strange|off|funny|hard|difficult|labored)|"
+    r"short(ness)? of breath|throat (is |feels )?"
     r"(getting )?(tight|closing|swelling|swollen)|chest pain|faint(ed|ing)?|pass(ed|ing) out|"
     r"severe (pain|swelling|headache)|"
     r"vision (loss|problems?|changes?)|can'?t see|blurr?y vision|vision\b.{0,25}\b(blurr?y|blurred|fuzzy|dim|dark|"
@@ -42,10 +44,13 @@ URGENT = re.compile(
 )
 OTHER_PATIENT = re.compile(
     r"\b(my (friend|sister|brother|mom|mother|dad|husband|wife|partner|daughter|son|coworker)'?s? "
-    r"(appointment|booking|results?|records?|visit)|(did|has|when is|is) (\w+ )?(\w+ )?(come|came|been|booked)"
+    r"(appointment|booking|results?|records?|visit)|(did|has|when is|is) (?!(that|i|it|this)\b)(\w+ )?(?!i\b)(\w+ )?"
+    r"(come|came|been|booked)"
     r" (in|there)|who else|other (patients?|clients?)|patient list|(is|was) (my )?[a-z]+( [a-z]+){0,2} (a|one of your) "
     r"(patient|client|customer)s?|(everyone|everybody|anyone|who'?s|who is) (else )?(booked|coming|scheduled)|"
     r"(last|previous|other) (person|people|patient|caller)|(put|book|schedule|sign) (her|him) (in|up)\b|"
+    r"(put|book|schedule|sign|switch) my (friend|sister|brother|mom|mother|dad|husband|wife|partner|daughter|son|"
+    r"coworker|cousin|girlfriend|boyfriend|gf|bf)( [a-z]+)? (in|up|into)\b|"
     r"(this|it) is for my (wife|husband|partner|girlfriend|boyfriend|mom|mother|dad|father|sister|brother|friend)|"
     r"(her|his) name is)\b"
 )
@@ -88,18 +93,22 @@ STAFF_ONLY = re.compile(
     r"(send|email|fax) me (a |an |my |the )?(itemi[sz]ed |copy of )?(receipt|invoice|statement|records?|chart|"
     r"before and after|photos?)|medical records|my records|my chart|(treatment|patient) records|"
     r"copy of my (chart|records?|file)|complain\w*|lawyer|attorney|chargeback|"
-    r"partnership|collab(oration)?|influencer|vendor|sales rep|charged\b.{0,30}\b(twice|double|two times|again)|"
+    r"partnership|collab(oration)?|(im|i am) an? influencer|influencer (collab\w*|partnership|marketing|rates?)|"
+    r"vendor|sales rep|charged\b.{0,30}\b(twice|double|two times|again)|"
     r"double (charged|charge)|overcharged|billing (issue|problem|error|question)|send (my|the|our) (\w+ ){0,2}"
     r"(records?|chart|receipt|invoice|photos)|(can|could) (someone|somebody|anyone|a person) (check|look|fix|call|"
-    r"help)|never got (a |any |my |the )?(confirmation|text|receipt|link|email)|money back|refund me|i hate (it|my|"
-    r"the|how)|(not|un)happy with (my|the|it|how)|(?<!if im )(?<!if i am )(?<!if youre )not happy|disappointed|botched|"
+    r"help)|never got (a |any |my |the )?(confirmation|text|receipt|link|email)|money back|refund me|"
+    r"(?<!if )i hate (it|my|"
+    r"the|how)|(not|un)happy with (my|the|it|how)|(?<!if im )(?<!if i am )(?<!if youre )not happy|"
+    r"(?<!if im )(?<!if i am )unhappy|disappointed|botched|"
     r"billing discrepanc\w*|"
     r"(two|2|three|multiple|duplicate|separate) (separate )?(\$\d+ )?charges|i want (it fixed or )?(a|my) refund|"
     r"(still )?(no|not got|never got|never received|havent (got|gotten|received)) (my |the |a |any )?(deposit )?"
     r"refund|where is my refund|(someone|somebody|you) (from \w+ \w+ )?(to )?"
     r"get back to me|second (pending )?charge|pending charge|(pls|please) check|charged (my card |me )?\$?\d+|"
     r"(want|need) the (extra|difference|rest) back|dissolv\w*|hyaluronidase|vascular occlusion|"
-    r"(film|record|video)\w* (my|the|it)\b|tiktok|followers|(asl|sign language|spanish|medical) interpreters?|"
+    r"(film|record|video)\w* (my|the|it)\b|(post|film|record|put|share)\w* .{0,20}\b(tiktok|instagram|my page)|"
+    r"my followers|(asl|sign language|spanish|medical) interpreters?|"
     r"interpreter)\b"
 )
 # "ok thanks see you thursday": a goodbye that names the day of the appointment, not a wish for times.
@@ -151,7 +160,8 @@ OTHER_TREATMENTS = re.compile(
     r"hair transplant\w*|thread lifts?|pdo threads?|morpheus ?8|ultherapy|fraxel|co2 laser|laser resurfacing|ipl|"
     r"photofacial|emsculpt|microblading|lash extensions?|eyelash extensions?|waxing|massages?|spray tans?|"
     r"iv (vitamin )?(therapy|drips?|infusions?)|vitamin (iv|drips?|infusions?)|gel nails|manicures?|pedicures?|"
-    r"nail salon|semaglutide|ozempic|wegovy|tirzepatide|body contouring|cellulite|sclerotherapy|spider veins?|"
+    r"nail salon|teeth whitening|whiten\w* (my )?teeth|semaglutide|ozempic|wegovy|tirzepatide|body contouring|"
+    r"cellulite|sclerotherapy|spider veins?|"
     r"hair restoration|dermaplaning|vampire facial|radiesse|kybella for (the )?(neck|arms))\b"
 )
 # "do you do coolsculpting?": the treatment asked about, when the clinic's catalog does not have it.
@@ -228,6 +238,14 @@ DAY_WORDS = re.compile(
 )
 # "is the deposit refundable if i have to move it?": a question about the policy, not a wish to pay.
 POLICY_QUESTION = re.compile(r"\b(refund\w*|cancel\w*|move|moving|reschedul\w*|policy|back|lose|forfeit\w*|transfer)\b")
+# "i have a party 12/19", "the wedding is on the 19th": a day the patient is getting ready for, not one wanted.
+EVENT_DAY = re.compile(
+    r"\b(i have|i ve got|ive got|theres|there is|got|its|my) (a |my |the )?(party|wedding|event|trip|vacation|birthday|"
+    r"show|game|graduation|prom|gala|photo ?shoot|reunion)\b|\b(party|wedding|event|trip|vacation|birthday|graduation|"
+    r"prom|gala|reunion|bachelorette) (is|on|that)\b"
+)
+# "i was going to ask about filler but i just want botox": the treatment named after it is the one wanted.
+WANT_THIS = re.compile(r"\b(just|really|actually|rather|think i) want\b|\b(go|stick|going) with\b")
 # "remind me what time thursday?", "when is my appt again": the booking asked about, not times wanted.
 REMIND = re.compile(
     r"\b(remind me|what time (is|was|s) (my|it|the|our)|when (is|was|s) (my|it|our)|what day (is|was|s) (my|it|our)|"
@@ -619,6 +637,14 @@ class RulesEngine(Engine):
         consult = [s.key for s in t.catalog if "consult" in s.name.lower() and s.key in t.mentioned]
         if consult and len(t.mentioned) > 1 and parsing.asks_for_times(t.text):  # "filler or botox? a consult tmrw"
             t.mentioned = consult + [m for m in t.mentioned if m not in consult]
+        elif len(t.mentioned) > 1:  # "acne scars on my cheeks ... could i come in for microneedling next week?"
+            asking = [p for p in parsing.sentences(t.text) if parsing.asks_for_times(p)]
+            wanted = [m for p in asking for m in parsing.find_services(p, t.catalog)]
+            chosen = WANT_THIS.search(t.lowered)  # "was going to ask about filler but i just want botox"
+            if chosen:
+                wanted = parsing.find_services(t.lowered[chosen.start() :], t.catalog)[:1] + wanted
+            if wanted:
+                t.mentioned = list(dict.fromkeys(wanted + t.mentioned))
         offering, earlier = c.state == Conversation.State.OFFERING, c.service_id
         if t.mentioned:
             tools.choose_service(t.mentioned[0])
@@ -655,8 +681,8 @@ class RulesEngine(Engine):
 
     def _duration(self, t):
         """ "How long will it take?": the duration of the service named, chosen or booked, from the catalog."""
-        if not DURATION.search(t.lowered):
-            return None
+        if not DURATION.search(t.lowered) or re.search(r"\b(kick|kicks) in|take effect|to work\b", t.lowered):
+            return None  # "how long does it take botox to kick in?" is about the results
         upcoming = t.tools.upcoming_booking()
         service_id = (t.mentioned or [None])[0] or t.c.service_id or (upcoming.service_id if upcoming else None)
         if service_id is None:
@@ -699,6 +725,11 @@ class RulesEngine(Engine):
         if "price" not in t.wants:
             return None
         c, tools = t.c, t.tools
+        rest = OTHER_TREATMENTS.sub(" ", t.lowered.replace("laser tattoo", "tattoo"))
+        if OTHER_TREATMENTS.search(t.lowered) and not parsing.find_services(rest, t.catalog):
+            not_offered = self._not_offered(t)  # "how much is laser tattoo removal": not the laser hair removal price
+            if not_offered:
+                return not_offered
         if not t.mentioned and c.service_id is None and DEALS.search(t.lowered):
             return self._answer(c, tools, t.text)  # "student discounts?", "payment plans?": the clinic's documents
         if not t.mentioned and c.service_id is None:
@@ -710,7 +741,10 @@ class RulesEngine(Engine):
             return reply
         asked = "book" in t.wants or parsing.asks_for_times(t.text)
         wants_times = asked or (
-            t.when is not None and not parsing.is_what_if(t.text) and tools.upcoming_booking() is None
+            t.when is not None
+            and not parsing.is_what_if(t.text)
+            and not EVENT_DAY.search(t.lowered)  # "how many days do u peel? i have a party 12/19": not a wish
+            and tools.upcoming_booking() is None
         )
         if c.state in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT):
             wants_times = False  # a time is held: the price is the answer, the hold stays

@@ -226,3 +226,144 @@ def test_spanish_questions_find_the_english_documents(demo, question, title):
 def test_a_result_that_did_not_show_finds_the_touch_up_policy(demo):
     results = knowledge_search(clinic=demo, query="its been ten days and i still see lines between my brows")
     assert results[0]["title"] == "Botox Touch-Up Policy"
+
+
+# --- Round 5's classes (session 9, later) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "since my botox on friday it's been difficult to swallow",
+        "had tox two days ago and my breathing seems off, kind of labored",
+    ],
+)
+def test_swallowing_or_breathing_trouble_after_botox_is_urgent(patient, text):
+    assert "911" in patient.reply(text)
+    assert StaffAlert.objects.filter(kind="urgent").exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "whats the price on laser tattoo removal for a small one",
+        "how much do you charge for teeth whitening",
+    ],
+)
+def test_a_price_asked_for_a_treatment_not_offered_is_not_a_neighbours_price(patient, text):
+    reply = patient.reply(text)
+    assert reply.startswith("That isn't a treatment we offer") and "$" not in reply
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what if i hate how it looks, does botox wear off eventually?",
+        "a tiktok influencer said you can get filler while nursing, true?",
+    ],
+)
+def test_a_hypothetical_dislike_and_a_quoted_influencer_are_answered_not_handed_off(patient, text):
+    reply = patient.reply(text)
+    assert "front desk" not in reply
+    assert patient.conversation.owner == "assistant"
+
+
+def test_typos_of_cancel_appointment_and_thursday_still_cancel(patient):
+    book_botox(patient)
+    assert patient.reply("pls cancle my appointmnt thrusday").startswith("Reply YES to cancel your Botox")
+
+
+def test_a_phonetic_botox_gets_botox_times(patient):
+    reply = patient.reply("do u have botocks openings tomorrow")
+    assert "open times for Botox" in reply or "Botox openings" in reply
+
+
+def test_the_day_one_picks_it_after_reasons_against_the_others(patient):
+    offer = patient.reply("i want botox")
+    days = [line.split()[1] for line in offer.split("\n")[1:4]]
+    names = {"Mon": "monday", "Tue": "tuesday", "Wed": "wednesday", "Thu": "thursday", "Fri": "friday"}
+    first, last = names[days[0]], names[days[2]]
+    reply = patient.reply(f"{first} i'm not free at all, so the {last} one at 9 or whenever it is would be best")
+    assert reply.startswith("Great choice:") and days[2] in reply
+
+
+def test_a_numeric_date_picks_the_time_on_that_date(patient):
+    offer = patient.reply("i want botox")
+    line = offer.split("\n")[2]  # "2. Tue Nov 24, 9:00 AM ET with ..."
+    when = datetime.strptime(f"{' '.join(line.split()[2:4]).rstrip(',')} {NOW.year}", "%b %d %Y")
+    reply = patient.reply(f"{when.month}/{when.day} works")
+    assert reply.startswith("Great choice:") and line.split()[2] in reply
+
+
+def test_before_a_date_is_the_days_up_to_it_not_that_day(patient):
+    target = NOW.date() + timedelta(days=10)
+    reply = patient.reply(f"can i get a hydrafacial sometime before the {target.day}th")
+    assert "Here are open times for HydraFacial" in reply
+    days = [datetime.strptime(f"{day} {NOW.year}", "%a %b %d %Y").date() for day in offered_days(reply)]
+    assert days and all(day < target for day in days)
+
+
+def test_an_event_date_beside_a_question_is_not_a_wish_for_that_day(patient):
+    reply = patient.reply("how much is a hydrafacial and will my skin be red after? my wedding is on 12/19")
+    assert "$199" in reply and "Here are open times" not in reply
+
+
+def test_the_treatment_wanted_after_a_change_of_mind_is_the_one_booked(patient):
+    reply = patient.reply("i was thinking about a peel but i really want a hydrafacial, anything friday?")
+    assert "open times for HydraFacial" in reply or "HydraFacial openings" in reply
+
+
+def test_the_treatment_in_the_sentence_that_asks_for_times_is_the_one_offered(patient):
+    reply = patient.reply(
+        "my lips have always been thin and it bugs me. anyway, could i possibly come in for a hydrafacial next week?"
+    )
+    assert "open times for HydraFacial" in reply and "$199" in reply
+
+
+def test_remind_me_when_is_the_booking(patient):
+    booking = book_botox(patient)
+    day = booking.start.astimezone(booking.clinic.tz).strftime("%A").lower()
+    reply = patient.reply(f"sorry can you remind me what time {day} is")
+    assert reply.startswith("Your Botox is on") and "Here are open times" not in reply
+
+
+def test_sweating_treatment_goes_to_staff(patient):
+    reply = patient.reply("is botox an option for my sweaty palms")
+    assert "front desk" in reply and handed_to_staff(patient)
+
+
+def test_a_gift_card_for_someone_is_not_a_booking(patient):
+    reply = patient.reply("i want to buy my mom a gift card, can it be printed for pickup?")
+    assert "Which treatment" not in reply and "Here are open times" not in reply
+
+
+def test_a_health_question_that_also_asks_for_a_day_gets_no_offer(patient):
+    reply = patient.reply("I'm on accutane still. Could I do a chemical peel this friday?")
+    assert "Here are open times" not in reply
+    assert "isotretinoin" in reply.lower() or "accutane" in reply.lower()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "el gerente por favor, la ultima vez me atendieron pesimo",
+        "me cobraron dos veces el deposito, quiero que me devuelvan el dinero",
+    ],
+)
+def test_spanish_complaints_and_double_charges_go_to_staff(patient, text):
+    patient.reply(text)
+    assert handed_to_staff(patient)
+
+
+def test_spanish_who_does_the_botulinum_toxin_is_the_providers(patient):
+    reply = patient.reply("¿Cuál profesional aplica la toxina botulínica?")
+    assert "Smith" in reply or "Johnson" in reply
+
+
+def test_spanish_thread_lifts_are_not_offered(patient):
+    assert patient.reply("hacen hilos tensores?").startswith("Lo siento, no ofrecemos ese tratamiento")
+
+
+def test_a_spanish_thank_you_after_a_booking_is_not_taken_for_a_name(patient):
+    patient.reply("hola, cuanto cuesta el botox?")
+    assert not patient.reply("Entendido, gracias").startswith("Gracias, Entendido")
