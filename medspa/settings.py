@@ -127,8 +127,8 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Parameters bound by the server, so psycopg prepares a statement once it has run DATABASE_PREPARE_THRESHOLD
     # times on a connection, and PostgreSQL no longer parses and plans it on every run: that was most of its CPU
-    # for our short indexed queries (docs/BENCHMARKS.md, session 9). Empty: neither (client-side binding, Django's
-    # default), for a pooler in transaction mode (PgBouncer without max_prepared_statements).
+    # for our short indexed queries (docs/BENCHMARKS.md, "Prepared statements"). Empty: neither (client-side
+    # binding, Django's default), for a pooler in transaction mode (PgBouncer without max_prepared_statements).
     _prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip()
     if _prepare_threshold:
         DATABASES["default"].setdefault("OPTIONS", {}).update(
