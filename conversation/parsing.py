@@ -69,6 +69,7 @@ def emoji_words(text: str) -> str:
 _CANCER = re.compile(r"\bcancer (?=(my|our|this|that|it|the (appointment|appt|booking|visit))\b)")
 
 
+@lru_cache(maxsize=1024)  # a turn reads the same texts and clauses again and again (a dozen times and more)
 def normalise(text: str) -> str:
     """Lower case, accents stripped, whitespace collapsed, texting shorthand expanded ("tmrw" -> "tomorrow", "thurs"
     -> "thursday", "pls" -> "please", "u" -> "you", "appt" -> "appointment", "w/" -> "with"); keeps letters, digits,

@@ -77,7 +77,11 @@ class Tools:
         """The clinic's active providers with their services (read once a turn)."""
         if self._providers is None:
             self._providers = list(
-                Provider.objects.for_clinic(self.clinic).filter(active=True).prefetch_related("services")
+                # One clinic's: by name, as the default ordering (clinic, name) gives, without its join.
+                Provider.objects.for_clinic(self.clinic)
+                .filter(active=True)
+                .order_by("name")
+                .prefetch_related("services")
             )
         return self._providers
 
@@ -85,7 +89,8 @@ class Tools:
         """The active providers' names only: the cheap check before ``providers``."""
         if self._providers is not None:
             return [p.name for p in self._providers]
-        return list(Provider.objects.for_clinic(self.clinic).filter(active=True).values_list("name", flat=True))
+        rows = Provider.objects.for_clinic(self.clinic).filter(active=True).order_by("name")
+        return list(rows.values_list("name", flat=True))
 
     def prefer_provider(self, provider: Provider | None) -> None:
         """Open times found in this turn are that provider's only."""

@@ -124,7 +124,17 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters bound by the server, so psycopg prepares a statement once it has run DATABASE_PREPARE_THRESHOLD
+    # times on a connection, and PostgreSQL no longer parses and plans it on every run: that was most of its CPU
+    # for our short indexed queries (docs/BENCHMARKS.md, "Prepared statements"). Empty: neither (client-side
+    # binding, Django's default), for a pooler in transaction mode (PgBouncer without max_prepared_statements).
+    _prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip()
+    if _prepare_threshold:
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=int(_prepare_threshold)
+        )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite is the single-process development default; wait for the writer instead of failing at once.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -122,7 +122,8 @@ def patient_sender(*, clinic: Clinic, phone: str, conversation=None) -> PhoneNum
         )
     ours = Case(When(direction=Message.Direction.INBOUND, then=F("to_number")), default=F("from_number"))
     latest = exchanged.exclude(from_number="").order_by("-pk").annotate(ours=ours).values("ours")[:1]
-    number = _senders(clinic).filter(number=Subquery(latest)).first()  # one query: the latest's number, if active
+    # One query: the latest's number, if active (numbers are unique: no ordering, so no join to order by clinic).
+    number = _senders(clinic).filter(number=Subquery(latest)).order_by().first()
     if number is not None:
         return number
     return clinic_sender(clinic=clinic)
@@ -310,7 +311,8 @@ def message_send(*, message_id: int) -> str:
     )
     if not claimed:
         return "skipped"
-    message = _with_sender(Message.objects.select_related("clinic")).get(pk=message_id)
+    # Not joined to its clinic: only the rare failure paths need it (read then); the row alone is a cheaper query.
+    message = _with_sender(Message.objects.all()).get(pk=message_id)
     sms = _outbound_sms(message)
     # One look right before the send: the claim is still this run's (if this worker stalled for SMS_STUCK_SECONDS
     # since its claim, the reconcile sweep may have taken the row back, provider: never got it, and queued it
