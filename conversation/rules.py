@@ -100,7 +100,7 @@ STAFF_ONLY = re.compile(
     r"help)|never got (a |any |my |the )?(confirmation|text|receipt|link|email)|money back|refund me|"
     r"(?<!if )i hate (it|my|"
     r"the|how)|(not|un)happy with (my|the|it|how)|(?<!if im )(?<!if i am )(?<!if youre )not happy|"
-    r"(?<!if im )(?<!if i am )unhappy|disappointed|botched|"
+    r"(?<!if )(im|i am|i was|i feel|were|we are)( \w+){0,2} unhappy|disappointed|botched|"
     r"billing discrepanc\w*|"
     r"(two|2|three|multiple|duplicate|separate) (separate )?(\$\d+ )?charges|i want (it fixed or )?(a|my) refund|"
     r"(still )?(no|not got|never got|never received|havent (got|gotten|received)) (my |the |a |any )?(deposit )?"

@@ -384,6 +384,8 @@ QUERY_PHRASES = [
     (re.compile(r"\b(show|showing|showed) up\b"), "arrive"),
     # a stated age asks about the age rules: "im 17", "my daughter is 15"
     (re.compile(r"\b(im|i am|is|she s|he s|shes|hes) (1[0-9])\b(?! (hours|days|weeks|months|units))"), r"\2 age"),
+    # "quick question first", "one more question": a preamble, not what is asked about
+    (re.compile(r"\b(quick|one|a|another|random|dumb|silly|small|more) questions?( first| for you)?\b"), " "),
     # the result not (yet) as hoped: what a touch-up is for
     (re.compile(r"\b(higher|lower|bigger|smaller|different) than the other\b"), "uneven one side"),
     (
