@@ -56,9 +56,9 @@ def answer(*, conversation, texts, tools) -> EngineReply:
     spanish = language == i18n.ES
 
     def said(text):
-        return i18n.reply_es(text, tz=conversation.clinic.tz, now=tools.now) if spanish and text else text
+        return _said(conversation, tools, text, spanish=spanish)
 
-    safety = said(rules.safety_reply(conversation, i18n.to_parser_text(joined) if spanish else joined, tools))
+    safety = said(rules.safety_reply(conversation, _read(joined, spanish=spanish), tools))
     if safety:
         return EngineReply(text=safety, engine=rules.name)
     history = context.history  # read once: the cache key and the prompt
@@ -93,10 +93,18 @@ def staff_own_reply(conversation, texts, tools) -> EngineReply:
     Said in the conversation's language."""
     joined = " ".join(m.body for m in texts)
     spanish = tools.follow_language(joined) == i18n.ES
-    text = RulesEngine().while_staff_own(conversation, i18n.to_parser_text(joined) if spanish else joined, tools)
-    if spanish and text:
-        text = i18n.reply_es(text, tz=conversation.clinic.tz, now=tools.now)
-    return EngineReply(text=text, engine="staff")
+    text = RulesEngine().while_staff_own(conversation, _read(joined, spanish=spanish), tools)
+    return EngineReply(text=_said(conversation, tools, text, spanish=spanish), engine="staff")
+
+
+def _read(text: str, *, spanish: bool) -> str:
+    """The patient's text as the rules engine's checks read it: a Spanish one in the words they know."""
+    return i18n.to_parser_text(text) if spanish else text
+
+
+def _said(conversation, tools, text: str, *, spanish: bool) -> str:
+    """A reply of the rules engine's checks, said in the conversation's language."""
+    return i18n.reply_es(text, tz=conversation.clinic.tz, now=tools.now) if spanish and text else text
 
 
 def lifecycle_reply(conversation, texts, tools) -> EngineReply | None:

@@ -173,8 +173,10 @@ PHRASES = [
         _p(r"\bme (trato|trataron|atendio|atendieron) (muy )?(mal|malisimo|fatal|horrible|pesimo)\b"),
         "not happy with how",
     ),
-    (_p(r"\bhablar con (el |la |un |una )?(manager|gerente|encargad[oa]|supervisora?|duen[oa]|jef[ea])\b"),
-     "talk to a manager"),
+    (
+        _p(r"\bhablar con (el |la |un |una )?(manager|gerente|encargad[oa]|supervisora?|duen[oa]|jef[ea])\b"),
+        "talk to a manager",
+    ),
     (_p(r"\b(me )?cobraron (doble|dos veces)\b|\bcobro doble\b"), "charged twice"),
     (_p(r"\b(devuelvan|regresen|reembolsen) (el|mi|la|mis) (dinero|pisto|plata|lana|pago)\b"), "money back"),
     (_p(r"\btoxina botulinica\b"), "botox"),

@@ -548,10 +548,7 @@ class RulesEngine(Engine):
         day = upcoming.start.astimezone(t.tz).strftime("%A").lower()
         if not (re.search(r"\b(my|our|it)\b", t.lowered) or day in t.lowered):
             return None
-        return (
-            f"Your {upcoming.service.name} is on {when_label(upcoming.start, t.tz)} with {upcoming.provider.name}. "
-            "See you then!"
-        )
+        return f"Your {_booked(upcoming, t.tz)}"
 
     def _repick_while_holding(self, t):
         """Another of the offered times while one is held ("actually can i do 3 instead")."""
@@ -708,10 +705,9 @@ class RulesEngine(Engine):
         service = t.tools.choose_service(t.mentioned[0])
         upcoming = t.tools.upcoming_booking()
         if upcoming is not None and upcoming.service_id == service.pk and re.search(r"\b(my|me)\b", t.lowered):
-            when = when_label(upcoming.start, t.tz)  # "is dr smith the one seeing me for my botox?": the booking
-            if upcoming.provider_id == t.provider.pk:
-                return f"Yes: your {service.name} is on {when} with {upcoming.provider.name}. See you then!"
-            return f"Your {service.name} on {when} is with {upcoming.provider.name}."
+            if upcoming.provider_id == t.provider.pk:  # "is dr smith the one seeing me for my botox?": the booking
+                return f"Yes: your {_booked(upcoming, t.tz)}"
+            return f"Your {service.name} on {when_label(upcoming.start, t.tz)} is with {upcoming.provider.name}."
         doers = [p for p in t.tools.providers() if any(s.pk == service.pk for s in p.services.all())]
         if t.provider in doers:
             name = t.provider.name
@@ -725,6 +721,7 @@ class RulesEngine(Engine):
         if "price" not in t.wants:
             return None
         c, tools = t.c, t.tools
+        # The text without the treatments the clinic may not offer ("laser" in "laser tattoo removal" with them)
         rest = OTHER_TREATMENTS.sub(" ", t.lowered.replace("laser tattoo", "tattoo"))
         if OTHER_TREATMENTS.search(t.lowered) and not parsing.find_services(rest, t.catalog):
             not_offered = self._not_offered(t)  # "how much is laser tattoo removal": not the laser hair removal price
@@ -783,7 +780,7 @@ class RulesEngine(Engine):
         return self._not_offered_reply(t)
 
     def _not_offered_reply(self, t):
-        names = ", ".join(dict.fromkeys(s.name for s in t.catalog[:12]))  # a clinic's whole menu fits one text
+        names = ", ".join(s.name for s in t.catalog[:12])  # a clinic's whole menu fits one text
         return f"That isn't a treatment we offer, sorry. Our treatments are {names}. Would any of these interest you?"
 
     def _other_provider(self, t):
@@ -815,10 +812,7 @@ class RulesEngine(Engine):
         status = MY_APPOINTMENT.search(t.lowered) and STATUS_QUESTION.search(t.lowered)
         upcoming = t.tools.upcoming_booking() if status and not parsing.is_info_question(t.text) else None
         if upcoming is not None:  # "what time is my appointment?", "is my appt still on?"
-            return (
-                f"Yes: your {upcoming.service.name} is on {when_label(upcoming.start, t.tz)} with "
-                f"{upcoming.provider.name}. See you then!"
-            )
+            return f"Yes: your {_booked(upcoming, t.tz)}"
         answer = self._answer(t.c, t.tools, self._about(t))
         then = self._then_book(t)  # "do i need a consult first? if so can i book one wed"
         return f"{answer} {then}" if then and not t.c.needs_staff else answer
@@ -968,10 +962,8 @@ class RulesEngine(Engine):
         """The answers no engine improvises: urgent symptoms (the urgent script and an urgent alert), questions
         about someone else (nothing), a request for a person (a hand-off). Empty when none applies."""
         lowered = parsing.normalise(text)
-        if URGENT.search(lowered) and not _ONLY_HISTORY.search(lowered):
-            tools.hand_off("possible urgent symptoms", urgent=True)
-            phone = f" at {c.clinic.front_desk_phone}" if c.clinic.front_desk_phone else ""
-            return URGENT_SCRIPT.format(phone=phone)
+        if _urgent(lowered):
+            return self._urgent_reply(c, tools)
         if OTHER_PATIENT.search(lowered) or _someone_elses(text):
             return "I'm sorry, I can only help with your own appointments and questions. How can I help you today?"
         if "human" in parsing.intents(text):
@@ -984,12 +976,17 @@ class RulesEngine(Engine):
         (whoever owns the thread); the first text after the assistant's own hand-off, while no one has taken it or
         answered, gets one acknowledgement, so the patient is not left wondering; anything else, nothing: staff
         answer it."""
-        lowered = parsing.normalise(text)
-        if URGENT.search(lowered) and not _ONLY_HISTORY.search(lowered):
-            return self.safety_reply(c, text, tools)
+        if _urgent(parsing.normalise(text)):
+            return self._urgent_reply(c, tools)
         if c.owned_by_id is not None or tools.answered_since_hand_off():
             return ""
         return STAFF_HAVE_IT
+
+    def _urgent_reply(self, c, tools) -> str:
+        """The urgent script, with an urgent alert to staff (the conversation is theirs)."""
+        tools.hand_off("possible urgent symptoms", urgent=True)
+        phone = f" at {c.clinic.front_desk_phone}" if c.clinic.front_desk_phone else ""
+        return URGENT_SCRIPT.format(phone=phone)
 
     # --- Pieces of the dialogue -----------------------------------------------------------------------------------
 
@@ -1156,7 +1153,8 @@ class RulesEngine(Engine):
         searched with the treatment the text names when the clause names none, answered from the documents
         when they answer it, up to two answers within ``budget`` characters; empty otherwise."""
         skip = skip or (lambda clause: "price" in parsing.intents(clause))
-        names = [t.tools.lookup_service(key)["name"] for key in t.mentioned[:1]]
+        name_of = {s.key: s.name for s in t.catalog}
+        names = [name_of[key] for key in t.mentioned[:1]]
         found, seen = [], set()
         for clause in re.split(r"[?.!;]|\b(?:and|also|plus)\b", t.lowered):
             clause = _CLAUSE_LEAD.sub("", (clause or "").strip())
@@ -1167,7 +1165,7 @@ class RulesEngine(Engine):
             results = [r for r in t.tools.search_knowledge(clause) if r.get("kind") == "document"]
             if names and results and not parsing.find_services(clause, t.catalog):
                 about = parsing.find_services(results[0]["title"], t.catalog)
-                if about and names[0] not in [t.tools.lookup_service(key)["name"] for key in about]:
+                if about and names[0] not in [name_of[key] for key in about]:
                     # "how many sessions would i need" beside a microneedling price found the laser's sessions
                     results = [
                         r for r in t.tools.search_knowledge(f"{clause} {names[0]}") if r.get("kind") == "document"
@@ -1413,6 +1411,16 @@ def _deposit_cents(booking) -> int:
     """The deposit paid for this booking (refunded on a cancellation within the notice), 0 when none was paid."""
     payment = getattr(booking, "payment", None)  # hasattr/getattr: a reverse one-to-one raises when absent
     return payment.paid_cents if payment is not None and payment.status == "paid" else 0
+
+
+def _urgent(lowered: str) -> bool:
+    """Urgent symptoms now, in a normalised text (a symptom only in the patient's history is not)."""
+    return bool(URGENT.search(lowered)) and not _ONLY_HISTORY.search(lowered)
+
+
+def _booked(booking, tz) -> str:
+    """ "Botox is on Thu Dec 10, 2:00 PM ET with Dr. Sarah Smith. See you then!": where a booking stands."""
+    return f"{booking.service.name} is on {when_label(booking.start, tz)} with {booking.provider.name}. See you then!"
 
 
 def _someone_elses(text: str) -> bool:

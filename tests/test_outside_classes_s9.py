@@ -34,9 +34,11 @@ patient = _outside.patient  # the same fixture: the demo clinic, the clock pinne
         "my chin went kind of grey and blotchy since the filler this morning",
         "had a peel on saturday and now i have blisters all over my forehead",
         "the area they injected yesterday it really hurts and its swollen",
+        "since my botox on friday it's been difficult to swallow",
+        "had tox two days ago and my breathing seems off, kind of labored",
     ],
 )
-def test_pale_or_blotchy_skin_blisters_and_real_pain_are_urgent(patient, text):
+def test_pale_or_blotchy_skin_blisters_real_pain_and_swallowing_trouble_are_urgent(patient, text):
     reply = patient.reply(text)
     assert "911" in reply
     assert StaffAlert.objects.filter(kind="urgent").exists()
@@ -229,18 +231,6 @@ def test_a_result_that_did_not_show_finds_the_touch_up_policy(demo):
 
 
 # --- Round 5's classes (session 9, later) ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "since my botox on friday it's been difficult to swallow",
-        "had tox two days ago and my breathing seems off, kind of labored",
-    ],
-)
-def test_swallowing_or_breathing_trouble_after_botox_is_urgent(patient, text):
-    assert "911" in patient.reply(text)
-    assert StaffAlert.objects.filter(kind="urgent").exists()
 
 
 @pytest.mark.parametrize(
