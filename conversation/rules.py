@@ -658,6 +658,8 @@ class RulesEngine(Engine):
             return None
         if c.state not in (Conversation.State.NEW, Conversation.State.ENGAGED) or c.offered_slots:
             return None
+        if not c.turns_count:  # the question is a turn's reply: none yet, none asked
+            return None
         last = c.messages.filter(direction="outbound").order_by("-pk").values_list("body", flat=True).first() or ""
         if last.startswith(("I'd love to get you booked!", i18n.BOOK_WHICH_ES)):
             t.wants = (t.wants - {"question", "price"}) | {"book"}

@@ -412,7 +412,9 @@ class Tools:
         return entry
 
     def waitlist_question(self):
-        """The open "want me to text you?" question of this conversation, if any."""
+        """The open "want me to text you?" question of this conversation, if any (a turn asks it: none before)."""
+        if not self.conversation.turns_count:
+            return None
         return waitlist.waitlist_proposal(conversation=self.conversation, now=self.now)
 
     def answer_waitlist(self, entry, *, join: bool):

@@ -109,9 +109,14 @@ def clinic_sender(*, clinic: Clinic) -> PhoneNumber | None:
     return _senders(clinic).order_by("-is_default", "number").first()
 
 
-def patient_sender(*, clinic: Clinic, phone: str, conversation=None) -> PhoneNumber | None:
+def patient_sender(*, clinic: Clinic, phone: str, conversation=None, in_reply_to=None) -> PhoneNumber | None:
     """The number to text this patient from: the clinic number of the latest text or call exchanged with them (a
-    patient always hears back from the number they used, whichever provider it is on), else the default sender."""
+    patient always hears back from the number they used, whichever provider it is on), else the default sender.
+    A reply to an inbound text (``in_reply_to``) goes from the number that text was sent to, while it is active."""
+    if in_reply_to is not None and in_reply_to.direction == Message.Direction.INBOUND and in_reply_to.to_number:
+        number = _senders(clinic).filter(number=in_reply_to.to_number).order_by().first()
+        if number is not None:
+            return number
     exchanged = Message.objects.filter(clinic=clinic)
     if conversation is not None:
         exchanged = exchanged.filter(conversation=conversation)
@@ -214,7 +219,7 @@ def message_queue(
         if existing:
             return existing
     now = now or timezone.now()
-    sender = sender or patient_sender(clinic=clinic, phone=to, conversation=conversation)
+    sender = sender or patient_sender(clinic=clinic, phone=to, conversation=conversation, in_reply_to=in_reply_to)
     if kind != Message.Kind.COMPLIANCE and is_opted_out(clinic=clinic, phone=to):
         status, due_at = Message.Status.DROPPED, None
     elif kind in DIRECT_KINDS:
@@ -252,9 +257,13 @@ def message_queue(
         except IntegrityError:  # a concurrent call with the same key won
             return list(Message.objects.filter(idempotency_key__startswith=f"{idempotency_key}#").order_by("pk"))
     if status == Message.Status.QUEUED:
-        after_commit = send_here_or_enqueue if send_here else send_enqueue
         for row in rows:
-            transaction.on_commit(lambda pk=row.pk: after_commit(pk, kind=kind))
+            if send_here:  # the row as written, with its sender's settings: no second read to send it
+                row.sender_profile_id = sender.messaging_profile_id if sender else ""
+                row.sender_service_sid = sender.messaging_service_sid if sender else ""
+                transaction.on_commit(lambda pk=row.pk, row=row: send_here_or_enqueue(pk, kind=kind, written=row))
+            else:
+                transaction.on_commit(lambda pk=row.pk: send_enqueue(pk, kind=kind))
     logger.info("message queued clinic=%s messages=%s kind=%s status=%s", clinic.pk, [r.pk for r in rows], kind, status)
     return rows
 
@@ -271,7 +280,7 @@ _send_here_paused_until = 0.0  # per process (time.monotonic)
 _sent_here = False  # the process's first send builds the provider's client (its TLS context): never counted slow
 
 
-def send_here_or_enqueue(message_id: int, *, kind: str = "") -> None:
+def send_here_or_enqueue(message_id: int, *, kind: str = "", written: Message | None = None) -> None:
     """After commit, a task's own text (a turn's reply): sent by this process at once when nothing waits in the sms
     queue, which saves a task (a broker round trip and a worker's dispatch) per reply; else queued as usual, so a
     reply never jumps ahead of the replies already waiting. A slow provider must not hold up the caller's worker
@@ -280,14 +289,15 @@ def send_here_or_enqueue(message_id: int, *, kind: str = "") -> None:
     (its first send, which builds the provider's client, is not counted).
     The send is ``message_send`` either way: the same claim, opt-out check and outcomes; a process that dies
     mid-send leaves the row to the reconcile sweep, like a send task's. Intros and compliance texts always go
-    through the priority queue."""
+    through the priority queue. ``written``: the row as ``message_queue`` wrote it (``message_send`` reads it
+    otherwise)."""
     global _send_here_paused_until, _sent_here
     if kind in URGENT_KINDS or time.monotonic() < _send_here_paused_until or not queue_idle(SEND_TASK):
         send_enqueue(message_id, kind=kind)
         return
     started = time.monotonic()
     try:
-        message_send(message_id=message_id)
+        message_send(message_id=message_id, written=written)
     except Exception as exc:  # the row says what is left: the send task takes it from there (or finds it done)
         logger.warning("message send here failed message=%s error=%s: queued", message_id, type(exc).__name__)
         send_enqueue(message_id, kind=kind)
@@ -298,8 +308,10 @@ def send_here_or_enqueue(message_id: int, *, kind: str = "") -> None:
             logger.info("message send here slow message=%s: sends queued for %ss", message_id, SEND_HERE_PAUSE_SECONDS)
 
 
-def message_send(*, message_id: int) -> str:
+def message_send(*, message_id: int, written: Message | None = None) -> str:
     """Send one queued message. Safe to run twice: only the run that flips queued -> sending sends.
+    ``written``: the row as this process wrote it moments ago (never sent, with its sender's settings), read again
+    otherwise; were it no longer as written, the check before the send finds the claim not this run's.
 
     Outcome: sent; dropped (opted out since it was queued); scheduled again with a growing delay (transient error,
     bounded by RETRIES); unknown (the request may have left: the status webhook settles it, never a resend);
@@ -311,8 +323,12 @@ def message_send(*, message_id: int) -> str:
     )
     if not claimed:
         return "skipped"
-    # Not joined to its clinic: only the rare failure paths need it (read then); the row alone is a cheaper query.
-    message = _with_sender(Message.objects.all()).get(pk=message_id)
+    if written is not None and written.attempts == 0:
+        message = written
+        message.status, message.attempts = Message.Status.SENDING, 1
+    else:
+        # Not joined to its clinic: only the rare failure paths need it (read then); the row alone is a cheaper query.
+        message = _with_sender(Message.objects.all()).get(pk=message_id)
     sms = _outbound_sms(message)
     # One look right before the send: the claim is still this run's (if this worker stalled for SMS_STUCK_SECONDS
     # since its claim, the reconcile sweep may have taken the row back, provider: never got it, and queued it
@@ -344,7 +360,7 @@ def message_send(*, message_id: int) -> str:
 
 def _with_sender(messages):
     """Messages read with their sender number's provider settings (``_outbound_sms`` needs no second read)."""
-    sender = PhoneNumber.objects.filter(number=OuterRef("from_number"))
+    sender = PhoneNumber.objects.filter(number=OuterRef("from_number")).order_by()  # unique: no join to order by
     return messages.annotate(
         sender_profile_id=Subquery(sender.values("messaging_profile_id")[:1]),
         sender_service_sid=Subquery(sender.values("messaging_service_sid")[:1]),

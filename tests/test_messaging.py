@@ -254,6 +254,23 @@ def test_sending_twice_sends_once(clinic, sms_outbox, queue):
     assert [m.pk for m in again] == [message.pk] and len(sms_outbox) == 1
 
 
+def test_a_reply_sent_here_is_sent_as_written_from_its_senders_profile(clinic, sms_outbox, queue):
+    (message,) = queue(clinic=clinic, to=PATIENT, body="Hi", kind="reply", idempotency_key="k7", send_here=True)
+    message.refresh_from_db()
+    assert message.status == "sent" and message.attempts == 1
+    assert [(m.from_number, m.messaging_profile_id) for m in sms_outbox] == [("+15555550100", "prof-1")]
+
+
+def test_a_row_sent_as_written_after_its_claim_moved_on_is_not_sent(
+    clinic, sms_outbox, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        (row,) = message_queue(clinic=clinic, to=PATIENT, body="Hi", kind="reply", idempotency_key="k8", send_here=True)
+    # Meanwhile another run claimed it, failed and queued it again: the copy in hand is no longer the row.
+    Message.objects.filter(pk=row.pk).update(attempts=1)
+    assert message_send(message_id=row.pk, written=row) == "skipped" and sms_outbox == []
+
+
 def test_long_texts_are_split_at_sentences():
     long = " ".join(f"Sentence number {i} is here." for i in range(60))
     parts = sms_split(long)
