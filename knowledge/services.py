@@ -290,6 +290,18 @@ def _query_concepts(query: str, index: _Index, services) -> tuple[list[dict[str,
         else:  # part of the name ("filler" of "Dermal Filler"): the rest of it, as a synonym would
             concepts.append(dict.fromkeys(missing, SYNONYM_WEIGHT))
         seen.update(missing)
+    for service, _words in _named(original, services):  # "laser hair removal" is one thing asked about, not three
+        name = set(terms(service.name))
+        if len(name) < 2 or not name <= original:  # said by its name, not an alias ("filler in my chin")
+            continue
+        parts = [c for c in concepts if name & {t for t, w in c.items() if w >= 1.0}]
+        if len(parts) < 2:
+            continue
+        merged = {}
+        for c in parts:
+            for t, w in c.items():
+                merged[t] = max(w, merged.get(t, 0.0))
+        concepts = [c for c in concepts if c not in parts] + [merged]
     return concepts, original
 
 
@@ -588,6 +600,15 @@ def knowledge_search(*, clinic: Clinic, query: str, k: int = 5) -> list[dict]:
     results = sorted(catalog + documents, key=lambda r: -r["score"])[: k + len(catalog)]
     cache.set(cache_key, results, RESULT_CACHE_SECONDS)
     return results
+
+
+def knowledge_unknown_terms(*, clinic: Clinic, text: str) -> set[str]:
+    """The text's terms (misspelled names corrected) that none of the clinic's documents uses, nor a synonym of
+    them: what its information does not speak of at all ("walk-ins", "zoom")."""
+    index = _index(clinic, knowledge_version(clinic))
+    services = list(Service.objects.for_clinic(clinic).filter(active=True))
+    vocabulary = set(index.vocabulary)
+    return {t for t in terms(_corrected(text, index, services)) if not ({t} | expand([t])) & vocabulary}
 
 
 def _answer(chunk: _Chunk, concepts, idf, named, query: str) -> str:

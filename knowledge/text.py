@@ -223,9 +223,13 @@ def misspelling_of(word: str, candidates) -> str | None:
     return best[2] if best else None
 
 
+# Hyphenated words whose halves mean something else: "walk-ins" is not a walk from the station.
+JOINED = re.compile(r"\bwalk[- ]?ins?\b")
+
+
 def words(text: str) -> list[str]:
     out = []
-    lowered = (text or "").lower().replace("\u2019", "'")
+    lowered = JOINED.sub("walkin", (text or "").lower().replace("\u2019", "'"))
     if not lowered.isascii():  # "después", "años": the Spanish words without their accents
         lowered = "".join(ch for ch in unicodedata.normalize("NFKD", lowered) if not unicodedata.combining(ch))
     for token in _WORD.findall(lowered):
@@ -350,6 +354,7 @@ WEAK_WORDS = frozenset(
     for w in [
         *["before", "after", "same", "back", "go", "come", "still", "really", "actually", "need", "like", "treatment"],
         *["ok", "okay", "also", "now", "today", "tomorrow", "tonight", "yesterday", "week", "wait", "hmm", "um"],
+        *["over"],  # "bike over", "come over": not the "over $500" of a financing rule
     ]
 )
 WEAK_WEIGHT = 0.4
@@ -396,6 +401,18 @@ QUERY_PHRASES = [
         re.compile(r"\b(did not|didnt|not|isnt|is not|hasnt|has not) (work|working|worked|kicked in)\b"),
         "results touchup",
     ),
+    # "is it cool if i...": asking leave, not about cooling
+    (re.compile(r"\b(is it|would it be|its|it s|will it be) (cool|ok|okay|fine|alright) (if|to)\b"), "can"),
+    # "go home and crash": lie down to sleep
+    (re.compile(r"\b(crash|pass out|knock out|go to bed|hit the (hay|sack|bed))\b"), "lie down sleep"),
+    # "push my appt to next week": moving it
+    (re.compile(r"\bpush(es|ed|ing)? (it|my|the|this|that|our)\b"), r"reschedule \2"),
+    # "where do i even start": someone new, whom a consultation is for
+    (re.compile(r"\bwhere (do|should|would|can) i (even )?(start|begin)\b"), "consultation"),
+    # "the lines from my nose to my mouth": smile lines
+    (re.compile(r"\bnose (down )?to (my |the )?mouth\b"), "smile lines folds"),
+    # "credit cards": the card brands the clinic takes, not a gift card's store credit
+    (re.compile(r"\b(credit|debit) cards?\b"), r"\1 card visa mastercard"),
     # a number of hours is a duration ("my appt is in 3 hours"), not the opening hours
     (re.compile(r"\b(\d+|a few|few|couple|couple of) (hours|hrs)\b"), r"\1"),
 ]
