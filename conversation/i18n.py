@@ -92,6 +92,10 @@ def conversation_language(current: str, text: str) -> str:
 _ACCENTED = {"a": "[aá]", "e": "[eé]", "i": "[ií]", "o": "[oó]", "u": "[uúü]", "n": "[nñ]"}
 
 
+# The start of a text, after a greeting if it has one ("hola, ustedes hacen...?"): the greeting is kept as \1.
+GREETED = r"^\s*((?:hola|buenas|buenos dias|buenas tardes|buenas noches)[\s,!.]+)?"
+
+
 def _p(pattern: str) -> re.Pattern:
     """A pattern written without accents that matches the text with or without them, in any case."""
     out, in_set = [], False
@@ -153,7 +157,7 @@ PHRASES = [
     ),
     (_p(r"\btrasplante (capilar|de pelo|de cabello)\b"), "hair transplant"),
     (_p(r"\b(las )?varices\b|\b(las )?venas varicosas\b|\barañitas\b|\barañas vasculares\b"), "spider veins"),
-    (_p(r"^\s*(ustedes |vosotros )?(realizan|realizais|haceis|hacen|ofrecen)\b"), "do you do"),
+    (_p(GREETED + r"(ustedes |vosotros )?(realizan|realizais|haceis|hacen|ofrecen)\b"), r"\1do you do"),
     (
         _p(
             r"\b(necesito|quiero) que alguien (lo |me )?(revise|llame|ayude|responda)\b|"
@@ -307,7 +311,7 @@ PHRASES = [
     ),
     (_p(r"\b(ustedes )?(quitan|eliminan|remueven|borran) (los |las )?tatuajes\b"), "do you do tattoo removal"),
     (_p(r"\btatuajes?\b"), "tattoo"),
-    (_p(r"^\s*(ustedes )?(hacen|ofrecen|tienen servicio de)\b"), "do you do"),
+    (_p(GREETED + r"(ustedes )?(hacen|ofrecen|tienen servicio de)\b"), r"\1do you do"),
     (_p(r"\bestacionamiento\b|\bparqueo\b"), "parking"),
     (_p(r"\b(estacionar(me)?|parquear|dejar el (carro|coche|auto))\b"), "park"),
     (_p(r"\b(hacer )?ejercicio\b"), "exercise"),
@@ -702,6 +706,8 @@ def reply_es(reply: str, *, tz, now: datetime) -> str:
         return reply
     if "\n\n" in reply:  # paragraphs (a pick's reply, then the answer to a question beside it): each on its own
         return "\n\n".join(reply_es(part, tz=tz, now=now) for part in reply.split("\n\n"))
+    if reply.startswith("Yes, we do! "):  # "do you do X?": then X's price
+        return "Sí, lo ofrecemos. " + reply_es(reply.removeprefix("Yes, we do! "), tz=tz, now=now)
     for pattern, spanish in _COMPILED:
         match = pattern.match(reply)
         if match:

@@ -9,6 +9,7 @@ the time wanted, prices, and finally the clinic's knowledge for any other questi
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
+from functools import cached_property
 
 from django.db.models import Q
 
@@ -164,6 +165,13 @@ OTHER_TREATMENTS = re.compile(
     r"cellulite|sclerotherapy|spider veins?|"
     r"hair restoration|dermaplaning|vampire facial|radiesse|kybella for (the )?(neck|arms))\b"
 )
+# "do you do botox treatments?": words that name no treatment of their own
+GENERIC_TREATMENT_WORDS = frozenset(terms("treatment treatments injection injections session sessions service"))
+# "do you take walk-ins?", "do you accept apple pay": asked of the clinic's ways, which its documents state or not.
+DO_YOU_ACCEPT = re.compile(
+    r"^(hi |hey |hello )?(do|does|can|will) (you|y'?all|your (clinic|spa|office)|the (clinic|spa))( guys)? (take|"
+    r"accept|allow|do)( any)? (?P<what>[a-z][a-z '\-]{2,40}?)\??$"
+)
 # "do you do coolsculpting?": the treatment asked about, when the clinic's catalog does not have it.
 DO_YOU_OFFER = re.compile(
     r"^(hi |hey |hello )?(do|does) (you|y'?all|your (clinic|spa|office)|the (clinic|spa))( guys)? (do|offer|have|"
@@ -259,6 +267,8 @@ URGENT_SCRIPT = (
 )
 
 STAFF_HAVE_IT = "Thanks! Our team has your message and will text you back here shortly."
+FIND_A_TIME = ("Would you like me to find you a time?", "Quiere que le busque un horario?")
+WITH_PROVIDER = re.compile(r"(?:find you a time with|busque un horario con) (.+)\?\Z")  # "...with Dr. Johnson?"
 
 
 @dataclass
@@ -280,6 +290,14 @@ class _Turn:
     @property
     def clinic(self):
         return self.c.clinic
+
+    @cached_property
+    def last_reply(self) -> str:
+        """The assistant's last text in this conversation ("" before its first turn), read once."""
+        if not self.c.turns_count:
+            return ""
+        rows = self.c.messages.filter(direction="outbound").order_by("-pk").values_list("body", flat=True)
+        return rows.first() or ""
 
     @classmethod
     def read(cls, c, text, tools) -> "_Turn":
@@ -355,6 +373,7 @@ class RulesEngine(Engine):
         "_deposit_on_the_move",
         "_prices",
         "_not_offered",
+        "_unstated_way",
         "_other_provider",
         "_deposit_status",
         "_question",
@@ -658,10 +677,7 @@ class RulesEngine(Engine):
             return None
         if c.state not in (Conversation.State.NEW, Conversation.State.ENGAGED) or c.offered_slots:
             return None
-        if not c.turns_count:  # the question is a turn's reply: none yet, none asked
-            return None
-        last = c.messages.filter(direction="outbound").order_by("-pk").values_list("body", flat=True).first() or ""
-        if last.startswith(("I'd love to get you booked!", i18n.BOOK_WHICH_ES)):
+        if t.last_reply.startswith(("I'd love to get you booked!", i18n.BOOK_WHICH_ES)):
             t.wants = (t.wants - {"question", "price"}) | {"book"}
         return None
 
@@ -676,7 +692,7 @@ class RulesEngine(Engine):
             return None  # "pregnant but book me a facial friday": a request ("can i do a peel now?" is a question)
         if parsing.PRESCRIPTION.search(t.lowered):  # a prescribed medicine: the clinician answers too
             t.tools.flag_for_staff("a question about a prescribed medicine")
-        return self._answer(t.c, t.tools, self._about(t), steer=False)
+        return self._answer(t.c, t.tools, self._about(t), steer=False, said=t.text)
 
     def _duration(self, t):
         """ "How long will it take?": the duration of the service named, chosen or booked, from the catalog."""
@@ -771,8 +787,10 @@ class RulesEngine(Engine):
             if not _documents_speak_of(results[:3], set(terms(other[0]))):
                 return self._not_offered_reply(t)
         match = DO_YOU_OFFER.search(t.lowered)
-        if match is None or t.mentioned or parsing.asks_for_times(t.text):
+        if match is None or parsing.asks_for_times(t.text):
             return None
+        if t.mentioned:
+            return self._offered(t, match["what"])
         asked = set(terms(match["what"]))
         if not asked:
             return None
@@ -780,6 +798,36 @@ class RulesEngine(Engine):
         if _documents_speak_of(results[:2], asked):
             return None  # the clinic's documents speak of all it asks: the usual answer
         return self._not_offered_reply(t)
+
+    def _unstated_way(self, t):
+        """ "Do you take walk-ins?": a question about the clinic's ways that none of its documents speaks of goes to
+        the team (an answer about something else would be a guess)."""
+        match = DO_YOU_ACCEPT.search(t.lowered)
+        if match is None or parsing.asks_for_times(t.text):
+            return None
+        asked = set(terms(match["what"])) - GENERIC_TREATMENT_WORDS
+        for service in (s for s in t.catalog if s.key in t.mentioned):  # "do you do botox for sweating": sweating
+            asked -= set(terms(" ".join((service.name, *service.aliases))))
+        if not asked:
+            return None
+        if not asked <= t.tools.unknown_terms(match["what"]):  # "over zoom": no document speaks of zoom
+            results = [r for r in t.tools.search_knowledge(t.text) if r.get("snippet")]
+            if any(asked & set(terms(f"{r['title']} {r.get('passage') or r['snippet']}")) for r in results[:3]):
+                return None  # the documents speak of it: the usual answer
+        t.tools.hand_off("a question the clinic's information does not answer")
+        return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
+
+    def _offered(self, t, what):
+        """ "Do you do microneedling?": yes, and its price from the catalog, when that is all the text asks (not
+        "do you do botox for sweating", which the clinic's documents answer, or not)."""
+        c = t.c
+        if len(t.mentioned) != 1 or c.state not in (Conversation.State.NEW, Conversation.State.ENGAGED):
+            return None
+        service = next(s for s in t.catalog if s.key == t.mentioned[0])
+        named = set(terms(" ".join((service.name, *service.aliases))))
+        if set(terms(what)) - named - GENERIC_TREATMENT_WORDS:
+            return None
+        return f"Yes, we do! {self._price(c, t.tools, t.mentioned, t.catalog)}"
 
     def _not_offered_reply(self, t):
         names = ", ".join(s.name for s in t.catalog[:12])  # a clinic's whole menu fits one text
@@ -815,7 +863,7 @@ class RulesEngine(Engine):
         upcoming = t.tools.upcoming_booking() if status and not parsing.is_info_question(t.text) else None
         if upcoming is not None:  # "what time is my appointment?", "is my appt still on?"
             return f"Yes: your {_booked(upcoming, t.tz)}"
-        answer = self._answer(t.c, t.tools, self._about(t))
+        answer = self._answer(t.c, t.tools, self._about(t), said=t.text)
         then = self._then_book(t)  # "do i need a consult first? if so can i book one wed"
         return f"{answer} {then}" if then and not t.c.needs_staff else answer
 
@@ -880,12 +928,26 @@ class RulesEngine(Engine):
         booking_talk = booking_talk or bool(t.mentioned and parsing.asks_for_times(t.text))
         if c.state == Conversation.State.OFFERING and ("no" in t.wants or t.when is not None):
             booking_talk = True
+        if self._yes_to_finding_a_time(t):
+            booking_talk = True
+            with_provider = WITH_PROVIDER.search(t.last_reply)  # "...a time with Dr. Johnson?": hers
+            if with_provider and t.provider is None:
+                t.tools.prefer_provider(next((p for p in t.tools.providers() if p.name == with_provider[1]), None))
         if not (booking_talk or (t.mentioned and "question" not in t.wants)):
             return None
         self._moving_unless_another(c, t.tools, t.lowered)
         first = self._first_question_answer(t)  # "does dysport hurt? if not can i come in friday"
         offer = self._book(c, t.tools, t.when, t.wants, t.tz)
         return f"{first} {offer}" if first and "open times" in offer else offer
+
+    def _yes_to_finding_a_time(self, t) -> bool:
+        """ "Yes please" to "Would you like me to find you a time?": the soonest open times, not "what day?"."""
+        c = t.c
+        if "yes" not in t.wants or "no" in t.wants or not c.service_id or c.offered_slots:
+            return False
+        if c.state != Conversation.State.ENGAGED:
+            return False
+        return t.last_reply.endswith(FIND_A_TIME) or bool(WITH_PROVIDER.search(t.last_reply))
 
     def _first_question_answer(self, t) -> str:
         """The answer to the question a text asks in one sentence while another asks for times ("does dysport hurt?
@@ -1299,14 +1361,16 @@ class RulesEngine(Engine):
             f"{result['url']}"
         )
 
-    def _answer(self, c, tools, text, *, steer=True):
+    def _answer(self, c, tools, text, *, steer=True, said=None):
+        """The clinic's knowledge on ``text`` (the question as searched); ``said``: the patient's own words, when
+        the search adds to them (``_about``)."""
         if not HOURS_CUE.search(parsing.normalise(text)):  # "where should i park on thursday": the day is not the topic
             text = DAY_WORDS.sub(" ", text)
         results = [r for r in tools.search_knowledge(text) if r.get("snippet")]
         if not results:
             tools.hand_off("a question the clinic's information does not answer")
             return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
-        body = self._answers(tools, text, results)
+        body = self._answers(tools, text, results, said or text)
         named = parsing.find_services(text, _catalog_names(tools))
         if len(named) == 1 and results[0]["kind"] == "document":
             name = tools.lookup_service(named[0])["name"]
@@ -1321,14 +1385,14 @@ class RulesEngine(Engine):
             steer = " Would you like me to find you a time?"
         return body + steer
 
-    def _answers(self, tools, text, results) -> str:
+    def _answers(self, tools, text, results, said) -> str:
         """The sentences of the best passage that answer the question, whole, within two SMS segments (knowledge).
         A text that asks several questions ("do you take HSA? also do you do payment plans") gets the answer to
         each, one passage per question, within MAX_ANSWERS_CHARS."""
         first = results[0].get("answer") or results[0]["snippet"]
         clauses = _question_clauses(text)
         if len(clauses) < 2:
-            return first
+            return self._focused(tools, said, results, first) or first
         answers, seen = [], set()
         for clause in clauses[:3]:
             found = [r for r in tools.search_knowledge(clause) if r.get("snippet") and r["kind"] == "document"]
@@ -1342,6 +1406,20 @@ class RulesEngine(Engine):
                 break
             answers.append(answer)
         return " ".join(answers) if len(answers) > 1 else first
+
+    def _focused(self, tools, text, results, answer) -> str:
+        """One question among statements ("Actually wait, is the consultation free? I want someone to look at my face
+        first"): the sentences that answer the question itself, from the document the whole text found, when they
+        say more of what it asks than ``answer`` does ("" otherwise: "I'm on accutane. Could I do a peel friday?" is
+        answered with what the document says of accutane)."""
+        parts, asked = parsing.sentences(text), [q.strip() for q in re.findall(r"[^.!?\n]+\?", text)]
+        if len(parts) < 2 or len(asked) != 1 or len(asked[0].split()) < 3:
+            return ""
+        found = [r for r in tools.search_knowledge(asked[0]) if r.get("snippet") and r["kind"] == "document"]
+        if not found or results[0].get("document_id") != found[0]["document_id"]:
+            return ""
+        focused, question = found[0].get("answer") or found[0]["snippet"], set(terms(asked[0]))
+        return focused if len(question & set(terms(focused))) > len(question & set(terms(answer))) else ""
 
     def _offer_fits(self, c, tools, text, results) -> bool:
         """ "Find you a time?" after an answer only when booking is the natural next step: nothing in progress, a

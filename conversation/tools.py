@@ -31,7 +31,7 @@ from emr.availability import availability_for_day
 from emr.base import EmrError
 from emr.models import Provider
 from emr.services import EmrConfigError, emr_client
-from knowledge.services import knowledge_search
+from knowledge.services import knowledge_search, knowledge_unknown_terms
 from medspa.alerts import staff_alert
 from medspa.models import Service, StaffAlert, format_cents
 from medspa.timetext import when_label
@@ -133,6 +133,10 @@ class Tools:
         results = knowledge_search(clinic=self.clinic, query=query, k=k)
         self._record("search_knowledge", f"{len(results)} results")
         return results
+
+    def unknown_terms(self, text: str) -> set[str]:
+        """The words of ``text`` none of the clinic's documents speaks of (``knowledge_unknown_terms``)."""
+        return knowledge_unknown_terms(clinic=self.clinic, text=text)
 
     def catalog(self) -> list[Service]:
         """The clinic's active services by name (read once a turn)."""
