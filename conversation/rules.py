@@ -814,8 +814,7 @@ class RulesEngine(Engine):
             results = [r for r in t.tools.search_knowledge(t.text) if r.get("snippet")]
             if any(asked & set(terms(f"{r['title']} {r.get('passage') or r['snippet']}")) for r in results[:3]):
                 return None  # the documents speak of it: the usual answer
-        t.tools.hand_off("a question the clinic's information does not answer")
-        return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
+        return self._not_known(t.tools)
 
     def _offered(self, t, what):
         """ "Do you do microneedling?": yes, and its price from the catalog, when that is all the text asks (not
@@ -1368,8 +1367,7 @@ class RulesEngine(Engine):
             text = DAY_WORDS.sub(" ", text)
         results = [r for r in tools.search_knowledge(text) if r.get("snippet")]
         if not results:
-            tools.hand_off("a question the clinic's information does not answer")
-            return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
+            return self._not_known(tools)
         body = self._answers(tools, text, results, said or text)
         named = parsing.find_services(text, _catalog_names(tools))
         if len(named) == 1 and results[0]["kind"] == "document":
@@ -1384,6 +1382,11 @@ class RulesEngine(Engine):
         elif self._offer_fits(c, tools, text, results):
             steer = " Would you like me to find you a time?"
         return body + steer
+
+    def _not_known(self, tools) -> str:
+        """A question the clinic's information does not answer: to staff, and the patient told so."""
+        tools.hand_off("a question the clinic's information does not answer")
+        return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
 
     def _answers(self, tools, text, results, said) -> str:
         """The sentences of the best passage that answer the question, whole, within two SMS segments (knowledge).
