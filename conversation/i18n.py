@@ -706,6 +706,23 @@ def reply_es(reply: str, *, tz, now: datetime) -> str:
         return reply
     if "\n\n" in reply:  # paragraphs (a pick's reply, then the answer to a question beside it): each on its own
         return "\n\n".join(reply_es(part, tz=tz, now=now) for part in reply.split("\n\n"))
+    who = re.fullmatch(
+        r"(?:Our providers are (?P<all>.+?)|(?P<names>.+?) (?P<verb>does|do) (?P<service>[^.]+?) here)\.(?P<rest>.*)",
+        reply,
+        re.DOTALL,
+    )
+    if who:  # "who does the injections?": the providers by name and title
+        if who["all"]:
+            said = f"Nuestros profesionales son {who['all'].replace(' and ', ' y ')}."
+        else:
+            verb = "hace" if who["verb"] == "does" else "hacen"
+            said = f"{who['names'].replace(' and ', ' y ')} {verb} {who['service']} aquí."
+        rest = who["rest"]
+        for pattern, spanish in STEERS:
+            match = pattern.search(rest)
+            if match:
+                rest = spanish.format(**{k: _pick(v) for k, v in match.groupdict().items()})
+        return gsm7(said + rest)
     if reply.startswith("Yes, we do! "):  # "do you do X?": then X's price
         return "Sí, lo ofrecemos. " + reply_es(reply.removeprefix("Yes, we do! "), tz=tz, now=now)
     for pattern, spanish in _COMPILED:

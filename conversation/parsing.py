@@ -69,6 +69,10 @@ def emoji_words(text: str) -> str:
 _CANCER = re.compile(r"\bcancer (?=(my|our|this|that|it|the (appointment|appt|booking|visit))\b)")
 
 
+# "md or np?", "is she an rn": a nurse practitioner or a registered nurse, not "no problem" or "right now"
+_NURSE = re.compile(r"\b((?:an?|the|or|and|by|md|doctor|pa|is|a real|real) )(?:np|rn)\b|\bnp(?= or\b| and\b)")
+
+
 @lru_cache(maxsize=1024)  # a turn reads the same texts and clauses again and again (a dozen times and more)
 def normalise(text: str) -> str:
     """Lower case, accents stripped, whitespace collapsed, texting shorthand expanded ("tmrw" -> "tomorrow", "thurs"
@@ -80,6 +84,7 @@ def normalise(text: str) -> str:
     text = re.sub(r"\bw/", " with ", re.sub(r"\bw/o\b", " without ", text))
     text = re.sub(r"(\d)\s*-\s*(\d)", r"\1 to \2", text)
     text = _CANCER.sub("cancel ", text)  # autocorrect's "please cancer my appointment"
+    text = _NURSE.sub(r"\1nurse", text)
     text = re.sub(r"[^a-z0-9:/$?'\s]|(?<!\d)[:/]|[:/](?!\d)", " ", text)
     words = []
     for token in text.split():

@@ -165,6 +165,14 @@ OTHER_TREATMENTS = re.compile(
     r"cellulite|sclerotherapy|spider veins?|"
     r"hair restoration|dermaplaning|vampire facial|radiesse|kybella for (the )?(neck|arms))\b"
 )
+# Who treats: "who does the injections", "is it a real doctor", "MD or NP", "a dude or lady doc"
+WHO_DOES = re.compile(
+    r"\bwho (does|do|will do|is doing|injects|will be doing|will be injecting|is injecting|would be doing|"
+    r"performs?|treats?|will treat|would treat)\b|\b(actual|real|licensed) (doctors?|nurses?|md)\b|"
+    r"\b(is it|are they|is that|are you) (a |an )?(doctor|doc|nurse|np|md)\b|\b(md|doctor) or (an? )?(np|nurse)\b|"
+    r"\b(np|nurse) or (an? )?(md|doctor)\b|\b(dude|guy|man|male) or (a )?(lady|woman|female|girl)\b|"
+    r"\bthe doc (doing|do) it\b|\bdoc doing it or somebody else\b"
+)
 # "do you do botox treatments?": words that name no treatment of their own
 GENERIC_TREATMENT_WORDS = frozenset(terms("treatment treatments injection injections session sessions service"))
 # "do you take walk-ins?", "do you accept apple pay": asked of the clinic's ways, which its documents state or not.
@@ -370,6 +378,7 @@ class RulesEngine(Engine):
         "_health_question",
         "_duration",
         "_provider_question",
+        "_who_does",
         "_deposit_on_the_move",
         "_prices",
         "_not_offered",
@@ -732,6 +741,40 @@ class RulesEngine(Engine):
             return f"Yes, {name} does {service.name}. Would you like me to find you a time with {name}?"
         others = " and ".join(p.name for p in doers) or "our team"
         return f"{t.provider.name} doesn't do {service.name}; {others} does. Would you like me to find you a time?"
+
+    def _who_does(self, t):
+        """ "Who does the injections?", "is it a real doctor?", "MD or NP?": the providers who do the treatment asked
+        about (or booked, or chosen; all of them for none), by name and title from the clinic's records; "who is
+        doing mine?" from the booking."""
+        if t.provider is not None or not WHO_DOES.search(t.lowered) or parsing.asks_for_times(t.text):
+            return None
+        if "question" not in t.wants and "?" not in t.text:
+            return None
+        c, tools = t.c, t.tools
+        upcoming = tools.upcoming_booking()
+        mine = upcoming is not None and (not t.mentioned or upcoming.service_id in t.mentioned)
+        if mine and re.search(r"\b(my|mine|me)\b", t.lowered):
+            return (
+                f"Your {upcoming.service.name} on {when_label(upcoming.start, t.tz)} is with {upcoming.provider.name}."
+            )
+        service_id = t.mentioned[0] if t.mentioned else c.service_id
+        doers = [
+            p for p in tools.providers() if service_id is None or any(s.pk == service_id for s in p.services.all())
+        ]
+        if not doers:
+            return None
+        names = [f"{p.name} ({p.title})" if p.title else p.name for p in doers]
+        said = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+        if service_id is None:
+            reply = f"Our providers are {said}."
+        else:
+            name = tools.lookup_service(service_id)["name"]
+            reply = f"{said} {'does' if len(doers) == 1 else 'do'} {name} here."
+        if c.state == Conversation.State.OFFERING and c.offered_slots:
+            return f"{reply} {_pick_prompt(tools.offered())} for one of the times above."
+        if service_id is not None and c.state in (Conversation.State.NEW, Conversation.State.ENGAGED) and not upcoming:
+            return f"{reply} Would you like me to find you a time?"
+        return reply
 
     def _prices(self, t):
         """A question about prices; with open times too when the same text asks for them ("how much is botox and do

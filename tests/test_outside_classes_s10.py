@@ -10,6 +10,7 @@ import pytest
 
 from knowledge.services import knowledge_search
 from tests import test_outside_classes as _outside
+from tests.test_double_booking import book_botox
 from tests.test_outside_classes_s8 import handed_to_staff
 
 patient = _outside.patient  # the same fixture: the demo clinic, the clock pinned
@@ -96,3 +97,29 @@ def test_one_question_among_statements_is_answered_by_what_it_asks(patient):
 )
 def test_texting_idioms_are_read_as_what_they_mean(demo, question, words):
     assert words in knowledge_search(clinic=demo, query=question)[0]["answer"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["who does the injections there?", "is it done by real doctors??", "MD or NP doing it?", "a dude or a lady doc?"],
+)
+def test_who_treats_is_answered_with_the_providers_names_and_titles(patient, text):
+    reply = patient.reply(text)
+    assert "Dr. Sarah Smith (MD, Medical Director)" in reply and "Dr. Emily Johnson (NP, Nurse Injector)" in reply
+
+
+def test_who_does_a_treatment_only_one_provider_does_names_only_her(patient):
+    reply = patient.reply("who does the hydrafacials?")
+    assert reply.startswith("Dr. Sarah Smith (MD, Medical Director) does HydraFacial here.")
+    assert "Johnson" not in reply
+
+
+def test_who_is_doing_my_booking_is_answered_from_the_booking(patient):
+    book_botox(patient)
+    reply = patient.reply("who is doing my botox?")
+    assert reply.startswith("Your Botox on ") and reply.endswith("is with Dr. Sarah Smith.")
+
+
+def test_who_treats_in_spanish(patient):
+    reply = patient.reply("hola, quien hace el botox?")
+    assert "hacen Botox aqui" in reply and " y Dr. Sarah Smith" in reply
