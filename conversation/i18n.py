@@ -717,12 +717,8 @@ def reply_es(reply: str, *, tz, now: datetime) -> str:
         else:
             verb = "hace" if who["verb"] == "does" else "hacen"
             said = f"{who['names'].replace(' and ', ' y ')} {verb} {who['service']} aquí."
-        rest = who["rest"]
-        for pattern, spanish in STEERS:
-            match = pattern.search(rest)
-            if match:
-                rest = spanish.format(**{k: _pick(v) for k, v in match.groupdict().items()})
-        return gsm7(said + rest)
+        steer = _steer_es(who["rest"])
+        return gsm7(said + (steer[1] if steer else who["rest"]))
     if reply.startswith("Yes, we do! "):  # "do you do X?": then X's price
         return "Sí, lo ofrecemos. " + reply_es(reply.removeprefix("Yes, we do! "), tz=tz, now=now)
     for pattern, spanish in _COMPILED:
@@ -741,12 +737,20 @@ def reply_es(reply: str, *, tz, now: datetime) -> str:
         return _prices_es(prices.group(1).strip()) + steer
     lead = re.match(rf"(?:[^.\n]+? is (?:{_PRICE})\. )+", reply)  # prices said first, then a document's words
     said, reply = (_prices_es(lead[0].strip()) + " ", reply[lead.end() :]) if lead else ("", reply)
+    steer = _steer_es(reply)
+    if steer:
+        return said + _quoted(reply[: steer[0]]) + steer[1]
+    return said + _quoted(reply)
+
+
+def _steer_es(reply: str) -> tuple[int, str] | None:
+    """The sentence the rules engine adds after an answer ("Would you like me to find you a time?"), in Spanish,
+    with where it starts in ``reply``; None when it has none."""
     for pattern, spanish in STEERS:
         match = pattern.search(reply)
         if match:
-            groups = {k: _pick(v) for k, v in match.groupdict().items()}
-            return said + _quoted(reply[: match.start()]) + spanish.format(**groups)
-    return said + _quoted(reply)
+            return match.start(), spanish.format(**{k: _pick(v) for k, v in match.groupdict().items()})
+    return None
 
 
 def _quoted(document: str) -> str:

@@ -171,7 +171,7 @@ WHO_DOES = re.compile(
     r"performs?|treats?|will treat|would treat)\b|\b(actual|real|licensed) (doctors?|nurses?|md)\b|"
     r"\b(is it|are they|is that|are you) (a |an )?(doctor|doc|nurse|np|md)\b|\b(md|doctor) or (an? )?(np|nurse)\b|"
     r"\b(np|nurse) or (an? )?(md|doctor)\b|\b(dude|guy|man|male) or (a )?(lady|woman|female|girl)\b|"
-    r"\bthe doc (doing|do) it\b|\bdoc doing it or somebody else\b"
+    r"\bthe doc (doing|do) it\b"
 )
 # "do you do botox treatments?": words that name no treatment of their own
 GENERIC_TREATMENT_WORDS = frozenset(terms("treatment treatments injection injections session sessions service"))
@@ -734,8 +734,8 @@ class RulesEngine(Engine):
         if upcoming is not None and upcoming.service_id == service.pk and re.search(r"\b(my|me)\b", t.lowered):
             if upcoming.provider_id == t.provider.pk:  # "is dr smith the one seeing me for my botox?": the booking
                 return f"Yes: your {_booked(upcoming, t.tz)}"
-            return f"Your {service.name} on {when_label(upcoming.start, t.tz)} is with {upcoming.provider.name}."
-        doers = [p for p in t.tools.providers() if any(s.pk == service.pk for s in p.services.all())]
+            return _with_whom(upcoming, t.tz)
+        doers = _doers(t.tools, service.pk)
         if t.provider in doers:
             name = t.provider.name
             return f"Yes, {name} does {service.name}. Would you like me to find you a time with {name}?"
@@ -754,13 +754,9 @@ class RulesEngine(Engine):
         upcoming = tools.upcoming_booking()
         mine = upcoming is not None and (not t.mentioned or upcoming.service_id in t.mentioned)
         if mine and re.search(r"\b(my|mine|me)\b", t.lowered):
-            return (
-                f"Your {upcoming.service.name} on {when_label(upcoming.start, t.tz)} is with {upcoming.provider.name}."
-            )
+            return _with_whom(upcoming, t.tz)
         service_id = t.mentioned[0] if t.mentioned else c.service_id
-        doers = [
-            p for p in tools.providers() if service_id is None or any(s.pk == service_id for s in p.services.all())
-        ]
+        doers = _doers(tools, service_id)
         if not doers:
             return None
         names = [f"{p.name} ({p.title})" if p.title else p.name for p in doers]
@@ -850,7 +846,7 @@ class RulesEngine(Engine):
             return None
         asked = set(terms(match["what"])) - GENERIC_TREATMENT_WORDS
         for service in (s for s in t.catalog if s.key in t.mentioned):  # "do you do botox for sweating": sweating
-            asked -= set(terms(" ".join((service.name, *service.aliases))))
+            asked -= _named_by(service)
         if not asked:
             return None
         if not asked <= t.tools.unknown_terms(match["what"]):  # "over zoom": no document speaks of zoom
@@ -866,8 +862,7 @@ class RulesEngine(Engine):
         if len(t.mentioned) != 1 or c.state not in (Conversation.State.NEW, Conversation.State.ENGAGED):
             return None
         service = next(s for s in t.catalog if s.key == t.mentioned[0])
-        named = set(terms(" ".join((service.name, *service.aliases))))
-        if set(terms(what)) - named - GENERIC_TREATMENT_WORDS:
+        if set(terms(what)) - _named_by(service) - GENERIC_TREATMENT_WORDS:
             return None
         return f"Yes, we do! {self._price(c, t.tools, t.mentioned, t.catalog)}"
 
@@ -970,11 +965,7 @@ class RulesEngine(Engine):
         booking_talk = booking_talk or bool(t.mentioned and parsing.asks_for_times(t.text))
         if c.state == Conversation.State.OFFERING and ("no" in t.wants or t.when is not None):
             booking_talk = True
-        if self._yes_to_finding_a_time(t):
-            booking_talk = True
-            with_provider = WITH_PROVIDER.search(t.last_reply)  # "...a time with Dr. Johnson?": hers
-            if with_provider and t.provider is None:
-                t.tools.prefer_provider(next((p for p in t.tools.providers() if p.name == with_provider[1]), None))
+        booking_talk = booking_talk or self._yes_to_finding_a_time(t)
         if not (booking_talk or (t.mentioned and "question" not in t.wants)):
             return None
         self._moving_unless_another(c, t.tools, t.lowered)
@@ -983,13 +974,17 @@ class RulesEngine(Engine):
         return f"{first} {offer}" if first and "open times" in offer else offer
 
     def _yes_to_finding_a_time(self, t) -> bool:
-        """ "Yes please" to "Would you like me to find you a time?": the soonest open times, not "what day?"."""
+        """ "Yes please" to "Would you like me to find you a time?": the soonest open times, not "what day?"; to
+        "...a time with Dr. Johnson?", hers."""
         c = t.c
         if "yes" not in t.wants or "no" in t.wants or not c.service_id or c.offered_slots:
             return False
         if c.state != Conversation.State.ENGAGED:
             return False
-        return t.last_reply.endswith(FIND_A_TIME) or bool(WITH_PROVIDER.search(t.last_reply))
+        with_provider = WITH_PROVIDER.search(t.last_reply)
+        if with_provider and t.provider is None:
+            t.tools.prefer_provider(next((p for p in t.tools.providers() if p.name == with_provider[1]), None))
+        return bool(with_provider) or t.last_reply.endswith(FIND_A_TIME)
 
     def _first_question_answer(self, t) -> str:
         """The answer to the question a text asks in one sentence while another asks for times ("does dysport hurt?
@@ -1542,6 +1537,21 @@ def _deposit_cents(booking) -> int:
 def _urgent(lowered: str) -> bool:
     """Urgent symptoms now, in a normalised text (a symptom only in the patient's history is not)."""
     return bool(URGENT.search(lowered)) and not _ONLY_HISTORY.search(lowered)
+
+
+def _with_whom(booking, tz) -> str:
+    """ "Who is doing my botox?": the booking's provider."""
+    return f"Your {booking.service.name} on {when_label(booking.start, tz)} is with {booking.provider.name}."
+
+
+def _doers(tools, service_id) -> list:
+    """The clinic's active providers who do the service (all of them for None)."""
+    return [p for p in tools.providers() if service_id is None or any(s.pk == service_id for s in p.services.all())]
+
+
+def _named_by(service: parsing.ServiceName) -> set[str]:
+    """The search terms of a service's name and aliases."""
+    return set(terms(" ".join((service.name, *service.aliases))))
 
 
 def _booked(booking, tz) -> str:

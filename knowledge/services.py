@@ -301,7 +301,7 @@ def _query_concepts(query: str, index: _Index, services) -> tuple[list[dict[str,
         for c in parts:
             for t, w in c.items():
                 merged[t] = max(w, merged.get(t, 0.0))
-        concepts = [c for c in concepts if c not in parts] + [merged]
+        concepts = [c for c in concepts if all(c is not p for p in parts)] + [merged]
     return concepts, original
 
 
