@@ -424,29 +424,41 @@ def _bm25(
 ANSWER_CHARS = 306  # two GSM-7 SMS segments of 153 characters
 TOPIC_WEIGHT = 0.5  # a question's word the document's title names, in choosing the sentences to quote
 # A sentence that states an amount (a price, a count or a duration).
+# A duration in words: "several months", "about a year", "a couple of weeks".
+_WORDED = r"\b(?:an?|one|two|three|four|six|several|couple of)\s+"  # not "a few minutes": no amount
+_UNITS_OF_TIME = r"(?:minutes?|hours?|days?|weeks?|months?|years?)\b"
 _QUANTITY = re.compile(
     r"\$\d|\b\d+(?:[-\u2013]\d+)?\s*(?:%|units?|syringes?|vials?|sessions?|minutes?|hours?|days?|weeks?|months?|"
-    r"years?|times?)\b",
+    r"years?|times?)\b|" + _WORDED + _UNITS_OF_TIME,
     re.IGNORECASE,
 )
 # The kind of amount a question asks for, and the kind a sentence states: "how many sessions" is answered by "a
 # series of 3 sessions", not by "$350 per session"; "how long" by a duration.
-_AMOUNT_OF_TIME = re.compile(
-    r"\b\d+(?:[-\u2013]\d+)?\s*(?:minutes?|hours?|days?|weeks?|months?|years?)\b", re.IGNORECASE
-)
+_AMOUNT_OF_TIME = re.compile(r"(?:\b\d+(?:[-\u2013]\d+)?\s*|" + _WORDED + ")" + _UNITS_OF_TIME, re.IGNORECASE)
 _MONEY = re.compile(r"\$\d")
 MONEY, TIME, COUNT = "#money", "#time", "#count"
+AMOUNT_KINDS = frozenset([MONEY, TIME, COUNT])
+ABOUT = "+"  # marks an amount stated in a sentence that also says one of the question's words
+UNRELATED_AMOUNT = 0.5  # the weight of an amount stated about something the question did not name
 _ASKED_AMOUNT = (
+    # "how many days do you peel": a duration, counted in its unit
+    (re.compile(r"\bhow many (minutes|hours|days|weeks|months|years)\b", re.IGNORECASE), {TIME: 1.0, COUNT: 0.3}),
     (re.compile(r"\bhow much\b", re.IGNORECASE), {MONEY: 1.0, COUNT: 0.6, TIME: 0.6}),
-    (re.compile(r"\bhow many\b", re.IGNORECASE), {COUNT: 1.0, TIME: 0.6, MONEY: 0.3}),
+    (re.compile(r"\bhow many\b(?! (minutes|hours|days|weeks|months|years)\b)", re.IGNORECASE), {COUNT: 1.0, TIME: 0.6, MONEY: 0.3}),
     (re.compile(r"\bhow (long|soon|early)\b|\bwhen will\b", re.IGNORECASE), {TIME: 1.0, COUNT: 0.3, MONEY: 0.3}),
     (re.compile(r"\bhow (often|old)\b", re.IGNORECASE), {TIME: 1.0, COUNT: 1.0, MONEY: 0.3}),
 )
 
 
 def asked_amount(query: str) -> dict[str, float]:
-    """The kinds of amount ``query`` asks for, weighted (empty when it asks for none)."""
-    return next((kinds for pattern, kinds in _ASKED_AMOUNT if pattern.search(query)), {})
+    """The kinds of amount ``query`` asks for, weighted (empty when it asks for none); a text that asks two ("how
+    much is it and how many days do I peel") asks for each at the weight of the question that asks it most."""
+    asked: dict[str, float] = {}
+    for pattern, kinds in _ASKED_AMOUNT:
+        if pattern.search(query):
+            for kind, weight in kinds.items():
+                asked[kind] = max(weight, asked.get(kind, 0.0))
+    return asked
 
 
 def _amounts(sentence: str) -> set[str]:
@@ -507,11 +519,22 @@ def answer_text(
     parts, sentence_terms = split or _split(passage)
     if not parts:
         return ""
-    if wants_quantity:  # "how many units", "how long does it last": a sentence that states such an amount answers
-        concepts = [*concepts, dict(wants_quantity)]
-        idf = {**idf, **dict.fromkeys(wants_quantity, max(idf.values(), default=1.0))}
+    if wants_quantity:  # "how many units", "how long does it last": a sentence that states such an amount answers,
+        # fully when it also says one of the question's words ("Expect 5-7 days of peeling" for "how long does
+        # the peeling last"), half when the amount is about something else ("The appointment takes 45 minutes").
+        asked = set().union(*concepts)
+        sentence_terms = [
+            terms_of | {kind + ABOUT for kind in terms_of & AMOUNT_KINDS} if terms_of & asked else terms_of
+            for terms_of in sentence_terms
+        ]
+        quantity = {kind: weight * UNRELATED_AMOUNT for kind, weight in wants_quantity.items()}
+        quantity.update({kind + ABOUT: weight for kind, weight in wants_quantity.items()})
+        concepts = [*concepts, quantity]
+        idf = {**idf, **dict.fromkeys(quantity, max(idf.values(), default=1.0))}
     title_terms = set(terms(title))
-    topical = [any(t in title_terms for t, w in c.items() if w >= 1.0) for c in concepts]
+    # A concept is the topic when the title names it: the question's word, or the rest of a service's name that
+    # the question named in part ("chemical" of "Chemical Peel" for "peel").
+    topical = [any(t in title_terms for t, w in c.items() if w >= 1.0 or len(c) == 1) for c in concepts]
 
     def covered(first, last):
         seen = set().union(*sentence_terms[first : last + 1])

@@ -316,3 +316,22 @@ def test_a_document_about_another_service_does_not_win_the_asked_services_questi
 def test_patients_words_for_what_the_documents_say(demo):
     assert top_document(demo, "can i hit the gym after filler")["title"].startswith("Aftercare for Botox")
     assert top_document(demo, "my daughter is 15 can she get a facial")["title"] == "Age Requirements and Consent"
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["how many days of peeling should i expect with the chemical peel", "roughly how long is the peeling phase?"],
+)
+def test_an_amount_about_what_was_asked_beats_an_amount_about_something_else(demo, question):
+    """ "How long is the peeling": the sentence that states a duration of the peeling ("Expect 5-7 days of
+    peeling") answers, not the passage's opening with the appointment's 45 minutes."""
+    answer = top_document(demo, question)["answer"]
+    assert "5-7 days" in answer
+
+
+def test_a_text_asking_two_amounts_asks_for_both():
+    from knowledge.services import COUNT, MONEY, TIME, asked_amount
+
+    assert asked_amount("how much is it and how many days do i peel") == {MONEY: 1.0, COUNT: 0.6, TIME: 1.0}
+    assert asked_amount("how many days do i peel")[TIME] == 1.0
+    assert asked_amount("where are you") == {}
