@@ -476,6 +476,7 @@ def _amounts(sentence: str) -> set[str]:
 
 # A full stop after these is not the end of a sentence ("Dr. Smith", "e.g. the forehead").
 _ABBREVIATIONS = frozenset(["dr", "mr", "mrs", "ms", "st", "ave", "vs", "eg", "ie", "etc", "approx", "no", "inc"])
+_LABEL = re.compile(r"([A-Z][\w ,/&'()-]{0,40}?):\s")  # "Parking: ...", "HSA and FSA cards: ..."
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s+|$)")
 
 
@@ -532,15 +533,19 @@ def answer_text(
         quantity.update({kind + ABOUT: weight for kind, weight in wants_quantity.items()})
         concepts = [*concepts, quantity]
         idf = {**idf, **dict.fromkeys(quantity, max(idf.values(), default=1.0))}
+    # A sentence led by a label ("Parking: street parking is metered...", "Clinic hours: Monday to Friday...") opens
+    # the document's section on what the label names: a run that starts there counts the topic the label names in
+    # full ("is there parking nearby?" is answered by the parking section, not by "a Bluebikes station nearby").
+    labels = [set(terms(m.group(1))) if (m := _LABEL.match(part)) else set() for part in parts]
     title_terms = set(terms(title))
     # A concept is the topic when the title names it: the question's word, or the rest of a service's name that
     # the question named in part ("chemical" of "Chemical Peel" for "peel").
     topical = [any(t in title_terms for t, w in c.items() if w >= 1.0 or len(c) == 1) for c in concepts]
 
     def covered(first, last):
-        seen = set().union(*sentence_terms[first : last + 1])
+        seen, label = set().union(*sentence_terms[first : last + 1]), labels[first]
         return sum(
-            (TOPIC_WEIGHT if is_topic else 1.0)
+            (TOPIC_WEIGHT if is_topic and not label & c.keys() else 1.0)
             * max((w * idf.get(t, 0.0) for t, w in c.items() if t in seen), default=0)
             for c, is_topic in zip(concepts, topical, strict=True)
         )

@@ -211,11 +211,12 @@ def edit_distance(a: str, b: str, bound: int) -> int:
 def misspelling_of(word: str, candidates) -> str | None:
     """The candidate ``word`` is a misspelling of: same first letter, one edit away (two for a word of seven
     letters or more: "juvaderm"), the nearest and then the shortest. A real word that is merely near a candidate
-    ("spring" / "syringe", "scared" / "scars") is two edits away and stays as it is."""
+    ("spring" / "syringe", "scared" / "scars") is two edits away and stays as it is. A short word is not read
+    as a shorter one with a letter added ("play" is not "pay"): a short misspelling drops a letter ("botx")."""
     bound = 1 if len(word) <= 6 else 2
     best = None
     for candidate in candidates:
-        if candidate[:1] != word[:1] or candidate == word:
+        if candidate[:1] != word[:1] or candidate == word or (len(word) <= 5 and len(candidate) < len(word)):
             continue
         distance = edit_distance(word, candidate, bound)
         if distance <= bound and (best is None or (distance, len(candidate), candidate) < best):

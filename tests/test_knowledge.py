@@ -301,6 +301,8 @@ def test_misspellings_are_corrected_only_into_near_names():
     assert misspelling_of("botx", names) == "botox" and misspelling_of("fillr", names) == "filler"
     # real words near a name stay themselves: two edits away, or only a prefix of it
     assert [misspelling_of(w, names) for w in ["spring", "scared", "break", "freezing"]] == [None] * 4
+    # a short word is not a shorter name with a letter added
+    assert misspelling_of("play", ["pay"]) is None and misspelling_of("botoxx", ["botox"]) == "botox"
     assert edit_distance("dysprot", "dysport", 2) == 1  # a swap of neighbours is one edit
     assert edit_distance("lunch", "breakout", 2) == 3  # beyond the bound: bound + 1
 
@@ -335,3 +337,12 @@ def test_a_text_asking_two_amounts_asks_for_both():
     assert asked_amount("how much is it and how many days do i peel") == {MONEY: 1.0, COUNT: 0.6, TIME: 1.0}
     assert asked_amount("how many days do i peel")[TIME] == 1.0
     assert asked_amount("where are you") == {}
+
+
+def test_parking_nearby_is_answered_by_the_parking_section(demo):
+    """A labelled section ("Parking: ...") answers a question about what its label names, before a sentence that
+    only shares the question's other word ("a Bluebikes station nearby")."""
+    answer = top_document(demo, "is there somewhere to park close by or nearby")["answer"]
+    assert answer.startswith("Parking:") and "Clarendon" in answer
+    hours = top_document(demo, "saturday hours? I play tennis most days")["answer"]
+    assert "Saturday 10am-2pm" in hours
