@@ -249,7 +249,8 @@ RUNNING_LATE = re.compile(
 )
 HOURS_CUE = re.compile(r"\b(open|opens|close|closes|closed|closing|hours|latest|earliest|how late|weekend)\b")
 DAY_WORDS = re.compile(
-    r"\b(on |this |next |for |by )?(mon|tues|wednes|thurs|fri|satur|sun)day\b|\b(today|tonight|tomorrow|tmrw)\b",
+    r"\b(on |this |next |for |by )?((mon|tues|wednes|thurs|fri|satur|sun)day|(mon|tue|tues|wed|thu|thur|thurs|fri)\b)"
+    r"|\b(today|tonight|tomorrow|tmrw)\b",
     re.IGNORECASE,
 )
 # "is the deposit refundable if i have to move it?": a question about the policy, not a wish to pay.
@@ -1403,6 +1404,7 @@ class RulesEngine(Engine):
         the search adds to them (``_about``)."""
         if not HOURS_CUE.search(parsing.normalise(text)):  # "where should i park on thursday": the day is not the topic
             text = DAY_WORDS.sub(" ", text)
+            said = DAY_WORDS.sub(" ", said) if said else said
         results = [r for r in tools.search_knowledge(text) if r.get("snippet")]
         if not results:
             return self._not_known(tools)
@@ -1508,7 +1510,9 @@ def _first_document_answer(tools, query: str) -> str:
     """The sentences of the first document the search finds that answer ``query`` (about 220 characters, to go
     beside another reply); empty when no document is found."""
     results = [r for r in tools.search_knowledge(query) if r.get("kind") == "document"]
-    return _sentences_within(results[0].get("answer") or results[0]["snippet"], 220) if results else ""
+    if not results:
+        return ""
+    return _sentences_within(results[0].get("short_answer") or results[0].get("answer") or results[0]["snippet"], 220)
 
 
 def _documents_speak_of(results, asked: set[str]) -> bool:

@@ -422,6 +422,7 @@ def _bm25(
 # --- Answering: the sentences of a passage that answer the question ------------------------------------------
 
 ANSWER_CHARS = 306  # two GSM-7 SMS segments of 153 characters
+SHORT_ANSWER_CHARS = 220  # an answer beside another reply (times offered after it)
 TOPIC_WEIGHT = 0.5  # a question's word the document's title names, in choosing the sentences to quote
 # A sentence that states an amount (a price, a count or a duration).
 # A duration in words: "several months", "about a year", "a couple of weeks".
@@ -477,6 +478,17 @@ def _amounts(sentence: str) -> set[str]:
 # A full stop after these is not the end of a sentence ("Dr. Smith", "e.g. the forehead").
 _ABBREVIATIONS = frozenset(["dr", "mr", "mrs", "ms", "st", "ave", "vs", "eg", "ie", "etc", "approx", "no", "inc"])
 _LABEL = re.compile(r"([A-Z][\w ,/&'()-]{0,40}?):\s")  # "Parking: ...", "HSA and FSA cards: ..."
+# A label is a heading ("Clinic hours:"), not a clause that sets a scene ("After Botox, Dysport or filler: ...").
+_NOT_A_HEADING = frozenset(["after", "before", "for", "if", "when", "during", "with", "to", "on", "in", "at", "once"])
+
+
+def _label_terms(sentence: str) -> set[str]:
+    """The terms of the heading that leads ``sentence`` ("Parking: ..."), empty when none does."""
+    match = _LABEL.match(sentence)
+    if match is None or match.group(1).split()[0].lower() in _NOT_A_HEADING:
+        return set()
+    return set(terms(match.group(1)))
+
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s+|$)")
 
 
@@ -536,7 +548,7 @@ def answer_text(
     # A sentence led by a label ("Parking: street parking is metered...", "Clinic hours: Monday to Friday...") opens
     # the document's section on what the label names: a run that starts there counts the topic the label names in
     # full ("is there parking nearby?" is answered by the parking section, not by "a Bluebikes station nearby").
-    labels = [set(terms(m.group(1))) if (m := _LABEL.match(part)) else set() for part in parts]
+    labels = [_label_terms(part) for part in parts]
     title_terms = set(terms(title))
     # A concept is the topic when the title names it: the question's word, or the rest of a service's name that
     # the question named in part ("chemical" of "Chemical Peel" for "peel").
@@ -606,6 +618,8 @@ def knowledge_search(*, clinic: Clinic, query: str, k: int = 5) -> list[dict]:
             "passage": " ".join(index.chunks[i].text.split()),  # the whole passage, to quote whole sentences from
             # the sentences of the passage that answer the question
             "answer": _answer(index.chunks[i], concepts, idf, named, query),
+            # the same within SHORT_ANSWER_CHARS, to go beside another reply (the run chosen at that length)
+            "short_answer": _answer(index.chunks[i], concepts, idf, named, query, limit=SHORT_ANSWER_CHARS),
             "score": round(score, 4),
             "source": "knowledge",
         }
@@ -640,19 +654,21 @@ def knowledge_unknown_terms(*, clinic: Clinic, text: str) -> set[str]:
     return {t for t in terms(_corrected(text, index, services)) if not ({t} | expand([t])) & vocabulary}
 
 
-def _answer(chunk: _Chunk, concepts, idf, named, query: str) -> str:
+def _answer(chunk: _Chunk, concepts, idf, named, query: str, limit: int = 0) -> str:
     """The passage's sentences that answer the question, led by the name of the service it asked about when
     those sentences do not say it ("Botox: Results start to show in 3-14 days...")."""
     wants_quantity = asked_amount(query)
     if not chunk.sentences:  # split and stemmed once per process and passage
         chunk.sentences.extend(_split(chunk.text))
-    split = tuple(chunk.sentences)
-    answer = answer_text(chunk.text, concepts, idf, title=chunk.title, wants_quantity=wants_quantity, split=split)
+    split, limit = tuple(chunk.sentences), limit or ANSWER_CHARS
+    answer = answer_text(
+        chunk.text, concepts, idf, title=chunk.title, wants_quantity=wants_quantity, limit=limit, split=split
+    )
     lowered, passage = answer.lower(), f"{chunk.title} {chunk.text}".lower()
     service = next((s for s in named if s.name.lower() not in lowered and s.name.lower() in passage), None)
     if service is None:
         return answer
-    limit = ANSWER_CHARS - len(service.name) - 2
+    limit = limit - len(service.name) - 2
     shorter = answer_text(
         chunk.text, concepts, idf, title=chunk.title, wants_quantity=wants_quantity, limit=limit, split=split
     )

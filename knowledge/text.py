@@ -356,6 +356,7 @@ WEAK_WORDS = frozenset(
         *["before", "after", "same", "back", "go", "come", "still", "really", "actually", "need", "like", "treatment"],
         *["ok", "okay", "also", "now", "today", "tomorrow", "tonight", "yesterday", "week", "wait", "hmm", "um"],
         *["over"],  # "bike over", "come over": not the "over $500" of a financing rule
+        *["until", "till", "til"],  # "how long until i can work out": not the "wait until day 14" of a touch-up
     ]
 )
 WEAK_WEIGHT = 0.4
@@ -414,6 +415,18 @@ QUERY_PHRASES = [
     (re.compile(r"\bnose (down )?to (my |the )?mouth\b"), "smile lines folds"),
     # "credit cards": the card brands the clinic takes, not a gift card's store credit
     (re.compile(r"\b(credit|debit) cards?\b"), r"\1 card visa mastercard"),
+    # "before i pick": the patient choosing a time, not picking at the skin
+    (re.compile(r"\b(before|until|till|til) (i|we) (pick|choose|decide|book|commit)( one| a time| anything)?\b"), " "),
+    # "can i still lift", "when can i train again": working out (not a brow lift, not the train to the clinic)
+    (
+        re.compile(
+            r"\b(can i|could i|i can|i could|to|go|still|team|heavy|back to|resume|start) (still )?"
+            r"(lift|lifting|train|training)\b"
+        ),
+        r"\1 workout",
+    ),
+    # punctuation said aloud by dictation ("how long question mark"): not a "mark" on the skin
+    (re.compile(r"\b(question mark|exclamation (point|mark))\b"), " "),
     # a number of hours is a duration ("my appt is in 3 hours"), not the opening hours
     (re.compile(r"\b(\d+|a few|few|couple|couple of) (hours|hrs)\b"), r"\1"),
 ]

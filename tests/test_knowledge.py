@@ -346,3 +346,25 @@ def test_parking_nearby_is_answered_by_the_parking_section(demo):
     assert answer.startswith("Parking:") and "Clarendon" in answer
     hours = top_document(demo, "saturday hours? I play tennis most days")["answer"]
     assert "Saturday 10am-2pm" in hours
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "when can i train again after my botox",  # "train": working out, not the T
+        "got botox this morning, can i still lift tonight",
+        "how soon can i exercise after botox question mark",  # punctuation said aloud is no "mark" on the skin
+    ],
+)
+def test_working_out_after_botox_is_the_botox_aftercare(demo, question):
+    result = top_document(demo, question)
+    assert result["title"] == "Aftercare for Botox, Dysport and Fillers"
+    assert "24 hours" in result["answer"]
+
+
+def test_a_short_answer_is_the_run_chosen_at_its_own_length(demo):
+    """Beside offered times an answer has about 220 characters: the run that answers within them, not the first
+    220 characters of the longer answer ("how long until I can work out" -> the workout rule, not the lie-down
+    rule that opens the aftercare sheet)."""
+    result = top_document(demo, "how long after botox until i can work out")
+    assert "24 hours" in result["short_answer"] and len(result["short_answer"]) <= 220
