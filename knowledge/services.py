@@ -489,6 +489,7 @@ def _label_terms(sentence: str) -> set[str]:
         return set()
     return set(terms(match.group(1)))
 
+
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s+|$)")
 
 
