@@ -1433,18 +1433,28 @@ class RulesEngine(Engine):
         A text that asks several questions ("do you take HSA? also do you do payment plans") gets the answer to
         each, one passage per question, within MAX_ANSWERS_CHARS."""
         first = results[0].get("answer") or results[0]["snippet"]
-        clauses = _question_clauses(text)
+        clauses = _question_clauses(said)
         if len(clauses) < 2:
             return self._focused(tools, said, results, first) or first
+        catalog = _catalog_names(tools)
+        treatment = []  # the treatment the conversation is about, when the patient's words name none
+        if not parsing.find_services(said, catalog):
+            treatment = [tools.lookup_service(key)["name"] for key in parsing.find_services(text, catalog)[:1]]
         answers, seen = [], set()
         for clause in clauses[:3]:
-            found = [r for r in tools.search_knowledge(clause) if r.get("snippet") and r["kind"] == "document"]
+            # each question searched with the hints its own words call for, and that treatment ("how long till it
+            # wears off" while Botox times are on offer)
+            hints = [words for cue, words in SEARCH_HINTS if cue.search(clause)]
+            if not parsing.find_services(clause, catalog):
+                hints += treatment
+            query = " ".join([clause, *hints])
+            found = [r for r in tools.search_knowledge(query) if r.get("snippet") and r["kind"] == "document"]
             if not found or found[0]["document_id"] in seen:
                 continue
             seen.add(found[0]["document_id"])
-            answer = _sentences_within(
-                found[0].get("answer") or found[0]["snippet"], MAX_ANSWERS_CHARS - sum(len(a) + 1 for a in answers)
-            )
+            # the first in full, the next ones the run chosen at the short length, so that they fit whole
+            best = (answers and found[0].get("short_answer")) or found[0].get("answer") or found[0]["snippet"]
+            answer = _sentences_within(best, MAX_ANSWERS_CHARS - sum(len(a) + 1 for a in answers))
             if len(answer) < 40:  # no room for a whole answer
                 break
             answers.append(answer)
@@ -1481,8 +1491,9 @@ class RulesEngine(Engine):
 
 MAX_ANSWERS_CHARS = 460  # several answers in one text: about three SMS segments
 _CLAUSE_SPLIT = re.compile(
-    r"\?+|\(\d\)|\b\d\)\s|\balso\b|\band (?=(can|do|does|is|are|will|what|how|where|when|should|would)\b)"
+    r"\?+|\(\d\)|\b\d\)\s|\balso\b|\band (?=(?:can|do|does|is|are|will|what|how|where|when|should|would)\b)"
 )
+_STATEMENT_END = re.compile(r"(?<=[A-Za-z])[.!]+\s+")  # "never done this before. does it hurt"
 _CLAUSE_LEAD = re.compile(r"^((so|but|for|and|also|plus|or|then|may i ask|can i ask|i wonder|i was wondering)\s+)+")
 _ASKS = re.compile(r"^(what|whats|how|do|does|is|are|can|could|would|will|when|where|why|which|who|should|any)\b")
 
@@ -1490,9 +1501,17 @@ _ASKS = re.compile(r"^(what|whats|how|do|does|is|are|can|could|would|will|when|w
 def _question_clauses(text: str) -> list[str]:
     """The questions a text asks, each on its own ("do you take hsa cards", "do u do financing"); one question (or
     none) when it asks one."""
-    lowered = parsing.normalise(text)
-    parts = [p.strip(" ,.;:!-") for p in _CLAUSE_SPLIT.split(lowered) if p]
-    return [p for p in parts if len(p.split()) >= 3 and (_ASKS.match(p) or parsing.is_info_question(p))]
+    clauses, context = [], ""
+    for sentence in _STATEMENT_END.split(text):  # before normalising, which drops the full stops
+        for part in _CLAUSE_SPLIT.split(parsing.normalise(sentence)):
+            part = _CLAUSE_LEAD.sub("", (part or "").strip(" ,.;:!-"))
+            if len(part.split()) >= 3 and (_ASKS.match(part) or parsing.is_info_question(part)):
+                # what was said before it is its context ("got a gift card last christmas. does it expire")
+                clauses.append(f"{context} {part}".strip())
+                context = ""
+            elif part:
+                context = f"{context} {part}".strip()
+    return clauses
 
 
 def _sentences_within(text: str, budget: int) -> str:

@@ -415,6 +415,11 @@ QUERY_PHRASES = [
     (re.compile(r"\bnose (down )?to (my |the )?mouth\b"), "smile lines folds"),
     # "credit cards": the card brands the clinic takes, not a gift card's store credit
     (re.compile(r"\b(credit|debit) cards?\b"), r"\1 card visa mastercard"),
+    # "how long until i see anything": the results showing, not seeing someone
+    (
+        re.compile(r"\b(see|notice|seeing|noticing) (anything|a difference|any difference|a change|any change)\b"),
+        "results show",
+    ),
     # "before i pick": the patient choosing a time, not picking at the skin
     (re.compile(r"\b(before|until|till|til) (i|we) (pick|choose|decide|book|commit)( one| a time| anything)?\b"), " "),
     # "can i still lift", "when can i train again": working out (not a brow lift, not the train to the clinic)
