@@ -217,7 +217,7 @@ SEARCH_HINTS = (
         "cancellation rescheduling policy notice",
     ),
     (re.compile(r"\bconsult\w* (first|before)|\b(need|have) (a|to) consult"), "free consultations"),
-    (re.compile(r"\b(hurt|hurts|painful|pain|numb\w*|needles?|scared)\b"), "does it hurt numbing"),
+    (re.compile(r"\b(hurt|hurts|painful|pain|numb\w*|needles?|scared)\b(?! (my|your) credit)"), "does it hurt numbing"),
     (
         re.compile(r"\b(uneven|higher than|lower than|lopsided|still moves?|still (there|see)|fix it|touch ?-?up)\b"),
         "touch-up policy",
@@ -1449,11 +1449,16 @@ class RulesEngine(Engine):
                 hints += treatment
             query = " ".join([clause, *hints])
             found = [r for r in tools.search_knowledge(query) if r.get("snippet") and r["kind"] == "document"]
-            if not found or found[0]["document_id"] in seen:
+            if not found:
                 continue
-            seen.add(found[0]["document_id"])
             # the first in full, the next ones the run chosen at the short length, so that they fit whole
             best = (answers and found[0].get("short_answer")) or found[0].get("answer") or found[0]["snippet"]
+            if found[0]["document_id"] in seen:  # the same document: what it says of this question, if not yet said
+                quoted = " ".join(answers)
+                best = " ".join(s for s in re.findall(r".+?[.!?](?=\s|$)|.+$", best) if s.strip() not in quoted)
+                if not best:
+                    continue
+            seen.add(found[0]["document_id"])
             answer = _sentences_within(best, MAX_ANSWERS_CHARS - sum(len(a) + 1 for a in answers))
             if len(answer) < 40:  # no room for a whole answer
                 break

@@ -415,6 +415,13 @@ QUERY_PHRASES = [
     (re.compile(r"\bnose (down )?to (my |the )?mouth\b"), "smile lines folds"),
     # "credit cards": the card brands the clinic takes, not a gift card's store credit
     (re.compile(r"\b(credit|debit) cards?\b"), r"\1 card visa mastercard"),
+    # "does applying hurt my credit": a credit check, not pain
+    (
+        re.compile(
+            r"\b(hurt|hurts|affect|affects|ding|dings|damage|impact|lower|ruin)s? (my |your )?credit( score)?\b"
+        ),
+        "credit check score",
+    ),
     # "how long until i see anything": the results showing, not seeing someone
     (
         re.compile(r"\b(see|notice|seeing|noticing) (anything|a difference|any difference|a change|any change)\b"),
