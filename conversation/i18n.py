@@ -339,6 +339,12 @@ PHRASES = [
     (_p(r"\bnos vemos\b|\bhasta (el|la|luego|pronto|entonces)\b"), "see you"),
     (_p(r"\b(hola|buenos dias|buenas tardes|buenas noches|buenas)\b"), "hi"),
     (_p(r"(?<=\S) y (?=\S)"), " and "),
+    # "¿el depósito se descuenta del total?": a question about the deposit, not a price
+    (
+        _p(r"\bse (descuenta|resta|aplica|abona|rebaja) (del|al|en el) (total|precio|tratamiento)\b"),
+        "is taken off the total",
+    ),
+    (_p(r"\b(el |mi |un |del )?deposito\b"), "the deposit"),
 ]
 
 

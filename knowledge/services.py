@@ -445,7 +445,8 @@ _IN_UNITS = r" (?:minutes|hours|days|weeks|months|years)\b"
 _ASKED_AMOUNT = (
     # "how many days do you peel": a duration, counted in its unit
     (re.compile(r"\bhow many" + _IN_UNITS, re.IGNORECASE), {TIME: 1.0, COUNT: 0.3}),
-    (re.compile(r"\bhow much\b", re.IGNORECASE), {MONEY: 1.0, COUNT: 0.6, TIME: 0.6}),
+    (re.compile(r"\bhow much (time|longer)\b", re.IGNORECASE), {TIME: 1.0, COUNT: 0.3}),  # "how much time it stays"
+    (re.compile(r"\bhow much\b(?! (time|longer)\b)", re.IGNORECASE), {MONEY: 1.0, COUNT: 0.6, TIME: 0.6}),
     (re.compile(r"\bhow many\b(?!" + _IN_UNITS + ")", re.IGNORECASE), {COUNT: 1.0, TIME: 0.6, MONEY: 0.3}),
     (re.compile(r"\bhow (long|soon|early)\b|\bwhen will\b", re.IGNORECASE), {TIME: 1.0, COUNT: 0.3, MONEY: 0.3}),
     (re.compile(r"\bhow (often|old)\b", re.IGNORECASE), {TIME: 1.0, COUNT: 1.0, MONEY: 0.3}),

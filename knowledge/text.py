@@ -121,6 +121,7 @@ SYNONYM_GROUPS = [
     # How patients name what the documents say, general to any med spa (not taken from any question set).
     "workout workouts exercise exercising gym sweat sweating cardio weights lifting pilates spin strenuous",
     "alcohol drink drinking drinks wine beer booze cocktail cocktails",
+    "retinoid retinoids retinol retinols tretinoin retin",
     "sauna saunas steam jacuzzi",
     "lie lying lay laying nap napping",
     "smile nasolabial laugh fold folds marionette",
@@ -415,6 +416,11 @@ QUERY_PHRASES = [
     (re.compile(r"\bnose (down )?to (my |the )?mouth\b"), "smile lines folds"),
     # "credit cards": the card brands the clinic takes, not a gift card's store credit
     (re.compile(r"\b(credit|debit) cards?\b"), r"\1 card visa mastercard"),
+    # "the deposit you give back if i cancel?": a refund
+    (
+        re.compile(r"\b(give|gives|giving|get|getting|send) (it |me |my (deposit|money) |the (deposit|money) )?back\b"),
+        "refund",
+    ),
     # "does applying hurt my credit": a credit check, not pain
     (
         re.compile(

@@ -36,3 +36,19 @@ def test_how_long_the_peeling_lasts_is_the_peeling_not_the_appointment(patient):
 def test_parking_close_by_is_the_parking_section(patient):
     reply = patient.reply("is there any parking close by?")
     assert "Clarendon" in reply and "Bluebikes" not in reply
+
+
+def test_how_much_time_asks_for_a_duration_not_a_price(patient):
+    reply = patient.reply("how much time does cheek filler stay in before it fades?")
+    assert "9-18 months" in reply
+
+
+def test_giving_the_deposit_back_is_a_refund(patient):
+    reply = patient.reply("would you give my deposit back if i cancel 2 days before?")
+    assert "refunded" in reply and "$50" in reply
+
+
+def test_a_spanish_question_about_the_deposit_is_not_a_price_question(patient):
+    patient.reply("cuanto cuesta el botox")
+    reply = patient.reply("¿y el depósito se resta del total?")
+    assert "$50" in reply and "Botox cuesta" not in reply
