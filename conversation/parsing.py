@@ -598,6 +598,7 @@ _PHRASES = {  # phrase -> (from, until, label) in minutes after local midnight, 
     r"after work": (1020, 1260, "after work"), r"before work": (None, 540, "before work"),
     r"after school": (900, None, "after school"), r"after lunch": (780, None, "after lunch"),
     r"before lunch": (None, 720, "before lunch"), r"first thing( in the morning)?": (480, 600, "first thing"),
+    r"(later|late) in the day|end of the day": (900, None, "later in the day"),
     r"(on my )?(lunch ?(time|break|hour)?|midday)": (690, 810, "at lunchtime"),
 }  # fmt: skip
 _SPANS = {  # span -> (first day, last day) counted from this week's Monday; the first never before today

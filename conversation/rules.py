@@ -247,6 +247,14 @@ BRING_A_CHILD = re.compile(
 RUNNING_LATE = re.compile(
     r"\b(running|gonna be|going to be|will be|ill be|i'?m|be) (\w+ ){0,3}late\b|\bstuck in traffic\b|\bon my way\b"
 )
+# Another time of day asked for while times are on offer: its numbers are hours, not picks.
+LATER_OR_EARLIER = re.compile(
+    r"\b(later|earlier|latest|after \d|before \d|past \d|like \d+ or \d+|(around|about) \d+ ?(pm|am)?\b)"
+)
+ORDINAL = re.compile(
+    r"\b(first|second|third|1st|2nd|3rd|last|earliest|latest|earlier|later) (one|time|option|slot)\b"
+    r"|^\s*#?\d\s*[.!]?\s*$"
+)
 HOURS_CUE = re.compile(r"\b(open|opens|close|closes|closed|closing|hours|latest|earliest|how late|weekend)\b")
 DAY_WORDS = re.compile(
     r"\b(on |this |next |for |by )?((mon|tues|wednes|thurs|fri|satur|sun)day|(mon|tue|tues|wed|thu|thur|thurs|fri)\b)"
@@ -608,6 +616,8 @@ class RulesEngine(Engine):
         c, tools = t.c, t.tools
         if c.state != Conversation.State.OFFERING or not c.offered_slots:
             return None
+        if LATER_OR_EARLIER.search(t.lowered) and not ORDINAL.search(t.lowered):
+            return None  # "any of those later in the day? like 3 or 4": hours of the day asked for, not a pick
         offered = tools.offered()
         choice, rest = self._pick_and_rest(t, offered)
         if choice is None and parsing.is_health_question(t.text):
@@ -892,7 +902,7 @@ class RulesEngine(Engine):
         if "question" not in t.wants or parsing.is_request(t.text) or not re.search(r"[a-z0-9]", t.lowered):
             return None
         other_times = "no" in t.wants or re.search(
-            r"\b(any|anything|something|later|earlier|instead|what about|how about)\b", t.lowered
+            r"\b(any|anything|something|later|earlier|latest|earliest|instead|what about|how about)\b", t.lowered
         )
         offering = t.c.state == Conversation.State.OFFERING and t.c.offered_slots
         if offering and t.when is not None and other_times and not parsing.is_info_question(t.text):

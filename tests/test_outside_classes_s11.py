@@ -5,6 +5,8 @@ expire?"); an amount stated about what the question names answers it ("how long 
 ("Parking: ...") answer what their label names. The clock is pinned (Monday 10:15 in Boston), the demo clinic on its
 built-in calendar."""
 
+import re
+
 from conversation.rules import _question_clauses
 from tests import test_outside_classes as _outside
 
@@ -52,3 +54,11 @@ def test_a_spanish_question_about_the_deposit_is_not_a_price_question(patient):
     patient.reply("cuanto cuesta el botox")
     reply = patient.reply("¿y el depósito se resta del total?")
     assert "$50" in reply and "Botox cuesta" not in reply
+
+
+def test_later_in_the_day_while_times_are_on_offer_offers_later_times_not_a_pick(patient):
+    patient.reply("i want a hydrafacial")
+    reply = patient.reply("got anything later in the day? maybe 3 or 4")
+    assert "Here are open times" in reply and "Great choice" not in reply
+    assert all(int(hour) >= 3 for hour in re.findall(r", (\d+):\d\d PM", reply))
+    assert "Great choice" in patient.reply("the earliest one works")
