@@ -1465,7 +1465,7 @@ class RulesEngine(Engine):
             best = (answers and found[0].get("short_answer")) or found[0].get("answer") or found[0]["snippet"]
             if found[0]["document_id"] in seen:  # the same document: what it says of this question, if not yet said
                 quoted = " ".join(answers)
-                best = " ".join(s for s in re.findall(r".+?[.!?](?=\s|$)|.+$", best) if s.strip() not in quoted)
+                best = " ".join(s for s in _sentences(best) if s not in quoted)
                 if not best:
                     continue
             seen.add(found[0]["document_id"])
@@ -1529,11 +1529,16 @@ def _question_clauses(text: str) -> list[str]:
     return clauses
 
 
+def _sentences(text: str) -> list[str]:
+    """A passage's sentences as the search quoted them, each stripped."""
+    return [s.strip() for s in re.findall(r".+?[.!?](?=\s|$)|.+$", text.strip())]
+
+
 def _sentences_within(text: str, budget: int) -> str:
     """The passage's first whole sentences that fit in ``budget`` characters (empty when not even one does)."""
     kept = ""
-    for sentence in re.findall(r".+?[.!?](?=\s|$)|.+$", text.strip()):
-        candidate = f"{kept} {sentence.strip()}".strip()
+    for sentence in _sentences(text):
+        candidate = f"{kept} {sentence}".strip()
         if len(candidate) > budget:
             break
         kept = candidate

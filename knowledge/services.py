@@ -610,6 +610,7 @@ def knowledge_search(*, clinic: Clinic, query: str, k: int = 5) -> list[dict]:
     concepts, original = _query_concepts(query, index, services)
     idf = _idf(index, concepts)
     named = _named_services(original, services)
+    wants_quantity = asked_amount(query)
     scored = _bm25(index, concepts, idf, _heads(services))
     documents = [
         {
@@ -619,14 +620,15 @@ def knowledge_search(*, clinic: Clinic, query: str, k: int = 5) -> list[dict]:
             "snippet": _snippet(index.chunks[i].text),
             "passage": " ".join(index.chunks[i].text.split()),  # the whole passage, to quote whole sentences from
             # the sentences of the passage that answer the question
-            "answer": _answer(index.chunks[i], concepts, idf, named, query),
-            # the same within SHORT_ANSWER_CHARS, to go beside another reply (the run chosen at that length)
-            "short_answer": _answer(index.chunks[i], concepts, idf, named, query, limit=SHORT_ANSWER_CHARS),
+            "answer": _answer(index.chunks[i], concepts, idf, named, wants_quantity),
             "score": round(score, 4),
             "source": "knowledge",
         }
         for document_id, (score, i) in sorted(scored.items(), key=lambda item: -item[1][0])[:k]
     ]
+    if documents:  # the first document's answer within SHORT_ANSWER_CHARS, to go beside another reply
+        first = index.chunks[scored[documents[0]["document_id"]][1]]
+        documents[0]["short_answer"] = _answer(first, concepts, idf, named, wants_quantity, limit=SHORT_ANSWER_CHARS)
     top = documents[0]["score"] if documents else 1.0
     price_question = bool((PRICE_TERMS - {stem("much")}) & original or _HOW_MUCH.search(query))
     price_question = price_question and not _PAYING_HOW.search(query)
@@ -656,13 +658,13 @@ def knowledge_unknown_terms(*, clinic: Clinic, text: str) -> set[str]:
     return {t for t in terms(_corrected(text, index, services)) if not ({t} | expand([t])) & vocabulary}
 
 
-def _answer(chunk: _Chunk, concepts, idf, named, query: str, limit: int = 0) -> str:
-    """The passage's sentences that answer the question, led by the name of the service it asked about when
-    those sentences do not say it ("Botox: Results start to show in 3-14 days...")."""
-    wants_quantity = asked_amount(query)
+def _answer(chunk: _Chunk, concepts, idf, named, wants_quantity, limit: int = ANSWER_CHARS) -> str:
+    """The passage's sentences that answer the question (``wants_quantity``: the amounts it asks for,
+    ``asked_amount``), within ``limit``, led by the name of the service it asked about when those sentences do not
+    say it ("Botox: Results start to show in 3-14 days...")."""
     if not chunk.sentences:  # split and stemmed once per process and passage
         chunk.sentences.extend(_split(chunk.text))
-    split, limit = tuple(chunk.sentences), limit or ANSWER_CHARS
+    split = tuple(chunk.sentences)
     answer = answer_text(
         chunk.text, concepts, idf, title=chunk.title, wants_quantity=wants_quantity, limit=limit, split=split
     )
