@@ -39,7 +39,8 @@ ES_STRONG = _wordset(
     "donde cuando porque tambien pero muy hay primera primero segunda segundo tercera tercero otra otro horario "
     "hora horas disponible disponibilidad agendar reservar apartar sacar depositar deposito pagar pago cuenta "
     "perfecto gusto bueno mejor despues antes ahora luego mismo cual cuales quien como porfa porfavor bien "
-    "marte miercole jueve vierne sabao dnd tmb xq hacen ofrecen realizan hilos tensores"
+    "marte miercole jueve vierne sabao dnd tmb xq hacen ofrecen realizan hilos tensores kiero sita asen "
+    "conosco nesesito"
 )
 # Short Spanish function words: weight 1 (two are needed, or one with a strong word).
 ES_WEAK = _wordset("el la los las de del que mi mis una un es con por para al lo le se su sus tu y o")
@@ -105,6 +106,12 @@ def _p(pattern: str) -> re.Pattern:
     return re.compile("".join(out), re.IGNORECASE)
 
 
+_FAMILY = {
+    "mujer": "wife", "esposa": "wife", "esposo": "husband", "marido": "husband", "novia": "girlfriend",
+    "novio": "boyfriend", "mama": "mom", "madre": "mother", "papa": "dad", "padre": "father", "hermana": "sister",
+    "hermano": "brother", "amiga": "friend", "amigo": "friend", "hija": "daughter", "hijo": "son",
+    "suegra": "mother in law", "prima": "cousin", "primo": "cousin",
+}  # fmt: skip
 # In order: longer phrases first. The right side is what conversation.parsing reads.
 PHRASES = [
     (_p(r"[¿¡]"), " "),
@@ -122,6 +129,15 @@ PHRASES = [
     (_p(r"\bta'?(?= (bien|bueno|listo|perfecto|de)\b)"), "esta"),
     (_p(r"\bquien e'?(?= )"), "quien es"),
     (re.compile(r"\b([^\W\d_]{3,})[''](?=[\s.,!?]|$)"), r"\1s"),
+    # Spelled as it sounds ("kiero cansalar mi sita", "ustedes asen implantes?"): the words, so the phrases below
+    # read them.
+    (_p(r"\bkiero\b"), "quiero"),
+    (_p(r"\b(nesesito|nececito|nesecito)\b"), "necesito"),
+    (_p(r"\b(kisiera|quisiea)\b"), "quisiera"),
+    (_p(r"\b(cansel|cansal|kansel|cancel)(ar|a|o|e|en)\b"), r"cancel\2"),
+    (_p(r"\bsitas?\b"), lambda m: "citas" if m[0].lower().endswith("s") else "cita"),
+    (_p(r"\basen\b"), "hacen"),
+    (_p(r"\b(implantes?|injertos?) (de|del) (pelo|cabello)\b"), "trasplante de pelo"),
     # Urgent symptoms first: the urgent script must never miss them.
     (
         _p(
@@ -156,6 +172,16 @@ PHRASES = [
         "are you hiring",
     ),
     (_p(r"\btrasplante (capilar|de pelo|de cabello)\b"), "hair transplant"),
+    (_p(r"\bextensiones de (pestanas|cejas)\b"), "lash extensions"),
+    (_p(r"\blifting de pestanas\b"), "lash lift"),
+    # Someone else's appointment: "una cita para mi mujer"
+    (
+        _p(
+            r"\bpara mi (mujer|esposa|esposo|marido|novia|novio|mama|madre|papa|padre|hermana|hermano|amiga|amigo|"
+            r"hija|hijo|suegra|prima|primo)\b"
+        ),
+        lambda m: "for my " + _FAMILY[_fold(m[1])],
+    ),
     (_p(r"\b(las )?varices\b|\b(las )?venas varicosas\b|\barañitas\b|\barañas vasculares\b"), "spider veins"),
     (_p(GREETED + r"(ustedes |vosotros )?(realizan|realizais|haceis|hacen|ofrecen)\b"), r"\1do you do"),
     (
@@ -239,7 +265,7 @@ PHRASES = [
     (_p(r"\b(otra|una segunda|segunda) cita\b"), "another appointment"),
     (_p(r"^\s*otra\s*[.!]*\s*$"), "another"),
     (_p(r"\b(otro dia|otra fecha|otro horario|otra hora)\b"), "another day"),
-    (_p(r"\b(hacer|sacar|agendar|programar|reservar|apartar) (una )?cita\b"), "book an appointment"),
+    (_p(r"\b(hacer|sacar|agendar|programar|reservar|apartar|pedir|pedirle) (una )?cita\b"), "book an appointment"),
     (_p(r"\b(agendar|reservar|apartar)(me)?\b"), "book"),
     (
         _p(r"\b(quiero|quisiera|me gustaria|necesito|deseo) (saber|preguntar|consultar|informacion)\b"),
@@ -659,8 +685,8 @@ _COMPILED = [(re.compile(english + r"\Z", re.DOTALL), gsm7(spanish)) for english
 STEERS = [
     (re.compile(r" Would you like me to find you a time\?\Z"), " Quiere que le busque un horario?"),
     (
-        re.compile(r" Reply (?P<pick>[\d, or]+) for one of the times above\.\Z"),
-        " Responda {pick} para elegir uno de los horarios de arriba.",
+        re.compile(r" Reply (?P<pick>[\d, or]+) for one of the (?P<service>[\w ]+ )?times above\.\Z"),
+        " Responda {pick} para elegir uno de los horarios {service}de arriba.",
     ),
 ]
 # A price as the catalog says it: no sentence end inside (a dot only in "$4.50"), so a document's sentences after the
@@ -733,13 +759,14 @@ def reply_es(reply: str, *, tz, now: datetime) -> str:
             return spanish.format(**_groups(match, tz, now))
     prices = re.fullmatch(
         rf"((?:[^.\n]+? is (?:{_PRICE})\. ?)+)(?P<steer> Would you .+)?"
-        r"(?: Reply (?P<pick>[\d, or]+) for one of the times above\.)?",
+        r"(?: Reply (?P<pick>[\d, or]+) for one of the (?P<service>[\w ]+ )?times above\.)?",
         reply,
     )
     if prices and prices.group(1).strip():
         steer = " Quiere que le busque un horario?" if prices["steer"] else ""
         if prices["pick"]:
-            steer = f" Responda {_pick(prices['pick'])} para elegir uno de los horarios de arriba."
+            of = f"de {prices['service'].strip()} " if prices["service"] else ""
+            steer = f" Responda {_pick(prices['pick'])} para elegir uno de los horarios {of}de arriba."
         return _prices_es(prices.group(1).strip()) + steer
     lead = re.match(rf"(?:[^.\n]+? is (?:{_PRICE})\. )+", reply)  # prices said first, then a document's words
     said, reply = (_prices_es(lead[0].strip()) + " ", reply[lead.end() :]) if lead else ("", reply)
@@ -755,7 +782,10 @@ def _steer_es(reply: str) -> tuple[int, str] | None:
     for pattern, spanish in STEERS:
         match = pattern.search(reply)
         if match:
-            return match.start(), spanish.format(**{k: _pick(v) for k, v in match.groupdict().items()})
+            values = {k: _pick(v) for k, v in match.groupdict().items() if k == "pick"}
+            service = match.groupdict().get("service")
+            values["service"] = f"de {service.strip()} " if service else ""
+            return match.start(), spanish.format(**values)
     return None
 
 

@@ -70,6 +70,7 @@ _CANCER = re.compile(r"\bcancer (?=(my|our|this|that|it|the (appointment|appt|bo
 
 
 # "md or np?", "is she an rn": a nurse practitioner or a registered nurse, not "no problem" or "right now"
+_VOICE_BOTOX = re.compile(r"\b(bow|bo|boe|beau) ?(talks|tox|tocks|tax)\b")
 _NURSE = re.compile(r"\b((?:an?|the|or|and|by|md|doctor|pa|is|a real|real) )(?:np|rn)\b|\bnp(?= or\b| and\b)")
 
 
@@ -84,6 +85,7 @@ def normalise(text: str) -> str:
     text = re.sub(r"\bw/", " with ", re.sub(r"\bw/o\b", " without ", text))
     text = re.sub(r"(\d)\s*-\s*(\d)", r"\1 to \2", text)
     text = _CANCER.sub("cancel ", text)  # autocorrect's "please cancer my appointment"
+    text = _VOICE_BOTOX.sub("botox", text)  # voice-to-text's "a bow talks appointment"
     text = _NURSE.sub(r"\1nurse", text)
     text = re.sub(r"[^a-z0-9:/$?'\s]|(?<!\d)[:/]|[:/](?!\d)", " ", text)
     words = []
@@ -228,6 +230,8 @@ def find_provider(text: str, providers: list) -> object | None:
 
 INTENTS = ("book", "price", "cancel", "reschedule", "human", "yes", "no", "greeting", "thanks", "question")
 
+# "nah im good with the botox": content with it, not a no.
+_FINE_WITH = r"(?!,? (im|i am) (good|fine|happy|ok|okay) (with|w|con)\b)"
 _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
     "book": r"\b(book|booking|come (in|by)|coming in|available|availability|openings?|slots?|lets do|let us do|"
     r"ill (do|take|go with)|go with|sign me up for|"
@@ -246,16 +250,20 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
     r"wednesday|thursday|friday|saturday)|"
     r"change (my|the) (appointment|time|day|"
     r"date|booking)|(a )?(different|another|other) (time|day|date)|push (it|my appointment) back|postpone|instead)\b",
-    "human": r"\b((?<!should i )(?<!should i just )(?<!come in and )"
+    "human": r"\b((?<!should i )(?<!should i just )(?<!come in and )(?<!where i can )(?<!where i can just )"
     r"(talk|speak|chat|connect me|transfer me|put me through) (to|with) (a |an |the |your |some )?(real |"
     r"actual |live )?(person|human|someone|somebody|staff|manager|receptionist|nurse|doctor|provider|rep)|"
+    r"(discuss|go over|talk (it|this|that) over)( (it|this|that|things|my history))? (with|w) "
+    r"(dr \w+|the doctor|a doctor|the nurse|a nurse|the provider|a provider|the injector|someone|somebody)\b"
+    r"(?! (at|during|in) (my|the) (appointment|consult\w*|visit))|"
     r"(real|live|actual|a) person|human|(?<!dont )(?<!do not )(?<!not )(?<!never )call me|give me a call|"
     r"(?<!dont )(?<!do not )phone me|front desk|agent|representative|operator|"
     r"receptionist|(are you|is this) a (bot|robot)|robot)\b",
     "yes": r"(?<!\bnot )(?<!\bdont )(?<!\bdoesnt )(?<!\bisnt )(?<!\bmake )\b(yes|yeah|yep|yup|sure|ok|okay|alright|"
     r"sounds (good|great)|perfect|works|confirm(ed)?|absolutely|definitely|of course|correct|go ahead|please do|"
     r"lets do it|book it)\b|^y$",
-    "no": r"\b(no(?! (problem|worries|rush))|nope|nah|none|neither|not (those|that|these|really|interested)|"
+    "no": r"\b((no|nah)(?! (problem|worries|rush))" + _FINE_WITH + r"|"
+    r"nope|none|neither|not (those|that|these|really|interested)|"
     r"(doesnt|dont|wont|does not|do not|will not) work|nothing works)\b",
     "greeting": r"\b(hi|hello|hey|hiya|heya|howdy|good (morning|afternoon|evening)|greetings)\b",
     "thanks": r"\b(thanks|thank you|thankyou|appreciate (it|that|you)|much appreciated|cheers)\b",
@@ -321,7 +329,13 @@ _INFO_CUE = re.compile(
     r"alcohol|wine|exercise|work ?out|workout|gym|lie down|shower|makeup|hurt|pain|painful|safe|ok to|okay to|should i|"
     r"do i need|prep|before(?! \d| noon| lunch| work)|after(?! \d| noon| lunch| work)|results|prepare|policy|work|"
     r"works|happens?|allowed|early|late(?! (afternoon|morning|evening|in the day))|latest|bad idea|still ok|"
-    r"who|where|why|which|suite|address|floor|entrance|directions)\b"
+    r"who|where|why|which|suite|address|floor|entrance|directions|back|refund|refunds|refunded|refundable|free)\b|"
+    r"\b(right|correct)\s*\?"  # "and i get my 50 bucks back right?"
+)
+# A question run on at the end of a text with no punctuation at all: "my shoulder hair is kinda reddish blond does
+# laser still work on that", "if my 11s still move at like day 12 is the touch up free".
+_TRAILING_QUESTION = re.compile(
+    r"\s(does|do|is|are|will|would|should|could) (it|that|this|laser|botox|the [a-z]+|my [a-z]+)\b[^?]{0,40}$"
 )
 # A question that asks to act on the patient's own appointment: "is it possible to move my appointment to 5?".
 _ACT_ON_MINE = re.compile(
@@ -331,6 +345,12 @@ _ACT_ON_MINE = re.compile(
 _TOPIC_ONLY = re.compile(
     r"^(parking|park|hours|address|location|directions|deposit|cancellation policy|cancellation|insurance|"
     r"financing|gift cards?|aftercare|prep|preparation|payment|payments)\s*\??$"
+)
+# "want to know creds before i book", "before i book anything, what is your cancellation policy": a condition on a
+# booking to come, not a request for one.
+_BEFORE_BOOKING = re.compile(
+    r"\b(before|until|till|prior to) (i|we) (actually |officially |go ahead and )?(book|schedule|commit|pick|choose)\b"
+    r"( (anything|it|that|this|an appointment|a time|with you))?"
 )
 _NOT_CANCEL = re.compile(r"\b(dont|do not|not|never) (want (to )?|wanna |going to |gonna )?cancel\b")
 # A question about what would happen on a cancellation, even of the patient's own appointment: the policy answers.
@@ -346,6 +366,9 @@ _WHAT_IF = re.compile(
     r"without (forfeit\w*|losing|lose)|how (late|far ahead|far in advance|much notice)|"
     r"(would|will|do|does) (i|my deposit) (lose|get|be (returned|refunded|kept))|"
     r"(would|will) (i|my deposit) be (refunded|returned|charged)|(minimum|how much) notice|notice (required|needed)|"
+    r"(can|could|should) i (get|do|have) .{0,30}\b(like )?(a (week|few days|couple (of )?(days|weeks))|"
+    r"\d+ (days?|weeks?)|the (day|night|week)) before (the|my|our)( \w+)? "
+    r"(wedding|event|party|trip|vacation|photos?|shoot|honeymoon|big day)|"
     r"if i (get|do|have|book) (the |a |my )?\w+ "
     r"(on )?(monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|tomorrow|next week))\b"
 )
@@ -418,8 +441,13 @@ def asks_for_times(text: str) -> bool:
     parts = sentences(text)
     if len(parts) > 1:
         return any(asks_for_times(part) for part in parts)
-    s = normalise(text)
-    return bool(_REQUEST.search(s)) and not is_info_question(text) and not _SAFETY_CUE.search(s)
+    s = _BEFORE_BOOKING.sub("before deciding", normalise(text))
+    return (
+        bool(_REQUEST.search(s))
+        and not is_info_question(text)
+        and not _SAFETY_CUE.search(s)
+        and not _WHAT_IF.search(s)  # "can i get a peel a week before the wedding?": a question
+    )
 
 
 def is_what_if(text: str) -> bool:
@@ -439,7 +467,7 @@ def is_request(text: str) -> bool:
     parts = sentences(text)
     if len(parts) > 1 and any(asks_for_times(part) for part in parts):
         return True  # "i'd like to book a peel friday. also, is it ok for sensitive skin?"
-    s = normalise(text)
+    s = _BEFORE_BOOKING.sub("before deciding", normalise(text))
     if _SAFETY_CUE.search(s) or is_info_question(text) or _WHAT_IF.search(s):
         return False
     if _REQUEST.search(s):
@@ -454,7 +482,7 @@ def intents(text: str) -> set[str]:
     human) explains it; "can't make it" is a reschedule, not a cancel, when another time is asked for in the same
     text; "question" is a question (ends with "?" or starts with what/how/do/is/can...) that no other of price, book,
     cancel, reschedule or human already answers."""
-    s = normalise(text)
+    s = _BEFORE_BOOKING.sub("before deciding", normalise(text))
     found = {name for name, pattern in _INTENT_PATTERNS.items() if pattern.search(s)}
     if "price" in found and re.search(
         r"\b(free of charge|deposit|refund\w*|cancel\w*|no ?show|late fee|on top of|comes? off|deducted|taken off|"
@@ -465,7 +493,9 @@ def intents(text: str) -> set[str]:
     ):
         found.discard("price")  # "how much is the deposit?", "is there a fee if i cancel?": the policy answers
     asks_to_know = re.search(
-        r"\b(like|want|wanted|need) to (know|ask|find out|check|learn|inquire|enquire|make sure|be sure|see if)\b", s
+        r"\b(like|want|wanted|need) to (know|ask|find out|check|learn|inquire|enquire|make sure|be sure|see if|"
+        r"understand)\b",
+        s,
     )
     gift = re.search(r"\bgift ?cards?\b", s) and not re.search(r"\b(book|appointment|schedule)\b", s)
     if _WANT.search(s) and not found & {"cancel", "reschedule", "human"} and not asks_to_know and not gift:
@@ -491,6 +521,8 @@ def intents(text: str) -> set[str]:
     starts_as_question = bool(_QUESTION_START.match(s) or _CLAUSE_QUESTION.search(text.lower())) or any(
         _QUESTION_START.match(normalise(part)) for part in sentences(text)[1:]
     )
+    if not re.search(r"[?.!,;]", text) and _TRAILING_QUESTION.search(s):
+        starts_as_question = True
     info = is_info_question(text)
     asking = ("?" in s or starts_as_question or info) and (starts_as_question or info or bool(_INFO_CUE.search(s)))
     if asking and (_SAFETY_CUE.search(s) or info or _WHAT_IF.search(s) or not _REQUEST.search(s)):
@@ -782,6 +814,13 @@ def _merge(tods: list[_Hours]) -> _Daily:
         lo = max((t.start for t in group if t.start is not None), default=None)
         hi = min((t.end for t in group if t.end is not None), default=None)
         if group and (lo is None or hi is None or lo < hi):
+            clocks = [t for t in group if not t.part_of_day]
+            vague = [t for t in group if t.part_of_day and t.label == "later in the day"]
+            if clocks and vague and len(clocks) + len(vague) == len(group):  # "later in the day? not before 5:15"
+                clock_lo = max((t.start for t in clocks if t.start is not None), default=None)
+                clock_hi = min((t.end for t in clocks if t.end is not None), default=None)
+                if (clock_lo, clock_hi) == (lo, hi):
+                    return _Daily(lo, hi, clocks)
             return _Daily(lo, hi, group)
     return _Daily(None, None, [])
 
@@ -809,6 +848,7 @@ def parse_when(text: str, *, now: datetime, tz: tzinfo) -> TimeWindow | None:
     the whole day; a time without a day is today if still ahead, else tomorrow; a plural part alone ("mornings") is
     the soonest such. Windows never start before ``now``; a weekday whose window is over today means next week's; a
     date whose window is over gives None."""
+    text = _NOT_BEFORE.sub("after", text)  # "i can't get there before 5:15": after 5:15
     window = _parse_when(text, now=now, tz=tz)
     before = window is not None and window.day_start is None and _BEFORE_DAY.search(normalise(text))
     if before and window.start > now:  # "sometime before the 19th", "by friday": until that day starts
@@ -816,6 +856,11 @@ def parse_when(text: str, *, now: datetime, tz: tzinfo) -> TimeWindow | None:
     return window
 
 
+_NOT_BEFORE = re.compile(
+    r"\b(can'?t|cannot|can not|won'?t|will not|couldn'?t|not able to|unable to) (get|be|make it|come|leave)"
+    r"( (there|in|here|over|out|work))? (before|until|till|til)\b",
+    re.IGNORECASE,
+)
 # "before the 19th", "by friday", "no later than dec 18": the days up to it ("before noon" is a time of day).
 _BEFORE_DAY = re.compile(
     r"\b(before|by|until|till|no later than|prior to|ahead of) (the |this |next )?(monday|tuesday|wednesday|thursday|"
@@ -979,7 +1024,8 @@ _FILLER = frozenset(
     )
 )
 _CHOICE_NO = re.compile(
-    r"\b(not|none|neither|no|nope|nah|cant|cannot|dont|doesnt|wont|either|both|other|else|different|anything|"
+    r"\b(not|none|neither|(no|nah)" + _FINE_WITH + r"|nope|cant|cannot|dont|doesnt|wont|either|both|other|else|"
+    r"different|anything|"
     r"something|instead|busy|unavailable|wait|sec|moment)\b|\b(a|one|just a) second\b"
 )
 _CHOICE_CLOCK = re.compile(

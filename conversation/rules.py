@@ -53,6 +53,8 @@ OTHER_PATIENT = re.compile(
     r"(put|book|schedule|sign|switch) my (friend|sister|brother|mom|mother|dad|husband|wife|partner|daughter|son|"
     r"coworker|cousin|girlfriend|boyfriend|gf|bf)( [a-z]+)? (in|up|into)\b|"
     r"(this|it) is for my (wife|husband|partner|girlfriend|boyfriend|mom|mother|dad|father|sister|brother|friend)|"
+    r"(book|appointment|schedule|reserve)( an?| the| some)?( \w+)? for my (wife|husband|partner|girlfriend|boyfriend|"
+    r"mom|mother|dad|father|sister|brother|friend|daughter|son|cousin|mother in law)\b(?! and me)|"
     r"(her|his) name is)\b"
 )
 POSSESSIVE = re.compile(
@@ -77,12 +79,31 @@ NAME_PHRASE = re.compile(
     r"\b(?:my name is|my name's|name is|name's|i am|i'm|this is|it's|under)\s+([a-z][a-z'\-]+(?:\s+[a-z][a-z'\-]+)?)",
     re.IGNORECASE,
 )
+# "make it dysport", "switch to the peel", "i'll do dysport instead": another service wanted, not only its price.
+SWITCH_TO = re.compile(
+    r"\b(make it|switch (it |me )?to|change (it |me )?to|instead|rather|go with|"
+    r"(i ?ll|i will|lets) (do|take|try|get))\b"
+)
+# "do you have tuesday?", "tienen pa el martes?": a day's open times asked for.
+HAVE_YOU_GOT = re.compile(
+    r"^(so |and |ok |okay |hi |hey |hmm )*((do|does) (you|u|she|he|dr \w+) (guys )?(have|got)|"
+    r"(you|u) (guys )?(got|have)|have you (guys )?got|tienen|tiene|hay)\b"
+)
+# "Thank you kindly. Jordan Lee": thanks signed with a name, nothing to search for.
+SIGNED_THANKS = re.compile(
+    r"^\W*(?i:(ok(ay)?|great|perfect|wonderful|lovely)?[\s,!.]*(many )?(thanks|thank you|thankyou|thx|ty)"
+    r"( (so|very) much| kindly| again| a lot| for (your|the|all the) help)?[\s,.!-]*"
+    r"((i )?(look(ing)? forward to (it|seeing you|that|my (appointment|visit))|see you (then|soon|there|thursday)|"
+    r"have a (good|great|nice|lovely|wonderful) (day|one|weekend|evening))[\s,.!]*)?)"
+    r"[\s,.!-]*([A-Z][\w'-]*\.?\s*){0,3}[\s.!]*$"
+)
 # "Who is this?": the clinic says who it is (like HELP), without handing the patient to anyone.
 WHO_IS_THIS = re.compile(
     r"^(hi |hello |hey |um |sorry |ok )?(who is this|whos this|who this|who dis|who are you|who is texting( me)?|"
     r"who texted me|who am i (talking|texting) (to|with)|what is this( number)?|quien es|quien eres|quien habla|"
     r"(please )?identify (yourself|the (party|sender))|who (is )?sending (these|this|me)|"
-    r"quien me (esta )?(escribe|escribiendo)|quien me escribio|"
+    r"quien me (esta )?(escribe|escribiendo|mandando|enviando|textea|texteando)|quien me escribio|"
+    r"no (conozco|conosco|reconozco) (este|el|su) (numero|telefono)|"
     r"con quien hablo|quienes son)\b"
 )
 # What only a person at the clinic can do or decide: jobs, documents sent from the patient's file, complaints.
@@ -119,6 +140,12 @@ STATUS_QUESTION = re.compile(
     r"\b(when|what time|what day|which day|is (my|our) \w+ (still|on|confirmed)|still (on|good|happening|confirmed)|"
     r"do i (still )?have|am i (still )?(booked|scheduled|confirmed)|confirm(ed)?|remind me|"
     r"(is|will) (dr \w+|\w+) (the one )?(doing|seeing|treating|injecting)|who (is|will be|s) (doing|seeing|treating))\b"
+)
+# "and i get my 50 bucks back right?", "when do i get my refund": a cancelled deposit's refund asked about.
+REFUND_ASKED = re.compile(
+    r"\b(refund\w*|money back|deposit back|(deposit|money|it|dollars|bucks|\$?\d+) (be |get |been )?returned|"
+    r"(\$?\d+|50) ?(bucks|dollars)? back|"
+    r"get (it|that|this|my \w+( \w+)?) back)\b"
 )
 # "how long will it take", "how long is the appointment": the service's duration, from the catalog.
 DURATION = re.compile(
@@ -157,9 +184,10 @@ _ONLY_HISTORY = re.compile(
 # Treatments med spas are asked about that a clinic may not offer: named anywhere in a text, and in neither the
 # clinic's catalog nor its documents, they are not offered ("do u do tattoo removal w the laser??").
 OTHER_TREATMENTS = re.compile(
-    r"\b(tattoo remov\w*|remove (a |my |the |an )?(old )?tattoos?|sculptra|prp|platelet rich plasma|coolsculpt\w*|"
+    r"\b(tattoo remov\w*|remove (a |my |the |an )?(old )?tattoos?|sculptra|prp|platelet rich plasma|cool ?sculpt\w*|"
     r"hair transplant\w*|thread lifts?|pdo threads?|morpheus ?8|ultherapy|fraxel|co2 laser|laser resurfacing|ipl|"
-    r"photofacial|emsculpt|microblading|lash extensions?|eyelash extensions?|waxing|massages?|spray tans?|"
+    r"photofacial|emsculpt|microblading|lash extensions?|eyelash extensions?|lash lifts?|"
+    r"lash tint\w*|brow lamination|waxing|massages?|spray tans?|"
     r"iv (vitamin )?(therapy|drips?|infusions?)|vitamin (iv|drips?|infusions?)|gel nails|manicures?|pedicures?|"
     r"nail salon|teeth whitening|whiten\w* (my )?teeth|semaglutide|ozempic|wegovy|tirzepatide|body contouring|"
     r"cellulite|sclerotherapy|spider veins?|"
@@ -167,7 +195,8 @@ OTHER_TREATMENTS = re.compile(
 )
 # Who treats: "who does the injections", "is it a real doctor", "MD or NP", "a dude or lady doc"
 WHO_DOES = re.compile(
-    r"\bwho (does|do|will do|is doing|injects|will be doing|will be injecting|is injecting|would be doing|"
+    r"\bwho (actually |really |exactly )?(does|do|will do|is doing|injects|will be doing|will be injecting|"
+    r"is injecting|would be doing|"
     r"performs?|treats?|will treat|would treat)\b|\b(actual|real|licensed) (doctors?|nurses?|md)\b|"
     r"\b(is it|are they|is that|are you) (a |an )?(doctor|doc|nurse|np|md)\b|\b(md|doctor) or (an? )?(np|nurse)\b|"
     r"\b(np|nurse) or (an? )?(md|doctor)\b|\b(dude|guy|man|male) or (a )?(lady|woman|female|girl)\b|"
@@ -394,6 +423,7 @@ class RulesEngine(Engine):
         "_unstated_way",
         "_other_provider",
         "_deposit_status",
+        "_refund_status",
         "_question",
         "_see_you",
         "_booking_talk",
@@ -618,6 +648,12 @@ class RulesEngine(Engine):
             return None
         if LATER_OR_EARLIER.search(t.lowered) and not ORDINAL.search(t.lowered):
             return None  # "any of those later in the day? like 3 or 4": hours of the day asked for, not a pick
+        if re.search(r"\b(after|past) \d{1,2}\b(?! (days?|weeks?|months?))", t.lowered) and not any(
+            o.start.astimezone(t.tz).hour >= 12 for o in t.tools.offered()
+        ):
+            return None  # "whats ur latest slot? like after 5" when only mornings are offered: later times asked for
+        if HAVE_YOU_GOT.search(t.lowered) and not ORDINAL.search(t.lowered) and not re.search(r"\d", t.lowered):
+            return None  # "do you have tuesday?", "tienen pa el martes?": that day's times asked for, not a pick
         offered = tools.offered()
         choice, rest = self._pick_and_rest(t, offered)
         if choice is None and parsing.is_health_question(t.text):
@@ -682,7 +718,10 @@ class RulesEngine(Engine):
             if wanted:
                 t.mentioned = list(dict.fromkeys(wanted + t.mentioned))
         offering, earlier = c.state == Conversation.State.OFFERING, c.service_id
-        if t.mentioned:
+        # "how much is dysport?" while Botox times are on offer: a price asked, the Botox times stay on the table
+        price_only = "price" in t.wants and "book" not in t.wants and not parsing.asks_for_times(t.text)
+        price_only = price_only and not SWITCH_TO.search(t.lowered)  # "actually make it dysport. heard its cheaper"
+        if t.mentioned and not (offering and price_only and c.offered_slots):
             tools.choose_service(t.mentioned[0])
         t.when = parsing.parse_when(t.text, now=tools.now, tz=t.tz)
         if t.when is None and offering and earlier != c.service_id and c.time_preference:
@@ -824,9 +863,9 @@ class RulesEngine(Engine):
         other = self._other_question(t, budget=MAX_ANSWERS_CHARS - len(reply) - 1)
         if not other:
             return reply
-        pick = f" {_pick_prompt(tools.offered())} for one of the times above." if c.offered_slots else None
-        if pick and reply.endswith(pick):  # the other answer, then the pick prompt last
-            return f"{reply.removesuffix(pick)} {other}{pick}"
+        pick = re.search(r" Reply [^.]* for one of the ([\w ]+ )?times above\.$", reply) if c.offered_slots else None
+        if pick:  # the other answer, then the pick prompt last
+            return f"{reply.removesuffix(pick[0])} {other}{pick[0]}"
         return f"{reply.removesuffix(' Would you like me to find you a time?')} {other}"
 
     def _not_offered(self, t):
@@ -963,6 +1002,20 @@ class RulesEngine(Engine):
             "visit."
         )
 
+    def _refund_status(self, t):
+        """ "And I get my 50 bucks back right?" after a cancellation: where that deposit's refund stands."""
+        if "question" not in t.wants or not REFUND_ASKED.search(t.lowered) or t.tools.upcoming_booking():
+            return None
+        payment = t.tools.recent_refund()
+        if payment is None:
+            return None
+        booking = payment.booking
+        done = "was refunded" if payment.status == "refunded" else "is being refunded"
+        return (
+            f"Yes: the {format_cents(payment.paid_cents)} deposit for your cancelled {booking.service.name} on "
+            f"{when_label(booking.start, t.tz)} {done} to the card you paid with."
+        )
+
     def _see_you(self, t):
         """ "ok thanks see you thursday": a goodbye, not a wish for times."""
         if not SEE_YOU.search(t.lowered) or "book" in t.wants or parsing.asks_for_times(t.text):
@@ -1035,6 +1088,8 @@ class RulesEngine(Engine):
         """Any other question, or a text of more than three words: the clinic's knowledge."""
         if not re.search(r"[a-z0-9]", t.lowered):  # "?", an emoji: nothing to search for
             return None
+        if t.wants == {"thanks"} and SIGNED_THANKS.match(t.text):
+            return None  # thanks, signed: the thanks answers
         if "question" in t.wants or len(t.lowered.split()) > 3:
             return self._answer(t.c, t.tools, t.text)
         return None
@@ -1186,7 +1241,8 @@ class RulesEngine(Engine):
             info = tools.lookup_service(service_id)
             lines.append(f"{info['name']} is {info['price']}.")
         if c.state == Conversation.State.OFFERING and c.offered_slots:
-            return " ".join(lines) + f" {_pick_prompt(tools.offered())} for one of the times above."
+            which = f"{c.service.name} " if any(i != c.service_id for i in ids[:3]) else ""
+            return " ".join(lines) + f" {_pick_prompt(tools.offered())} for one of the {which}times above."
         if c.state not in (Conversation.State.NEW, Conversation.State.ENGAGED) or upcoming is not None:
             return " ".join(lines)
         return " ".join(lines) + " Would you like me to find you a time?"
@@ -1268,7 +1324,7 @@ class RulesEngine(Engine):
         name_of = {s.key: s.name for s in t.catalog}
         names = [name_of[key] for key in t.mentioned[:1]]
         found, seen = [], set()
-        for clause in re.split(r"[?.!;]|\b(?:and|also|plus)\b", t.lowered):
+        for clause in re.split(r"[?.!;]|\b(?:and|n|also|plus)\b", t.lowered):  # "n": texting's "and"
             clause = _CLAUSE_LEAD.sub("", (clause or "").strip())
             if len(clause.split()) < 3 or skip(clause):
                 continue
@@ -1326,7 +1382,19 @@ class RulesEngine(Engine):
         """The soonest times in the two weeks after a window that had none ("saturday": the clinic does not treat
         then), offered at once rather than asked about; empty when there are none."""
         start = max(when.start, tools.now)
-        offered = tools.find_open_times(start=start, end=start + timedelta(days=14), label="in the next two weeks")
+        offered = []
+        day_start, day_end = getattr(when, "day_start", None), getattr(when, "day_end", None)
+        if day_start is not None or day_end is not None:  # "after 5:15" today: after 5:15 on the next days first
+            offered = tools.find_open_times(
+                start=start,
+                end=start + timedelta(days=14),
+                label="in the next two weeks",
+                day_start=day_start,
+                day_end=day_end,
+            )
+        offered = offered or tools.find_open_times(
+            start=start, end=start + timedelta(days=14), label="in the next two weeks"
+        )
         if not offered:
             return ""
         text = _offer_text(c.service.name, offered, tz)
@@ -1450,12 +1518,22 @@ class RulesEngine(Engine):
         treatment = []  # the treatment the conversation is about, when the patient's words name none
         if not parsing.find_services(said, catalog):
             treatment = [tools.lookup_service(key)["name"] for key in parsing.find_services(text, catalog)[:1]]
+        price = ""  # "...and roughly how much will it cost?" among other questions: the catalog's price, first
+        named_all = parsing.find_services(said, catalog) or parsing.find_services(text, catalog)
+        asks_price = "price" in parsing.intents(said) or any("price" in parsing.intents(cl) for cl in clauses)
+        if len(named_all) == 1 and asks_price:
+            info = tools.lookup_service(named_all[0])
+            price = f"{info['name']} is {info['price']}."
         answers, seen = [], set()
+        room = MAX_ANSWERS_CHARS - (len(price) + 1 if price else 0)
         for clause in clauses[:3]:
             # each question searched with the hints its own words call for, and that treatment ("how long till it
             # wears off" while Botox times are on offer)
             hints = [words for cue, words in SEARCH_HINTS if cue.search(clause)]
-            if not parsing.find_services(clause, catalog):
+            named_here = parsing.find_services(clause, catalog)
+            if named_here:  # "does botox hurt? ... how long does it last": the next questions' "it"
+                treatment = [tools.lookup_service(named_here[0])["name"]]
+            else:
                 hints += treatment
             query = " ".join([clause, *hints])
             found = [r for r in tools.search_knowledge(query) if r.get("snippet") and r["kind"] == "document"]
@@ -1469,11 +1547,14 @@ class RulesEngine(Engine):
                 if not best:
                     continue
             seen.add(found[0]["document_id"])
-            answer = _sentences_within(best, MAX_ANSWERS_CHARS - sum(len(a) + 1 for a in answers))
+            answer = _sentences_within(best, room - sum(len(a) + 1 for a in answers))
             if len(answer) < 40:  # no room for a whole answer
                 break
             answers.append(answer)
-        return " ".join(answers) if len(answers) > 1 else first
+        body = " ".join(answers) if len(answers) > 1 else first
+        if price and price.split(" is ", 1)[1].rstrip(".") not in body:
+            body = f"{price} {answers[0] if len(answers) == 1 else body}" if answers else f"{price} {body}"
+        return body
 
     def _focused(self, tools, text, results, answer) -> str:
         """One question among statements ("Actually wait, is the consultation free? I want someone to look at my face

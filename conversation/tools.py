@@ -476,6 +476,23 @@ class Tools:
             .first()
         )
 
+    def recent_refund(self, *, days: int = 30):
+        """The refund of the deposit of this patient's most recently cancelled appointment (cancelled in the last
+        ``days``), as its payment, or None when there is none."""
+        booking = (
+            Booking.objects.for_clinic(self.clinic)
+            .filter(
+                patient_phone=self.conversation.patient_phone,
+                status=Booking.Status.CANCELLED,
+                updated_at__gte=self.now - timedelta(days=days),
+                payment__status__in=["refund_pending", "partially_refunded", "refunded"],
+            )
+            .select_related("service", "payment")
+            .order_by("-updated_at")
+            .first()
+        )
+        return booking.payment if booking is not None else None
+
     def ask_cancel(self) -> Booking:
         """The patient asked to cancel their next appointment: nothing happens until they confirm (``cancel_booking``
         after a YES). Inside the clinic's notice staff decide, at once, as for the cancellation itself."""

@@ -227,11 +227,14 @@ def misspelling_of(word: str, candidates) -> str | None:
 
 # Hyphenated words whose halves mean something else: "walk-ins" is not a walk from the station.
 JOINED = re.compile(r"\bwalk[- ]?ins?\b")
+# An idiom whose words alone mean something else: "we look forward to seeing you" is not how anything looks.
+LOOK_FORWARD = re.compile(r"\blook(s|ing|ed)? forward\b")
 
 
 def words(text: str) -> list[str]:
     out = []
     lowered = JOINED.sub("walkin", (text or "").lower().replace("\u2019", "'"))
+    lowered = LOOK_FORWARD.sub("await", lowered)
     if not lowered.isascii():  # "después", "años": the Spanish words without their accents
         lowered = "".join(ch for ch in unicodedata.normalize("NFKD", lowered) if not unicodedata.combining(ch))
     for token in _WORD.findall(lowered):
@@ -445,6 +448,13 @@ QUERY_PHRASES = [
     ),
     # punctuation said aloud by dictation ("how long question mark"): not a "mark" on the skin
     (re.compile(r"\b(question mark|exclamation (point|mark))\b"), " "),
+    # "don't want to commit to anything yet", "talk to someone first": how the patient feels, not what is asked
+    (re.compile(r"\b(do not|dont|not ready to|not) (want to |wanna )?commit( to anything)?( yet)?\b"), " "),
+    (re.compile(r"\b(talk|speak) to (someone|somebody|a person) first\b"), "talk"),
+    # "how long does it even last": emphasis, not the "even" of "even for returning clients"
+    (re.compile(r"\b(does|do|is|will|would|can|could) (it|that|this|you|i|they) even\b"), r"\1 \2"),
+    # "how many times i gotta come": a series of sessions, not the clinic's hours
+    (re.compile(r"\bhow many (times|visits|rounds|trips|appointments|treatments)\b"), "how many sessions"),
     # a number of hours is a duration ("my appt is in 3 hours"), not the opening hours
     (re.compile(r"\b(\d+|a few|few|couple|couple of) (hours|hrs)\b"), r"\1"),
 ]

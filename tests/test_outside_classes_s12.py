@@ -1,0 +1,115 @@
+"""Session 12's classes, each pinned by texts written here: after a cancellation, "do I get my money back?" is
+where that deposit's refund stands; a question run on with no punctuation at all is still a question; "before I
+book" is a condition, not a request; a question about timing a treatment before an event is answered, not booked;
+thanks signed with a name is thanked; a treatment the clinic does not offer never gets another one's price, however
+it is spelled; Spanish spelled as it sounds is read. The clock is pinned (Monday 10:15 in Boston), the demo clinic on
+its built-in calendar."""
+
+import re
+
+import pytest
+
+from conversation import parsing
+from conversation.models import Conversation
+from medspa.models import StaffAlert
+from payments.models import Payment
+from tests import test_outside_classes as _outside
+from tests.test_assistant import booked
+from tests.test_double_booking import book_botox
+
+patient = _outside.patient  # the same fixture: the demo clinic, the clock pinned
+
+
+def test_after_a_cancellation_the_refund_is_where_it_stands(patient):
+    appointment = book_botox(patient)
+    assert patient.reply("please cancel my botox").startswith("Reply YES to cancel")
+    patient.reply("YES")
+    payment = Payment.objects.get(booking=appointment)
+    assert payment.status in ("refund_pending", "refunded")
+    reply = patient.reply("so will the 50 dollars be returned to me?")
+    assert reply.startswith("Yes: the $50 deposit for your cancelled Botox")
+    assert "to the card you paid with" in reply
+    assert not StaffAlert.objects.exists()  # nothing for staff to do: the refund is already under way
+
+
+def test_a_refund_question_with_nothing_cancelled_is_the_policy(patient):
+    reply = patient.reply("if i cancel do i get my deposit back?")
+    assert "24 hours" in reply and "cancelled Botox" not in reply
+
+
+@pytest.mark.parametrize(
+    ("text", "fact"),
+    [
+        ("my forearm hair is pretty light blond does laser even work on that", "dark"),
+        ("if my frown lines are still there at like day 12 is the touch up free", "14 days"),
+    ],
+)
+def test_a_question_run_on_without_punctuation_is_answered(patient, text, fact):
+    assert parsing.intents(text) & {"question"}
+    reply = patient.reply(text)
+    assert fact in reply and "Here are open times" not in reply
+
+
+def test_before_i_book_is_a_condition_not_a_request(patient):
+    assert "book" not in parsing.intents("what is the cancellation policy? want to know before i book anything")
+    reply = patient.reply("who does the filler injections, a doctor or a nurse? need to know before i book")
+    assert "Johnson" in reply and "Here are open times" not in reply
+    assert patient.conversation.state != Conversation.State.OFFERING
+
+
+def test_timing_a_treatment_before_an_event_is_answered_not_booked(patient):
+    reply = patient.reply("could i do a chemical peel 3 days before my sister's wedding??")
+    assert "5-7 days" in reply and "Here are open times" not in reply
+    assert not booked().exists()
+
+
+def test_thanks_signed_with_a_name_is_thanked_not_handed_off(patient):
+    reply = patient.reply("Many thanks again. Robert Ellison")
+    assert reply.startswith("You're welcome")
+    assert not StaffAlert.objects.exists()
+
+
+@pytest.mark.parametrize("text", ["how much is cool sculpting for my stomach", "price for coolsculpting on my belly?"])
+def test_a_treatment_not_offered_never_gets_another_ones_price(patient, text):
+    reply = patient.reply(text)
+    assert "isn't a treatment we offer" in reply and "$" not in reply
+
+
+def test_voice_to_text_botox_is_botox(patient):
+    reply = patient.reply("can i book bo tox for my frown lines on wednesday")
+    assert "Here are open times for Botox" in reply
+
+
+def test_a_price_and_how_many_visits_get_both(patient):
+    reply = patient.reply("whats laser hair removal cost for legs n how many visits will it take")
+    assert "$150-$450" in reply and "6-8 sessions" in reply
+
+
+def test_spanish_spelled_as_it_sounds_is_read(patient):
+    book_botox(patient)
+    reply = patient.reply("nesesito cansalar la sita porfa")
+    assert reply.startswith("Responda SI para cancelar")
+    patient.reply("no")
+    reply = patient.reply("quien me esta enviando mensajes?")
+    assert "Glow Demo Med Spa" in reply
+
+
+def test_another_services_price_while_times_are_on_offer_keeps_the_offer(patient):
+    patient.reply("i want botox on thursday")
+    reply = patient.reply("wait how much is dysport?")
+    assert "$4.50" in reply and reply.endswith("for one of the Botox times above.")
+    assert patient.conversation.state == Conversation.State.OFFERING
+    assert patient.reply("nah im good with botox, the first one").startswith("Great choice: Thu")
+
+
+def test_switching_to_another_service_for_its_price_offers_its_times(patient):
+    patient.reply("i want botox on thursday")
+    reply = patient.reply("actually make it dysport, it's cheaper right?")
+    assert "Here are open times for Dysport" in reply
+
+
+def test_cannot_get_there_before_an_hour_is_after_that_hour_on_the_next_days(patient):
+    reply = patient.reply("i want botox but i can't get there before 5:15")
+    hours = re.findall(r"^\d\. \w{3} \w{3} \d+, (\d+):(\d\d) ([AP]M)", reply, re.MULTILINE)
+    assert hours and all(ap == "PM" and (int(h) % 12, int(m)) >= (5, 15) for h, m, ap in hours)
+    assert "later in the day" not in reply
