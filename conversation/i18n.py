@@ -40,7 +40,7 @@ ES_STRONG = _wordset(
     "hora horas disponible disponibilidad agendar reservar apartar sacar depositar deposito pagar pago cuenta "
     "perfecto gusto bueno mejor despues antes ahora luego mismo cual cuales quien como porfa porfavor bien "
     "marte miercole jueve vierne sabao dnd tmb xq hacen ofrecen realizan hilos tensores kiero sita asen "
-    "conosco nesesito"
+    "conosco nesesito aceptan acepta tarjeta tarjetas efectivo estacionamiento parqueo parqueadero mira"
 )
 # Short Spanish function words: weight 1 (two are needed, or one with a strong word).
 ES_WEAK = _wordset("el la los las de del que mi mis una un es con por para al lo le se su sus tu y o")
@@ -173,6 +173,18 @@ PHRASES = [
     ),
     (_p(r"\btrasplante (capilar|de pelo|de cabello)\b"), "hair transplant"),
     (_p(r"\bextensiones de (pestanas|cejas)\b"), "lash extensions"),
+    (_p(r"\bsi (tengo|tuviera|necesito|tendria|tuviese) que cancelar\b"), "if i have to cancel"),
+    (_p(r"\b(se|me lo|lo|me la|la) (devuelve|devuelven|reembolsa|reembolsan)\b"), "do i get it back"),
+    (_p(r"\b(que|cuales) (dias|horarios|horas|fechas) (tienen|hay)( disponibles?| libres?)?\b"), "any openings"),
+    (
+        _p(r"^\s*(tienen|hay) (estacionamiento|parqueo|parqueadero|parking|aparcamiento|donde parquear)\b"),
+        "is there parking",
+    ),
+    (_p(r"\b(estacionamiento|parqueo|parqueadero|aparcamiento)\b"), "parking"),
+    (_p(GREETED + r"(ustedes )?(aceptan|acepta|reciben|toman)\b"), r"\1do you accept"),
+    (_p(r"\b(algun |algunos |un |unos )?plan(es)? de (pagos?|financiamiento|financiacion)\b"), "a payment plan"),
+    (_p(r"\b(financiamiento|financiacion)\b"), "financing"),
+    (_p(r"\b(coger|tomar|agarrar) el (tren|metro|subway|t)\b"), "take the train"),
     (_p(r"\blifting de pestanas\b"), "lash lift"),
     # Someone else's appointment: "una cita para mi mujer"
     (
@@ -494,6 +506,20 @@ TEMPLATES = [
         r"refunded\.)? Want to pick another time\?",
         "Listo: su cita de {service} del {when} está cancelada.{refunded} Quiere elegir otro horario?",
     ),
+    (
+        r"Yes: you're cancelling more than (?P<hours>\d+) hours ahead, so your (?P<deposit>\S+) deposit will be "
+        r"refunded to the card you paid with\. Reply YES to cancel your (?P<service>.+?) on " + W + r", or NO to keep "
+        r"it\.",
+        "Sí: cancela con más de {hours} horas de anticipación, así que se le reembolsará su depósito de {deposit} a la "
+        "tarjeta con la que pagó. Responda SI para cancelar su cita de {service} del {when}, o NO para mantenerla.",
+    ),
+    (
+        r"There's no deposit on this appointment, so cancelling costs nothing\. Reply YES to cancel your "
+        r"(?P<service>.+?) on " + W + r", or NO to keep it\.",
+        "Esta cita no tiene depósito: cancelarla no cuesta nada. Responda SI para cancelar su cita de {service} del "
+        "{when}, o NO para mantenerla.",
+    ),
+    (r"I don't see an upcoming appointment for this number\.", "No veo ninguna cita próxima para este número."),
     (
         r"No problem: your (?P<service>.+?) on " + W + r" stays booked\.",
         "Perfecto: su cita de {service} del {when} sigue en pie.",

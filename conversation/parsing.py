@@ -237,8 +237,8 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
     r"ill (do|take|go with)|go with|sign me up for|"
     r"(?<!dark )(?<!brown )(?<!age )(?<!sun )(?<!red )spots?|"
     r"(can|could) i (come|get|do|have)|get in|fit me in|reserve|sign me up)\b",
-    "price": r"\$|\b(how much(?! (time|longer|downtime|notice))|prices?|pricing|priced|costs?|what do you charge|"
-    r"charges?|"
+    "price": r"\$|\b(how much(?! (time|longer|downtime|notice))|cuanto|quanto|prices?|pricing|priced|costs?|"
+    r"what do you charge|charges?|"
     r"what (does|do|would|will) (a |an |the )?[a-z ]{2,30} (run|go for|set me back)|"
     r"rates?|fees?|expensive|cheap(er|est)?|specials?|deals?(?! with)|discounts?|promos?|per unit|quote)\b",
     "cancel": r"\b(cancel(l?ed|l?ing|lation)?|cx|cxl|(cant|cannot|can not|wont|unable to) make it|"
@@ -268,9 +268,14 @@ _INTENT_PATTERNS = {name: re.compile(pattern) for name, pattern in {
     "greeting": r"\b(hi|hello|hey|hiya|heya|howdy|good (morning|afternoon|evening)|greetings)\b",
     "thanks": r"\b(thanks|thank you|thankyou|appreciate (it|that|you)|much appreciated|cheers)\b",
 }.items()}  # fmt: skip
-_WANT = re.compile(r"\b(want|would like|id like|appointments?|schedul(e|ing)|any ?time)\b")
+# "i want my skin glowing", "i want make my lips bigger": an outcome wished for, not an appointment.
+_WANT = re.compile(
+    r"\b(want(?! (my|her|his) (skin|lips?|face|forehead|wrinkles|lines|hair|body|cheeks|jawline|neck)\b)"
+    r"(?! (to )?(make|look|feel|get rid)\b)|would like|id like|appointments?|schedul(e|ing)|any ?time)\b"
+)
 _QUESTION_START = re.compile(
     r"^((um+|uh+|so|ok|okay|hey|hi|hello|oh|well|lol|hmm+|sorry|also|and|but|quick question|real quick|quick|qq|"
+    r"real talk|honestly|tbh|ngl|omg|serious question|genuine question|"
     r"wait|btw|one more thing|question)\s+)*"
     r"(what|whats|how|hows|do|does|is|are|can|could|would|will|when|whens|where|wheres|why|which|who|whos|should)\b"
 )
@@ -299,8 +304,9 @@ _REQUEST = re.compile(
     r"(open|available|free|ok|okay|good)|"
     r"when can (i|you) (come|get|book|see|fit)|when (is|are) (your|the) (next|soonest|earliest)|"
     r"(?<!my )(next|soonest|earliest|first) (available|opening|appointment|spot|slot)|"
-    r"(want|would like|like|need|wanna) (to )?(book|schedule|come in|get(?! (a |an |my )?(gift ?cards?|receipts?|copy|"
-    r"refund|quote))|make(?! sure)|an appointment|appointment)|"
+    r"(want|would like|like|need|wanna) (to )?(book|schedule|come in|try|"
+    r"get(?! (a |an |my )?(gift ?cards?|receipts?|copy|refund|quote))|make(?! sure| my| it| them| the| her| his)|"
+    r"an appointment|appointment)|"
     r"i (want|need|would like|d like|wanna) (some |a |an )?(botox|filler|appointment)|"
     r"(do|does) (you|she|he|dr \w+) have .{0,30}\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|"
     r"today|tonight|morning|afternoon|evening|week|weekend|open)|"
@@ -379,7 +385,8 @@ _MUST_CANCEL = re.compile(
 )
 # Asking how a policy or a booking works is a question, never a cancellation ("what's your cancellation policy?").
 _ABOUT_POLICY = re.compile(
-    r"\b(policy|policies|rules?|fee|fees|charge|work|works|happens?|if i|do you|refund|notice)\b"
+    r"\b(policy|policies|rules?|fee|fees|charge|(?<!going to )(?<!not )(?<!doesnt )(?<!dont )(?<!wont )(?<!isnt )"
+    r"(work|works)|happens?|if i|do you|refund|notice)\b"
 )
 
 
@@ -1078,9 +1085,12 @@ def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | Non
         r"(?!\s*(:|am|pm|o ?clock|units?|syringes?))",
         s,
     )
-    if (plain := re.search(r"\b([1-9])\s+(please|pls|plz|works|work|is (good|fine|perfect|great))\b", s)) and int(
-        plain[1]
-    ) <= n:  # "perfect timing, 1 please"
+    plain = re.search(  # "at 2 works" is a clock time, not the second option
+        r"(?<!\bat )(?<!\baround )(?<!\babout )(?<!\bafter )(?<!\bbefore )(?<!\bby )(?<!\buntil )(?<!\btill )"
+        r"(?<!\bfrom )\b([1-9])\s+(please|pls|plz|works|work|is (good|fine|perfect|great))\b",
+        s,
+    )
+    if plain and int(plain[1]) <= n:  # "perfect timing, 1 please"
         return int(plain[1]) - 1
     leading = rest and rest[0].isdigit() and 1 <= int(rest[0]) <= n and (len(rest) == 1 or rest[1] not in _CLOCK_WORDS)
     if leading and not picked:  # "2 please. it's Chloe", "3, yes please switch it"

@@ -55,6 +55,8 @@ OTHER_PATIENT = re.compile(
     r"(this|it) is for my (wife|husband|partner|girlfriend|boyfriend|mom|mother|dad|father|sister|brother|friend)|"
     r"(book|appointment|schedule|reserve)( an?| the| some)?( \w+)? for my (wife|husband|partner|girlfriend|boyfriend|"
     r"mom|mother|dad|father|sister|brother|friend|daughter|son|cousin|mother in law)\b(?! and me)|"
+    r"my (friend|sister|brother|mom|mother|dad|husband|wife|partner|daughter|son|coworker) (has|had|booked) (an? )?"
+    r"(appointment|appt|booking|visit)|"
     r"(her|his) name is)\b"
 )
 POSSESSIVE = re.compile(
@@ -79,6 +81,15 @@ NAME_PHRASE = re.compile(
     r"\b(?:my name is|my name's|name is|name's|i am|i'm|this is|it's|under)\s+([a-z][a-z'\-]+(?:\s+[a-z][a-z'\-]+)?)",
     re.IGNORECASE,
 )
+PHOTO_NOTE = re.compile(r"\b(photos?|fotos?|pics?|pictures?|images?|imagen(es)?|screenshots?|selfies?)\b")
+# "do i get my deposit back tho", "will i be charged": the deposit asked about while a cancellation awaits its YES.
+DEPOSIT_ASKED = re.compile(
+    r"\b(deposit|refund\w*|money back|\$?\d+ back|charged?|fee|lose (it|that|this|my|the|\$?\d+))\b|"
+    r"\bget (it|that) back\b"
+)
+# "next week same time": the hour of the appointment being moved.
+SAME_TIME = re.compile(r"\b(same|usual) (time|hour)\b")
+WEEKDAY_NAMED = re.compile(r"\b(mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(day)?\b")
 # "make it dysport", "switch to the peel", "i'll do dysport instead": another service wanted, not only its price.
 SWITCH_TO = re.compile(
     r"\b(make it|switch (it |me )?to|change (it |me )?to|instead|rather|go with|"
@@ -196,7 +207,7 @@ OTHER_TREATMENTS = re.compile(
 # Who treats: "who does the injections", "is it a real doctor", "MD or NP", "a dude or lady doc"
 WHO_DOES = re.compile(
     r"\bwho (actually |really |exactly )?(does|do|will do|is doing|injects|will be doing|will be injecting|"
-    r"is injecting|would be doing|"
+    r"is injecting|would be doing|(will|would|is going to) (perform|administer|give|do)|"
     r"performs?|treats?|will treat|would treat)\b|\b(actual|real|licensed) (doctors?|nurses?|md)\b|"
     r"\b(is it|are they|is that|are you) (a |an )?(doctor|doc|nurse|np|md)\b|\b(md|doctor) or (an? )?(np|nurse)\b|"
     r"\b(np|nurse) or (an? )?(md|doctor)\b|\b(dude|guy|man|male) or (a )?(lady|woman|female|girl)\b|"
@@ -212,7 +223,8 @@ DO_YOU_ACCEPT = re.compile(
 # "do you do coolsculpting?": the treatment asked about, when the clinic's catalog does not have it.
 DO_YOU_OFFER = re.compile(
     r"^(hi |hey |hello )?(do|does) (you|y'?all|your (clinic|spa|office)|the (clinic|spa))( guys)? (do|offer|have|"
-    r"provide|carry|perform|sell)( any)? (?P<what>[a-z][a-z '\-]{2,40}?)\??$"
+    r"provide|carry|perform|sell)( any)? (?P<what>[a-z][a-z '\-]{2,40}?)"
+    r"( or (is it|do i|do you|should i|can i|would i|will i|is there|are there)\b.*)?\??$"  # "...or is it upfront"
 )
 # What a question is about when its words are not the documents' own: "can i work out after?" is aftercare, "what
 # should i do before thursday?" is how to prepare, "what's the latest appointment?" is the clinic's hours.
@@ -296,7 +308,7 @@ POLICY_QUESTION = re.compile(r"\b(refund\w*|cancel\w*|move|moving|reschedul\w*|p
 EVENT_DAY = re.compile(
     r"\b(i have|i ve got|ive got|theres|there is|got|its|my) (a |my |the )?(party|wedding|event|trip|vacation|birthday|"
     r"show|game|graduation|prom|gala|photo ?shoot|reunion)\b|\b(party|wedding|event|trip|vacation|birthday|graduation|"
-    r"prom|gala|reunion|bachelorette) (is|on|that)\b"
+    r"prom|gala|reunion|bachelorette) (is|on|that)\b|\b(getting|get|got|being) married\b"
 )
 # "i was going to ask about filler but i just want botox": the treatment named after it is the one wanted.
 WANT_THIS = re.compile(r"\b(just|really|actually|rather|think i) want\b|\b(go|stick|going) with\b")
@@ -477,9 +489,10 @@ class RulesEngine(Engine):
     def _photo(self, t):
         """A photo (or an empty text), or a photo with a word or two ("this!!", "oops"): a person looks at it; the
         assistant stays on."""
-        few_words = (
-            t.tools.photo and len(t.lowered.split()) <= 3 and not t.wants - {"greeting", "thanks", "yes", "question"}
-        )
+        quiet = not t.wants - {"greeting", "thanks", "yes", "question"}
+        words = len(t.lowered.split())
+        # "this!!", "oops", "here's the photo", "aquí le envío la foto": a photo with a word about it
+        few_words = t.tools.photo and quiet and (words <= 3 or (words <= 8 and PHOTO_NOTE.search(t.lowered)))
         if t.text.strip() and not few_words:
             return None
         t.tools.flag_for_staff("the patient sent a photo without text")
@@ -592,6 +605,13 @@ class RulesEngine(Engine):
             when = parsing.parse_when(
                 f"{when_label(booking.start, t.tz).split(',')[0]} {t.lowered}", now=tools.now, tz=t.tz
             )
+        elif SAME_TIME.search(t.lowered) and when is not None and when.day_start is None:
+            # "next week same time": the appointment's own hour (and weekday, when none is said) in that window
+            local = booking.start.astimezone(t.tz)
+            clock = local.strftime("%I:%M%p").lstrip("0").lower()
+            day = "" if WEEKDAY_NAMED.search(t.lowered) else local.strftime("%A").lower()
+            same = parsing.parse_when(f"{SAME_TIME.sub(' ', t.lowered)} {day} at {clock}", now=tools.now, tz=t.tz)
+            when = same if same is not None and same.start >= when.start else when
         own_day = when is not None and when.day_start is None and when.end - when.start <= timedelta(days=1)
         if own_day and when.start.date() == booking.start.astimezone(t.tz).date() and not SAME_DAY.search(t.lowered):
             # "i need to move my thursday appointment": the day it is on, not the day wanted; the soonest times
@@ -1213,6 +1233,20 @@ class RulesEngine(Engine):
         if ("yes" in wants or "cancel" in wants) and not re.search(r"\b(dont|do not|no|not)\b", lowered):
             return self._cancelled(tools.cancel_booking(), tz)
         booking = c.confirming_cancel
+        if "reschedule" not in wants and "no" not in wants and DEPOSIT_ASKED.search(lowered):
+            # "wait do i get my deposit back tho": answered, and the question to cancel still stands
+            deposit = _deposit_cents(booking)
+            notice = tools.clinic.cancellation_notice_hours
+            said = (
+                f"Yes: you're cancelling more than {notice} hours ahead, so your {format_cents(deposit)} deposit will "
+                "be refunded to the card you paid with."
+                if deposit
+                else "There's no deposit on this appointment, so cancelling costs nothing."
+            )
+            return (
+                f"{said} Reply YES to cancel your {booking.service.name} on {when_label(booking.start, tz)}, or NO to "
+                "keep it."
+            )
         tools.keep_booking()
         if "reschedule" in wants:
             return ""  # "no wait, don't cancel, can i move it to next week instead?": the move goes on

@@ -451,6 +451,8 @@ QUERY_PHRASES = [
     # "don't want to commit to anything yet", "talk to someone first": how the patient feels, not what is asked
     (re.compile(r"\b(do not|dont|not ready to|not) (want to |wanna )?commit( to anything)?( yet)?\b"), " "),
     (re.compile(r"\b(talk|speak) to (someone|somebody|a person) first\b"), "talk"),
+    # "can i lift the same day or do i gotta wait": how long until, not the touch-up's "please wait until day 14"
+    (re.compile(r"\b(or )?(do|will|would|should) i (have to|gotta|need to|got to|hafta) wait\b( a while)?"), " "),
     # "how long does it even last": emphasis, not the "even" of "even for returning clients"
     (re.compile(r"\b(does|do|is|will|would|can|could) (it|that|this|you|i|they) even\b"), r"\1 \2"),
     # "how many times i gotta come": a series of sessions, not the clinic's hours

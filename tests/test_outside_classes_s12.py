@@ -16,6 +16,7 @@ from payments.models import Payment
 from tests import test_outside_classes as _outside
 from tests.test_assistant import booked
 from tests.test_double_booking import book_botox
+from tests.test_outside_classes_s8 import with_photo
 
 patient = _outside.patient  # the same fixture: the demo clinic, the clock pinned
 
@@ -113,3 +114,50 @@ def test_cannot_get_there_before_an_hour_is_after_that_hour_on_the_next_days(pat
     hours = re.findall(r"^\d\. \w{3} \w{3} \d+, (\d+):(\d\d) ([AP]M)", reply, re.MULTILINE)
     assert hours and all(ap == "PM" and (int(h) % 12, int(m)) >= (5, 15) for h, m, ap in hours)
     assert "later in the day" not in reply
+
+
+def test_a_deposit_question_while_a_cancellation_awaits_its_yes_keeps_the_question(patient):
+    book_botox(patient)
+    assert patient.reply("have to cancel my appointment, sorry").startswith("Reply YES to cancel")
+    reply = patient.reply("hold on, will i lose the $50?")
+    assert "will be refunded" in reply and "24 hours" in reply and "Reply YES to cancel" in reply
+    assert patient.reply("yes").startswith("Done: your Botox")
+    assert not booked(patient.phone).filter(status="confirmed").exists()
+
+
+def test_at_an_hour_works_is_that_hour_not_that_option(patient):
+    book_botox(patient)
+    offer = patient.reply("can we move it to next week same time?")
+    assert "Here are open times for Botox" in offer
+    moved_to = re.findall(r"^\d\. (\w{3} \w{3} \d+, \d+:\d\d [AP]M)", offer, re.MULTILINE)
+    first_hour = moved_to[0].split(", ")[1]
+    reply = patient.reply(f"{first_hour.split(':')[0]} works")  # "2 works": 2 PM, the first time offered
+    assert reply.startswith("Done! Your Botox is now") and first_hour in reply
+
+
+def test_a_spouses_appointment_is_not_told(patient):
+    reply = patient.reply("my husband has an appointment there this week, what time is it?")
+    assert "only help with your own" in reply
+
+
+def test_who_will_perform_it_names_the_providers(patient):
+    reply = patient.reply("who would administer the filler, and are they licensed?")
+    assert "Johnson" in reply and "Smith" in reply
+
+
+def test_do_you_do_financing_or_is_it_upfront_is_the_financing_answer(patient):
+    reply = patient.reply("do you do payment plans or is it all upfront")
+    assert "Cherry" in reply and "isn't a treatment we offer" not in reply
+
+
+def test_spanish_questions_about_parking_and_the_refund_are_answered_not_acted_on(patient):
+    book_botox(patient)
+    reply = patient.reply("¿si tengo que cancelar la cita me devuelven el depósito?")
+    assert "24 hours" in reply and "Responda SI" not in reply
+    assert booked(patient.phone).filter(status="confirmed").exists()
+    assert "Clarendon" in patient.reply("hay estacionamiento cerca?")
+
+
+def test_a_photo_with_a_word_about_it_is_acknowledged(patient):
+    reply = with_photo(patient, "here's the pic of my forehead")
+    assert reply.startswith("Thanks for the photo")
