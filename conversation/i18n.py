@@ -181,6 +181,11 @@ PHRASES = [
         "is there parking",
     ),
     (_p(r"\b(estacionamiento|parqueo|parqueadero|aparcamiento)\b"), "parking"),
+    (
+        _p(r"\bdonde (queda|esta|estan|se encuentra|se ubica)n?\b( la clinica| el spa| ustedes| la oficina)?"),
+        "where is the clinic",
+    ),
+    (_p(r"\bhay (donde|a donde|lugar para|sitio para) (parquear|estacionar|aparcar)\b"), "is there parking"),
     (_p(GREETED + r"(ustedes )?(aceptan|acepta|reciben|toman)\b"), r"\1do you accept"),
     (_p(r"\b(algun |algunos |un |unos )?plan(es)? de (pagos?|financiamiento|financiacion)\b"), "a payment plan"),
     (_p(r"\b(financiamiento|financiacion)\b"), "financing"),

@@ -1524,7 +1524,9 @@ class RulesEngine(Engine):
         named = parsing.find_services(text, _catalog_names(tools))
         if len(named) == 1 and results[0]["kind"] == "document":
             name = tools.lookup_service(named[0])["name"]
-            if name.lower() not in body.lower():  # "do i stop aspirin before filler?": say which treatment it is for
+            about_it = parsing.find_services(f"{said or text} {results[0]['title']}", _catalog_names(tools))
+            if name.lower() not in body.lower() and named[0] in about_it:
+                # "do i stop aspirin before filler?": say which treatment it is for (not "Botox: Parking: ...")
                 body = f"{name}: {body}"
         if not steer:
             return body
@@ -1573,8 +1575,10 @@ class RulesEngine(Engine):
             found = [r for r in tools.search_knowledge(query) if r.get("snippet") and r["kind"] == "document"]
             if not found:
                 continue
-            # the first in full, the next ones the run chosen at the short length, so that they fit whole
-            best = (answers and found[0].get("short_answer")) or found[0].get("answer") or found[0]["snippet"]
+            # the first in full, the next ones the run chosen at the short length, so that they fit whole (all at the
+            # short length when three questions are asked: "financing? 0%? does applying hurt my credit")
+            short = answers or len(clauses) > 2
+            best = (short and found[0].get("short_answer")) or found[0].get("answer") or found[0]["snippet"]
             if found[0]["document_id"] in seen:  # the same document: what it says of this question, if not yet said
                 quoted = " ".join(answers)
                 best = " ".join(s for s in _sentences(best) if s not in quoted)
@@ -1624,7 +1628,10 @@ _CLAUSE_SPLIT = re.compile(
     r"\?+|\(\d\)|\b\d\)\s|\balso\b|\band (?=(?:can|do|does|is|are|will|what|how|where|when|should|would)\b)"
 )
 _STATEMENT_END = re.compile(r"(?<=[A-Za-z])[.!]+\s+")  # "never done this before. does it hurt"
-_CLAUSE_LEAD = re.compile(r"^((so|but|for|and|also|plus|or|then|may i ask|can i ask|i wonder|i was wondering)\s+)+")
+_CLAUSE_LEAD = re.compile(
+    r"^((so|but|for|and|also|plus|or|then|may i ask|can i ask|i wonder|i was wondering|(hey|hi|hello)( there)?|"
+    r"ok|okay|um+|uh+|oh|well|lol|omg|hmm+|quick question)\s+)+"
+)
 _ASKS = re.compile(r"^(what|whats|how|do|does|is|are|can|could|would|will|when|where|why|which|who|should|any)\b")
 
 

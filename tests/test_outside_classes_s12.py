@@ -161,3 +161,19 @@ def test_spanish_questions_about_parking_and_the_refund_are_answered_not_acted_o
 def test_a_photo_with_a_word_about_it_is_acknowledged(patient):
     reply = with_photo(patient, "here's the pic of my forehead")
     assert reply.startswith("Thanks for the photo")
+
+
+def test_two_questions_after_a_greeting_get_two_answers(patient):
+    reply = patient.reply("hi there do you validate parking? and how early do i need to get there")
+    assert "validate" in reply and "10-15 minutes" in reply
+    assert not reply.startswith("Botox:")
+
+
+def test_three_questions_on_one_document_are_each_answered(patient):
+    reply = patient.reply("is there financing? any 0% plans? does it do a hard pull on my credit")
+    assert "Cherry" in reply and "0%" in reply and "soft credit check" in reply
+
+
+def test_spanish_where_and_parking_get_both(patient):
+    reply = patient.reply("donde esta la clinica y hay donde estacionar?")
+    assert "120 Newbury Street" in reply and "Clarendon" in reply
