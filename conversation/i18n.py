@@ -174,7 +174,17 @@ PHRASES = [
     (_p(r"\btrasplante (capilar|de pelo|de cabello)\b"), "hair transplant"),
     (_p(r"\bextensiones de (pestanas|cejas)\b"), "lash extensions"),
     (_p(r"\bsi (tengo|tuviera|necesito|tendria|tuviese) que cancelar\b"), "if i have to cancel"),
-    (_p(r"\b(se|me lo|lo|me la|la) (devuelve|devuelven|reembolsa|reembolsan)\b"), "do i get it back"),
+    (_p(r"\bsi me (sale|surge|pasa) algo\b"), "if something comes up"),
+    (_p(r"\b(tengo|tuviera|tendria) que cancelar\b"), "i have to cancel"),
+    (_p(r"\b(se|me lo|lo|me la|la|me) (devuelve|devuelven|reembolsa|reembolsan|regresan)\b"), "do i get it back"),
+    (
+        _p(r"\b(a ?donde|donde) (se )?(parquea|estaciona|aparca|puedo parquear|puedo estacionar|podemos parquear)\b"),
+        "where do i park",
+    ),
+    (_p(r"\b(no quiero|no quisiera) perder\b"), "i dont want to lose"),
+    (_p(r"\b(todavia|aun|aún) no (entro|empiezo|estoy) (a|en) (trabajar|el trabajo)\b"), "im free then"),
+    (_p(r"\bmejor (el |la )?(?=(lunes|martes|miercoles|jueves|viernes|sabado)\b)"), ""),
+    (_p(r"(?<=\S)\s*,?\s*verdad\s*\?"), " right?"),
     (_p(r"\b(que|cuales) (dias|horarios|horas|fechas) (tienen|hay)( disponibles?| libres?)?\b"), "any openings"),
     (
         _p(r"^\s*(tienen|hay) (estacionamiento|parqueo|parqueadero|parking|aparcamiento|donde parquear)\b"),
@@ -289,6 +299,7 @@ PHRASES = [
         "i would like to know",
     ),
     (_p(r"\b(quiero|quisiera|me gustaria|necesito|deseo)\b"), "i want"),
+    (_p(r"\b(tiene|tengo|tienes) (1[0-9]|[1-9])( anos| años)?\b"), r"is \2 years old"),  # "mi hija tiene 15"
     (_p(r"\b(tienen|tiene|hay) (algo|espacio|lugar|citas?|disponibilidad|horarios?)\b"), "do you have anything"),
     (_p(r"\b(tienen|tiene)\b"), "do you have"),
     (_p(r"\bdisponibilidad\b|\bdisponibles?\b"), "available"),
@@ -526,6 +537,12 @@ TEMPLATES = [
     ),
     (r"I don't see an upcoming appointment for this number\.", "No veo ninguna cita próxima para este número."),
     (
+        r"Yes: your (?P<deposit>\S+) deposit carried over to your (?P<service>.+?) on " + W + r": nothing more to pay "
+        r"until your visit\.",
+        "Sí: su depósito de {deposit} pasó a su cita de {service} del {when}: no hay nada más que pagar hasta su "
+        "visita.",
+    ),
+    (
         r"No problem: your (?P<service>.+?) on " + W + r" stays booked\.",
         "Perfecto: su cita de {service} del {when} sigue en pie.",
     ),
@@ -656,6 +673,12 @@ TEMPLATES = [
         r"(?P<provider>.+?) doesn't do (?P<service>.+?); (?P<others>.+?) does\. Would you like me to find you a "
         r"time\?",
         "{provider} no hace {service}; lo hace {others}. Quiere que le busque un horario?",
+    ),
+    (
+        r"This is (?P<clinic>.+?), at (?P<address>.+?)\. We text about appointments: I can answer questions, share "
+        r"prices or book you in\. Reply STOP to opt out\.",
+        "Le escribe {clinic}, en {address}. Le enviamos mensajes sobre sus citas: puedo responder sus preguntas, darle "
+        "precios o hacerle una cita. Responda ALTO para no recibir más mensajes.",
     ),
     (
         r"This is (?P<clinic>.+)\. We text about appointments: I can answer questions, share prices or book you in\. "

@@ -33,7 +33,8 @@ _SHORTHAND = {
     **dict.fromkeys(_words("tue tues"), "tuesday"), **dict.fromkeys(_words("wed weds wensday"), "wednesday"),
     **dict.fromkeys(_words("thu thur thurs thrs thrus thersday thrusday thurday thursay"), "thursday"),
     **dict.fromkeys(_words("cansel cancle cancell cancl cansell"), "cancel"), "hrs": "hours",
-    **dict.fromkeys(_words("botocks botoks botux boatox"), "botox"),
+    **dict.fromkeys(_words("botocks botoks botux boatox botx btox"), "botox"),
+    **dict.fromkeys(_words("mch mich mutch"), "much"),
     **dict.fromkeys(_words("filer fillr"), "filler"), **dict.fromkeys(_words("insted instad"), "instead"),
     **dict.fromkeys(_words("acshully actualy acually"), "actually"),
     **dict.fromkeys(_words("apoinment apointment appoinment appointmnt apointmnet appoitment"), "appointment"),
@@ -368,7 +369,8 @@ _CLAUSE_QUESTION = re.compile(
 _QUESTION_AFTER_IF = re.compile(r"^if i\b.{0,60}\b(can|could|will|would|do|does|should) (i|you|they|it)\b")
 _WHAT_IF = re.compile(
     r"\b(if i (come|came|go) in (for|to)\b.{0,40}\b(can|could|will|would|do) (i|you|they)\b|"
-    r"if i (were|was) to|if i (do|did|end up|have to|had to)|(latest|last) (point|time|moment|day|i can)|"
+    r"if i (were|was) to|if i (do|did|end up|have to|had to)|if (something|anything|stuff|life|work) (comes?|came) up|"
+    r"(do|will|would) i get (it|that|them|my \w+|the \w+) back|(latest|last) (point|time|moment|day|i can)|"
     r"without (forfeit\w*|losing|lose)|how (late|far ahead|far in advance|much notice)|"
     r"(would|will|do|does) (i|my deposit) (lose|get|be (returned|refunded|kept))|"
     r"(would|will) (i|my deposit) be (refunded|returned|charged)|(minimum|how much) notice|notice (required|needed)|"
@@ -383,6 +385,7 @@ _WHAT_IF = re.compile(
 _MUST_CANCEL = re.compile(
     r"\b(i (have|need|want|got|gotta|must) (to )?|i'?d like to |please |pls |gotta |i wanna )(cancel|move|reschedule)\b"
 )
+_IF_MUST = re.compile(r"\bif\b[^.?!]{0,60}?\b(i (have|need|must|got)|i gotta|gotta) (to )?(cancel|move|reschedule)\b")
 # Asking how a policy or a booking works is a question, never a cancellation ("what's your cancellation policy?").
 _ABOUT_POLICY = re.compile(
     r"\b(policy|policies|rules?|fee|fees|charge|(?<!going to )(?<!not )(?<!doesnt )(?<!dont )(?<!wont )(?<!isnt )"
@@ -405,7 +408,7 @@ _INFO_QUESTION = re.compile(
     r"exercise|shower|sleep|lie|lay|fly|tan|swim|bring|use|put on|apply|wash|get it wet|go (in|to|into) (a |the )?(gym|"
     r"sauna|hot tub|pool|beach|sun|steam room|hot yoga|yoga|spin|pilates|class|run))|"
     r"when can i (lie|lay|work ?out|exercise|shower|wear|drink|wash|sleep|go "
-    r"back|fly|tan|swim))\b"
+    r"back|fly|tan|swim)|(can|could|do|would) i (get|have|need|qualify for) (a |another )?(free )?touch ?-?ups?)\b"
 )
 # A treatment already had ("got botox this morning", "had filler today"): a question about it is aftercare.
 _HAD_TREATMENT = re.compile(
@@ -505,7 +508,15 @@ def intents(text: str) -> set[str]:
         s,
     )
     gift = re.search(r"\bgift ?cards?\b", s) and not re.search(r"\b(book|appointment|schedule)\b", s)
-    if _WANT.search(s) and not found & {"cancel", "reschedule", "human"} and not asks_to_know and not gift:
+    # "how much is baby botox?? just want a lil forehead prevention": a price question, the "want" is a wish
+    priced_wish = "price" in found and "?" in s and not _REQUEST.search(s)
+    if (
+        _WANT.search(s)
+        and not found & {"cancel", "reschedule", "human"}
+        and not asks_to_know
+        and not gift
+        and not priced_wish
+    ):
         found.add("book")
     if "human" in found and not re.search(r"\bbook", s):  # "can i get the front desk"
         found.discard("book")
@@ -521,7 +532,8 @@ def intents(text: str) -> set[str]:
         found.discard("cancel")  # "wait no, i don't want to cancel, can i move it instead?"
     if "book" in found and "?" in s and _WHAT_IF.search(s) and _QUESTION_AFTER_IF.search(s):
         found.discard("book")  # "if i come in for a consult could i be treated the same day?"
-    if found & {"cancel", "reschedule"} and _WHAT_IF.search(s) and not _MUST_CANCEL.search(s):
+    must = _MUST_CANCEL.search(s) and not _IF_MUST.search(s)  # "if something comes up and i have to cancel": a what-if
+    if found & {"cancel", "reschedule"} and _WHAT_IF.search(s) and not must:
         found -= {"cancel", "reschedule"}  # "if i were to cancel my appointment, would i get my deposit back?"
     if "no" in found and re.search(r"\b(not|none of) (that|those|these)\b", s):
         found.discard("yes")
@@ -856,6 +868,7 @@ def parse_when(text: str, *, now: datetime, tz: tzinfo) -> TimeWindow | None:
     the soonest such. Windows never start before ``now``; a weekday whose window is over today means next week's; a
     date whose window is over gives None."""
     text = _NOT_BEFORE.sub("after", text)  # "i can't get there before 5:15": after 5:15
+    text = _ANY_PART.sub(lambda m: f"{m[3] or m[4]}s", text)  # "any weekday morning": the soonest morning
     window = _parse_when(text, now=now, tz=tz)
     before = window is not None and window.day_start is None and _BEFORE_DAY.search(normalise(text))
     if before and window.start > now:  # "sometime before the 19th", "by friday": until that day starts
@@ -863,6 +876,10 @@ def parse_when(text: str, *, now: datetime, tz: tzinfo) -> TimeWindow | None:
     return window
 
 
+_ANY_PART = re.compile(
+    r"\b(any|most)( week ?day)? (morning|afternoon|evening)\b|\bweek ?day (morning|afternoon|evening)s?\b",
+    re.IGNORECASE,
+)
 _NOT_BEFORE = re.compile(
     r"\b(can'?t|cannot|can not|won'?t|will not|couldn'?t|not able to|unable to) (get|be|make it|come|leave)"
     r"( (there|in|here|over|out|work))? (before|until|till|til)\b",

@@ -92,8 +92,17 @@ SAME_TIME = re.compile(r"\b(same|usual) (time|hour)\b")
 WEEKDAY_NAMED = re.compile(r"\b(mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(day)?\b")
 # "make it dysport", "switch to the peel", "i'll do dysport instead": another service wanted, not only its price.
 SWITCH_TO = re.compile(
-    r"\b(make it|switch (it |me )?to|change (it |me )?to|instead|rather|go with|"
+    r"\b(make it|switch (it |me )?to|change (it |me )?to|instead|rather|go with|scratch (the|that)|"
+    r"forget (the|that)|never ?mind|nvm|"
     r"(i ?ll|i will|lets) (do|take|try|get))\b"
+)
+PART_OF_DAY = re.compile(
+    r"\b(mornings?|afternoons?|evenings?|nights?|tonight|after (school|work|lunch)|before (work|lunch)|"
+    r"lunch ?time|later in the day)\b"
+)
+CARRIES_OVER = re.compile(
+    r"\b(carr(y|ies|ied) over|transferr?\w*|mov(e|es|ed) (over|with|to)|still (count|appl(y|ies))|same deposit|"
+    r"(to|for) (the|my) (new|other) (time|appointment|day|date))\b"
 )
 # "do you have tuesday?", "tienen pa el martes?": a day's open times asked for.
 HAVE_YOU_GOT = re.compile(
@@ -117,6 +126,13 @@ WHO_IS_THIS = re.compile(
     r"no (conozco|conosco|reconozco) (este|el|su) (numero|telefono)|"
     r"con quien hablo|quienes son)\b"
 )
+# "Is this Serenity Skin Bar?", "esta es la clinica de la doctora Ramirez?": which clinic this is, asked.
+IS_THIS_PLACE = re.compile(
+    r"^(hi |hello |hey |um |sorry |wait |hola |buenas |perdon )*(is this|am i (texting|talking to)|did i (text|reach)|"
+    r"esta es|es esta|este es|es este|hablo con) (the |la |el )?(place|clinic|spa|med ?spa|office|location|salon|"
+    r"clinica|oficina|consultorio|doctora?|dr)\b"
+)
+NAMED_PLACE = re.compile(r"^\W*(?i:hi|hello|hey)?[\s,!]*(?i:is this|am i texting|did i reach) (?P<name>[A-Z][\w'&-]*)")
 # What only a person at the clinic can do or decide: jobs, documents sent from the patient's file, complaints.
 STAFF_ONLY = re.compile(
     r"\b(hyperhidrosis|(armpits?|underarms?|palms?)\b.{0,30}\bsweat\w*|sweat\w*\b.{0,30}\b(armpits?|underarms?|palms?)|"
@@ -139,7 +155,8 @@ STAFF_ONLY = re.compile(
     r"(still )?(no|not got|never got|never received|havent (got|gotten|received)) (my |the |a |any )?(deposit )?"
     r"refund|where is my refund|(someone|somebody|you) (from \w+ \w+ )?(to )?"
     r"get back to me|second (pending )?charge|pending charge|(pls|please) check|charged (my card |me )?\$?\d+|"
-    r"(want|need) the (extra|difference|rest) back|dissolv\w*|hyaluronidase|vascular occlusion|"
+    r"(want|need) the (extra|difference|rest) back|(like|want|need) (the |a |my )?(difference|overcharge|extra|"
+    r"money|amount|\$?\d+)( \w+)? (refunded|back|returned)|dissolv\w*|hyaluronidase|vascular occlusion|"
     r"(film|record|video)\w* (my|the|it)\b|(post|film|record|put|share)\w* .{0,20}\b(tiktok|instagram|my page)|"
     r"my followers|(asl|sign language|spanish|medical) interpreters?|"
     r"interpreter)\b"
@@ -172,7 +189,9 @@ DURATION = re.compile(
 MINOR_QUESTION = re.compile(
     r"\b(1[0-7]|1[0-7] ?(yr|year)s?( old)?|my (daughter|son|teen|teenager|kid|child))\b.{0,60}\b(can|may|could|is) "
     r"(she|he|they) (come|get|have|do|be|receive|book)\b|"
-    r"\b(can|may|could) (my )?(daughter|son|teen|teenager|kid|child) (come|get|have|do|be treated|receive|book)\b"
+    r"\b(can|may|could) (my )?(daughter|son|teen|teenager|kid|child) (come|get|have|do|be treated|receive|book)\b|"
+    r"\b(can|may|could) i (come|get|have|do|be treated|book)\b.{0,30}\b(if|since|as|when) (im|i am|i m) (1[0-7])\b|"
+    r"\b(im|i am|i m) (only |just )?(1[0-7])\b.{0,40}\b(can|may|could|am) i\b"
 )
 # "After isotretinoin, can I do a peel now?": whether it is safe yet, not a request for times.
 CAN_I_YET = re.compile(
@@ -457,11 +476,18 @@ class RulesEngine(Engine):
 
     def _who_is_this(self, t):
         """ "Who is this?": the clinic's name and what the line is for."""
-        if not WHO_IS_THIS.search(t.lowered):
+        named = NAMED_PLACE.search(t.text)
+        named = named and named["name"].lower() not in {"it", "this", "that", "botox", "dr", "the", "a"}
+        named = named and not t.wants - {"greeting", "question", "thanks"}  # "is this glow? i want botox": booking
+        place = (IS_THIS_PLACE.search(t.lowered) or named) and len(t.lowered.split()) <= 16
+        if not WHO_IS_THIS.search(t.lowered) and not place:
             return None
+        # "is this serenity skin bar?", "is this the place on boylston st?": who and where the clinic is
+        where = ", ".join(part for part in (t.clinic.street, t.clinic.city) if part) if place else ""
+        at = f", at {where}" if where else ""
         return (
-            f"This is {t.clinic.name}. We text about appointments: I can answer questions, share prices or book you "
-            "in. Reply STOP to opt out."
+            f"This is {t.clinic.name}{at}. We text about appointments: I can answer questions, share prices or book "
+            "you in. Reply STOP to opt out."
         )
 
     def _staff_only(self, t):
@@ -674,6 +700,9 @@ class RulesEngine(Engine):
             return None  # "whats ur latest slot? like after 5" when only mornings are offered: later times asked for
         if HAVE_YOU_GOT.search(t.lowered) and not ORDINAL.search(t.lowered) and not re.search(r"\d", t.lowered):
             return None  # "do you have tuesday?", "tienen pa el martes?": that day's times asked for, not a pick
+        named = parsing.find_services(t.text, t.catalog)
+        if named and c.service_id not in named:
+            return None  # "ok lets do the filler instead. thursday works": another treatment's times, not a pick
         offered = tools.offered()
         choice, rest = self._pick_and_rest(t, offered)
         if choice is None and parsing.is_health_question(t.text):
@@ -685,6 +714,13 @@ class RulesEngine(Engine):
             return f"I offered {len(offered)} times: r{prompt[1:]}, or tell me another day."
         if choice is None:
             return None
+        short = len(parsing.sentences(t.text)) == 1 and len(t.lowered.split()) <= 15
+        if (
+            short
+            and PART_OF_DAY.search(t.lowered)
+            and not _within_hours(offered[choice].start, parsing.parse_when(t.text, now=tools.now, tz=t.tz), t.tz)
+        ):
+            return None  # "could i book one next tuesday after school?" when only the morning is offered
         answer = self._rest_answer(t, rest)
         if c.rescheduling_id:
             return f"{self._moved(tools.reschedule_to(choice + 1), t.tz)}{answer}"
@@ -854,8 +890,10 @@ class RulesEngine(Engine):
             not_offered = self._not_offered(t)  # "how much is laser tattoo removal": not the laser hair removal price
             if not_offered:
                 return not_offered
-        if not t.mentioned and c.service_id is None and DEALS.search(t.lowered):
-            return self._answer(c, tools, t.text)  # "student discounts?", "payment plans?": the clinic's documents
+        if not t.mentioned and DEALS.search(t.lowered):
+            # "student discounts?", "any discount if i post u on my ig?": the clinic's documents, even while a
+            # treatment is being talked about
+            return self._answer(c, tools, t.text)
         if not t.mentioned and c.service_id is None:
             t.mentioned = self._service_for_concern(t)
             if t.mentioned:
@@ -990,7 +1028,18 @@ class RulesEngine(Engine):
     def _deposit_on_the_move(self, t):
         """ "Does my deposit carry over?" while moving a paid appointment: it does."""
         c = t.c
-        if not c.rescheduling_id or not re.search(r"\b(deposit|pay (again|twice|more)|charged again)\b", t.lowered):
+        if not re.search(r"\b(deposit|pay (again|twice|more)|charged again)\b", t.lowered):
+            return None
+        upcoming = t.tools.upcoming_booking() if not c.rescheduling_id else None
+        if upcoming is not None and upcoming.rescheduled_from_id and CARRIES_OVER.search(t.lowered):
+            # "the deposit carries over to the new time, right?" once the move is done
+            paid = _deposit_cents(upcoming)
+            if paid:
+                return (
+                    f"Yes: your {format_cents(paid)} deposit carried over to your {upcoming.service.name} on "
+                    f"{when_label(upcoming.start, t.tz)}: nothing more to pay until your visit."
+                )
+        if not c.rescheduling_id:
             return None
         paid = _deposit_cents(c.rescheduling) if c.rescheduling else 0
         amount = f"{format_cents(paid)} " if paid else ""
@@ -1290,7 +1339,8 @@ class RulesEngine(Engine):
                 return "No problem. What day or time would work better for you?"
             return self._offer_soonest(c, tools, tz)
         offer = self._offer(c, tools, when, tz)
-        return f"{self._price_unless_said(c, tools)}{offer}" if offer.startswith("Here are open times") else offer
+        offered = offer.startswith("Here are open times") or "The nearest open times:" in offer
+        return f"{self._price_unless_said(c, tools)}{offer}" if offered else offer
 
     def _offer_soonest(self, c, tools, tz):
         """ "I want Botox": its price (unless already given) and the soonest open times, in one reply."""
@@ -1727,6 +1777,16 @@ def _booked(booking, tz) -> str:
 def _someone_elses(text: str) -> bool:
     """ "sarah's appointment", "my friend's results": a possessive that is not a day or the clinic."""
     return any(m.group(1) not in NOT_SOMEONE for m in POSSESSIVE.finditer(text.lower()))
+
+
+def _within_hours(start, when, tz) -> bool:
+    """Whether a time offered lies within the hours of the day a text asks for ("after school", "after 5"); true
+    when it asks for none."""
+    day_start, day_end = getattr(when, "day_start", None), getattr(when, "day_end", None)
+    if when is None or (day_start is None and day_end is None):
+        return True
+    local = start.astimezone(tz).time()
+    return (day_start is None or local >= day_start) and (day_end is None or local < day_end)
 
 
 def _pick_prompt(offered) -> str:

@@ -127,8 +127,9 @@ def test_none_of_those_work(patient):
 
 
 def test_nothing_open_then_other_days(patient):
-    text = patient.reply("can i get botox on sunday")  # nobody works Sundays: the nearest times, at once
-    assert text.startswith("I don't see any Botox openings") and "The nearest open times: 1. Mon Nov 30" in text
+    text = patient.reply("can i get botox on sunday")  # nobody works Sundays: the price and the nearest times, at once
+    assert text.startswith("Botox is $12 per unit") and "I don't see any Botox openings Sunday" in text
+    assert "The nearest open times: 1. Mon Nov 30" in text
     assert patient.conversation.state == Conversation.State.OFFERING
     assert patient.reply("1").startswith("Great choice: Mon Nov 30")
 

@@ -177,3 +177,61 @@ def test_three_questions_on_one_document_are_each_answered(patient):
 def test_spanish_where_and_parking_get_both(patient):
     reply = patient.reply("donde esta la clinica y hay donde estacionar?")
     assert "120 Newbury Street" in reply and "Clarendon" in reply
+
+
+def test_another_treatment_named_with_a_day_offers_its_times_not_a_pick(patient):
+    patient.reply("i want botox")
+    reply = patient.reply("hmm let's do the chemical peel instead, wednesday works")
+    assert "Here are open times for Chemical Peel" in reply
+    assert not booked().exists()
+
+
+def test_a_part_of_day_the_offered_time_is_not_in_is_not_a_pick(patient):
+    patient.reply("i want botox on wednesday morning")
+    reply = patient.reply("actually could i do wednesday after work?")
+    assert "Great choice" not in reply
+    hours = re.findall(r"^\d\. \w{3} \w{3} \d+, (\d+):\d\d ([AP]M)", reply, re.MULTILINE)
+    assert hours and all(ap == "PM" and int(h) % 12 >= 5 for h, ap in hours)
+
+
+def test_a_discount_question_while_a_treatment_is_talked_about_is_the_documents(patient):
+    patient.reply("how much is lip filler")
+    reply = patient.reply("do you do student discounts?")
+    assert "$650-$750" not in reply
+
+
+def test_is_this_another_place_is_answered_with_who_and_where(patient):
+    reply = patient.reply("Hello, is this Radiance Aesthetics?")
+    assert reply.startswith("This is Glow Demo Med Spa, at 120 Newbury Street")
+    assert "This is Glow Demo Med Spa, at" in patient.reply("is this the clinic on boylston?")
+
+
+def test_a_refund_of_an_overcharge_asked_for_goes_to_staff(patient):
+    reply = patient.reply("you billed me for two syringes but only used one, I'd like the extra refunded")
+    assert "front desk" in reply and StaffAlert.objects.exists()
+
+
+def test_an_age_and_a_touch_up_are_policy_questions_not_bookings(patient):
+    assert "16 or 17" in patient.reply("could i get a hydrafacial if im 16?")
+    reply = patient.reply("had botox 3 weeks ago and one brow is higher, can i get a touch up?")
+    assert "14" in reply and "Here are open times" not in reply
+
+
+def test_any_weekday_morning_is_the_soonest_mornings(patient):
+    reply = patient.reply("id like botox, i can do any weekday morning")
+    assert "this morning" not in reply and "Here are open times for Botox" in reply
+    assert all(ap == "AM" for ap in re.findall(r"^\d\. .*?, \d+:\d\d ([AP]M)", reply, re.MULTILINE))
+
+
+def test_typos_in_a_price_question(patient):
+    assert "$12 per unit" in patient.reply("how mch is botx for forehead")
+
+
+def test_spanish_age_parking_and_a_what_if_while_a_time_is_held(patient):
+    assert "16 or 17" in patient.reply("mi hija tiene 14, puede hacerse un hydrafacial?")
+    assert "Clarendon" in patient.reply("y donde se estaciona?")
+    patient.reply("quiero botox el jueves")
+    patient.reply("la primera")
+    reply = patient.reply("y si me surge algo y tengo que cancelar, me lo devuelven?")
+    assert "24 hours" in reply
+    assert patient.conversation.state == Conversation.State.HOLDING
