@@ -408,7 +408,9 @@ _INFO_QUESTION = re.compile(
     r"exercise|shower|sleep|lie|lay|fly|tan|swim|bring|use|put on|apply|wash|get it wet|go (in|to|into) (a |the )?(gym|"
     r"sauna|hot tub|pool|beach|sun|steam room|hot yoga|yoga|spin|pilates|class|run))|"
     r"when can i (lie|lay|work ?out|exercise|shower|wear|drink|wash|sleep|go "
-    r"back|fly|tan|swim)|(can|could|do|would) i (get|have|need|qualify for) (a |another )?(free )?touch ?-?ups?)\b"
+    r"back|fly|tan|swim)|(can|could|do|would) i (get|have|need|qualify for) (a |another )?(free )?touch ?-?ups?|"
+    r"what (can|could|should|would) (i|you) (still )?(get|do|have|use|try)( done)? (for|about|to (help|fix|treat))|"
+    r"what (do|would) you (recommend|suggest))\b"
 )
 # A treatment already had ("got botox this morning", "had filler today"): a question about it is aftercare.
 _HAD_TREATMENT = re.compile(

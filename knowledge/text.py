@@ -453,6 +453,11 @@ QUERY_PHRASES = [
     (re.compile(r"\b(talk|speak) to (someone|somebody|a person) first\b"), "talk"),
     # "can i lift the same day or do i gotta wait": how long until, not the touch-up's "please wait until day 14"
     (re.compile(r"\b(or )?(do|will|would|should) i (have to|gotta|need to|got to|hafta) wait\b( a while)?"), " "),
+    # "pregnant, what can i still get done": which treatments are fine, not "done nursing"
+    (
+        re.compile(r"\b(what|which|anything) (can|could|should|would) i (still |safely )?(get|have|do)( done)?\b"),
+        "which treatment is fine",
+    ),
     # "how long does it even last": emphasis, not the "even" of "even for returning clients"
     (re.compile(r"\b(does|do|is|will|would|can|could) (it|that|this|you|i|they) even\b"), r"\1 \2"),
     # "how many times i gotta come": a series of sessions, not the clinic's hours

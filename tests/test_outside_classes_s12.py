@@ -235,3 +235,10 @@ def test_spanish_age_parking_and_a_what_if_while_a_time_is_held(patient):
     reply = patient.reply("y si me surge algo y tengo que cancelar, me lo devuelven?")
     assert "24 hours" in reply
     assert patient.conversation.state == Conversation.State.HOLDING
+
+
+def test_what_can_i_get_done_for_a_concern_is_a_question(patient):
+    reply = patient.reply("what could i get done for acne scars?")
+    assert "Microneedling" in reply and "Which treatment" not in reply
+    reply = patient.reply("i'm nursing right now, what can i still get done?")
+    assert "HydraFacial" in reply
