@@ -40,7 +40,8 @@ ES_STRONG = _wordset(
     "hora horas disponible disponibilidad agendar reservar apartar sacar depositar deposito pagar pago cuenta "
     "perfecto gusto bueno mejor despues antes ahora luego mismo cual cuales quien como porfa porfavor bien "
     "marte miercole jueve vierne sabao dnd tmb xq hacen ofrecen realizan hilos tensores kiero sita asen "
-    "conosco nesesito aceptan acepta tarjeta tarjetas efectivo estacionamiento parqueo parqueadero mira"
+    "conosco nesesito aceptan acepta tarjeta tarjetas efectivo estacionamiento parqueo parqueadero mira aqui aki "
+    "ablar ustede tengo preguntas pregunta"
 )
 # Short Spanish function words: weight 1 (two are needed, or one with a strong word).
 ES_WEAK = _wordset("el la los las de del que mi mis una un es con por para al lo le se su sus tu y o")
@@ -132,6 +133,9 @@ PHRASES = [
     # Spelled as it sounds ("kiero cansalar mi sita", "ustedes asen implantes?"): the words, so the phrases below
     # read them.
     (_p(r"\bkiero\b"), "quiero"),
+    (_p(r"\bablar\b"), "hablar"),
+    (_p(r"\bustede\b"), "ustedes"),
+    (_p(r"\b(una persona|alguien) de verda(d)?\b"), "una persona"),
     (_p(r"\b(nesesito|nececito|nesecito)\b"), "necesito"),
     (_p(r"\b(kisiera|quisiea)\b"), "quisiera"),
     (_p(r"\b(cansel|cansal|kansel|cancel)(ar|a|o|e|en)\b"), r"cancel\2"),
@@ -173,6 +177,8 @@ PHRASES = [
     ),
     (_p(r"\btrasplante (capilar|de pelo|de cabello)\b"), "hair transplant"),
     (_p(r"\bextensiones de (pestanas|cejas)\b"), "lash extensions"),
+    (_p(r"\b(manicur\w*|unas acrilicas|unas de gel)\b|\bu[ñ]as?\b"), "manicure"),  # "uñas", never "unas" (some)
+    (_p(r"\bpedicur\w*\b"), "pedicure"),
     (_p(r"\bsi (tengo|tuviera|necesito|tendria|tuviese) que cancelar\b"), "if i have to cancel"),
     (_p(r"\bsi me (sale|surge|pasa) algo\b"), "if something comes up"),
     (_p(r"\b(tengo|tuviera|tendria) que cancelar\b"), "i have to cancel"),

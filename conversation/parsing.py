@@ -309,6 +309,7 @@ _REQUEST = re.compile(
     r"get(?! (a |an |my )?(gift ?cards?|receipts?|copy|refund|quote))|make(?! sure| my| it| them| the| her| his)|"
     r"an appointment|appointment)|"
     r"i (want|need|would like|d like|wanna) (some |a |an )?(botox|filler|appointment)|"
+    r"(i was|i am|im|i m) (hoping|wondering if i could|looking) to (maybe )?(have|get|book|come|schedule|see|set up)\b|"
     r"(do|does) (you|she|he|dr \w+) have .{0,30}\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|"
     r"today|tonight|morning|afternoon|evening|week|weekend|open)|"
     r"(any|anything|something) (on |for |this |next |later )?(monday|tuesday|wednesday|thursday|friday|saturday|"
@@ -498,6 +499,7 @@ def intents(text: str) -> set[str]:
     found = {name for name, pattern in _INTENT_PATTERNS.items() if pattern.search(s)}
     if "price" in found and re.search(
         r"\b(free of charge|deposit|refund\w*|cancel\w*|no ?show|late fee|on top of|comes? off|deducted|taken off|"
+        r"spread\w* (the |out )?(cost|payments?|it)|pay (it )?(off )?over (time|a few months|\d+ months)|"
         r"applied to|separate fee|financ\w*|payment plans?|monthly payments?|insurance|hsa|fsa|cherry|carecredit|"
         r"(how much|price|cost)\w* (is |are |of |for |do |does )?(a |the |your |my )?gift cards?|"
         r"gift cards? (cost|price)|loyalty|rewards?)\b",
@@ -1046,7 +1048,7 @@ _FILLER = frozenset(
     _words(
         "the a one please works work is good fine great perfect ok okay sounds lets let us do id i ill will take like "
         "would book me for that option number choice slot go with yes yeah sure it thanks thank you best can s pick "
-        "want to be and just"
+        "want to be and just uh um umm hmm guess think maybe probably then so"
     )
 )
 _CHOICE_NO = re.compile(
@@ -1058,7 +1060,7 @@ _CHOICE_CLOCK = re.compile(
     r"\b(\d{1,2})(?::([0-5]\d))?\s*(am|pm)\b|\b(\d{1,2}):([0-5]\d)\b|\b(?:at|the|for)\s+(\d{1,2})\b(?![:\d])"
 )
 _CHOICE_ORDER = re.compile(
-    r"\bthe (earlier|earliest|sooner|soonest|later|latest)\b|\b(first) available\b|"
+    r"\bthe (earlier|earliest|sooner|soonest|later|latest)\b|\b(first) available\b|^(earliest|soonest|latest)$|"
     r"\b(earlier|earliest|sooner|soonest|later|latest) (?:one|time|slot|option|appointment)\b"
 )
 
@@ -1121,7 +1123,7 @@ def parse_choice(text: str, offered: list[datetime], *, tz: tzinfo) -> int | Non
         hits = _at_clock(times, list(range(n)), k, None, None) if k <= 12 else []
         return hits[0] if len(hits) == 1 else None
     if order := _CHOICE_ORDER.search(s):
-        pick = max if (order[1] or order[3] or "") in ("later", "latest") else min
+        pick = max if (order[1] or order[3] or order[4] or "") in ("later", "latest") else min
         return pick(range(n), key=lambda i: times[i])
     ordinal = re.search(
         r"\b(first|1st|second|2nd|third|3rd|former|middle|primera|primero|segunda|segundo|tercera|tercero)\b(?! thing)",

@@ -227,6 +227,7 @@ OTHER_TREATMENTS = re.compile(
 WHO_DOES = re.compile(
     r"\bwho (actually |really |exactly )?(does|do|will do|is doing|injects|will be doing|will be injecting|"
     r"is injecting|would be doing|(will|would|is going to) (perform|administer|give|do)|"
+    r"(would|will|is going to) (actually |really )?be (doing|injecting|performing|treating)|"
     r"performs?|treats?|will treat|would treat)\b|\b(actual|real|licensed) (doctors?|nurses?|md)\b|"
     r"\b(is it|are they|is that|are you) (a |an )?(doctor|doc|nurse|np|md)\b|\b(md|doctor) or (an? )?(np|nurse)\b|"
     r"\b(np|nurse) or (an? )?(md|doctor)\b|\b(dude|guy|man|male) or (a )?(lady|woman|female|girl)\b|"
@@ -293,7 +294,7 @@ SEARCH_HINTS = (
 )
 # Money questions about no one treatment: the clinic's documents answer them (loyalty, financing, payment methods).
 DEALS = re.compile(
-    r"\b(discounts?|deals?|specials?|promos?|promotions?|coupons?|financ\w*|payment plans?|monthly|hsa|fsa|"
+    r"\b(discounts?|deals?|specials?|promos?|promotions?|coupons?|financ\w*|payment plans?|monthly|hsa|fsa|spread\w*|"
     r"insurance|gift cards?|loyalty|rewards?|membership|packages?)\b"
 )
 PRICE_WORDS = set(terms("how much cost costs price prices pricing charge charges get rid fix treat treatment do"))
@@ -692,7 +693,10 @@ class RulesEngine(Engine):
         c, tools = t.c, t.tools
         if c.state != Conversation.State.OFFERING or not c.offered_slots:
             return None
-        if LATER_OR_EARLIER.search(t.lowered) and not ORDINAL.search(t.lowered):
+        alone = re.fullmatch(
+            r"(the )?(earliest|soonest|latest|last|first)( one| please| pls)?", t.lowered.strip(" .!?")
+        )
+        if LATER_OR_EARLIER.search(t.lowered) and not ORDINAL.search(t.lowered) and not alone:
             return None  # "any of those later in the day? like 3 or 4": hours of the day asked for, not a pick
         if re.search(r"\b(after|past) \d{1,2}\b(?! (days?|weeks?|months?))", t.lowered) and not any(
             o.start.astimezone(t.tz).hour >= 12 for o in t.tools.offered()

@@ -51,7 +51,9 @@ PRICE_TERMS = {stem(w) for w in ["price", "prices", "cost", "much", "charge", "p
 _HOW_MUCH = re.compile(r"\bhow much\b(?! (time|longer|downtime|notice))", re.IGNORECASE)  # "how much time": no price
 # How to pay rather than what it costs: the payment and financing documents answer, not the price list.
 _PAYING_HOW = re.compile(
-    r"\b(financ\w*|payment plans?|monthly|insurance|hsa|fsa|cherry|carecredit|deposits?|refund\w*)\b", re.IGNORECASE
+    r"\b(financ\w*|payment plans?|monthly|insurance|hsa|fsa|cherry|carecredit|deposits?|refund\w*|"
+    r"spread\w* (the |out )?(cost|payments?|it))\b",
+    re.IGNORECASE,
 )
 
 

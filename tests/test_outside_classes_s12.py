@@ -242,3 +242,31 @@ def test_what_can_i_get_done_for_a_concern_is_a_question(patient):
     assert "Microneedling" in reply and "Which treatment" not in reply
     reply = patient.reply("i'm nursing right now, what can i still get done?")
     assert "HydraFacial" in reply
+
+
+@pytest.mark.parametrize("text", ["umm 3 i guess", "soonest"])
+def test_a_pick_with_hesitation_or_one_word(patient, text):
+    patient.reply("i want botox")
+    offered = patient.conversation.offered_slots
+    assert len(offered) == 3
+    reply = patient.reply(text)
+    assert reply.startswith("Great choice:")
+
+
+def test_an_indirect_request_gets_the_price_and_times(patient):
+    reply = patient.reply("I was hoping to maybe get something for my smile lines soon, if that's possible?")
+    assert "Dermal Filler is $650-$850" in reply and "Here are open times for Dermal Filler" in reply
+
+
+def test_spreading_the_cost_is_financing(patient):
+    reply = patient.reply("any chance of spreading the cost of lip filler over a few months?")
+    assert "Cherry" in reply
+
+
+def test_spanish_spelled_as_it_sounds_asks_for_a_person(patient):
+    assert "recepci" in patient.reply("kiero ablar con alguien de verda")
+
+
+def test_spanish_nails_are_not_a_treatment_offered(patient):
+    assert "no ofrecemos" in patient.reply("ustede asen uñas?")
+    assert "manicure" not in patient.reply("tengo unas preguntas sobre el botox")
