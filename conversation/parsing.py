@@ -500,6 +500,7 @@ def intents(text: str) -> set[str]:
     if "price" in found and re.search(
         r"\b(free of charge|deposit|refund\w*|cancel\w*|no ?show|late fee|on top of|comes? off|deducted|taken off|"
         r"spread\w* (the |out )?(cost|payments?|it)|pay (it )?(off )?over (time|a few months|\d+ months)|"
+        r"(wanted|tried|want|going) to charge (me|us|you)|charge (me|you) (to|for) (fix|redo|correct)\w*|"
         r"applied to|separate fee|financ\w*|payment plans?|monthly payments?|insurance|hsa|fsa|cherry|carecredit|"
         r"(how much|price|cost)\w* (is |are |of |for |do |does )?(a |the |your |my )?gift cards?|"
         r"gift cards? (cost|price)|loyalty|rewards?)\b",

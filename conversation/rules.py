@@ -109,6 +109,11 @@ HAVE_YOU_GOT = re.compile(
     r"^(so |and |ok |okay |hi |hey |hmm )*((do|does) (you|u|she|he|dr \w+) (guys )?(have|got)|"
     r"(you|u) (guys )?(got|have)|have you (guys )?got|tienen|tiene|hay)\b"
 )
+# "Sincerely, Jordan Lee", "Best, Pat", "- Maria": a letter's sign-off at the end of a text.
+SIGN_OFF = re.compile(
+    r"(?:[\s.!?,]+(?:sincerely|regards|best regards|kind regards|warm regards|best|warmly|respectfully|cheers|"
+    r"many thanks|thank you|thanks)[,.!]?|\s+[-\u2013\u2014]+)\s*(?:[A-Z][\w'.-]*\s*){1,3}[.!]?\s*$"
+)
 # "Thank you kindly. Jordan Lee": thanks signed with a name, nothing to search for.
 SIGNED_THANKS = re.compile(
     r"^\W*(?i:(ok(ay)?|great|perfect|wonderful|lovely)?[\s,!.]*(many )?(thanks|thank you|thankyou|thx|ty)"
@@ -379,7 +384,8 @@ class _Turn:
 
     @classmethod
     def read(cls, c, text, tools) -> "_Turn":
-        tz, lowered, wants = c.clinic.tz, parsing.normalise(text), parsing.intents(text)
+        # "... Kind regards, Eleanor Price": the sign-off's name says nothing of what is wanted
+        tz, lowered, wants = c.clinic.tz, parsing.normalise(text), parsing.intents(SIGN_OFF.sub("", text) or text)
         catalog = _catalog_names(tools)
         turn = cls(c, text, tools, tz, lowered, wants, catalog)
         words = set(lowered.split())
@@ -1568,6 +1574,8 @@ class RulesEngine(Engine):
     def _answer(self, c, tools, text, *, steer=True, said=None):
         """The clinic's knowledge on ``text`` (the question as searched); ``said``: the patient's own words, when
         the search adds to them (``_about``)."""
+        text = SIGN_OFF.sub("", text).strip() or text  # "... Sincerely, Jordan Lee": the name is not searched for
+        said = (SIGN_OFF.sub("", said).strip() or said) if said else said
         if not HOURS_CUE.search(parsing.normalise(text)):  # "where should i park on thursday": the day is not the topic
             text = DAY_WORDS.sub(" ", text)
             said = DAY_WORDS.sub(" ", said) if said else said

@@ -458,6 +458,15 @@ QUERY_PHRASES = [
         re.compile(r"\b(what|which|anything) (can|could|should|would) i (still |safely )?(get|have|do)( done)?\b"),
         "which treatment is fine",
     ),
+    # "they wanted to charge me to fix it": a fix after a treatment, a touch-up, not a price
+    (
+        re.compile(r"\b((wanted|tried|want|going) to )?charge (me|us|you) (to|for) (fix|redo|correct)\w*( it)?\b"),
+        "touchup",
+    ),
+    # "regarding my appointment": about, not "regardless"
+    (re.compile(r"\b(regarding|in regards? to|with regards? to|re:)\s"), " "),
+    # "Good morning. Should I bring ID?": a greeting, not the morning
+    (re.compile(r"\bgood (morning|afternoon|evening|day)\b"), " "),
     # "how long does it even last": emphasis, not the "even" of "even for returning clients"
     (re.compile(r"\b(does|do|is|will|would|can|could) (it|that|this|you|i|they) even\b"), r"\1 \2"),
     # "how many times i gotta come": a series of sessions, not the clinic's hours

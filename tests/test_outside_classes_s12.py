@@ -270,3 +270,13 @@ def test_spanish_spelled_as_it_sounds_asks_for_a_person(patient):
 def test_spanish_nails_are_not_a_treatment_offered(patient):
     assert "no ofrecemos" in patient.reply("ustede asen uñas?")
     assert "manicure" not in patient.reply("tengo unas preguntas sobre el botox")
+
+
+def test_a_letters_sign_off_and_greeting_are_not_searched_for(patient):
+    reply = patient.reply("Good afternoon. What should I bring to my first appointment? Kind regards, Eleanor Price")
+    assert "photo ID" in reply
+
+
+def test_being_charged_to_fix_it_elsewhere_is_the_touch_up_policy(patient):
+    reply = patient.reply("what if my brows end up uneven? another place tried to charge me to fix it")
+    assert "14" in reply and "$12 per unit (most" not in reply
