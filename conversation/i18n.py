@@ -41,7 +41,7 @@ ES_STRONG = _wordset(
     "perfecto gusto bueno mejor despues antes ahora luego mismo cual cuales quien como porfa porfavor bien "
     "marte miercole jueve vierne sabao dnd tmb xq hacen ofrecen realizan hilos tensores kiero sita asen "
     "conosco nesesito aceptan acepta tarjeta tarjetas efectivo estacionamiento parqueo parqueadero mira aqui aki "
-    "ablar ustede tengo preguntas pregunta"
+    "ablar ustede tengo preguntas pregunta mire estimados estimado"
 )
 # Short Spanish function words: weight 1 (two are needed, or one with a strong word).
 ES_WEAK = _wordset("el la los las de del que mi mis una un es con por para al lo le se su sus tu y o")
@@ -167,7 +167,11 @@ PHRASES = [
     (_p(r"\bse (me )?(puso|pone|esta poniendo|volvio|ve) (blanc|morad|azul|gris)\w*"), "skin turning white"),
     (_p(r"\bme desmaye\b|\bdesmayo\b|\bmareada? y\b"), "fainted"),
     (_p(r"\bno veo( bien)?\b|\bno puedo ver\b|\bvision borrosa\b|\bveo borroso\b"), "blurry vision"),
-    (_p(r"\bcobra\w*\b.{0,30}\bdos veces\b|\bdoble cobro\b|\bcobro doble\b"), "charged twice"),
+    (
+        _p(r"\bcobr\w*\b.{0,30}\bdos veces\b|\bdoble cobro\b|\bcobro doble\b|\bcargo (duplicado|doble)\b"),
+        "charged twice",
+    ),
+    (_p(r"\b(solicito|pido|quiero|necesito) (el |un |mi )?reembolso\b"), "refund me"),
     (
         _p(
             r"\b(estan|estais) contratando\b|\bbuscan personal\b|"
@@ -204,6 +208,11 @@ PHRASES = [
     (_p(r"\bhay (donde|a donde|lugar para|sitio para) (parquear|estacionar|aparcar)\b"), "is there parking"),
     (_p(GREETED + r"(ustedes )?(aceptan|acepta|reciben|toman)\b"), r"\1do you accept"),
     (_p(r"\b(algun |algunos |un |unos )?plan(es)? de (pagos?|financiamiento|financiacion)\b"), "a payment plan"),
+    (
+        _p(r"\bpagar (en|a) (pagos|plazos|cuotas|mensualidades)\b|\bpagos mensuales\b|\ben cuotas\b"),
+        "pay in a payment plan",
+    ),
+    (_p(r"^\s*(tienen|tiene|hay) algo (para|contra|que sirva para) "), "what do you recommend for "),
     (_p(r"\b(financiamiento|financiacion)\b"), "financing"),
     (_p(r"\b(coger|tomar|agarrar) el (tren|metro|subway|t)\b"), "take the train"),
     (_p(r"\blifting de pestanas\b"), "lash lift"),
@@ -227,7 +236,10 @@ PHRASES = [
     (_p(r"\bdolor (de|en el) pecho\b"), "chest pain"),
     # What only staff can do (conversation.rules STAFF_ONLY reads the English).
     (
-        _p(r"\b(copia de )?(mi |el )?(expediente|historial|historia clinica|registros?)( medicos?| clinicos?)?\b"),
+        _p(
+            r"\b(copia de )?(mi |el )?(expediente|historial|historia clinica|registros?(?! contables?| de pago))"
+            r"( medicos?| clinicos?)?\b"
+        ),
         "my medical records",
     ),
     (_p(r"\b(quiero|necesito) (mi |el |un )?reembolso\b|\bno me (han )?(devuelto|reembolsado)\b"), "refund me"),

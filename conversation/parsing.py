@@ -299,6 +299,7 @@ _REQUEST = re.compile(
     r"time|openings?|availability|spots?|slots?|room)|"
     r"(any|anything) (open|available|free|left)|any (openings?|availability|spots?|slots?|times?)\b|"
     r"(possible|able) to (make|book|schedule|get|set up) (an |a |me )?(appointment|time|consult\w*|visit|slot|spot)|"
+    r"(any ?way|a way|possible|chance) (to|i can|i could|you could|you can) (get|book|come|do|have|squeeze|fit)\b|"
     r"whats (open|available|free)\b|what (do|have) you (got|have)( open| available| left)?$|"
     r"(is|are) (there )?(any )?(openings?|spots?|slots?|times?|availability)|"
     r"(is|are) (\w+ )?(\d{1,2}(:\d\d)?( ?[ap]m)?|monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow) "
@@ -348,7 +349,8 @@ _TRAILING_QUESTION = re.compile(
 # A question that asks to act on the patient's own appointment: "is it possible to move my appointment to 5?".
 _ACT_ON_MINE = re.compile(
     r"\b(is it possible|(can|could) (i|you|we)|would it be possible)\b.{0,20}\b(move|switch|shift|change|cancel|"
-    r"reschedule|push)\b.{0,10}\b(my|our)\b"
+    r"reschedule|push)\b.{0,10}\b(my|our)\b|"
+    r"\b(can|could|would) (i|you|we) (please )?(move|switch|shift|change|cancel|reschedule|push) (it|this|that)\b"
 )
 _TOPIC_ONLY = re.compile(
     r"^(parking|park|hours|address|location|directions|deposit|cancellation policy|cancellation|insurance|"
@@ -389,8 +391,8 @@ _MUST_CANCEL = re.compile(
 _IF_MUST = re.compile(r"\bif\b[^.?!]{0,60}?\b(i (have|need|must|got)|i gotta|gotta) (to )?(cancel|move|reschedule)\b")
 # Asking how a policy or a booking works is a question, never a cancellation ("what's your cancellation policy?").
 _ABOUT_POLICY = re.compile(
-    r"\b(policy|policies|rules?|fee|fees|charge|(?<!going to )(?<!not )(?<!doesnt )(?<!dont )(?<!wont )(?<!isnt )"
-    r"(work|works)|happens?|if i|do you|refund|notice)\b"
+    r"\b(policy|policies|rules?|fee|fees|charge|how (does|do|would|will) (\w+ ){0,3}work|works|happens?|if i|do you|"
+    r"refund|notice)\b"
 )
 
 

@@ -104,11 +104,23 @@ CARRIES_OVER = re.compile(
     r"\b(carr(y|ies|ied) over|transferr?\w*|mov(e|es|ed) (over|with|to)|still (count|appl(y|ies))|same deposit|"
     r"(to|for) (the|my) (new|other) (time|appointment|day|date))\b"
 )
+# "what do you recommend for sun spots?", "what can i do for my double chin": a concern, a treatment for it.
+RECOMMEND = re.compile(
+    r"\b(what (do|would) you (recommend|suggest|have)|what (can|could|should) (i|you) (get|do|have|use|try)|"
+    r"(do you have|anything) (for|to (help|fix|treat|get rid of)))\b"
+)
+# "send me those times again", "what were the times?", "i deleted the message": the offer again.
+OFFER_AGAIN = re.compile(
+    r"\b((send|text|give|show|tell) (me )?(those|the|them|your) (times|options|slots|openings)( \w+)? again|"
+    r"(resend|repeat) (those|the|them)?|what were (those|the) (times|options)( again)?|"
+    r"(deleted|lost|cant find) (the|your|that) (message|text)|(times|options) again)\b"
+)
 # "do you have tuesday?", "tienen pa el martes?": a day's open times asked for.
 HAVE_YOU_GOT = re.compile(
     r"^(so |and |ok |okay |hi |hey |hmm )*((do|does) (you|u|she|he|dr \w+) (guys )?(have|got)|"
     r"(you|u) (guys )?(got|have)|have you (guys )?got|tienen|tiene|hay)\b"
 )
+ALLERGY_TO = re.compile(r"\b(allergic (reaction )?to|allerg(y|ies) to|anaphyla\w*|severe allerg\w*)\b")
 # "Sincerely, Jordan Lee", "Best, Pat", "- Maria": a letter's sign-off at the end of a text.
 SIGN_OFF = re.compile(
     r"(?:[\s.!?,]+(?:sincerely|regards|best regards|kind regards|warm regards|best|warmly|respectfully|cheers|"
@@ -449,6 +461,7 @@ class RulesEngine(Engine):
         "_repick_while_holding",
         "_name_for_hold",
         "_pick_offered_time",
+        "_offer_again",
         "_read_service_and_time",
         "_service_for_booking",
         "_health_question",
@@ -634,6 +647,12 @@ class RulesEngine(Engine):
             return None
         booking = tools.start_reschedule()
         when = parsing.parse_when(t.text, now=tools.now, tz=t.tz)
+        own = booking.start.astimezone(t.tz).strftime("%A").lower()
+        days = set(re.findall(WEEKDAY_NAMED.pattern, t.lowered))
+        if own in t.lowered and len(days) > 1 and not SAME_DAY.search(t.lowered):
+            # "work thing came up thursday, can i move it to friday": the day it is on is not a day wanted
+            others = parsing.parse_when(re.sub(rf"\b{own}\b", " ", t.lowered), now=tools.now, tz=t.tz)
+            when = others or when
         if SAME_DAY.search(t.lowered):  # "same day is fine but later": the appointment's own day
             when = parsing.parse_when(
                 f"{when_label(booking.start, t.tz).split(',')[0]} {t.lowered}", now=tools.now, tz=t.tz
@@ -742,6 +761,15 @@ class RulesEngine(Engine):
             tools.set_name(*name)
         return f"{self._deposit(tools, t.tz)}{answer}"
 
+    def _offer_again(self, t):
+        """ "Could you send me those times again? I deleted the message": the same times, as offered."""
+        c = t.c
+        if c.state != Conversation.State.OFFERING or not c.offered_slots or not c.service_id:
+            return None
+        if not OFFER_AGAIN.search(t.lowered):
+            return None
+        return _offer_text(c.service.name, t.tools.offered(), t.tz)
+
     def _pick_and_rest(self, t, offered):
         """In a text of several sentences, the one that picks a time plainly (no "if") and the others ("Thursday
         works. can I still teach my class that morning?", "sorry wrong chat!! the 2nd one works"); (None, "")
@@ -817,12 +845,21 @@ class RulesEngine(Engine):
             return None  # "pregnant but book me a facial friday": a request ("can i do a peel now?" is a question)
         if parsing.PRESCRIPTION.search(t.lowered):  # a prescribed medicine: the clinician answers too
             t.tools.flag_for_staff("a question about a prescribed medicine")
+        elif ALLERGY_TO.search(t.lowered):  # "a severe allergy to lidocaine": the clinician answers too
+            t.tools.flag_for_staff("a question about an allergy")
         return self._answer(t.c, t.tools, self._about(t), steer=False, said=t.text)
 
     def _duration(self, t):
         """ "How long will it take?": the duration of the service named, chosen or booked, from the catalog."""
         if not DURATION.search(t.lowered) or re.search(r"\b(kick|kicks) in|take effect|to work\b", t.lowered):
             return None  # "how long does it take botox to kick in?" is about the results
+        if len(t.mentioned) > 1:  # "a hydrafacial or a peel: the price on each and how long do they take"
+            names = [t.tools.lookup_service(key) for key in t.mentioned[:3]]
+            prices = " ".join(f"{n['name']} is {n['price']}." for n in names) if "price" in t.wants else ""
+            takes = "; ".join(
+                f"{n['name']} about {n['duration_minutes']} minutes" for n in names if n["duration_minutes"]
+            )
+            return f"{prices} Appointments: {takes}.".strip() if takes else None
         upcoming = t.tools.upcoming_booking()
         service_id = (t.mentioned or [None])[0] or t.c.service_id or (upcoming.service_id if upcoming else None)
         if service_id is None:
@@ -1019,6 +1056,11 @@ class RulesEngine(Engine):
         if upcoming is not None:  # "what time is my appointment?", "is my appt still on?"
             return f"Yes: your {_booked(upcoming, t.tz)}"
         answer = self._answer(t.c, t.tools, self._about(t), said=t.text)
+        if RECOMMEND.search(t.lowered) and not t.mentioned and t.c.service_id is None and not t.c.needs_staff:
+            # "what do you have for sun spots?" -> the peel: the treatment a "how much is it?" next is about
+            concern = self._service_for_concern(t)
+            if concern:
+                t.tools.choose_service(concern[0])
         then = self._then_book(t)  # "do i need a consult first? if so can i book one wed"
         return f"{answer} {then}" if then and not t.c.needs_staff else answer
 

@@ -463,6 +463,8 @@ QUERY_PHRASES = [
         re.compile(r"\b((wanted|tried|want|going) to )?charge (me|us|you) (to|for) (fix|redo|correct)\w*( it)?\b"),
         "touchup",
     ),
+    # "can it be done without?": performed, not "done nursing"
+    (re.compile(r"\b(get|be|have|having|getting|got) (it |this |that |them )?done\b"), r"\1"),
     # "regarding my appointment": about, not "regardless"
     (re.compile(r"\b(regarding|in regards? to|with regards? to|re:)\s"), " "),
     # "Good morning. Should I bring ID?": a greeting, not the morning

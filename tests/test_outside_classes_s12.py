@@ -280,3 +280,40 @@ def test_a_letters_sign_off_and_greeting_are_not_searched_for(patient):
 def test_being_charged_to_fix_it_elsewhere_is_the_touch_up_policy(patient):
     reply = patient.reply("what if my brows end up uneven? another place tried to charge me to fix it")
     assert "14" in reply and "$12 per unit (most" not in reply
+
+
+def test_moving_off_the_booked_day_to_another_offers_only_the_other(patient):
+    book_botox(patient)  # Thursday afternoon
+    reply = patient.reply("something came up thursday, can i move it to friday")
+    days = set(re.findall(r"^\d\. (\w{3}) ", reply, re.MULTILINE))
+    assert days == {"Fri"}
+
+
+def test_is_there_any_way_to_get_a_day_is_a_request(patient):
+    reply = patient.reply("is there any way to get a chemical peel this friday?")
+    assert "Here are open times for Chemical Peel" in reply or "The nearest open times" in reply
+
+
+def test_an_allergy_to_a_named_substance_also_goes_to_the_clinician(patient):
+    reply = patient.reply("I'm allergic to lidocaine, is there numbing in the filler?")
+    assert "numbing" in reply and "baby arrives" not in reply
+    assert StaffAlert.objects.exists()
+
+
+def test_the_times_sent_again(patient):
+    offer = patient.reply("i want botox")
+    again = patient.reply("sorry can you send me those times again? i deleted the text")
+    listed = offer.split("Here are open times", 1)[1].split("Reply", 1)[0]
+    assert again.startswith("Here are open times") and listed in again
+
+
+def test_two_treatments_prices_and_durations(patient):
+    reply = patient.reply("microneedling or a hydrafacial, price of each and how long does each take?")
+    assert "$350" in reply and "$199" in reply and "60 minutes" in reply
+
+
+def test_spanish_a_concern_then_how_much_and_accounting_records_are_not_medical(patient):
+    patient.reply("tienen algo para las manchas del sol?")
+    assert "$175" in patient.reply("y cuanto cuesta")
+    reply = patient.reply("aceptan HSA? necesito el recibo para mis registros contables")
+    assert "HSA" in reply and not StaffAlert.objects.exists()
