@@ -120,6 +120,7 @@ HAVE_YOU_GOT = re.compile(
     r"^(so |and |ok |okay |hi |hey |hmm )*((do|does) (you|u|she|he|dr \w+) (guys )?(have|got)|"
     r"(you|u) (guys )?(got|have)|have you (guys )?got|tienen|tiene|hay)\b"
 )
+# "a severe allergy to lidocaine": the clinician answers too, beside the documents.
 ALLERGY_TO = re.compile(r"\b(allergic (reaction )?to|allerg(y|ies) to|anaphyla\w*|severe allerg\w*)\b")
 # "Sincerely, Jordan Lee", "Best, Pat", "- Maria": a letter's sign-off at the end of a text.
 SIGN_OFF = re.compile(
