@@ -213,6 +213,7 @@ PHRASES = [
         "pay in a payment plan",
     ),
     (_p(r"^\s*(tienen|tiene|hay) algo (para|contra|que sirva para) "), "what do you recommend for "),
+    (_p(r"(^|[?.!]\s*)se puede\b"), r"\1can i"),
     (_p(r"\b(financiamiento|financiacion)\b"), "financing"),
     (_p(r"\b(coger|tomar|agarrar) el (tren|metro|subway|t)\b"), "take the train"),
     (_p(r"\blifting de pestanas\b"), "lash lift"),

@@ -301,6 +301,8 @@ _REQUEST = re.compile(
     r"(possible|able) to (make|book|schedule|get|set up) (an |a |me )?(appointment|time|consult\w*|visit|slot|spot)|"
     r"(any ?way|a way|possible|chance) (to|i can|i could|you could|you can) (get|book|come|do|have|squeeze|fit)\b|"
     r"whats (open|available|free)\b|what (do|have) you (got|have)( open| available| left)?$|"
+    r"what (times|days|openings|slots|availability|appointments) (do you have|are (open|available|there|left)|have you "
+    r"got|you got|you have)|"
     r"(is|are) (there )?(any )?(openings?|spots?|slots?|times?|availability)|"
     r"(is|are) (\w+ )?(\d{1,2}(:\d\d)?( ?[ap]m)?|monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow) "
     r"(open|available|free|ok|okay|good)|"
@@ -328,7 +330,9 @@ _SAFETY_CUE = re.compile(
     r"\b(anticoagulants?|apixaban|eliquis|warfarin|xarelto|doxycycline|contraindicat\w*|ozempic|wegovy|mounjaro|"
     r"pregnan\w*|breast ?feeding|(were|im|we are|i am) expecting\b(?! (a|your|the|my) (call|text|email|reply|package))|"
     r"baby on the way|"
-    r"nursing|trying to conceive|safe|safety|allerg\w*|medication|medicine|blood "
+    r"nursing|trying to conceive|safe|safety|allerg\w*|medication|medicine|spray tan|sunburn\w*|sun burn|tanning|"
+    r"(burned|burnt|scarred) me|fitzpatrick|"
+    r"tanned|blood "
     r"thinners?|aspirin|ibuprofen|advil|fish oil|accutane|antibiotics?|cold sore|if i (have|had)(?! to)|"
     r"if i (am|take)|while i)\b"
 )
@@ -413,7 +417,8 @@ _INFO_QUESTION = re.compile(
     r"when can i (lie|lay|work ?out|exercise|shower|wear|drink|wash|sleep|go "
     r"back|fly|tan|swim)|(can|could|do|would) i (get|have|need|qualify for) (a |another )?(free )?touch ?-?ups?|"
     r"what (can|could|should|would) (i|you) (still )?(get|do|have|use|try)( done)? (for|about|to (help|fix|treat))|"
-    r"what (do|would) you (recommend|suggest))\b"
+    r"what (do|would) you (recommend|suggest)|"
+    r"my (\d+(st|nd|rd|th)|fifth|ninth|tenth) (botox|visit|treatment|appointment|hydrafacial))\b"  # loyalty
 )
 # A treatment already had ("got botox this morning", "had filler today"): a question about it is aftercare.
 _HAD_TREATMENT = re.compile(

@@ -122,6 +122,15 @@ HAVE_YOU_GOT = re.compile(
 )
 # "a severe allergy to lidocaine": the clinician answers too, beside the documents.
 ALLERGY_TO = re.compile(r"\b(allergic (reaction )?to|allerg(y|ies) to|anaphyla\w*|severe allerg\w*)\b")
+CLINICIAN_ONLY = re.compile(
+    r"\b(fitzpatrick|(which|what) (laser|device|machine|brand of laser)( do you| is| does)?|"
+    r"(burned|burnt|scarred) me)\b"
+)
+# "my daughter wants lip filler but she is 17": an age under 18 said beside a price question.
+AGE_STATED = re.compile(
+    r"\b(s?he|she s|he s|shes|hes|is|im|i am|i m) (only |just )?(1[0-7])( years old| yrs old| yo)?\b|"
+    r"\b1[0-7] years old\b"
+)
 # "Sincerely, Jordan Lee", "Best, Pat", "- Maria": a letter's sign-off at the end of a text.
 SIGN_OFF = re.compile(
     r"(?:[\s.!?,]+(?:sincerely|regards|best regards|kind regards|warm regards|best|warmly|respectfully|cheers|"
@@ -318,7 +327,8 @@ DEALS = re.compile(
 PRICE_WORDS = set(terms("how much cost costs price prices pricing charge charges get rid fix treat treatment do"))
 # "can i bring my 2 yr old?": whether a child may come along is the clinic's call, not in its documents.
 BRING_A_CHILD = re.compile(
-    r"\bbring (my |a |our )?(kid|kids|child|children|daughter|son|baby|toddler|little one|\d+ ?(yr|year|yo)s?( old)?)"
+    r"\bbring (my |a |our |the )?(kid|kids|child|children|daughter|son|baby|babies|twins|toddlers?|infant|newborn|"
+    r"little ones?|\d+ ?(yr|year|yo)s?( old)?)"
     r"\b(?!.{0,40}\b(for|to get|to have) (a |her |his |their )?(treatment|botox|filler|facial|peel|appointment)\b)"
     r"(?!.{0,40}\b(s?he'?s|s?he is|turns?|who is) (1[0-7])\b)"  # a teenager who is the patient: the age policy
 )
@@ -848,6 +858,8 @@ class RulesEngine(Engine):
             t.tools.flag_for_staff("a question about a prescribed medicine")
         elif ALLERGY_TO.search(t.lowered):  # "a severe allergy to lidocaine": the clinician answers too
             t.tools.flag_for_staff("a question about an allergy")
+        elif CLINICIAN_ONLY.search(t.lowered):  # "I'm Fitzpatrick V and another place burned me": the clinician too
+            t.tools.flag_for_staff("a question only the clinician can answer")
         return self._answer(t.c, t.tools, self._about(t), steer=False, said=t.text)
 
     def _duration(self, t):
@@ -967,6 +979,10 @@ class RulesEngine(Engine):
                 prices = f"{prices} {other}" if other else prices
             return f"{prices} {offer}" if offer else reply
         other = self._other_question(t, budget=MAX_ANSWERS_CHARS - len(reply) - 1)
+        if not other and AGE_STATED.search(t.lowered):  # "...but she's 17": the age rules beside the price
+            found = [r for r in tools.search_knowledge(f"age minors {t.text}") if r.get("kind") == "document"]
+            room = MAX_ANSWERS_CHARS - len(reply) - 1
+            other = _sentences_within(found[0].get("passage") or found[0]["snippet"], room) if found else ""
         if not other:
             return reply
         pick = re.search(r" Reply [^.]* for one of the ([\w ]+ )?times above\.$", reply) if c.offered_slots else None
@@ -1149,6 +1165,8 @@ class RulesEngine(Engine):
         c = t.c
         booking_talk = "book" in t.wants or t.when is not None or (t.mentioned and c.state == Conversation.State.NEW)
         booking_talk = booking_talk or bool(t.mentioned and parsing.asks_for_times(t.text))
+        # "what times do you have for that" after a question about a treatment: that treatment's times
+        booking_talk = booking_talk or bool(c.service_id and not t.mentioned and parsing.asks_for_times(t.text))
         if c.state == Conversation.State.OFFERING and ("no" in t.wants or t.when is not None):
             booking_talk = True
         booking_talk = booking_talk or self._yes_to_finding_a_time(t)
@@ -1667,7 +1685,7 @@ class RulesEngine(Engine):
             price = f"{info['name']} is {info['price']}."
         answers, seen = [], set()
         room = MAX_ANSWERS_CHARS - (len(price) + 1 if price else 0)
-        for clause in clauses[:3]:
+        for clause in [cl for cl in clauses if not (price and "price" in parsing.intents(cl))][:3]:
             # each question searched with the hints its own words call for, and that treatment ("how long till it
             # wears off" while Botox times are on offer)
             hints = [words for cue, words in SEARCH_HINTS if cue.search(clause)]
@@ -1730,7 +1748,8 @@ class RulesEngine(Engine):
 
 MAX_ANSWERS_CHARS = 460  # several answers in one text: about three SMS segments
 _CLAUSE_SPLIT = re.compile(
-    r"\?+|\(\d\)|\b\d\)\s|\balso\b|\band (?=(?:can|do|does|is|are|will|what|how|where|when|should|would)\b)"
+    r"\?+|\(\d\)|\b\d\)\s|\balso\b|\band (?=(?:can|do|does|is|are|will|what|how|where|when|should|would)\b)|"
+    r"(?:^|\s)\d[.)]? (?=(?:how|what|whats|is|are|do|does|can|could|where|when|will|should|who|which)\b)"  # "1. how..."
 )
 _STATEMENT_END = re.compile(r"(?<=[A-Za-z])[.!]+\s+")  # "never done this before. does it hurt"
 _CLAUSE_LEAD = re.compile(

@@ -463,6 +463,11 @@ QUERY_PHRASES = [
         re.compile(r"\b((wanted|tried|want|going) to )?charge (me|us|you) (to|for) (fix|redo|correct)\w*( it)?\b"),
         "touchup",
     ),
+    # "my 9th botox is coming up": the visits counted by the loyalty program
+    (
+        re.compile(r"\bmy (\d+(st|nd|rd|th)|fifth|ninth|tenth) (botox|visit|treatment|appointment)s?\b"),
+        r"my \3 loyalty rewards visit",
+    ),
     # "can it be done without?": performed, not "done nursing"
     (re.compile(r"\b(get|be|have|having|getting|got) (it |this |that |them )?done\b"), r"\1"),
     # "regarding my appointment": about, not "regardless"

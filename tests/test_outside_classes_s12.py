@@ -317,3 +317,34 @@ def test_spanish_a_concern_then_how_much_and_accounting_records_are_not_medical(
     assert "$175" in patient.reply("y cuanto cuesta")
     reply = patient.reply("aceptan HSA? necesito el recibo para mis registros contables")
     assert "HSA" in reply and not StaffAlert.objects.exists()
+
+
+def test_a_numbered_list_of_questions_gets_each_answer(patient):
+    reply = patient.reply(
+        "Hi, some questions:\n1. How much is microneedling?\n2. Is there a deposit?\n3. Where can I park?"
+    )
+    assert "$350" in reply and "$50 deposit" in reply and "Clarendon" in reply
+
+
+def test_what_times_do_you_have_for_that_after_a_question_about_a_treatment(patient):
+    patient.reply("can i use a gift card on a chemical peel?")
+    assert "Here are open times for Chemical Peel" in patient.reply("great, what times do you have for that?")
+
+
+def test_bringing_twins_goes_to_the_front_desk(patient):
+    assert "front desk" in patient.reply("can i bring my twins to my appointment? they're babies")
+
+
+def test_a_minors_age_beside_a_price_gets_the_age_rules(patient):
+    reply = patient.reply("how much is lip filler? my daughter wants it but she's 16")
+    assert "$650-$750" in reply and "18 or older" in reply
+
+
+def test_the_loyalty_visit_count_is_the_loyalty_program(patient):
+    reply = patient.reply("this is my 9th botox visit, so is the next one the free hydrafacial?")
+    assert "10th" in reply
+
+
+def test_a_laser_device_question_after_a_burn_also_goes_to_the_clinician(patient):
+    patient.reply("what laser do you use for hair removal? another spa burned me last year")
+    assert StaffAlert.objects.exists()
