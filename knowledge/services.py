@@ -52,7 +52,7 @@ _HOW_MUCH = re.compile(r"\bhow much\b(?! (time|longer|downtime|notice))", re.IGN
 # How to pay rather than what it costs: the payment and financing documents answer, not the price list.
 _PAYING_HOW = re.compile(
     r"\b(financ\w*|payment plans?|monthly|insurance|hsa|fsa|cherry|carecredit|deposits?|refund\w*|"
-    r"spread\w* (the |out )?(cost|payments?|it))\b",
+    r"spread\w* (the |out )?(cost|payments?|it)|on top of|comes? off|taken off|deducted|get (it|that|my \w+) back)\b",
     re.IGNORECASE,
 )
 

@@ -463,6 +463,14 @@ QUERY_PHRASES = [
         re.compile(r"\b((wanted|tried|want|going) to )?charge (me|us|you) (to|for) (fix|redo|correct)\w*( it)?\b"),
         "touchup",
     ),
+    # "is the $50 on top of the filler price?": the deposit, the amount a patient pays to book
+    (
+        re.compile(
+            r"\b(is|was|does|will|would|the|that|this) (the |that |my )?\d+( deposit)?"
+            r"(?= (on top|extra|come|comes|get|be|back|refund|separate|part))"
+        ),
+        r"\1 the deposit",
+    ),
     # "my 9th botox is coming up": the visits counted by the loyalty program
     (
         re.compile(r"\bmy (\d+(st|nd|rd|th)|fifth|ninth|tenth) (botox|visit|treatment|appointment)s?\b"),

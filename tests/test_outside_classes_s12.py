@@ -348,3 +348,11 @@ def test_the_loyalty_visit_count_is_the_loyalty_program(patient):
 def test_a_laser_device_question_after_a_burn_also_goes_to_the_clinician(patient):
     patient.reply("what laser do you use for hair removal? another spa burned me last year")
     assert StaffAlert.objects.exists()
+
+
+def test_is_the_deposit_on_top_asked_while_a_time_is_held_is_the_deposit_policy(patient):
+    patient.reply("i want lip filler")
+    patient.reply("the first one")
+    reply = patient.reply("wait is the $50 on top of the filler price? and do i get it back if i cancel?")
+    assert "24 hours" in reply and "per syringe" not in reply  # the deposit's rules, not the price card
+    assert patient.conversation.state == Conversation.State.HOLDING
