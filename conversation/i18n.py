@@ -168,7 +168,7 @@ PHRASES = [
     (_p(r"\bme desmaye\b|\bdesmayo\b|\bmareada? y\b"), "fainted"),
     (_p(r"\bno veo( bien)?\b|\bno puedo ver\b|\bvision borrosa\b|\bveo borroso\b"), "blurry vision"),
     (
-        _p(r"\bcobr\w*\b.{0,30}\bdos veces\b|\bdoble cobro\b|\bcobro doble\b|\bcargo (duplicado|doble)\b"),
+        _p(r"\bcobr\w*\b.{0,30}\b(dos|2) veces\b|\bdoble cobro\b|\bcobro doble\b|\bcargo (duplicado|doble)\b"),
         "charged twice",
     ),
     (_p(r"\b(solicito|pido|quiero|necesito) (el |un |mi )?reembolso\b"), "refund me"),
@@ -183,6 +183,19 @@ PHRASES = [
     (_p(r"\bextensiones de (pestanas|cejas)\b"), "lash extensions"),
     (_p(r"\b(manicur\w*|unas acrilicas|unas de gel)\b|\bu[ñ]as?\b"), "manicure"),  # "uñas", never "unas" (some)
     (_p(r"\bpedicur\w*\b"), "pedicure"),
+    (_p(r"\bmasajes?\b"), "massages"),
+    (_p(GREETED + r"(ustedes )?(dan|hacen|ofrecen|tienen)(?= massages)"), r"\1do you do"),
+    (_p(r"\b(el |mi |los |mis )?(record|records|récord|récords) medicos?\b"), "my medical records"),
+    (_p(r"\bme (puse|hice|inyecte|hicieron) (el |un |una |los |las )?"), "i had "),
+    (
+        _p(r"\bhace (\d+|un|una|dos|tres) (dias?|semanas?)\b"),
+        lambda m: (
+            f"{ {'un': '1', 'una': '1', 'dos': '2', 'tres': '3'}.get(m[1].lower(), m[1]) } "
+            f"{'days' if m[2].lower().startswith('d') else 'weeks'} ago"
+        ),
+    ),
+    (_p(r"\b(un )?moret[oó]n(es)?\b"), "a bruise"),
+    (_p(r"\btapar(lo|la)? con maquillaje\b"), "cover it with makeup"),
     (_p(r"\bsi (tengo|tuviera|necesito|tendria|tuviese) que cancelar\b"), "if i have to cancel"),
     (_p(r"\bsi me (sale|surge|pasa) algo\b"), "if something comes up"),
     (_p(r"\b(tengo|tuviera|tendria) que cancelar\b"), "i have to cancel"),
@@ -646,6 +659,11 @@ TEMPLATES = [
         "segunda cita.",
     ),
     (r"You're welcome! Anything else I can help with\?", "Con gusto. Le ayudo con algo más?"),
+    (r"Great! Anything else I can help with\?", "Perfecto. Le ayudo con algo más?"),
+    (
+        r"Great! Your (?P<service>.+?) on " + W + r" is confirmed once the deposit is paid with the link above\.",
+        "Perfecto. Su cita de {service} del {when} queda confirmada al pagar el depósito con el enlace de arriba.",
+    ),
     (r"Thanks, (?P<name>[^!]+)! Anything else I can help with\?", "Gracias, {name}. Le ayudo con algo más?"),
     (r"You're welcome! See you then\.", "Con gusto. Lo esperamos."),
     (
@@ -843,6 +861,11 @@ def reply_es(reply: str, *, tz, now: datetime) -> str:
         return _prices_es(prices.group(1).strip()) + steer
     lead = re.match(rf"(?:[^.\n]+? is (?:{_PRICE})\. )+", reply)  # prices said first, then a document's words
     said, reply = (_prices_es(lead[0].strip()) + " ", reply[lead.end() :]) if lead else ("", reply)
+    if said:  # the prices, then a reply of the engine's own ("I don't see any ... openings ..."): in Spanish too
+        for pattern, spanish in _COMPILED:
+            match = pattern.match(reply)
+            if match:
+                return said + spanish.format(**_groups(match, tz, now))
     steer = _steer_es(reply)
     if steer:
         return said + _quoted(reply[: steer[0]]) + steer[1]

@@ -37,7 +37,8 @@ URGENT = re.compile(
     r"spreading|spreading (redness|rash|patch)|(patch|spot|area|skin)\b[\w' ]{0,30}\b(white|gr[ae]y|bluish|dusky|"
     r"blotchy|mottled)\b|ptosis|diplopia|double vision|(eyelid|eye lid|brow) (is )?(droop\w*|drop\w*|heavy|hanging)|"
     r"(turning|going|gone|went|turned) (white|gr[ae]y|blue|purple|pale|dusky)|"
-    r"(redness|rash|swelling|bruis\w*|hives)\b.{0,40}\bspreading|"
+    r"(redness|rash|swelling|bruis\w*|hives|red|swollen)\b.{0,40}\bspreading|spreading (down|up|to|onto|across)\b|"
+    r"chills|hot to the touch|warm to the touch|feels (hot|warm) (and|to)|oozing|"
     r"(pain|swelling|redness|burning|bruis\w*|rash|spreading)\b.{0,30}\b(getting|gets|got|keeps getting) worse|"
     r"(cheek|cheeks|lip|lips|face|nose|chin|forehead|jaw)\b[\w' ]{0,30}\b(white|gr[ae]y|bluish|dusky|blotchy|"
     r"mottled)\b|it (really|still) hurts|hurts (so|really) bad|(have|got|getting|with|there are) (some )?blisters|"
@@ -108,6 +109,10 @@ CARRIES_OVER = re.compile(
 RECOMMEND = re.compile(
     r"\b(what (do|would) you (recommend|suggest|have)|what (can|could|should) (i|you) (get|do|have|use|try)|"
     r"(do you have|anything) (for|to (help|fix|treat|get rid of)))\b"
+)
+OKAY = re.compile(
+    r"(ok+|okay|k+|cool|great|got it|sounds good|perfect|will do|alright|all right|yes|yep|yup|sure|awesome|"
+    r"ok (cool|great|thanks|thank you)|thumbs up|noted|understood|vale|bueno|listo|dale)"
 )
 # "send me those times again", "what were the times?", "i deleted the message": the offer again.
 OFFER_AGAIN = re.compile(
@@ -496,6 +501,7 @@ class RulesEngine(Engine):
         "_greeting",
         "_which_time",
         "_which_day",
+        "_okay",
         "_anything_else",
     )
 
@@ -1260,6 +1266,19 @@ class RulesEngine(Engine):
         if t.c.service_id and t.c.state == Conversation.State.ENGAGED:
             return f'What day and time work best for your {t.c.service.name}? (e.g. "Thursday afternoon")'
         return None
+
+    def _okay(self, t):
+        """ "ok", "cool", "got it" after the deposit link or an answer: acknowledged, not searched for."""
+        if not OKAY.fullmatch(t.lowered.strip(" .!")):
+            return None
+        c = t.c
+        held = c.booking if c.state in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT) else None
+        if held is not None and held.status in ("held", "awaiting_deposit") and held.deposit_cents and c.patient_name:
+            return (
+                f"Great! Your {held.service.name} on {when_label(held.start, t.tz)} is confirmed once the deposit is "
+                "paid with the link above."
+            )
+        return "Great! Anything else I can help with?"
 
     def _anything_else(self, t):
         """Anything else: the clinic's knowledge (or a hand-off when it has no answer)."""

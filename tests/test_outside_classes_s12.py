@@ -356,3 +356,30 @@ def test_is_the_deposit_on_top_asked_while_a_time_is_held_is_the_deposit_policy(
     reply = patient.reply("wait is the $50 on top of the filler price? and do i get it back if i cancel?")
     assert "24 hours" in reply and "per syringe" not in reply  # the deposit's rules, not the price card
     assert patient.conversation.state == Conversation.State.HOLDING
+
+
+def test_redness_spreading_down_the_neck_with_chills_is_urgent(patient):
+    reply = patient.reply("day 2 after my peel, still red and it's spreading down to my neck, and I have chills")
+    assert reply.startswith("If this is an emergency") and StaffAlert.objects.filter(kind="urgent").exists()
+
+
+def test_ok_after_the_deposit_link_is_acknowledged(patient):
+    patient.reply("i want botox")
+    patient.reply("1")
+    patient.reply("Sam Ortiz")
+    reply = patient.reply("ok")
+    assert reply.startswith("Great! Your Botox on") and not StaffAlert.objects.exists()
+
+
+def test_spanish_price_then_no_openings_is_all_spanish(patient):
+    reply = patient.reply("quiero botox el domingo")
+    assert reply.startswith("Botox cuesta $12") and "I don't see" not in reply and "Los mas cercanos" in reply
+
+
+def test_spanish_medical_records_and_a_double_charge_go_to_staff(patient):
+    assert "recepci" in patient.reply("me pueden mandar el récord médico a mi doctor?")
+
+
+def test_spanish_aftercare_for_a_treatment_had_days_ago(patient):
+    reply = patient.reply("me puse botox hace 2 dias, puedo hacer ejercicio?")
+    assert "Here are open times" not in reply and "Horarios" not in reply
