@@ -844,10 +844,9 @@ def reply_es(reply: str, *, tz, now: datetime) -> str:
         return gsm7(said + (steer[1] if steer else who["rest"]))
     if reply.startswith("Yes, we do! "):  # "do you do X?": then X's price
         return "Sí, lo ofrecemos. " + reply_es(reply.removeprefix("Yes, we do! "), tz=tz, now=now)
-    for pattern, spanish in _COMPILED:
-        match = pattern.match(reply)
-        if match:
-            return spanish.format(**_groups(match, tz, now))
+    templated = _template_es(reply, tz, now)
+    if templated is not None:
+        return templated
     prices = re.fullmatch(
         rf"((?:[^.\n]+? is (?:{_PRICE})\. ?)+)(?P<steer> Would you .+)?"
         r"(?: Reply (?P<pick>[\d, or]+) for one of the (?P<service>[\w ]+ )?times above\.)?",
@@ -861,15 +860,22 @@ def reply_es(reply: str, *, tz, now: datetime) -> str:
         return _prices_es(prices.group(1).strip()) + steer
     lead = re.match(rf"(?:[^.\n]+? is (?:{_PRICE})\. )+", reply)  # prices said first, then a document's words
     said, reply = (_prices_es(lead[0].strip()) + " ", reply[lead.end() :]) if lead else ("", reply)
-    if said:  # the prices, then a reply of the engine's own ("I don't see any ... openings ..."): in Spanish too
-        for pattern, spanish in _COMPILED:
-            match = pattern.match(reply)
-            if match:
-                return said + spanish.format(**_groups(match, tz, now))
+    templated = _template_es(reply, tz, now) if said else None
+    if templated is not None:  # the prices, then a reply of the engine's own ("I don't see any ... openings ...")
+        return said + templated
     steer = _steer_es(reply)
     if steer:
         return said + _quoted(reply[: steer[0]]) + steer[1]
     return said + _quoted(reply)
+
+
+def _template_es(reply: str, tz, now) -> str | None:
+    """The reply in Spanish when one of ``TEMPLATES`` says it whole; None otherwise."""
+    for pattern, spanish in _COMPILED:
+        match = pattern.match(reply)
+        if match:
+            return spanish.format(**_groups(match, tz, now))
+    return None
 
 
 def _steer_es(reply: str) -> tuple[int, str] | None:

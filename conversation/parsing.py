@@ -366,6 +366,13 @@ _BEFORE_BOOKING = re.compile(
     r"\b(before|until|till|prior to) (i|we) (actually |officially |go ahead and )?(book|schedule|commit|pick|choose)\b"
     r"( (anything|it|that|this|an appointment|a time|with you))?"
 )
+
+
+def _as_read(text: str) -> str:
+    """The text normalised, a booking to come as a condition ("before i book anything") read as no request."""
+    return _BEFORE_BOOKING.sub("before deciding", normalise(text))
+
+
 _NOT_CANCEL = re.compile(r"\b(dont|do not|not|never) (want (to )?|wanna |going to |gonna )?cancel\b")
 # A question about what would happen on a cancellation, even of the patient's own appointment: the policy answers.
 # "got a bruise where they did it, do i put ice on it or what": a question after a comma.
@@ -461,7 +468,7 @@ def asks_for_times(text: str) -> bool:
     parts = sentences(text)
     if len(parts) > 1:
         return any(asks_for_times(part) for part in parts)
-    s = _BEFORE_BOOKING.sub("before deciding", normalise(text))
+    s = _as_read(text)
     return (
         bool(_REQUEST.search(s))
         and not is_info_question(text)
@@ -487,7 +494,7 @@ def is_request(text: str) -> bool:
     parts = sentences(text)
     if len(parts) > 1 and any(asks_for_times(part) for part in parts):
         return True  # "i'd like to book a peel friday. also, is it ok for sensitive skin?"
-    s = _BEFORE_BOOKING.sub("before deciding", normalise(text))
+    s = _as_read(text)
     if _SAFETY_CUE.search(s) or is_info_question(text) or _WHAT_IF.search(s):
         return False
     if _REQUEST.search(s):
@@ -502,7 +509,7 @@ def intents(text: str) -> set[str]:
     human) explains it; "can't make it" is a reschedule, not a cancel, when another time is asked for in the same
     text; "question" is a question (ends with "?" or starts with what/how/do/is/can...) that no other of price, book,
     cancel, reschedule or human already answers."""
-    s = _BEFORE_BOOKING.sub("before deciding", normalise(text))
+    s = _as_read(text)
     found = {name for name, pattern in _INTENT_PATTERNS.items() if pattern.search(s)}
     if "price" in found and re.search(
         r"\b(free of charge|deposit|refund\w*|cancel\w*|no ?show|late fee|on top of|comes? off|deducted|taken off|"

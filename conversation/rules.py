@@ -514,8 +514,11 @@ class RulesEngine(Engine):
     def _who_is_this(self, t):
         """ "Who is this?": the clinic's name and what the line is for."""
         named = NAMED_PLACE.search(t.text)
-        named = named and named["name"].lower() not in {"it", "this", "that", "botox", "dr", "the", "a"}
-        named = named and not t.wants - {"greeting", "question", "thanks"}  # "is this glow? i want botox": booking
+        named = (
+            named is not None
+            and named["name"].lower() not in {"it", "this", "that", "botox", "dr", "the", "a"}
+            and not t.wants - {"greeting", "question", "thanks"}  # "is this glow? i want botox": a booking
+        )
         place = (IS_THIS_PLACE.search(t.lowered) or named) and len(t.lowered.split()) <= 16
         if not WHO_IS_THIS.search(t.lowered) and not place:
             return None
@@ -665,7 +668,7 @@ class RulesEngine(Engine):
         booking = tools.start_reschedule()
         when = parsing.parse_when(t.text, now=tools.now, tz=t.tz)
         own = booking.start.astimezone(t.tz).strftime("%A").lower()
-        days = set(re.findall(WEEKDAY_NAMED.pattern, t.lowered))
+        days = {m[0] for m in WEEKDAY_NAMED.finditer(t.lowered)}
         if own in t.lowered and len(days) > 1 and not SAME_DAY.search(t.lowered):
             # "work thing came up thursday, can i move it to friday": the day it is on is not a day wanted
             others = parsing.parse_when(re.sub(rf"\b{own}\b", " ", t.lowered), now=tools.now, tz=t.tz)
@@ -1556,19 +1559,15 @@ class RulesEngine(Engine):
         """The soonest times in the two weeks after a window that had none ("saturday": the clinic does not treat
         then), offered at once rather than asked about; empty when there are none."""
         start = max(when.start, tools.now)
+        hours = (getattr(when, "day_start", None), getattr(when, "day_end", None))
         offered = []
-        day_start, day_end = getattr(when, "day_start", None), getattr(when, "day_end", None)
-        if day_start is not None or day_end is not None:  # "after 5:15" today: after 5:15 on the next days first
+        for day_start, day_end in dict.fromkeys([hours, (None, None)]):  # "after 5:15" today: after 5:15 first
+            label = "in the next two weeks"
             offered = tools.find_open_times(
-                start=start,
-                end=start + timedelta(days=14),
-                label="in the next two weeks",
-                day_start=day_start,
-                day_end=day_end,
+                start=start, end=start + timedelta(days=14), label=label, day_start=day_start, day_end=day_end
             )
-        offered = offered or tools.find_open_times(
-            start=start, end=start + timedelta(days=14), label="in the next two weeks"
-        )
+            if offered:
+                break
         if not offered:
             return ""
         text = _offer_text(c.service.name, offered, tz)
@@ -1696,12 +1695,12 @@ class RulesEngine(Engine):
         treatment = []  # the treatment the conversation is about, when the patient's words name none
         if not parsing.find_services(said, catalog):
             treatment = [tools.lookup_service(key)["name"] for key in parsing.find_services(text, catalog)[:1]]
-        price = ""  # "...and roughly how much will it cost?" among other questions: the catalog's price, first
+        price, amount = "", ""  # "...and roughly how much will it cost?" among other questions: the catalog's price
         named_all = parsing.find_services(said, catalog) or parsing.find_services(text, catalog)
         asks_price = "price" in parsing.intents(said) or any("price" in parsing.intents(cl) for cl in clauses)
         if len(named_all) == 1 and asks_price:
             info = tools.lookup_service(named_all[0])
-            price = f"{info['name']} is {info['price']}."
+            price, amount = f"{info['name']} is {info['price']}.", info["price"]
         answers, seen = [], set()
         room = MAX_ANSWERS_CHARS - (len(price) + 1 if price else 0)
         for clause in [cl for cl in clauses if not (price and "price" in parsing.intents(cl))][:3]:
@@ -1732,8 +1731,8 @@ class RulesEngine(Engine):
                 break
             answers.append(answer)
         body = " ".join(answers) if len(answers) > 1 else first
-        if price and price.split(" is ", 1)[1].rstrip(".") not in body:
-            body = f"{price} {answers[0] if len(answers) == 1 else body}" if answers else f"{price} {body}"
+        if price and amount not in body:  # the price first, then the answers (the one answer, not the whole first)
+            body = f"{price} {' '.join(answers) or body}"
         return body
 
     def _focused(self, tools, text, results, answer) -> str:
