@@ -11,21 +11,18 @@ transaction that is rolled back, on the clinic file of the demo clinic, with the
 in Boston, texts in the locmem backend and tasks eager: it changes nothing in the database it runs on.
 """
 
-import hashlib
-import json
 import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 from django.test import TestCase
 from django.test.utils import override_settings
 
 from bookings.models import Booking
 from conversation import i18n
+from conversation.corpus import half_of
 from conversation.models import Conversation
 from conversation.tools import Tools
 from medspa.celery import app
@@ -36,7 +33,6 @@ from messaging.services import inbound_receive, missed_call_receive
 from payments.models import Payment
 from payments.services import sandbox_pay
 
-CORPUS = settings.BASE_DIR / "conversation" / "eval" / "corpus"
 NOW = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)  # Monday 10:00 in Boston
 CLINIC_SLUG = "demo-clinic-001"
 # Words that tell a Spanish reply from an English one (the check is on the reply's language, not its wording).
@@ -88,22 +84,6 @@ SPANISH = frozenset(
     ]
 )
 ENGLISH = frozenset(["the", "your", "you", "for", "and", "is", "to", "are", "we", "our", "would", "like"])
-
-
-def half_of(item_id: str) -> str:
-    """dev or test, fixed by the id: the split never depends on the order or the number of items."""
-    return "dev" if int(hashlib.sha1(item_id.encode()).hexdigest(), 16) % 2 == 0 else "test"  # noqa: S324
-
-
-def corpus(half: str = "all", folder: Path = CORPUS, pattern: str = "*.json") -> list[dict]:
-    items = []
-    paths = {path for one in pattern.split(",") for path in folder.glob(one.strip())}  # "a*.json,b*.json"
-    for path in sorted(paths):
-        for item in json.loads(path.read_text()):
-            item["_kind"] = "conversation" if "turns" in item else "text"
-            if half in ("all", half_of(item["id"])):
-                items.append(item)
-    return items
 
 
 @dataclass

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from conversation.evaluation import corpus, evaluate
+from conversation.corpus import corpus
+from conversation.evaluation import evaluate
 
 
 class Command(BaseCommand):
