@@ -17,7 +17,7 @@ from knowledge.text import terms
 from medspa.models import format_cents
 from medspa.timetext import time_label, when_label, zone_label
 
-from . import i18n, parsing
+from . import i18n, intent, parsing
 from .engines import Engine, EngineContext, EngineReply
 from .models import Conversation
 from .tools import ToolRefused
@@ -377,6 +377,7 @@ URGENT_SCRIPT = (
     "please call us right away{phone}. I've alerted our team and someone will reach out to you."
 )
 
+PASSED_ON = "Thanks for reaching out! I've passed this to our front desk, and someone will text you back shortly."
 STAFF_HAVE_IT = "Thanks! Our team has your message and will text you back here shortly."
 FIND_A_TIME = ("Would you like me to find you a time?", "Quiere que le busque un horario?")
 WITH_PROVIDER = re.compile(r"(?:find you a time with|busque un horario con) (.+)\?\Z")  # "...with Dr. Johnson?"
@@ -397,6 +398,8 @@ class _Turn:
     mentioned: list[int] = field(default_factory=list)
     when: parsing.TimeWindow | None = None
     provider: object = None  # the provider the text names
+    said: str = ""  # the patient's own words (before any Spanish is read into the parser's words)
+    asked: bool = False  # the second reading says this is a question: answered, no times offered
 
     @property
     def clinic(self):
@@ -411,11 +414,11 @@ class _Turn:
         return rows.first() or ""
 
     @classmethod
-    def read(cls, c, text, tools) -> "_Turn":
+    def read(cls, c, text, tools, said="") -> "_Turn":
         # "... Kind regards, Eleanor Price": the sign-off's name says nothing of what is wanted
         tz, lowered, wants = c.clinic.tz, parsing.normalise(text), parsing.intents(SIGN_OFF.sub("", text) or text)
         catalog = _catalog_names(tools)
-        turn = cls(c, text, tools, tz, lowered, wants, catalog)
+        turn = cls(c, text, tools, tz, lowered, wants, catalog, said=said or text)
         words = set(lowered.split())
         named = any(
             w in words for name in tools.provider_names() for w in parsing.normalise(name).split() if len(w) > 2
@@ -442,20 +445,23 @@ class RulesEngine(Engine):
     def _respond_es(self, c, text, tools):
         """A Spanish text: read in the words the steps know, answered by the same steps, the reply said in
         Spanish (the clinic's documents quoted as they are)."""
-        reply = self._respond(c, i18n.to_parser_text(text), tools)
+        reply = self._respond(c, i18n.to_parser_text(text), tools, said=text)
         return i18n.reply_es(reply, tz=c.clinic.tz, now=tools.now)
 
-    def _respond(self, c, text, tools):  # a dialogue is a sequence of checks, in order
+    def _respond(self, c, text, tools, said=""):  # a dialogue is a sequence of checks, in order
         """Runs ``STEPS`` in order; the first that returns a reply (not None) answers. A refusal by a tool is the
         reply."""
-        turn = _Turn.read(c, text, tools)
+        turn = _Turn.read(c, text, tools, said=said)
         try:
-            for step in self.STEPS:
-                reply = getattr(self, step)(turn)
-                if reply is not None:
-                    return reply
+            return self._run(turn, self.STEPS)
         except ToolRefused as refused:
             return str(refused)
+
+    def _run(self, turn, steps):
+        for step in steps:
+            reply = getattr(self, step)(turn)
+            if reply is not None:
+                return reply
         return None  # never reached: the last step always answers
 
     STEPS = (  # the priority order: what matters most first
@@ -465,6 +471,7 @@ class RulesEngine(Engine):
         "_running_late",
         "_bring_a_child",
         "_photo",
+        "_second_reading",
         "_hold_lapsed_or_link_again",
         "_waitlist_offer_reply",
         "_pick_while_booked",
@@ -505,6 +512,23 @@ class RulesEngine(Engine):
         "_anything_else",
     )
 
+    # The steps that answer a question: what ``_second_reading`` runs for a text it reads as one.
+    ANSWER_STEPS = (
+        "_read_service_and_time",
+        "_health_question",
+        "_duration",
+        "_provider_question",
+        "_who_does",
+        "_deposit_on_the_move",
+        "_prices",
+        "_not_offered",
+        "_unstated_way",
+        "_deposit_status",
+        "_refund_status",
+        "_question",
+        "_anything_else",
+    )
+
     # --- The steps, in the order of STEPS: each returns a reply, or None to pass ---------------------------------
 
     def _safety(self, t):
@@ -523,12 +547,64 @@ class RulesEngine(Engine):
         if not WHO_IS_THIS.search(t.lowered) and not place:
             return None
         # "is this serenity skin bar?", "is this the place on boylston st?": who and where the clinic is
-        where = ", ".join(part for part in (t.clinic.street, t.clinic.city) if part) if place else ""
-        at = f", at {where}" if where else ""
-        return (
-            f"This is {t.clinic.name}{at}. We text about appointments: I can answer questions, share prices or book "
-            "you in. Reply STOP to opt out."
-        )
+        return _who_we_are(t.clinic, where=bool(place))
+
+    def _second_reading(self, t):
+        """What the intent model (conversation.intent) reads in the text, acted on when it is confident and the
+        conversation is where the model was taught to read (a new patient, times on offer, a booked appointment;
+        nothing pending an answer): an urgent symptom, "who is this?", a wish for a person, a wish to cancel, and a
+        question the rules would take for a request (answered, no times offered) when nothing in it asks for a
+        time. Every other reading (a pick, a wish for times, a STOP) is left to the rules, which act on it more
+        precisely (docs/DECISIONS.md, session 13)."""
+        context = self._intent_context(t)
+        guess = intent.guess(t.said, context) if context else None
+        if guess is None or not guess.confident:
+            return None
+        c, tools = t.c, t.tools
+        if guess.action == "urgent":
+            return self._urgent_reply(c, tools)
+        if guess.action == "help":
+            return _who_we_are(t.clinic)
+        if guess.action == "handoff" and not ("?" in t.text and DEPOSIT_ASKED.search(t.lowered)):
+            # (a question about the deposit or a refund: the rules say where it stands, or hand it off themselves)
+            tools.hand_off("the patient asks for what only the clinic's staff can do")
+            return PASSED_ON
+        conditional = parsing.is_what_if(t.text) or re.search(r"\b(if|in case)\b", t.lowered)
+        if guess.action == "cancel_confirm" and context == "booked_botox" and not conditional:
+            return self._ask_cancel(c, tools, t.tz)  # "if i cancel, is my deposit back?" is a question
+        if guess.action == "answer" and guess.probability >= intent.SURE and self._only_asks(t):
+            t.asked = True
+            t.wants = (t.wants - {"book", "cancel", "reschedule", "yes", "no"}) | {"question"}
+            return self._run(t, self.ANSWER_STEPS)
+        return None
+
+    def _only_asks(self, t) -> bool:
+        """A text shaped as a question that names no time, asks for none and picks nothing: one the model may take
+        out of the rules' booking steps."""
+        if "?" not in t.text and not parsing.is_info_question(t.text):
+            return False
+        if parsing.asks_for_times(t.text):
+            return False
+        if parsing.parse_when(t.text, now=t.tools.now, tz=t.tz) is not None:
+            return False
+        offered = [o.start for o in t.tools.offered()] if t.c.offered_slots else []
+        return not offered or parsing.parse_choice(t.text, offered, tz=t.tz) is None
+
+    def _intent_context(self, t) -> str | None:
+        """The context the intent model knows that this conversation is in, or None when it is in another (a time
+        held, a cancellation or a move under way, a question of the assistant's awaiting its answer)."""
+        c, tools = t.c, t.tools
+        if tools.photo or c.confirming_cancel_id or c.pending_pick or c.rescheduling_id:
+            return None
+        if c.state in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT):
+            return None
+        if tools.waitlist_question() is not None:
+            return None
+        if c.state == Conversation.State.OFFERING:
+            return "offering_botox" if c.offered_slots else None
+        if tools.upcoming_booking() is not None:
+            return "booked_botox"
+        return "new" if c.state in (Conversation.State.NEW, Conversation.State.ENGAGED) else None
 
     def _staff_only(self, t):
         """What only a person at the clinic can do (a job enquiry, a receipt or records sent from the patient's
@@ -536,7 +612,7 @@ class RulesEngine(Engine):
         if not STAFF_ONLY.search(t.lowered):
             return None
         t.tools.hand_off("a request only the clinic's staff can handle")
-        return "Thanks for reaching out! I've passed this to our front desk, and someone will text you back shortly."
+        return PASSED_ON
 
     def _bring_a_child(self, t):
         """ "Can I bring my daughter along?": the front desk answers (the documents do not say)."""
@@ -861,6 +937,7 @@ class RulesEngine(Engine):
         if not parsing.is_health_question(t.text) and not minor:
             return None
         asked = "?" in t.text or parsing.is_info_question(t.text)
+        asked = asked or t.asked
         if parsing.asks_for_times(t.text) and not CAN_I_YET.search(t.lowered) and not minor and not asked:
             return None  # "pregnant but book me a facial friday": a request ("can i do a peel now?" is a question)
         if parsing.PRESCRIPTION.search(t.lowered):  # a prescribed medicine: the clinician answers too
@@ -971,11 +1048,14 @@ class RulesEngine(Engine):
         if not t.mentioned and c.service_id is None:
             return reply
         asked = "book" in t.wants or parsing.asks_for_times(t.text)
-        wants_times = asked or (
-            t.when is not None
-            and not parsing.is_what_if(t.text)
-            and not EVENT_DAY.search(t.lowered)  # "how many days do u peel? i have a party 12/19": not a wish
-            and tools.upcoming_booking() is None
+        wants_times = not t.asked and (
+            asked
+            or (
+                t.when is not None
+                and not parsing.is_what_if(t.text)
+                and not EVENT_DAY.search(t.lowered)  # "how many days do u peel? i have a party 12/19": not a wish
+                and tools.upcoming_booking() is None
+            )
         )
         if c.state in (Conversation.State.HOLDING, Conversation.State.AWAITING_DEPOSIT):
             wants_times = False  # a time is held: the price is the answer, the hold stays
@@ -1069,13 +1149,15 @@ class RulesEngine(Engine):
         """A question (not a booking request): answered first, whatever day or service it names. While times are
         on offer, a text that turns them down or names another time ("none of those work, anything after 4 on
         wed?") asks for other times."""
-        if "question" not in t.wants or parsing.is_request(t.text) or not re.search(r"[a-z0-9]", t.lowered):
+        if "question" not in t.wants or not re.search(r"[a-z0-9]", t.lowered):
+            return None
+        if parsing.is_request(t.text) and not t.asked:
             return None
         other_times = "no" in t.wants or re.search(
             r"\b(any|anything|something|later|earlier|latest|earliest|instead|what about|how about)\b", t.lowered
         )
         offering = t.c.state == Conversation.State.OFFERING and t.c.offered_slots
-        if offering and t.when is not None and other_times and not parsing.is_info_question(t.text):
+        if offering and t.when is not None and other_times and not parsing.is_info_question(t.text) and not t.asked:
             return None
         status = MY_APPOINTMENT.search(t.lowered) and STATUS_QUESTION.search(t.lowered)
         upcoming = t.tools.upcoming_booking() if status and not parsing.is_info_question(t.text) else None
@@ -1087,7 +1169,7 @@ class RulesEngine(Engine):
             concern = self._service_for_concern(t)
             if concern:
                 t.tools.choose_service(concern[0])
-        then = self._then_book(t)  # "do i need a consult first? if so can i book one wed"
+        then = "" if t.asked else self._then_book(t)  # "do i need a consult first? if so can i book one wed"
         return f"{answer} {then}" if then and not t.c.needs_staff else answer
 
     def _then_book(self, t) -> str:
@@ -1833,6 +1915,16 @@ def _with_zone(label: str, tz, now) -> str:
     if not re.search(r"\d", label):
         return label
     return f"{label} ({zone_label(now, tz)})"
+
+
+def _who_we_are(clinic, *, where=False) -> str:
+    """The clinic's name (and its street, for "is this the place on Boylston?") and what this line is for."""
+    place = ", ".join(part for part in (clinic.street, clinic.city) if part) if where else ""
+    at = f", at {place}" if place else ""
+    return (
+        f"This is {clinic.name}{at}. We text about appointments: I can answer questions, share prices or book you in. "
+        "Reply STOP to opt out."
+    )
 
 
 def _deposit_cents(booking) -> int:

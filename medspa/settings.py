@@ -413,6 +413,8 @@ PAYMENTS_SANDBOX_ENABLED = env.bool("PAYMENTS_SANDBOX_ENABLED", default=DEBUG)
 # How long a deposit link holds its time; the hold is released when it passes unpaid.
 PAYMENTS_LINK_MINUTES = env.int("PAYMENTS_LINK_MINUTES", default=30)
 CONVERSATION_ENGINE = env.str("CONVERSATION_ENGINE", default="auto")
+# The rules engine's second reading of intent (conversation/intent.py, a classifier trained on the corpus's dev half).
+CONVERSATION_INTENT_MODEL = env.bool("CONVERSATION_INTENT_MODEL", default=True)
 # Registries a deployment may extend or override, name -> dotted path of a class ("name=path,name=path"):
 # conversation/engines.py ENGINES (CONVERSATION_ENGINE names one), emr/services.py EMR_CLIENTS (by EmrConfig kind),
 # payments/services.py PAYMENT_BACKENDS (by provider).
