@@ -40,9 +40,9 @@ URGENT = re.compile(
     r"(redness|rash|swelling|bruis\w*|hives|red|swollen)\b.{0,40}\bspreading|spreading (down|up|to|onto|across)\b|"
     r"chills|hot to the touch|warm to the touch|feels (hot|warm) (and|to)|oozing|"
     r"(pain|swelling|redness|burning|bruis\w*|rash|spreading)\b.{0,30}\b(getting|gets|got|keeps getting) worse|"
-    r"(cheek|cheeks|lip|lips|face|nose|chin|forehead|jaw)\b[\w' ]{0,30}\b(white|gr[ae]y|bluish|dusky|blotchy|"
-    r"mottled)\b|it (really|still) hurts|hurts (so|really) bad|(have|got|getting|with|there are) (some )?blisters|"
-    r"blistering)\b"
+    r"(cheek|cheeks|lip|lips|face|nose|chin|forehead|jaw)\b[\w' ]{0,30}\b(white|gr[ae]y|bluish|blue|purple|purplish|"
+    r"dusky|blotchy|mottled)\b|it (really|still) hurts|hurts (so|really) bad|"
+    r"(have|got|getting|with|there are) (some )?blisters|blistering)\b"
 )
 OTHER_PATIENT = re.compile(
     r"\b(my (friend|sister|brother|mom|mother|dad|husband|wife|partner|daughter|son|coworker)'?s? "
@@ -263,7 +263,9 @@ WHO_DOES = re.compile(
     r"performs?|treats?|will treat|would treat)\b|\b(actual|real|licensed) (doctors?|nurses?|md)\b|"
     r"\b(is it|are they|is that|are you) (a |an )?(doctor|doc|nurse|np|md)\b|\b(md|doctor) or (an? )?(np|nurse)\b|"
     r"\b(np|nurse) or (an? )?(md|doctor)\b|\b(dude|guy|man|male) or (a )?(lady|woman|female|girl)\b|"
-    r"\bthe doc (doing|do) it\b"
+    r"\bthe doc (doing|do) it\b|"
+    r"\bwho (is|s|are) (your|the|ur) (medical director|np|nps|nurse( practitioner)?s?|injectors?|doctors?|providers?|"
+    r"mds?|staff)\b"
 )
 # "do you do botox treatments?": words that name no treatment of their own
 GENERIC_TREATMENT_WORDS = frozenset(terms("treatment treatments injection injections session sessions service"))
@@ -308,6 +310,13 @@ SEARCH_HINTS = (
     (
         re.compile(r"\b(reschedul\w*|cancel\w*|move (it|my|things|the appointment)|push (it|my)|last minute)\b"),
         "cancellation rescheduling policy notice",
+    ),
+    (
+        re.compile(
+            r"\b(bring (anything|something|with me|along)|what (should|do|to|must) (i )?bring|identification|"
+            r"photo id|(an|my|any) id|drivers? licen[cs]e)\b"
+        ),
+        "first visit bring photo ID",
     ),
     (re.compile(r"\bconsult\w* (first|before)|\b(need|have) (a|to) consult"), "free consultations"),
     (re.compile(r"\b(hurt|hurts|painful|pain|numb\w*|needles?|scared)\b(?! (my|your) credit)"), "does it hurt numbing"),
@@ -552,17 +561,20 @@ class RulesEngine(Engine):
     def _second_reading(self, t):
         """What the intent model (conversation.intent) reads in the text, acted on when it is confident and the
         conversation is where the model was taught to read (a new patient, times on offer, a booked appointment;
-        nothing pending an answer): an urgent symptom, "who is this?", a wish for a person, a wish to cancel, and a
-        question the rules would take for a request (answered, no times offered) when nothing in it asks for a
-        time. Every other reading (a pick, a wish for times, a STOP) is left to the rules, which act on it more
-        precisely (docs/DECISIONS.md, session 13)."""
+        nothing pending an answer): an urgent symptom, "who is this?", a wish for a person, a wish to cancel; and,
+        when surer still, a question the rules would take for a request (answered, no times offered) when nothing
+        in it asks for a time, or a wish for times or to move the appointment (passed on as that intent to the
+        steps after). A pick, a STOP and the rest are left to the rules, which act on them more precisely
+        (docs/DECISIONS.md, session 13)."""
         context = self._intent_context(t)
         guess = intent.guess(t.said, context) if context else None
-        if guess is None or not guess.confident:
+        if guess is None:
             return None
         c, tools = t.c, t.tools
-        if guess.action == "urgent":
+        if guess.action == "urgent" and guess.probability >= intent.ALERT:
             return self._urgent_reply(c, tools)
+        if not guess.confident:
+            return None
         if guess.action == "help":
             return _who_we_are(t.clinic)
         if guess.action == "handoff" and not ("?" in t.text and DEPOSIT_ASKED.search(t.lowered)):
@@ -572,10 +584,20 @@ class RulesEngine(Engine):
         conditional = parsing.is_what_if(t.text) or re.search(r"\b(if|in case)\b", t.lowered)
         if guess.action == "cancel_confirm" and context == "booked_botox" and not conditional:
             return self._ask_cancel(c, tools, t.tz)  # "if i cancel, is my deposit back?" is a question
-        if guess.action == "answer" and guess.probability >= intent.SURE and self._only_asks(t):
+        if guess.probability < intent.SURE:
+            return None
+        if guess.action == "answer" and self._only_asks(t):
             t.asked = True
             t.wants = (t.wants - {"book", "cancel", "reschedule", "yes", "no"}) | {"question"}
             return self._run(t, self.ANSWER_STEPS)
+        # Times wanted ("whats ur latest slot? like after 5" while times are on offer), or a booked appointment
+        # moved: read as such by the steps after, which find the times. Not times while booked: the model reads
+        # "do i need to bring anything thursday?" as a wish for times there (or a move), and a wrong move costs the
+        # patient most.
+        if guess.action == "offer_times" and context != "booked_botox":
+            t.wants = (t.wants - {"question"}) | {"book"}
+        elif guess.action == "reschedule" and context == "booked_botox" and not parsing.is_info_question(t.text):
+            t.wants = (t.wants - {"question"}) | {"reschedule"}
         return None
 
     def _only_asks(self, t) -> bool:

@@ -5,7 +5,7 @@ whatever the corpus learns. The clock is pinned (Monday 10:15 in Boston), the de
 
 import pytest
 
-from conversation import intent
+from conversation import intent, rules
 from conversation.corpus import corpus, half_of
 from conversation.models import Conversation
 from medspa.models import StaffAlert
@@ -52,6 +52,8 @@ NONSENSE = [
     ("snorkel the wombat", "handoff"),
     ("vanish the thursday thing", "cancel_confirm"),
     ("hold the blue one", "hold"),
+    ("is there botox wibble?", "offer_times"),
+    ("shuffle my thing", "reschedule"),
 ]
 
 
@@ -163,6 +165,27 @@ def test_a_cancel_reading_without_a_booking_is_left_to_the_rules(patient, taught
     assert not reply.startswith("Reply YES to cancel")
 
 
+def test_a_reading_of_times_wanted_gets_times(patient, taught):
+    taught(NONSENSE)
+    reply = patient.reply("is there botox wibble?")
+    assert "Here are open times for Botox" in reply
+    assert patient.conversation.state == Conversation.State.OFFERING
+
+
+def test_without_the_second_reading_the_same_text_is_answered(patient, settings):
+    settings.CONVERSATION_INTENT_MODEL = False
+    reply = patient.reply("is there botox wibble?")
+    assert "open times" not in reply and patient.conversation.state != Conversation.State.OFFERING
+
+
+def test_a_reading_of_a_move_moves_the_booked_appointment(patient, taught):
+    first = book_botox(patient)
+    taught(NONSENSE, context="booked_botox")
+    reply = patient.reply("shuffle my thing?")
+    assert patient.conversation.rescheduling_id == first.pk  # without the reading: "I don't have that information"
+    assert "Botox" in reply
+
+
 def test_other_readings_are_left_to_the_rules(patient, taught):
     taught(NONSENSE)
     reply = patient.reply("hold the blue one")  # "hold": the rules pick times more precisely than any guess
@@ -172,8 +195,25 @@ def test_other_readings_are_left_to_the_rules(patient, taught):
 def test_a_doubtful_reading_is_left_to_the_rules(patient, taught, monkeypatch):
     taught(NONSENSE)
     monkeypatch.setattr(intent, "CONFIDENT", 1.01)  # no reading is confident enough
-    reply = patient.reply("my zorblax is wobbling")
-    assert "call 911" not in reply and not StaffAlert.objects.filter(kind=StaffAlert.Kind.URGENT).exists()
+    reply = patient.reply("snorkel the wombat")
+    assert reply != rules.PASSED_ON  # the rules' own answer, not the reading's hand-off
+
+
+@pytest.mark.parametrize(
+    ("guess", "urgent"),
+    [(intent.Guess("urgent", 0.55), True), (intent.Guess("urgent", 0.45), False)],
+)
+def test_a_symptom_is_urgent_from_even_odds(patient, monkeypatch, guess, urgent):
+    monkeypatch.setattr(intent, "guess", lambda text, context: guess)
+    reply = patient.reply("my chin feels kind of weird")
+    assert ("call 911" in reply) is urgent
+    assert StaffAlert.objects.filter(kind=StaffAlert.Kind.URGENT).exists() is urgent
+
+
+def test_a_question_needs_the_surer_reading(patient, monkeypatch):
+    monkeypatch.setattr(intent, "guess", lambda text, context: intent.Guess("answer", 0.85))
+    reply = patient.reply("can i cancel?")  # confident, not sure: the rules read it (a cancellation)
+    assert "24 hours" not in reply
 
 
 def test_the_model_is_asked_in_the_context_the_conversation_is_in(patient, contexts):
