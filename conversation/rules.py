@@ -521,20 +521,15 @@ class RulesEngine(Engine):
         "_anything_else",
     )
 
-    # The steps that answer a question: what ``_second_reading`` runs for a text it reads as one.
+    # The steps that answer a question, in the order of STEPS: what ``_second_reading`` runs for a text it reads as
+    # one. From the reading of the text to the answer from the documents, without the two that book or offer times
+    # (the treatment named taken for a booking, another provider's times); then the clinic's knowledge.
     ANSWER_STEPS = (
-        "_read_service_and_time",
-        "_health_question",
-        "_duration",
-        "_provider_question",
-        "_who_does",
-        "_deposit_on_the_move",
-        "_prices",
-        "_not_offered",
-        "_unstated_way",
-        "_deposit_status",
-        "_refund_status",
-        "_question",
+        *(
+            step
+            for step in STEPS[STEPS.index("_read_service_and_time") : STEPS.index("_question") + 1]
+            if step not in {"_service_for_booking", "_other_provider"}
+        ),
         "_anything_else",
     )
 
