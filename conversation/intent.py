@@ -53,13 +53,19 @@ def features(text: str, context: str) -> str:
 
 
 def training_data(items=None) -> tuple[list[str], list[str]]:
-    """(features, action) for each text of the corpus's dev half (or of ``items``) that names an action."""
+    """(features, action) for each text of the corpus's dev half (or of ``items``) that names an action, sent
+    without a photo in a context the model reads."""
     items = corpus("dev") if items is None else items
-    chosen = [i for i in items if i["_kind"] == "text" and (i.get("expect") or {}).get("action")]
-    chosen = [i for i in chosen if i.get("context", "new") in CONTEXTS and not i.get("media")]
-    return [features(i.get("text", ""), i.get("context", "new")) for i in chosen], [
-        i["expect"]["action"] for i in chosen
+    chosen = [
+        i
+        for i in items
+        if i["_kind"] == "text"
+        and (i.get("expect") or {}).get("action")
+        and i.get("context", "new") in CONTEXTS
+        and not i.get("media")
     ]
+    texts = [features(i.get("text", ""), i.get("context", "new")) for i in chosen]
+    return texts, [i["expect"]["action"] for i in chosen]
 
 
 def train(items=None):
@@ -85,10 +91,15 @@ def _model():
     return train()
 
 
+def enabled() -> bool:
+    """Whether the second reading is on (``CONVERSATION_INTENT_MODEL``)."""
+    return settings.CONVERSATION_INTENT_MODEL
+
+
 def guess(text: str, context: str) -> Guess | None:
     """The most likely action for ``text`` sent in ``context`` (one of CONTEXTS), or None when the second
     reading is off or the context is not one the model knows."""
-    if not getattr(settings, "CONVERSATION_INTENT_MODEL", True) or context not in CONTEXTS or not text.strip():
+    if not enabled() or context not in CONTEXTS or not text.strip():
         return None
     model = _model()
     probabilities = model.predict_proba([features(text, context)])[0]

@@ -561,7 +561,7 @@ class RulesEngine(Engine):
         in it asks for a time, or a wish for times or to move the appointment (passed on as that intent to the
         steps after). A pick, a STOP and the rest are left to the rules, which act on them more precisely
         (docs/DECISIONS.md, session 13)."""
-        context = self._intent_context(t)
+        context = self._intent_context(t) if intent.enabled() else None  # (its queries only when on)
         guess = intent.guess(t.said, context) if context else None
         if guess is None:
             return None
@@ -576,9 +576,10 @@ class RulesEngine(Engine):
             # (a question about the deposit or a refund: the rules say where it stands, or hand it off themselves)
             tools.hand_off("the patient asks for what only the clinic's staff can do")
             return PASSED_ON
-        conditional = parsing.is_what_if(t.text) or re.search(r"\b(if|in case)\b", t.lowered)
-        if guess.action == "cancel_confirm" and context == "booked_botox" and not conditional:
-            return self._ask_cancel(c, tools, t.tz)  # "if i cancel, is my deposit back?" is a question
+        if guess.action == "cancel_confirm" and context == "booked_botox":
+            conditional = parsing.is_what_if(t.text) or re.search(r"\b(if|in case)\b", t.lowered)
+            if not conditional:  # "if i cancel, is my deposit back?" is a question
+                return self._ask_cancel(c, tools, t.tz)
         if guess.probability < intent.SURE:
             return None
         if guess.action == "answer" and self._only_asks(t):
@@ -954,7 +955,6 @@ class RulesEngine(Engine):
         if not parsing.is_health_question(t.text) and not minor:
             return None
         asked = "?" in t.text or parsing.is_info_question(t.text)
-        asked = asked or t.asked
         if parsing.asks_for_times(t.text) and not CAN_I_YET.search(t.lowered) and not minor and not asked:
             return None  # "pregnant but book me a facial friday": a request ("can i do a peel now?" is a question)
         if parsing.PRESCRIPTION.search(t.lowered):  # a prescribed medicine: the clinician answers too
@@ -1186,7 +1186,7 @@ class RulesEngine(Engine):
             concern = self._service_for_concern(t)
             if concern:
                 t.tools.choose_service(concern[0])
-        then = "" if t.asked else self._then_book(t)  # "do i need a consult first? if so can i book one wed"
+        then = self._then_book(t)  # "do i need a consult first? if so can i book one wed"
         return f"{answer} {then}" if then and not t.c.needs_staff else answer
 
     def _then_book(self, t) -> str:
