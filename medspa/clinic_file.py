@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 
 from .models import Clinic, Service
 
@@ -84,7 +84,7 @@ def clinic_file_read(path: str | Path) -> dict:
 
 
 def _coerce(model, name, value):
-    if isinstance(model._meta.get_field(name).default, time) and isinstance(value, str):
+    if isinstance(model._meta.get_field(name), models.TimeField) and isinstance(value, str):
         return time.fromisoformat(value)
     return value
 

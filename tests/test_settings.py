@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,15 @@ def test_provider_without_webhook_secret_warns(settings, configured, missing, ch
     assert len(messages) == 1 and missing in messages[0].msg
     setattr(settings, missing, "the-secret")
     assert not [m for m in run_checks() if m.id == check_id]
+
+
+@pytest.mark.parametrize("hour", [8, 21])
+def test_the_sending_window_defaults_pass_the_checks_at_their_own_hour(hour):
+    """A fixed time default makes Django warn (fields.W161) within 10 s of it: `check --deploy` failed at 21:00."""
+    import time_machine
+
+    from medspa.models import Clinic
+
+    with time_machine.travel(datetime(2026, 12, 3, hour, 0, 3, tzinfo=UTC), tick=False):
+        for name in ("sending_window_start", "sending_window_end"):
+            assert Clinic._meta.get_field(name).check() == []
