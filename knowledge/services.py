@@ -55,6 +55,14 @@ _PAYING_HOW = re.compile(
     r"spread\w* (the |out )?(cost|payments?|it)|on top of|comes? off|taken off|deducted|get (it|that|my \w+) back)\b",
     re.IGNORECASE,
 )
+# "do u do financing for filler?": whether the clinic offers something.
+_OFFERS = re.compile(
+    r"\b(do|does|can) (you|u|ya|yall|y'all|the clinic|your clinic|your spa)( guys| all)? "
+    r"(do|offer|have|take|accept|carry|provide|sell)\b",
+    re.IGNORECASE,
+)
+# "within what window is a touch-up free of charge?": what is free, not what it costs.
+_NO_CHARGE = re.compile(r"\b(free of charge|(at |for )?no (extra |additional )?(charge|cost)|free)\b", re.IGNORECASE)
 
 
 class KnowledgeError(ValueError):
@@ -452,6 +460,13 @@ _ASKED_AMOUNT = (
     (re.compile(r"\bhow many\b(?!" + _IN_UNITS + ")", re.IGNORECASE), {COUNT: 1.0, TIME: 0.6, MONEY: 0.3}),
     (re.compile(r"\bhow (long|soon|early)\b|\bwhen will\b", re.IGNORECASE), {TIME: 1.0, COUNT: 0.3, MONEY: 0.3}),
     (re.compile(r"\bhow (often|old)\b", re.IGNORECASE), {TIME: 1.0, COUNT: 1.0, MONEY: 0.3}),
+    # The same in Spanish: "cuántas sesiones", "cuánto dura", "cuánto cuesta"
+    (re.compile(r"\bcu[aá]nt[oa]s\b", re.IGNORECASE), {COUNT: 1.0, TIME: 0.6, MONEY: 0.3}),
+    (
+        re.compile(r"\bcu[aá]nto (tiempo|dura|duran|tarda|tardan|demora)\b|\bcada cu[aá]nto\b", re.IGNORECASE),
+        {TIME: 1.0, COUNT: 0.3, MONEY: 0.3},
+    ),
+    (re.compile(r"\bcu[aá]nto (cuesta|cuestan|sale|vale|es|cobran)\b", re.IGNORECASE), {MONEY: 1.0, COUNT: 0.6}),
 )
 
 
@@ -466,7 +481,7 @@ def asked_amount(query: str) -> dict[str, float]:
     return asked
 
 
-def _amounts(sentence: str) -> set[str]:
+def stated_amounts(sentence: str) -> set[str]:
     """The kinds of amount a sentence states: money, a duration, a count (units, sessions, a percentage)."""
     if not _QUANTITY.search(sentence):
         return set()
@@ -514,7 +529,7 @@ def sentences(text: str) -> list[str]:
 def _split(passage: str) -> tuple[list[str], list[set[str]]]:
     """A passage's sentences and the terms of each (the kinds of amount it states marked: MONEY, TIME, COUNT)."""
     parts = sentences(passage)
-    return parts, [set(terms(part)) | _amounts(part) for part in parts]
+    return parts, [set(terms(part)) | stated_amounts(part) for part in parts]
 
 
 def answer_text(
@@ -526,6 +541,8 @@ def answer_text(
     wants_quantity: dict | None = None,
     limit=ANSWER_CHARS,
     split: tuple | None = None,
+    services: frozenset = frozenset(),
+    offers: bool = False,
 ) -> str:
     """Whole sentences of ``passage``, at most ``limit`` characters where its sentences allow (a single longer
     sentence is kept whole rather than cut), never cut mid-sentence: the run of consecutive sentences that holds
@@ -557,9 +574,14 @@ def answer_text(
     # A concept is the topic when the title names it: the question's word, or the rest of a service's name that
     # the question named in part ("chemical" of "Chemical Peel" for "peel").
     topical = [any(t in title_terms for t, w in c.items() if w >= 1.0 or len(c) == 1) for c in concepts]
+    # "do you do financing for filler?" (``offers``: whether the clinic offers something) is answered where the
+    # document says what it is about, its opening, as a label does: the title's words its first sentence says count
+    # in full there, but the names of the services asked about (a service's document opens with its price)
+    opening = title_terms & sentence_terms[0] - services if offers else set()
 
     def covered(first, last):
-        seen, label = set().union(*sentence_terms[first : last + 1]), labels[first]
+        seen = set().union(*sentence_terms[first : last + 1])
+        label = labels[first] or (opening if first == 0 else set())
         return sum(
             (TOPIC_WEIGHT if is_topic and not label & c.keys() else 1.0)
             * max((w * idf.get(t, 0.0) for t, w in c.items() if t in seen), default=0)
@@ -613,6 +635,7 @@ def knowledge_search(*, clinic: Clinic, query: str, k: int = 5) -> list[dict]:
     idf = _idf(index, concepts)
     named = _named_services(original, services)
     wants_quantity = asked_amount(query)
+    offers = bool(_OFFERS.search(query))
     scored = _bm25(index, concepts, idf, _heads(services))
     documents = [
         {
@@ -622,7 +645,7 @@ def knowledge_search(*, clinic: Clinic, query: str, k: int = 5) -> list[dict]:
             "snippet": _snippet(index.chunks[i].text),
             "passage": " ".join(index.chunks[i].text.split()),  # the whole passage, to quote whole sentences from
             # the sentences of the passage that answer the question
-            "answer": _answer(index.chunks[i], concepts, idf, named, wants_quantity),
+            "answer": _answer(index.chunks[i], concepts, idf, named, wants_quantity, offers=offers),
             "score": round(score, 4),
             "source": "knowledge",
         }
@@ -630,10 +653,15 @@ def knowledge_search(*, clinic: Clinic, query: str, k: int = 5) -> list[dict]:
     ]
     if documents:  # the first document's answer within SHORT_ANSWER_CHARS, to go beside another reply
         first = index.chunks[scored[documents[0]["document_id"]][1]]
-        documents[0]["short_answer"] = _answer(first, concepts, idf, named, wants_quantity, limit=SHORT_ANSWER_CHARS)
+        documents[0]["short_answer"] = _answer(
+            first, concepts, idf, named, wants_quantity, limit=SHORT_ANSWER_CHARS, offers=offers
+        )
     top = documents[0]["score"] if documents else 1.0
     price_question = bool((PRICE_TERMS - {stem("much")}) & original or _HOW_MUCH.search(query))
     price_question = price_question and not _PAYING_HOW.search(query)
+    if price_question and _NO_CHARGE.search(query):  # the price words only in "free of charge", "at no cost"
+        left = set(terms(_NO_CHARGE.sub(" ", query)))
+        price_question = bool((PRICE_TERMS - {stem("much")}) & left or _HOW_MUCH.search(query))
     catalog = [
         {
             "kind": "catalog",
@@ -660,15 +688,24 @@ def knowledge_unknown_terms(*, clinic: Clinic, text: str) -> set[str]:
     return {t for t in terms(_corrected(text, index, services)) if not ({t} | expand([t])) & vocabulary}
 
 
-def _answer(chunk: _Chunk, concepts, idf, named, wants_quantity, limit: int = ANSWER_CHARS) -> str:
+def _answer(chunk: _Chunk, concepts, idf, named, wants_quantity, limit: int = ANSWER_CHARS, offers=False) -> str:
     """The passage's sentences that answer the question (``wants_quantity``: the amounts it asks for,
     ``asked_amount``), within ``limit``, led by the name of the service it asked about when those sentences do not
     say it ("Botox: Results start to show in 3-14 days...")."""
     if not chunk.sentences:  # split and stemmed once per process and passage
         chunk.sentences.extend(_split(chunk.text))
     split = tuple(chunk.sentences)
+    services = frozenset(t for s in named for t in terms(s.name))
     answer = answer_text(
-        chunk.text, concepts, idf, title=chunk.title, wants_quantity=wants_quantity, limit=limit, split=split
+        chunk.text,
+        concepts,
+        idf,
+        title=chunk.title,
+        wants_quantity=wants_quantity,
+        limit=limit,
+        split=split,
+        services=services,
+        offers=offers,
     )
     lowered, passage = answer.lower(), f"{chunk.title} {chunk.text}".lower()
     service = next((s for s in named if s.name.lower() not in lowered and s.name.lower() in passage), None)
@@ -676,7 +713,15 @@ def _answer(chunk: _Chunk, concepts, idf, named, wants_quantity, limit: int = AN
         return answer
     limit = limit - len(service.name) - 2
     shorter = answer_text(
-        chunk.text, concepts, idf, title=chunk.title, wants_quantity=wants_quantity, limit=limit, split=split
+        chunk.text,
+        concepts,
+        idf,
+        title=chunk.title,
+        wants_quantity=wants_quantity,
+        limit=limit,
+        split=split,
+        services=services,
+        offers=offers,
     )
     return f"{service.name}: {shorter}"
 

@@ -213,13 +213,16 @@ def misspelling_of(word: str, candidates) -> str | None:
     """The candidate ``word`` is a misspelling of: same first letter, one edit away (two for a word of seven
     letters or more: "juvaderm"), the nearest and then the shortest. A real word that is merely near a candidate
     ("spring" / "syringe", "scared" / "scars") is two edits away and stays as it is. A short word is not read
-    as a shorter one with a letter added ("play" is not "pay"): a short misspelling drops a letter ("botx")."""
+    as a shorter one with a letter added ("play" is not "pay"): a short misspelling drops a letter ("botx"); nor is a
+    longer word two letters longer than a candidate ("situation" is not "station")."""
     bound = 1 if len(word) <= 6 else 2
     best = None
     for candidate in candidates:
         if candidate[:1] != word[:1] or candidate == word or (len(word) <= 5 and len(candidate) < len(word)):
             continue
         distance = edit_distance(word, candidate, bound)
+        if distance == 2 and len(word) - len(candidate) >= 2:  # two letters too many: "situation" is no "station"
+            continue
         if distance <= bound and (best is None or (distance, len(candidate), candidate) < best):
             best = (distance, len(candidate), candidate)
     return best[2] if best else None
@@ -405,6 +408,19 @@ QUERY_PHRASES = [
     ),
     (
         re.compile(r"\b(did not|didnt|not|isnt|is not|hasnt|has not) (work|working|worked|kicked in)\b"),
+        "results touchup",
+    ),
+    # "nursing my baby": breastfeeding (not the nurse practitioner, not the baby arriving)
+    (
+        re.compile(r"\b(nursing|feeding) (my|a|the|our) (baby|newborn|son|daughter|little one|infant)\b"),
+        "breastfeeding",
+    ),
+    # "what if i'm not happy with how it turns out": the result, not anyone's being happy to help
+    (
+        re.compile(
+            r"\b(not|never|wasnt|isnt|arent|im not|un) ?(happy|satisfied|pleased) (with )?(how|the|my|it|results?)\b|"
+            r"\bdissatisfied\b|\b(dont|do not) like (how|the way) (it|they) (looks?|turns? out)\b"
+        ),
         "results touchup",
     ),
     # "is it cool if i...": asking leave, not about cooling
