@@ -431,7 +431,11 @@ _INFO_QUESTION = re.compile(
 _HAD_TREATMENT = re.compile(
     r"\b(i )?(just )?(got|had|did|done|finished)\b.{0,30}\b(today|yesterday|this morning|this afternoon|last (week|"
     r"night|month)|earlier|ago|hours? ago|days? ago)\b|\b(yesterday|this morning|earlier today|last week)\b.{0,20}\b"
-    r"(got|had|did)\b"
+    r"(got|had|did)\b|"
+    # "had my peel wed, can i use retinol yet": a weekday with a treatment had (not "had to cancel", not a booking)
+    r"\b(i )?(just )?(had|did)\b(?! to\b)"
+    r"(?!.{0,30}\b(book\w*|appointment|scheduled|reserv\w*|plans?|questions?|moved|changed|switched)\b).{0,30}\b"
+    r"(on |last |this past )?(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b(?! (at|@)\b)(?! \d)"
 )
 
 

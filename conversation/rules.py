@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
 from functools import cached_property
 
-from django.db.models import Q
-
-from knowledge.text import terms
+from knowledge.services import asked_amount, stated_amounts
+from knowledge.text import expand, query_terms, terms
 from medspa.models import format_cents
 from medspa.timetext import time_label, when_label, zone_label
 
@@ -233,6 +232,11 @@ CAN_I_YET = re.compile(
 )
 # A question about the treatment itself with no name in it ("how long does it last?", "when will i see results"):
 # about the one booked or being booked.
+# "is this covered by insurance?" while Botox times are on offer: the treatment, by a pronoun.
+THIS_TREATMENT = re.compile(
+    r"\b(is|are|does|will|would) (this|that|these)\b(?! (place|clinic|number|line|you))|"
+    r"\b(this|that) (treatment|procedure)\b"
+)
 ABOUT_IT = re.compile(
     r"\b(it|they|results?|effects?)\b.{0,30}\b(last|lasts|wear off|kick in|show|see|work|take effect)\b|"
     r"\b(last|lasts|wear off|kick in|take effect)\b.{0,15}\b(it|they|results?|effects?)\b|"
@@ -256,6 +260,12 @@ OTHER_TREATMENTS = re.compile(
     r"hair restoration|dermaplaning|vampire facial|radiesse|kybella for (the )?(neck|arms))\b"
 )
 # Who treats: "who does the injections", "is it a real doctor", "MD or NP", "a dude or lady doc"
+# "is my thursday appointment with dr smith or the np?", "who is my appt with": who the booking is with.
+BOOKED_WITH = re.compile(
+    r"\b(is|s) my (\w+ ){0,2}(appointment|booking|visit|treatment|consult\w*) with\b(?! you\b)|"
+    r"\bwho (is|s) my (\w+ ){0,2}(appointment|booking|visit|treatment|consult\w*) with\b|"
+    r"\bwho am i (seeing|booked with|with)\b"
+)
 WHO_DOES = re.compile(
     r"\bwho (actually |really |exactly )?(does|do|will do|is doing|injects|will be doing|will be injecting|"
     r"is injecting|would be doing|(will|would|is going to) (perform|administer|give|do)|"
@@ -1015,11 +1025,15 @@ class RulesEngine(Engine):
         """ "Who does the injections?", "is it a real doctor?", "MD or NP?": the providers who do the treatment asked
         about (or booked, or chosen; all of them for none), by name and title from the clinic's records; "who is
         doing mine?" from the booking."""
-        if t.provider is not None or not WHO_DOES.search(t.lowered) or parsing.asks_for_times(t.text):
+        if parsing.asks_for_times(t.text):
+            return None
+        c, tools = t.c, t.tools
+        if BOOKED_WITH.search(t.lowered) and (upcoming := tools.upcoming_booking()) is not None:
+            return _with_whom(upcoming, t.tz)  # "is my thursday appointment with dr smith or the np?"
+        if t.provider is not None or not WHO_DOES.search(t.lowered):
             return None
         if "question" not in t.wants and "?" not in t.text:
             return None
-        c, tools = t.c, t.tools
         upcoming = tools.upcoming_booking()
         mine = upcoming is not None and (not t.mentioned or upcoming.service_id in t.mentioned)
         if mine and re.search(r"\b(my|mine|me)\b", t.lowered):
@@ -1543,13 +1557,18 @@ class RulesEngine(Engine):
 
     def _price_unless_said(self, c, tools) -> str:
         """ "Botox is $12 per unit. ": the price of the service being booked, before the first times offered for
-        it, unless the patient has seen it already (or is moving an appointment, whose price is settled)."""
+        it, unless our last text said it, and no other service's (or the patient is moving an appointment, whose
+        price is settled). A price said earlier in the conversation, or beside others ("Botox is $12 per unit.
+        Dysport is $4.50 per unit."), is said again with the times of the one chosen: it confirms what is booked."""
         if c.rescheduling_id:
             return ""
         price = tools.lookup_service(c.service_id)["price"]
-        said_es = i18n.gsm7(i18n.price_es(price))  # as a Spanish reply said it
-        said = c.messages.filter(Q(body__contains=price) | Q(body__contains=said_es), direction="outbound").exists()
-        return "" if said else f"{c.service.name} is {price}. "
+        last = c.messages.filter(direction="outbound").order_by("-pk").values_list("body", flat=True).first() or ""
+        said = [p for p in (price, i18n.gsm7(i18n.price_es(price))) if p in last]  # as an English or Spanish reply
+        others = [s.price_text() for s in tools.catalog() if s.pk != c.service_id]
+        if said and not any(o in last.replace(said[0], "") for o in others):
+            return ""
+        return f"{c.service.name} is {price}. "
 
     def _soonest_times(self, c, tools, tz) -> str:
         """The soonest open times of the next week, as offered ("..., or tell me a day"); empty when none."""
@@ -1567,11 +1586,11 @@ class RulesEngine(Engine):
             if cue.search(t.lowered):
                 text = f"{text} {words}"
         if parsing.had_treatment(t.text) and "aftercare" not in text:
-            text = f"{text} aftercare"
+            text = f"{text} aftercare after"  # "had a chemical peel tuesday": the aftercare, not the peel's page
         if parsing.is_health_question(t.text) and t.tools.upcoming_booking() is not None:
             text = f"{text} after booking reschedule"  # "just found out i'm pregnant, what about thursday?"
         about_treatment = text != t.text or parsing.is_info_question(t.text) or parsing.is_health_question(t.text)
-        about_treatment = about_treatment or bool(ABOUT_IT.search(t.lowered))
+        about_treatment = about_treatment or bool(ABOUT_IT.search(t.lowered) or THIS_TREATMENT.search(t.lowered))
         if t.mentioned or not about_treatment:  # "where do i park?" is about no treatment
             return text
         upcoming = t.tools.upcoming_booking()
@@ -1764,7 +1783,15 @@ class RulesEngine(Engine):
         named = parsing.find_services(text, _catalog_names(tools))
         if len(named) == 1 and results[0]["kind"] == "document":
             name = tools.lookup_service(named[0])["name"]
-            about_it = parsing.find_services(f"{said or text} {results[0]['title']}", _catalog_names(tools))
+            catalog = _catalog_names(tools)
+            about_it = parsing.find_services(f"{said or text} {results[0]['title']}", catalog)
+            # the treatment a question asks about, not one only its context names ("a gift card for one of your
+            # facials... do you sell gift cards?" is not "HydraFacial: Gift cards...")
+            questions = [question for _, question in _question_parts(said or text)]
+            if questions and not any(named[0] in parsing.find_services(q, catalog) for q in questions):
+                about_it = []
+            if THIS_TREATMENT.search(parsing.normalise(said or text)):  # "before I pick, is this covered by..."
+                about_it.append(named[0])
             if name.lower() not in body.lower() and named[0] in about_it:
                 # "do i stop aspirin before filler?": say which treatment it is for (not "Botox: Parking: ...")
                 body = f"{name}: {body}"
@@ -1787,7 +1814,8 @@ class RulesEngine(Engine):
         A text that asks several questions ("do you take HSA? also do you do payment plans") gets the answer to
         each, one passage per question, within MAX_ANSWERS_CHARS."""
         first = results[0].get("answer") or results[0]["snippet"]
-        clauses = _question_clauses(said)
+        parts = _question_parts(said)
+        clauses = [f"{context} {question}".strip() for context, question in parts]
         if len(clauses) < 2:
             return self._focused(tools, said, results, first) or first
         catalog = _catalog_names(tools)
@@ -1802,30 +1830,42 @@ class RulesEngine(Engine):
             price, amount = f"{info['name']} is {info['price']}.", info["price"]
         answers, seen = [], set()
         room = MAX_ANSWERS_CHARS - (len(price) + 1 if price else 0)
-        for clause in [cl for cl in clauses if not (price and "price" in parsing.intents(cl))][:3]:
+        asked = [
+            (cl, q) for cl, (_, q) in zip(clauses, parts, strict=True) if not (price and "price" in parsing.intents(cl))
+        ]
+        subject = ""  # the title of the document that answered the question before, when it named no treatment
+        for clause, question in asked[:3]:
             # each question searched with the hints its own words call for, and that treatment ("how long till it
-            # wears off" while Botox times are on offer)
+            # wears off" while Botox times are on offer); the treatment a question itself names is the next ones'
+            # "it" (not one its context names: "a gift card for one of your facials... do you sell gift cards")
             hints = [words for cue, words in SEARCH_HINTS if cue.search(clause)]
-            named_here = parsing.find_services(clause, catalog)
+            named_here = parsing.find_services(question, catalog)
             if named_here:  # "does botox hurt? ... how long does it last": the next questions' "it"
                 treatment = [tools.lookup_service(named_here[0])["name"]]
-            else:
+            elif treatment:
                 hints += treatment
+            elif subject and re.search(r"\b(it|its|they|them|that|one)\b", question):
+                hints.append(subject)  # "do you sell gift cards, and how long would she have to use it?"
             query = " ".join([clause, *hints])
             found = [r for r in tools.search_knowledge(query) if r.get("snippet") and r["kind"] == "document"]
             if not found:
                 continue
+            subject = found[0]["title"]
             # the first in full, the next ones the run chosen at the short length, so that they fit whole (all at the
             # short length when three questions are asked: "financing? 0%? does applying hurt my credit")
             short = answers or len(clauses) > 2
             best = (short and found[0].get("short_answer")) or found[0].get("answer") or found[0]["snippet"]
             if found[0]["document_id"] in seen:  # the same document: what it says of this question, if not yet said
-                quoted = " ".join(answers)
-                best = " ".join(s for s in _sentences(best) if s not in quoted)
+                quoted = " ".join(answers)  # the sentences chosen for this question, else the rest of the passage
+                unsaid = [
+                    " ".join(s for s in _sentences(text) if s.split(": ", 1)[-1] not in quoted)
+                    for text in (found[0].get("answer") or best, found[0].get("passage") or best)
+                ]
+                best = next((text for text in unsaid if text), "")
                 if not best:
                     continue
             seen.add(found[0]["document_id"])
-            answer = _sentences_within(best, room - sum(len(a) + 1 for a in answers))
+            answer = _sentences_within(best, room - sum(len(a) + 1 for a in answers), about=clause)
             if len(answer) < 40:  # no room for a whole answer
                 break
             answers.append(answer)
@@ -1866,26 +1906,57 @@ class RulesEngine(Engine):
 MAX_ANSWERS_CHARS = 460  # several answers in one text: about three SMS segments
 _CLAUSE_SPLIT = re.compile(
     r"\?+|\(\d\)|\b\d\)\s|\balso\b|\band (?=(?:can|do|does|is|are|will|what|how|where|when|should|would)\b)|"
+    r"\band (?=(?:within|in|for|by|after|before|until|till) (?:what|which|how)\b)|"  # "and within what window..."
     r"(?:^|\s)\d[.)]? (?=(?:how|what|whats|is|are|do|does|can|could|where|when|will|should|who|which)\b)"  # "1. how..."
 )
 _STATEMENT_END = re.compile(r"(?<=[A-Za-z])[.!]+\s+")  # "never done this before. does it hurt"
 _CLAUSE_LEAD = re.compile(
     r"^((so|but|for|and|also|plus|or|then|may i ask|can i ask|i wonder|i was wondering|(hey|hi|hello)( there)?|"
-    r"ok|okay|um+|uh+|oh|well|lol|omg|hmm+|quick question)\s+)+"
+    r"ok|okay|um+|uh+|oh|well|lol|omg|hmm+|quick question|before i (choose|pick|book|decide|commit))\s+)+"
 )
-_ASKS = re.compile(r"^(what|whats|how|do|does|is|are|can|could|would|will|when|where|why|which|who|should|any)\b")
+_EITHER = re.compile(
+    r"^(?P<head>(do|does|can|will) (you|i|they|we)( guys| all)? (take|accept|do|offer|have|use|carry|sell)( an?| my)?) "
+    r"(?P<a>[a-z]+( [a-z]+)?) or (?P<b>[a-z]+( [a-z]+)?)$"
+)
+_ASKED_INSIDE = re.compile(r"(?<=\w )(can|could|do|does|is|are|will|should|would) (i|you|we|it|they)\b")
+_ASKS = re.compile(
+    r"^((within|in|for|by|after|before|until|till|at|on|from) (?=what|which|how|when))?"  # "within what window..."
+    r"(what|whats|how|hows|do|does|is|are|can|could|would|will|when|whens|where|wheres|why|which|who|whos|should|"
+    r"any)\b"
+)
 
 
 def _question_clauses(text: str) -> list[str]:
-    """The questions a text asks, each on its own ("do you take hsa cards", "do u do financing"); one question (or
-    none) when it asks one."""
-    clauses, context = [], ""
+    """The questions a text asks, each on its own ("do you take hsa cards", "do u do financing"), each after its
+    context (what was said before it); one question (or none) when it asks one."""
+    return [f"{context} {question}".strip() for context, question in _question_parts(text)]
+
+
+def _question_parts(text: str) -> list[tuple[str, str]]:
+    """``_question_clauses``, each as (context, question)."""
+    clauses, context, standing = [], "", ""
     for sentence in _STATEMENT_END.split(text):  # before normalising, which drops the full stops
-        for part in _CLAUSE_SPLIT.split(parsing.normalise(sentence)):
+        parts = []  # (part, whether a question mark ends it: "parking near u? or whats the closest T stop")
+        for piece in re.split(r"(?<=\?)", parsing.normalise(sentence)):
+            split = [p for p in _CLAUSE_SPLIT.split(piece) if p and p.strip(" ,.;:!-")]
+            parts += [(p, piece.rstrip().endswith("?") and i == len(split) - 1) for i, p in enumerate(split)]
+        for part, marked in parts:
             part = _CLAUSE_LEAD.sub("", (part or "").strip(" ,.;:!-"))
-            if len(part.split()) >= 3 and (_ASKS.match(part) or parsing.is_info_question(part)):
+            inner = _ASKED_INSIDE.search(part) if marked and not _ASKS.match(part) else None
+            if inner and parsing.is_health_question(part[: inner.start()]):
+                # "currently 14 wks pregnant can i do dysport...?": the condition before the question is its context
+                context, part = f"{context} {part[: inner.start()]}".strip(), part[inner.start() :]
+            asked_short = marked and len(part.split()) <= 5  # "parking near u?": a question without a question word
+            if len(part.split()) >= (2 if asked_short else 3) and (
+                asked_short or _ASKS.match(part) or parsing.is_info_question(part)
+            ):
                 # what was said before it is its context ("got a gift card last christmas. does it expire")
-                clauses.append(f"{context} {part}".strip())
+                either = _EITHER.match(part)  # "do u take insurance or hsa": two questions
+                asked = [f"{either['head']} {either['a']}", f"{either['head']} {either['b']}"] if either else [part]
+                # a health condition stated first is the context of every question after it ("14 wks pregnant, can
+                # i do dysport? could i do a facial instead")
+                standing = context if context and parsing.is_health_question(context) else standing
+                clauses += [(context or standing, question) for question in asked]
                 context = ""
             elif part:
                 context = f"{context} {part}".strip()
@@ -1897,15 +1968,32 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.findall(r".+?[.!?](?=\s|$)|.+$", text.strip())]
 
 
-def _sentences_within(text: str, budget: int) -> str:
-    """The passage's first whole sentences that fit in ``budget`` characters (empty when not even one does)."""
-    kept = ""
-    for sentence in _sentences(text):
-        candidate = f"{kept} {sentence}".strip()
-        if len(candidate) > budget:
-            break
-        kept = candidate
-    return kept
+def _sentences_within(text: str, budget: int, about: str = "") -> str:
+    """The passage's first whole sentences that fit in ``budget`` characters (empty when not even one does). With
+    ``about`` (the question), the run of consecutive sentences that fits and says most of its words (and their
+    synonyms) when not all of them fit: "how long till i can train again" keeps "Skip workouts ... for 48 hours"
+    rather than the sentence before it; of equals, the earliest."""
+    parts = _sentences(text)
+    runs = []
+    for first in range(len(parts) if about else 1):
+        kept = ""
+        for sentence in parts[first:]:
+            candidate = f"{kept} {sentence}".strip()
+            if len(candidate) > budget:
+                break
+            kept = candidate
+        runs.append(kept)
+    if len(runs) == 1 or runs[0] == " ".join(parts):
+        return runs[0]
+    asked = [({t} | expand([t]), weight) for t, weight in query_terms(about)]  # as the search weighs them
+    amounts = asked_amount(about)  # "how long would she have to use it": a sentence that states a duration
+
+    def says(run):
+        stated = stated_amounts(run)
+        words = sum(weight for group, weight in asked if group & set(terms(run)))
+        return words + max((weight for kind, weight in amounts.items() if kind in stated), default=0.0)
+
+    return max(runs, key=says)
 
 
 def _first_document_answer(tools, query: str) -> str:
