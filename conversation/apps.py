@@ -6,4 +6,8 @@ class ConversationConfig(AppConfig):
     verbose_name = "Conversations"
 
     def ready(self):
-        from . import startup_checks  # noqa: F401  (registers the system checks)
+        from celery import signals
+
+        from . import intent, startup_checks  # noqa: F401  (startup_checks registers the system checks)
+
+        signals.worker_ready.connect(intent.warm_up, weak=False)

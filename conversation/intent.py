@@ -21,6 +21,7 @@ time. The rules engine acts only on the readings it would otherwise get wrong mo
 
 import functools
 import logging
+import threading
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -86,9 +87,28 @@ def train(items=None):
     return model
 
 
+_training = threading.Lock()
+
+
 @functools.cache
-def _model():
+def _trained():
     return train()
+
+
+def _model():
+    """The model, trained once per process: the first caller trains it while the others (a worker's threads)
+    wait, rather than each training its own."""
+    with _training:
+        return _trained()
+
+
+def warm_up(sender=None, **kwargs):
+    """Celery's worker_ready: a worker that answers patients (it consumes the ``ai`` queue) trains the model before it
+    takes its first task, so that no patient waits the seconds it takes (a worker started again after a crash)."""
+    consumer = getattr(sender, "task_consumer", None)
+    queues = {queue.name for queue in getattr(consumer, "queues", [])}
+    if enabled() and "ai" in queues:
+        _model()
 
 
 def enabled() -> bool:

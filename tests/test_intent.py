@@ -3,7 +3,11 @@
 engine is also pinned with a model taught here on made-up words, so that the test says which reading leads where
 whatever the corpus learns. The clock is pinned (Monday 10:15 in Boston), the demo clinic on its built-in calendar."""
 
+import threading
+import time
+
 import pytest
+from celery import signals
 
 from conversation import intent, rules
 from conversation.corpus import corpus, half_of
@@ -230,3 +234,53 @@ def test_a_booked_patient_is_read_in_the_booked_context(patient, contexts):
     book_botox(patient)
     patient.reply("do i need to do anything before?")
     assert contexts[-1] == "booked_botox"
+
+
+class _Queue:
+    def __init__(self, name):
+        self.name = name
+
+
+class _Consumer:
+    def __init__(self, *names):
+        self.task_consumer = type("TaskConsumer", (), {"queues": [_Queue(n) for n in names]})()
+
+
+@pytest.mark.parametrize(("queues", "trains"), [(("default", "ai", "emr"), True), (("sms",), False)])
+def test_a_worker_that_answers_patients_trains_the_model_before_its_first_task(monkeypatch, settings, queues, trains):
+    settings.CONVERSATION_INTENT_MODEL = True
+    trained = []
+    monkeypatch.setattr(intent, "train", lambda items=None: trained.append(items) or "model")
+    intent._trained.cache_clear()
+    try:
+        intent.warm_up(sender=_Consumer(*queues))
+        assert trained == ([None] if trains else [])
+        intent.warm_up(sender=_Consumer(*queues))  # once per process
+        assert len(trained) == (1 if trains else 0)
+    finally:
+        intent._trained.cache_clear()
+
+
+def test_threads_asking_at_once_train_one_model(monkeypatch):
+    trained = []
+
+    def slow_train(items=None):
+        trained.append(items)
+        time.sleep(0.2)
+        return "model"
+
+    monkeypatch.setattr(intent, "train", slow_train)
+    intent._trained.cache_clear()
+    try:
+        threads = [threading.Thread(target=intent._model) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert trained == [None]
+    finally:
+        intent._trained.cache_clear()
+
+
+def test_the_worker_ready_signal_warms_the_model():
+    assert intent.warm_up in [receiver for _, receiver in signals.worker_ready.receivers]  # connected, not weakly

@@ -114,6 +114,26 @@ def alert_for(message) -> StaffAlert | None:
     return StaffAlert.objects.filter(dedupe_key=f"sms-unsettled:{message.pk}").first()
 
 
+def where_they_stopped(stack, patients) -> str:
+    """For a scenario that timed out: each patient's texts, turns and replies (ids and states), what waits in the
+    broker, and the workers' last log lines (ids only, as every log line here)."""
+    lines = []
+    for p in patients:
+        conversation = Conversation.objects.filter(clinic=p.setup.clinic, patient_phone=p.phone).first()
+        inbound = Message.objects.filter(clinic=p.setup.clinic, from_number=p.phone).order_by("pk")
+        lines.append(
+            f"conversation {conversation and conversation.pk} state={conversation and conversation.state} "
+            f"handled_through={conversation and conversation.handled_through}; inbound "
+            f"{[(m.pk, m.status, Turn.objects.filter(inbound=m).count()) for m in inbound]}; outbound "
+            f"{[(m.pk, m.status, m.attempts) for m in outbound(p)]}"
+        )
+    lines.append(f"queued: {counted(queued_tasks(stack, 'inbound', 'ai', 'sms', 'default', 'emr', 'periodic'))}")
+    for name in ("worker", "worker-sms", "beat"):
+        if name in stack.processes:
+            lines.append(f"--- {name} ---\n{stack.processes[name].tail(25)}")
+    return "\n".join(lines)
+
+
 def clean_unacked(stack):
     """Deliveries a killed worker held stay in Redis's unacked set until the visibility timeout (an hour); the rows
     they were about are settled, so drop them rather than have the next scenario's teardown wait on them."""
@@ -399,9 +419,13 @@ def test_killed_workers_with_sends_in_flight_strand_no_text(clinic_factory, e2e,
             f"with {len(stranded)} sends in flight (messages {[m.pk for m in stranded]}: sending, no provider id); "
             "restarted at once."
         )
-        wait_for(
-            lambda: all(len(p.sends()) >= 1 for p in patients), "every patient's reply at Telnyx", 120, interval=0.5
-        )
+        try:
+            wait_for(
+                lambda: all(len(p.sends()) >= 1 for p in patients), "every patient's reply at Telnyx", 120, interval=0.5
+            )
+        except AssertionError as error:  # say where each unanswered patient's text stopped (ids and states only)
+            unanswered = [p for p in patients if not p.sends()]
+            raise AssertionError(f"{error}\n{where_they_stopped(e2e, unanswered)}") from None
         for p in patients:
             assert p.replies_to(steps[p], timeout=5) == [expect.price()]
         slowest = max(time.monotonic() - step.started for step in steps.values())
