@@ -13,7 +13,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import NamedTuple
 
 from django.core.cache import cache
@@ -694,35 +694,24 @@ def _answer(chunk: _Chunk, concepts, idf, named, wants_quantity, limit: int = AN
     say it ("Botox: Results start to show in 3-14 days...")."""
     if not chunk.sentences:  # split and stemmed once per process and passage
         chunk.sentences.extend(_split(chunk.text))
-    split = tuple(chunk.sentences)
     services = frozenset(t for s in named for t in terms(s.name))
-    answer = answer_text(
+    choose = partial(
+        answer_text,
         chunk.text,
         concepts,
         idf,
         title=chunk.title,
         wants_quantity=wants_quantity,
-        limit=limit,
-        split=split,
+        split=tuple(chunk.sentences),
         services=services,
         offers=offers,
     )
+    answer = choose(limit=limit)
     lowered, passage = answer.lower(), f"{chunk.title} {chunk.text}".lower()
     service = next((s for s in named if s.name.lower() not in lowered and s.name.lower() in passage), None)
     if service is None:
         return answer
-    limit = limit - len(service.name) - 2
-    shorter = answer_text(
-        chunk.text,
-        concepts,
-        idf,
-        title=chunk.title,
-        wants_quantity=wants_quantity,
-        limit=limit,
-        split=split,
-        services=services,
-        offers=offers,
-    )
+    shorter = choose(limit=limit - len(service.name) - 2)
     return f"{service.name}: {shorter}"
 
 
