@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
 from functools import cached_property
 
-from knowledge.services import asked_amount, stated_amounts
-from knowledge.text import expand, query_terms, terms
+from knowledge.services import question_coverage
+from knowledge.text import terms
 from medspa.models import format_cents
 from medspa.timetext import time_label, when_label, zone_label
 
@@ -1779,16 +1779,16 @@ class RulesEngine(Engine):
         results = [r for r in tools.search_knowledge(text) if r.get("snippet")]
         if not results:
             return self._not_known(tools)
-        body = self._answers(tools, text, results, said or text)
-        named = parsing.find_services(text, _catalog_names(tools))
+        parts = _question_parts(said or text)
+        body = self._answers(tools, text, results, said or text, parts)
+        catalog = _catalog_names(tools)
+        named = parsing.find_services(text, catalog)
         if len(named) == 1 and results[0]["kind"] == "document":
             name = tools.lookup_service(named[0])["name"]
-            catalog = _catalog_names(tools)
             about_it = parsing.find_services(f"{said or text} {results[0]['title']}", catalog)
             # the treatment a question asks about, not one only its context names ("a gift card for one of your
             # facials... do you sell gift cards?" is not "HydraFacial: Gift cards...")
-            questions = [question for _, question in _question_parts(said or text)]
-            if questions and not any(named[0] in parsing.find_services(q, catalog) for q in questions):
+            if parts and not any(named[0] in parsing.find_services(q, catalog) for _, q in parts):
                 about_it = []
             if THIS_TREATMENT.search(parsing.normalise(said or text)):  # "before I pick, is this covered by..."
                 about_it.append(named[0])
@@ -1809,12 +1809,11 @@ class RulesEngine(Engine):
         tools.hand_off("a question the clinic's information does not answer")
         return "Good question! I don't have that information, so I've asked our team to get back to you shortly."
 
-    def _answers(self, tools, text, results, said) -> str:
+    def _answers(self, tools, text, results, said, parts) -> str:
         """The sentences of the best passage that answer the question, whole, within two SMS segments (knowledge).
-        A text that asks several questions ("do you take HSA? also do you do payment plans") gets the answer to
-        each, one passage per question, within MAX_ANSWERS_CHARS."""
+        A text that asks several questions ("do you take HSA? also do you do payment plans"; ``parts``, its
+        ``_question_parts``) gets the answer to each, one passage per question, within MAX_ANSWERS_CHARS."""
         first = results[0].get("answer") or results[0]["snippet"]
-        parts = _question_parts(said)
         clauses = [f"{context} {question}".strip() for context, question in parts]
         if len(clauses) < 2:
             return self._focused(tools, said, results, first) or first
@@ -1970,9 +1969,9 @@ def _sentences(text: str) -> list[str]:
 
 def _sentences_within(text: str, budget: int, about: str = "") -> str:
     """The passage's first whole sentences that fit in ``budget`` characters (empty when not even one does). With
-    ``about`` (the question), the run of consecutive sentences that fits and says most of its words (and their
-    synonyms) when not all of them fit: "how long till i can train again" keeps "Skip workouts ... for 48 hours"
-    rather than the sentence before it; of equals, the earliest."""
+    ``about`` (the question), the run of consecutive sentences that fits and says most of it
+    (``knowledge.services.question_coverage``) when not all of them fit: "how long till i can train again" keeps
+    "Skip workouts ... for 48 hours" rather than the sentence before it; of equals, the earliest."""
     parts = _sentences(text)
     runs = []
     for first in range(len(parts) if about else 1):
@@ -1985,15 +1984,7 @@ def _sentences_within(text: str, budget: int, about: str = "") -> str:
         runs.append(kept)
     if len(runs) == 1 or runs[0] == " ".join(parts):
         return runs[0]
-    asked = [({t} | expand([t]), weight) for t, weight in query_terms(about)]  # as the search weighs them
-    amounts = asked_amount(about)  # "how long would she have to use it": a sentence that states a duration
-
-    def says(run):
-        stated = stated_amounts(run)
-        words = sum(weight for group, weight in asked if group & set(terms(run)))
-        return words + max((weight for kind, weight in amounts.items() if kind in stated), default=0.0)
-
-    return max(runs, key=says)
+    return max(runs, key=lambda run: question_coverage(run, about))
 
 
 def _first_document_answer(tools, query: str) -> str:

@@ -481,7 +481,7 @@ def asked_amount(query: str) -> dict[str, float]:
     return asked
 
 
-def stated_amounts(sentence: str) -> set[str]:
+def _amounts(sentence: str) -> set[str]:
     """The kinds of amount a sentence states: money, a duration, a count (units, sessions, a percentage)."""
     if not _QUANTITY.search(sentence):
         return set()
@@ -526,10 +526,20 @@ def sentences(text: str) -> list[str]:
     return [s for s in out if s]
 
 
+def question_coverage(text: str, question: str) -> float:
+    """How much of ``question`` ``text`` says: its words (and their synonyms) weighted as the search weighs them,
+    plus the kind of amount it asks for when ``text`` states one ("how long would she have to use it": "valid for at
+    least 7 years")."""
+    said = set(terms(text))
+    words = sum(weight for t, weight in query_terms(question) if ({t} | expand([t])) & said)
+    stated = _amounts(text)
+    return words + max((weight for kind, weight in asked_amount(question).items() if kind in stated), default=0.0)
+
+
 def _split(passage: str) -> tuple[list[str], list[set[str]]]:
     """A passage's sentences and the terms of each (the kinds of amount it states marked: MONEY, TIME, COUNT)."""
     parts = sentences(passage)
-    return parts, [set(terms(part)) | stated_amounts(part) for part in parts]
+    return parts, [set(terms(part)) | _amounts(part) for part in parts]
 
 
 def answer_text(
@@ -657,11 +667,10 @@ def knowledge_search(*, clinic: Clinic, query: str, k: int = 5) -> list[dict]:
             first, concepts, idf, named, wants_quantity, limit=SHORT_ANSWER_CHARS, offers=offers
         )
     top = documents[0]["score"] if documents else 1.0
-    price_question = bool((PRICE_TERMS - {stem("much")}) & original or _HOW_MUCH.search(query))
+    # the price words outside "free of charge", "at no cost"
+    priced = set(terms(_NO_CHARGE.sub(" ", query))) if _NO_CHARGE.search(query) else original
+    price_question = bool((PRICE_TERMS - {stem("much")}) & priced or _HOW_MUCH.search(query))
     price_question = price_question and not _PAYING_HOW.search(query)
-    if price_question and _NO_CHARGE.search(query):  # the price words only in "free of charge", "at no cost"
-        left = set(terms(_NO_CHARGE.sub(" ", query)))
-        price_question = bool((PRICE_TERMS - {stem("much")}) & left or _HOW_MUCH.search(query))
     catalog = [
         {
             "kind": "catalog",
